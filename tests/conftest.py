@@ -1,0 +1,108 @@
+"""Shared fixtures: a tiny real PyTorch model and a config for it, written by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_MODEL = '''
+import torch
+
+
+class TinyNet(torch.nn.Module):
+    """A conv, a pool and a linear layer: exports, simplifies and builds in about a second."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, classes)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x)).mean(dim=(2, 3))
+        return self.fc(y)
+'''
+
+TINY_CONFIG = """\
+model:
+  name: tiny
+  source: tinynet:TinyNet
+  kwargs: {classes: 10}
+inputs:
+  input: {shape: [batch, 3, 16, 16], dtype: float32}
+outputs:
+  logits: {shape: [batch, 10]}
+export: {opset: 17, exporter: torchscript}
+profiles:
+  default:
+    input: {min: [1, 3, 16, 16], opt: [2, 3, 16, 16], max: [4, 3, 16, 16]}
+build:
+  targets: [SM89]
+validate:
+  samples: 3
+  tolerance:
+    fp32: {atol: 1.0e-4, rtol: 1.0e-3}
+"""
+
+
+@dataclass
+class Project:
+    """A folder with a model module and its config, plus a private cache and output folder."""
+
+    root: Path
+    config: Path
+    cache: Path
+    out: Path
+
+    def write_config(self, text: str) -> Path:
+        self.config.write_text(textwrap.dedent(text))
+        return self.config
+
+    def edit_config(self, old: str, new: str) -> None:
+        text = self.config.read_text()
+        assert old in text, f"{old!r} not in the config"
+        self.config.write_text(text.replace(old, new))
+
+    def trtbuild(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+        """Run the real CLI in a subprocess, as a user would, in the project folder."""
+        return run_cli(*args, cwd=self.root, cache=self.cache, check=check)
+
+    def run_json(self, *args: str) -> dict:
+        completed = self.trtbuild("run", str(self.config), "--out", str(self.out), "--json", *args)
+        assert completed.returncode in (0, 1), completed.stderr
+        return json.loads(completed.stdout)
+
+
+def run_cli(*args: str, cwd: Path, cache: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TRTBUILD_CACHE_DIR": str(cache)}
+    env.pop("TRTBUILD_DEBUG", None)
+    completed = subprocess.run(
+        [sys.executable, "-m", "trtbuild", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"trtbuild {' '.join(args)} exited {completed.returncode}:\n{completed.stderr}")
+    return completed
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Project:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "tinynet.py").write_text(TINY_MODEL)
+    config = root / "tiny.yaml"
+    config.write_text(TINY_CONFIG)
+    return Project(root=root, config=config, cache=tmp_path / "cache", out=root / "build")
+
+
+def states(document: dict) -> dict[str, str]:
+    """Task id -> state from a `run --json` document."""
+    return {task["id"]: task["state"] for task in document["tasks"]}

@@ -1,0 +1,1 @@
+"""Backends: adapters over the engine builders. `trt` covers both TensorRT flavours."""

@@ -1,0 +1,113 @@
+"""Steps that make an engine, named after what they produce from what (Polygraphy's habit)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtbuild.backends.trt import flavour as flavours
+from trtbuild.errors import TaskError
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    profiles: Sequence[Mapping[str, Any]]  # [{"name", "shapes": {input: {"min","opt","max"}}}]
+    workspace: int | None = None
+    optimization_level: int | None = None
+    targets: Sequence[str] = ()  # TensorRT-RTX compute capabilities, e.g. ("SM89",)
+
+
+@dataclass
+class Network:
+    trt: Any  # the flavour's module
+    logger: Any
+    builder: Any
+    network: Any
+    parser: Any  # owns weights the network refers to: keep it alive until the build is done
+
+
+def network_from_onnx_path(flavour: str, path: Path) -> Network:
+    trt = flavours.import_module(flavour)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    # Strongly typed networks are the only kind TensorRT 11 and TensorRT-RTX build: precision
+    # comes from the ONNX graph's types, not from builder flags.
+    flags = 0
+    if flavour == flavours.TENSORRT and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(path)):
+        raise TaskError(
+            f"the {flavour} ONNX parser rejected the graph ({parser.num_errors} error(s))",
+            [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)],
+        )
+    return Network(trt=trt, logger=logger, builder=builder, network=network, parser=parser)
+
+
+def _parser_error(error: Any) -> str:
+    node = error.node_name() or f"#{error.node()}"
+    return f"node '{node}' ({error.node_operator() or 'unknown op'}): {error.desc()}"
+
+
+def builder_config_from_settings(net: Network, flavour: str, settings: BuildSettings) -> Any:
+    trt = net.trt
+    config = net.builder.create_builder_config()
+    if settings.workspace is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace)
+    if settings.optimization_level is not None:
+        config.builder_optimization_level = settings.optimization_level
+    for profile_spec in settings.profiles:
+        profile = net.builder.create_optimization_profile()
+        for name, shape in profile_spec["shapes"].items():
+            profile.set_shape(name, tuple(shape["min"]), tuple(shape["opt"]), tuple(shape["max"]))
+        config.add_optimization_profile(profile)
+    if settings.targets:
+        if flavour != flavours.TENSORRT_RTX:
+            raise TaskError("build.targets applies to the tensorrt-rtx backend only")
+        config.num_compute_capabilities = len(settings.targets)
+        for index, target in enumerate(settings.targets):
+            config.set_compute_capability(getattr(trt.ComputeCapability, target), index)
+    return config
+
+
+def engine_bytes_from_network(net: Network, config: Any) -> bytes:
+    serialized = net.builder.build_serialized_network(net.network, config)
+    if serialized is None:
+        raise TaskError(
+            "the builder returned no engine",
+            ["rerun with TRTBUILD_LOG=debug for the builder's log; check the profiles cover the graph"],
+        )
+    return bytes(memoryview(serialized))
+
+
+def describe_io(net: Network) -> dict[str, list[dict[str, Any]]]:
+    """The network's inputs and outputs: names, dtypes and shapes (-1 for a dynamic dim)."""
+
+    def describe(tensor: Any) -> dict[str, Any]:
+        return {"name": tensor.name, "dtype": dtype_name(tensor.dtype), "shape": list(tensor.shape)}
+
+    network = net.network
+    return {
+        "inputs": [describe(network.get_input(i)) for i in range(network.num_inputs)],
+        "outputs": [describe(network.get_output(i)) for i in range(network.num_outputs)],
+    }
+
+
+DTYPE_NAMES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "UINT8": "uint8",
+    "BOOL": "bool",
+    "FP8": "float8e4m3",
+}
+
+
+def dtype_name(dtype: Any) -> str:
+    return DTYPE_NAMES.get(dtype.name, dtype.name.lower())

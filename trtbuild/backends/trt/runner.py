@@ -1,0 +1,81 @@
+"""Running an engine: needs an NVIDIA GPU that the engine's flavour and targets support.
+
+This code is real and is exercised by tests marked `gpu`, which are skipped (with the reason
+below) on machines without such a GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trtbuild.backends.trt import flavour as flavours
+
+
+def why_engine_cannot_run(flavour: str, targets: Sequence[str]) -> str | None:
+    """None when this machine can run the engine, else the reason it cannot."""
+    if not flavours.installed(flavour):
+        return f"{flavour} is not installed ({flavours.INSTALL_HINTS[flavour]})"
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (needed to hold engine inputs and outputs on the GPU)"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is available on this machine"
+    major, minor = torch.cuda.get_device_capability(0)
+    device = f"SM{major}{minor}"
+    if flavour == flavours.TENSORRT_RTX:
+        supported = tuple(targets) or flavours.RTX_DEFAULT_TARGETS
+        if device not in supported:
+            name = torch.cuda.get_device_name(0)
+            return f"the GPU ({name}, {device}) is not among the engine's targets {list(supported)}"
+    return None
+
+
+TORCH_DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "UINT8": "uint8",
+    "BOOL": "bool",
+}
+
+
+def run_engine(flavour: str, engine_path: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the engine once on numpy `feeds`; returns numpy outputs by name."""
+    import torch
+
+    trt = flavours.import_module(flavour)
+    logger = trt.Logger(trt.Logger.WARNING)
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+    if engine is None:
+        raise RuntimeError(f"{flavour} could not deserialize {engine_path.name}")
+    context = engine.create_execution_context()
+    device_tensors: dict[str, Any] = {}
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    for name in names:
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
+            tensor = torch.from_numpy(feeds[name]).cuda().contiguous()
+            context.set_input_shape(name, tuple(tensor.shape))
+            device_tensors[name] = tensor
+    for name in names:
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
+            dtype = getattr(torch, TORCH_DTYPES[engine.get_tensor_dtype(name).name])
+            shape = tuple(context.get_tensor_shape(name))
+            device_tensors[name] = torch.empty(shape, dtype=dtype, device="cuda")
+    for name, tensor in device_tensors.items():
+        context.set_tensor_address(name, tensor.data_ptr())
+    stream = torch.cuda.current_stream()
+    if not context.execute_async_v3(stream.cuda_stream):
+        raise RuntimeError("execute_async_v3 reported failure")
+    stream.synchronize()
+    return {
+        name: device_tensors[name].float().cpu().numpy()
+        for name in names
+        if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT
+    }

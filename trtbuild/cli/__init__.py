@@ -1,0 +1,66 @@
+"""The `trtbuild` command: one module per verb, each thin over `trtbuild.api`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from trtbuild import __version__
+from trtbuild.cli import plan as plan_command
+from trtbuild.cli import run as run_command
+from trtbuild.cli import schema as schema_command
+from trtbuild.cli.console import error_console
+from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
+
+VERBS = (run_command, plan_command, schema_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trtbuild",
+        description="Declarative, cached builds of TensorRT engines from PyTorch models.",
+    )
+    parser.add_argument("--version", action="version", version=f"trtbuild {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb in VERBS:
+        verb.add_parser(verbs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("TRTBUILD_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+        return status
+    except ConfigError as error:
+        console = error_console()
+        console.print(f"[bold red]error:[/] {len(error.problems)} problem(s) in the config", highlight=False)
+        for problem in error.problems:
+            console.print(problem.render(), markup=False, highlight=False)
+        return EXIT_USAGE
+    except TrtbuildError as error:
+        error_console().print(f"[bold red]error:[/] {error}", highlight=False)
+        return error.exit_status
+    except KeyboardInterrupt:
+        error_console().print("interrupted: finished tasks are cached; rerun to continue")
+        return 130
+    except Exception as error:
+        if os.environ.get("TRTBUILD_DEBUG"):
+            traceback.print_exc()
+        error_console().print(
+            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
+            "  This is a bug in trtbuild; rerun with TRTBUILD_DEBUG=1 for the traceback and report it.",
+            highlight=False,
+        )
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

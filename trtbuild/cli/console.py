@@ -1,0 +1,50 @@
+"""Terminal output: rich on stderr for progress and messages, stdout for results."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from rich.console import Console
+
+
+def error_console() -> Console:
+    return Console(stderr=True)
+
+
+def output_console() -> Console:
+    return Console()
+
+
+@contextlib.contextmanager
+def stdout_reserved_for_json() -> Iterator[TextIO]:
+    """Send everything written to stdout — by us, torch or TensorRT's C++ loggers — to stderr, and
+    yield a stream on the real stdout for the one JSON document."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    stream = os.fdopen(os.dup(saved), "w")
+    try:
+        yield stream
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        stream.flush()
+        stream.close()
+
+
+def human_seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

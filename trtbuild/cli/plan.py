@@ -1,0 +1,57 @@
+"""`trtbuild plan CONFIG...`: what would run and why, running nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.table import Table
+
+from trtbuild import api
+from trtbuild.cli.common import add_config_arguments
+from trtbuild.cli.console import output_console
+
+
+def add_parser(verbs: Any) -> None:
+    parser = verbs.add_parser("plan", help="show the task graph and what would run", description=__doc__)
+    add_config_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    the_plan = api.plan(args.configs, cache_dir=args.cache_dir, only=args.only, use_cache=not args.no_cache)
+    if args.json:
+        print(json.dumps(to_json(the_plan), indent=2, sort_keys=True))
+        return 0
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    for column in ("task", "state", "why", "inputs from", "cells"):
+        table.add_column(column)
+    for node in the_plan.graph.nodes.values():
+        status = the_plan.statuses[node.id]
+        state = "[dim]cached[/]" if status.state == "cached" else "[green]will run[/]"
+        upstream = ", ".join(dict.fromkeys(dep.node_id for dep in node.deps.values())) or "-"
+        table.add_row(node.id, state, status.reason, upstream, ", ".join(node.cells))
+    console = output_console()
+    console.print(table)
+    count = len(the_plan.to_run())
+    console.print(f"{count} of {len(the_plan.statuses)} tasks would run." if count else "Everything is cached.")
+    return 0
+
+
+def to_json(the_plan: api.Plan) -> dict[str, Any]:
+    return {
+        "tasks": [
+            {
+                "id": node.id,
+                "kind": node.kind,
+                "model": node.model,
+                "cells": node.cells,
+                "state": the_plan.statuses[node.id].state,
+                "reason": the_plan.statuses[node.id].reason,
+                "key": the_plan.statuses[node.id].key,
+                "deps": sorted({dep.node_id for dep in node.deps.values()}),
+            }
+            for node in the_plan.graph.nodes.values()
+        ]
+    }

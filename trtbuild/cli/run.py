@@ -1,0 +1,132 @@
+"""`trtbuild run CONFIG...`: build everything that is out of date."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from trtbuild import api
+from trtbuild.cli.common import add_config_arguments
+from trtbuild.cli.console import error_console, human_bytes, human_seconds, output_console, stdout_reserved_for_json
+from trtbuild.errors import UsageError
+from trtbuild.exec.events import TaskEvent
+
+STATE_STYLES = {"ran": "green", "cached": "dim", "failed": "bold red", "skipped": "yellow"}
+
+
+def add_parser(verbs: Any) -> None:
+    parser = verbs.add_parser("run", help="build everything out of date", description=__doc__)
+    add_config_arguments(parser)
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="tasks run at once (default 1)")
+    parser.add_argument("--keep-going", action="store_true", help="after a failure, run what does not depend on it")
+    parser.add_argument("--out", type=str, default="build", metavar="DIR", help="artifacts go to DIR/<model>/<cell>/")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
+    if args.json:
+        with stdout_reserved_for_json() as stream:
+            result = _run(args, progress=error_console())
+            json.dump(to_json(result), stream, indent=2, sort_keys=True)
+            stream.write("\n")
+        return result.exit_status
+    result = _run(args, progress=error_console())
+    print_summary(result, output_console())
+    return result.exit_status
+
+
+def _run(args: argparse.Namespace, progress: Console) -> api.RunResult:
+    def on_event(event: TaskEvent) -> None:
+        style = STATE_STYLES[event.state]
+        seconds = f"  {human_seconds(event.seconds)}" if event.state == "ran" else ""
+        why = f"  ({event.reason})" if event.state in ("failed", "skipped") else ""
+        progress.print(f"  [{style}]{event.state:<7}[/] {event.id}{seconds}{why}", highlight=False)
+        for detail in event.details:
+            progress.print(f"            {detail}", markup=False, highlight=False)
+        for warning in event.warnings:
+            progress.print(f"            [yellow]warning:[/] {warning}", highlight=False)
+
+    return api.run(
+        args.configs,
+        cache_dir=args.cache_dir,
+        out_dir=args.out,
+        jobs=args.jobs,
+        keep_going=args.keep_going,
+        use_cache=not args.no_cache,
+        only=args.only,
+        on_event=on_event,
+    )
+
+
+def print_summary(result: api.RunResult, console: Console) -> None:
+    counts = {state: sum(1 for e in result.events if e.state == state) for state in STATE_STYLES}
+    total = len(result.events)
+    if counts["ran"] == 0 and counts["cached"] == total:
+        console.print(f"Nothing to do: all {total} tasks are cached.")
+    else:
+        seconds = sum(e.seconds for e in result.events)
+        parts = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        console.print(f"{total} tasks: {parts} ({human_seconds(seconds)} of task time)")
+    _print_cells(result, console)
+    if result.gate_failures:
+        table = Table(title="Validation gates failed", title_style="bold red")
+        for column in ("cell", "candidate", "output", "metric", "value", "threshold"):
+            table.add_column(column)
+        for failure in result.gate_failures:
+            table.add_row(*(str(failure.get(c, "")) for c in ("cell", "candidate", "output", "metric", "value", "threshold")))
+        console.print(table)
+    for event in result.failed_tasks:
+        console.print(f"[bold red]failed:[/] {event.id}: {event.reason}", highlight=False)
+    if result.exit_status:
+        console.print("Finished tasks are cached: fix the cause and run again to continue.")
+
+
+def _print_cells(result: api.RunResult, console: Console) -> None:
+    events = {e.id: e for e in result.events}
+    for cell in result.plan.graph.cells:
+        directory = result.out_dir / cell.model / cell.cell
+        engine = directory / "model.engine"
+        if not engine.exists():
+            continue
+        validation = next((events.get(a.node_id) for a in cell.artifacts if a.filename == "validation.json"), None)
+        verdict = _verdict(validation)
+        console.print(
+            f"[bold]{cell.model}/{cell.cell}[/]: {engine} ({human_bytes(engine.stat().st_size)}), "
+            f"{directory / 'engine.json'}; validation {verdict}",
+            highlight=False,
+        )
+
+
+def _verdict(event: TaskEvent | None) -> str:
+    if event is None or event.state not in ("ran", "cached"):
+        return "not run"
+    passed = "[green]passed[/]" if event.meta.get("passed") else "[bold red]failed[/]"
+    engine = event.meta.get("engine")
+    return f"{passed} (ONNX Runtime vs PyTorch; engine run {engine})" if engine else passed
+
+
+def to_json(result: api.RunResult) -> dict[str, Any]:
+    return {
+        "exit_status": result.exit_status,
+        "tasks": [event.to_json() for event in result.events],
+        "cells": [
+            {
+                "model": cell.model,
+                "cell": cell.cell,
+                "config": str(cell.config),
+                "dir": str(result.out_dir / cell.model / cell.cell),
+                "artifacts": [artifact.filename for artifact in cell.artifacts],
+            }
+            for cell in result.plan.graph.cells
+        ],
+        "gate_failures": result.gate_failures,
+    }
+
+

@@ -1,0 +1,87 @@
+"""One exception class per condition the user can act on.
+
+Every error carries what happened, where (file:line:col, field path or task id) and what to do
+next. The CLI turns them into a message and an exit status; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a task or a validation gate failed
+EXIT_USAGE = 2  # bad usage or bad config
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a config file, 1-based like editors and compilers print it."""
+
+    file: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: where, which field, what, and how to fix it."""
+
+    message: str
+    location: Location | None = None
+    field_path: str = ""
+    hint: str = ""
+
+    def render(self) -> str:
+        where = str(self.location) if self.location else ""
+        head = ": ".join(part for part in (where, self.field_path) if part)
+        text = f"{head}: {self.message}" if head else self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class TrtbuildError(Exception):
+    """Base of every error trtbuild reports to the user instead of a traceback."""
+
+    exit_status = EXIT_FAILED
+
+
+class ConfigError(TrtbuildError):
+    """A config (or the command line) is wrong; nothing was run. Exit status 2."""
+
+    exit_status = EXIT_USAGE
+
+    def __init__(self, problems: list[Problem] | Problem) -> None:
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(p.render() for p in self.problems))
+
+
+class UsageError(TrtbuildError):
+    """The command line is wrong. Exit status 2."""
+
+    exit_status = EXIT_USAGE
+
+
+@dataclass
+class TaskFailure:
+    """Why one task failed, as recorded in events and reports."""
+
+    task_id: str
+    message: str
+    details: list[str] = field(default_factory=list)
+
+
+class TaskError(TrtbuildError):
+    """Raised inside a task's run: a message for the user, no traceback. The run exits 1."""
+
+    def __init__(self, message: str, details: list[str] | None = None) -> None:
+        self.details = details or []
+        super().__init__(message)
+
+
+class StoreError(TrtbuildError):
+    """The cache is damaged or locked beyond the bounded wait."""

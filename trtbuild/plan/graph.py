@@ -1,0 +1,93 @@
+"""The task graph: nodes deduplicated by what they compute, in dependency order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no whitespace, tuples as lists."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonicalize(value: Any) -> Any:
+    """A JSON-clean copy of `value` (tuples become lists, Paths strings), so params compare equal."""
+    return json.loads(json.dumps(value, default=str))
+
+
+@dataclass(frozen=True)
+class Dep:
+    """An input that is another task's output."""
+
+    node_id: str
+    output: str
+
+
+@dataclass
+class TaskNode:
+    id: str
+    kind: str
+    model: str
+    params: dict[str, Any]
+    deps: dict[str, Dep] = field(default_factory=dict)  # input name -> upstream output
+    files: dict[str, Path] = field(default_factory=dict)  # input name -> file hashed by content
+    context: dict[str, Any] = field(default_factory=dict)  # not keyed: must not change the output
+    cells: list[str] = field(default_factory=list)  # the matrix cells that use this node
+
+    def identity(self) -> str:
+        """What the node computes, independent of its id: equal identities are one node."""
+        body = {
+            "kind": self.kind,
+            "params": self.params,
+            "deps": {name: [dep.node_id, dep.output] for name, dep in self.deps.items()},
+            "files": {name: str(path) for name, path in self.files.items()},
+        }
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CellArtifact:
+    """A file materialised under build/<model>/<cell>/: which node's output it is."""
+
+    filename: str
+    node_id: str
+    output: str
+
+
+@dataclass
+class CellPlan:
+    model: str
+    cell: str
+    config: Path
+    artifacts: list[CellArtifact]
+
+
+@dataclass
+class Graph:
+    nodes: dict[str, TaskNode] = field(default_factory=dict)  # insertion order is a topological order
+    cells: list[CellPlan] = field(default_factory=list)
+    _by_identity: dict[str, str] = field(default_factory=dict)
+
+    def add(self, node: TaskNode) -> TaskNode:
+        """Add `node`, or return the existing node that computes the same thing (merging cells)."""
+        for dep in node.deps.values():
+            if dep.node_id not in self.nodes:
+                raise ValueError(f"{node.id}: dependency {dep.node_id} is not in the graph yet")
+        identity = node.identity()
+        existing_id = self._by_identity.get(identity)
+        if existing_id is not None:
+            existing = self.nodes[existing_id]
+            existing.cells.extend(cell for cell in node.cells if cell not in existing.cells)
+            return existing
+        if node.id in self.nodes:
+            raise ValueError(f"two different tasks are both named {node.id}")
+        self.nodes[node.id] = node
+        self._by_identity[identity] = node.id
+        return node
+
+    def dependents(self, node_id: str) -> list[str]:
+        return [n.id for n in self.nodes.values() if any(d.node_id == node_id for d in n.deps.values())]

@@ -1,0 +1,206 @@
+"""The resolver: each spec's cells -> task nodes; identical tasks across cells and configs are one.
+
+Params are exactly what a task's output depends on, in canonical JSON form; facts that must not
+change the output (where to import the model from) go to the node's context instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from trtbuild.backends.trt import flavour as flavours
+from trtbuild.errors import ConfigError, Problem
+from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, canonicalize
+from trtbuild.spec.loader import module_search_path
+from trtbuild.spec.model import Cell, Spec
+from trtbuild.spec.source import distribution_version, locate_module
+from trtbuild.tasks.sampling import example_shapes
+
+
+def resolve(specs: Iterable[Spec], only: Iterable[str] = ()) -> Graph:
+    graph = Graph()
+    wanted = set(only)
+    for spec in specs:
+        cells = [cell for cell in spec.cells if not wanted or cell.name in wanted]
+        if cells:
+            _resolve_spec(spec, cells, graph)
+    if wanted:
+        known = {cell.name for spec in specs for cell in spec.cells}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ConfigError(
+                Problem(
+                    f"--only names no cell: {', '.join(unknown)}",
+                    hint=f"cells are: {', '.join(sorted(known))}",
+                )
+            )
+    return graph
+
+
+def search_path(spec: Spec) -> list[str]:
+    return module_search_path(spec.directory)
+
+
+def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
+    name = spec.model.name
+    model, source_files = _model_params(spec)
+    files = dict(source_files)
+    if spec.model.checkpoint is not None:
+        files["checkpoint"] = spec.model.checkpoint
+    context = {"search_path": search_path(spec), "config": str(spec.path)}
+    inputs = [
+        {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "range": list(t.value_range)}
+        for t in spec.inputs
+    ]
+    outputs = [{"name": o.name, "shape": list(o.shape) if o.shape is not None else None} for o in spec.outputs]
+    profiles = [
+        {
+            "name": p.name,
+            "shapes": {n: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max)} for n, r in p.shapes.items()},
+        }
+        for p in spec.profiles
+    ]
+    cell_names = [cell.name for cell in cells]
+    export = graph.add(
+        TaskNode(
+            id=f"{name}/export",
+            kind="export",
+            model=name,
+            params=canonicalize(
+                {
+                    "model": model,
+                    "inputs": inputs,
+                    "outputs": outputs,
+                    "example_shapes": example_shapes(inputs, profiles),
+                    "opset": spec.export.opset,
+                    "exporter": spec.export.exporter,
+                }
+            ),
+            files=files,
+            context=context,
+            cells=list(cell_names),
+        )
+    )
+    graph_node = export
+    if spec.simplify:
+        graph_node = graph.add(
+            TaskNode(
+                id=f"{name}/simplify",
+                kind="simplify",
+                model=name,
+                params={},
+                deps={"model.onnx": Dep(export.id, "model.onnx")},
+                cells=list(cell_names),
+            )
+        )
+    backend = _backend(spec)
+    for cell in cells:
+        build = graph.add(
+            TaskNode(
+                id=f"{name}/{cell.name}/build",
+                kind="build",
+                model=name,
+                params=canonicalize(
+                    {
+                        "backend": backend,
+                        "precision": cell.precision,
+                        "profiles": profiles,
+                        "workspace": spec.build.workspace,
+                        "optimization_level": spec.build.optimization_level,
+                        "targets": list(spec.build.targets),
+                    }
+                ),
+                deps={"model.onnx": Dep(graph_node.id, "model.onnx")},
+                cells=[cell.name],
+            )
+        )
+        tolerance = spec.validate.tolerance.get(cell.precision)
+        validate = graph.add(
+            TaskNode(
+                id=f"{name}/{cell.name}/validate",
+                kind="validate",
+                model=name,
+                params=canonicalize(
+                    {
+                        "model": model,
+                        "inputs": inputs,
+                        "outputs": outputs,
+                        "profiles": profiles,
+                        "samples": spec.validate.samples,
+                        "seed": spec.validate.seed,
+                        "precision": cell.precision,
+                        "tolerance": {
+                            "atol": tolerance.atol if tolerance else None,
+                            "rtol": tolerance.rtol if tolerance else None,
+                            "cosine": tolerance.cosine if tolerance else None,
+                        },
+                        "backend": backend,
+                        "targets": list(spec.build.targets),
+                    }
+                ),
+                deps={
+                    "model.onnx": Dep(graph_node.id, "model.onnx"),
+                    "model.engine": Dep(build.id, "model.engine"),
+                    "engine.json": Dep(build.id, "engine.json"),
+                },
+                files=files,
+                context=context,
+                cells=[cell.name],
+            )
+        )
+        graph.cells.append(
+            CellPlan(
+                model=name,
+                cell=cell.name,
+                config=spec.path,
+                artifacts=[
+                    CellArtifact("model.onnx", graph_node.id, "model.onnx"),
+                    CellArtifact("model.engine", build.id, "model.engine"),
+                    CellArtifact("engine.json", build.id, "engine.json"),
+                    CellArtifact("validation.json", validate.id, "validation.json"),
+                ],
+            )
+        )
+
+
+def _backend(spec: Spec) -> str:
+    requested = spec.build.backend
+    if spec.build.targets and requested == "auto":
+        return flavours.TENSORRT_RTX  # compute-capability targets are a TensorRT-RTX notion
+    if spec.build.targets and requested == flavours.TENSORRT:
+        raise ConfigError(
+            Problem(
+                "build.targets is set but build.backend is tensorrt, which builds for the local GPU only",
+                location=spec.location(("build", "targets")),
+                field_path="build.targets",
+                hint="remove build.targets, or use backend: tensorrt-rtx to build ahead of time for them",
+            )
+        )
+    return flavours.resolve(requested)
+
+
+def _model_params(spec: Spec) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The model's identity for keys: its source, kwargs, and what its code is.
+
+    Code from an installed distribution is identified by the distribution's version; local code
+    (next to the config, in the project) by the content of its files: every .py file of its
+    top-level package, so a change to a helper module is seen too.
+    """
+    top_level = spec.model.module.split(".")[0]
+    location = locate_module(top_level, search_path(spec))
+    files: dict[str, Path] = {}
+    package: str | None = None
+    if location is not None and location.installed:
+        version = distribution_version(top_level)
+        package = f"{top_level}=={version}" if version else top_level
+    elif location is not None and location.origin is not None:
+        root = location.origin.parent if location.is_package else location.origin
+        paths = sorted(root.rglob("*.py")) if location.is_package else [root]
+        base = root.parent
+        for path in paths:
+            if "__pycache__" not in path.parts:
+                files[f"source:{path.relative_to(base).as_posix()}"] = path
+    model = {"source": spec.model.source, "kwargs": spec.model.kwargs, "package": package}
+    return model, files

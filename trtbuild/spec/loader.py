@@ -1,0 +1,167 @@
+"""`load_spec`: YAML file -> validated, normalised, checked `Spec`, or one ConfigError listing every problem.
+
+The stages run in order and each stops the load if it found problems: YAML (syntax, duplicate keys),
+schema (types, unknown fields, ranges), then semantic checks on the normalised spec (profiles against
+inputs, the model source, the checkpoint). The semantic checks need a well-typed document, so a config
+with schema errors reports those first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from trtbuild.errors import ConfigError, Location
+from trtbuild.spec.model import (
+    DEFAULT_TOLERANCES,
+    BuildSpec,
+    Cell,
+    ExportSpec,
+    FieldPath,
+    ModelSpec,
+    OutputSpec,
+    ProfileSpec,
+    ShapeRange,
+    Spec,
+    TensorSpec,
+    Tolerance,
+    ValidateSpec,
+)
+from trtbuild.spec.semantic import check_spec
+from trtbuild.spec.validate import validate_document
+from trtbuild.spec.yamlmarks import load_yaml
+
+_SIZE_UNITS = {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+}
+_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(" + "|".join(_SIZE_UNITS) + r")\s*$")
+
+
+def load_spec(path: Path) -> Spec:
+    """Load, validate and normalise the config at `path`. Raises ConfigError with every problem found."""
+    path = Path(path).absolute()
+    document, marks = load_yaml(path)
+    problems = validate_document(document, marks, path)
+    if problems:
+        raise ConfigError(problems)
+    spec = normalise(document, path, marks)
+    problems = check_spec(spec, module_search_path(path.parent))
+    if problems:
+        raise ConfigError(problems)
+    return spec
+
+
+def module_search_path(config_dir: Path) -> list[str]:
+    """Where a model's `source` module is looked for: beside the config, the current directory, sys.path."""
+    return [str(config_dir), os.getcwd(), *sys.path]
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a size such as '4GiB', '512MiB', '1.5GB' (KB/MB/GB are powers of 1000)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"not a size: {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Location]) -> Spec:
+    """Turn a schema-valid document into a fully defaulted Spec."""
+    precision = document.get("precision", "fp32")
+    precisions = [precision] if isinstance(precision, str) else list(precision)
+    return Spec(
+        path=path,
+        model=_model(document["model"], path.parent),
+        inputs=tuple(_input(name, raw) for name, raw in document["inputs"].items()),
+        outputs=_outputs(document["outputs"]),
+        export=_export(document.get("export", {})),
+        simplify=bool(document.get("simplify", True)),
+        profiles=tuple(_profile(name, raw) for name, raw in document.get("profiles", {}).items()),
+        build=_build(document.get("build", {})),
+        validate=_validate(document.get("validate", {})),
+        cells=tuple(Cell(name=p, precision=p) for p in precisions),
+        marks=dict(marks),
+    )
+
+
+def _model(raw: dict[str, Any], config_dir: Path) -> ModelSpec:
+    module, _, attr = raw["source"].partition(":")
+    checkpoint = None
+    if "checkpoint" in raw:
+        # Relative to the config file, not the current directory, so a config works from anywhere.
+        checkpoint = Path(os.path.normpath(config_dir / Path(raw["checkpoint"]).expanduser()))
+    return ModelSpec(name=raw["name"], module=module, attr=attr, kwargs=dict(raw.get("kwargs", {})),
+                     checkpoint=checkpoint)
+
+
+def _export(raw: dict[str, Any]) -> ExportSpec:
+    return ExportSpec(opset=int(raw.get("opset", 17)), exporter=raw.get("exporter", "torchscript"))
+
+
+def _dim(dim: int | float | str) -> int | str:
+    # The schema accepts 3.0 as an integer (JSON does not tell them apart); the spec holds ints.
+    return dim if isinstance(dim, str) else int(dim)
+
+
+def _input(name: str, raw: dict[str, Any]) -> TensorSpec:
+    low, high = raw.get("range", (0.0, 1.0))
+    return TensorSpec(
+        name=name,
+        shape=tuple(_dim(d) for d in raw["shape"]),
+        dtype=raw.get("dtype", "float32"),
+        value_range=(float(low), float(high)),
+    )
+
+
+def _outputs(raw: list[str] | dict[str, Any]) -> tuple[OutputSpec, ...]:
+    if isinstance(raw, list):
+        return tuple(OutputSpec(name) for name in raw)
+    outputs = []
+    for name, value in raw.items():
+        shape = value.get("shape")
+        outputs.append(OutputSpec(name, None if shape is None else tuple(_dim(d) for d in shape)))
+    return tuple(outputs)
+
+
+def _profile(name: str, raw: dict[str, Any]) -> ProfileSpec:
+    shapes = {
+        input_name: ShapeRange(
+            min=tuple(int(d) for d in ranges["min"]),
+            opt=tuple(int(d) for d in ranges["opt"]),
+            max=tuple(int(d) for d in ranges["max"]),
+        )
+        for input_name, ranges in raw.items()
+    }
+    return ProfileSpec(name, shapes)
+
+
+def _build(raw: dict[str, Any]) -> BuildSpec:
+    workspace = raw.get("workspace")
+    level = raw.get("optimization_level")
+    return BuildSpec(
+        backend=raw.get("backend", "auto"),
+        workspace=None if workspace is None else parse_size(workspace),
+        optimization_level=None if level is None else int(level),
+        targets=tuple(raw.get("targets", ())),
+    )
+
+
+def _validate(raw: dict[str, Any]) -> ValidateSpec:
+    tolerance = dict(DEFAULT_TOLERANCES)
+    for precision, gates in raw.get("tolerance", {}).items():
+        # A precision given in the config replaces its default gates as a whole: mixing a user's atol
+        # with a default rtol would gate on numbers nobody wrote down.
+        tolerance[precision] = Tolerance(**{gate: float(value) for gate, value in gates.items()})
+    return ValidateSpec(samples=int(raw.get("samples", 4)), seed=int(raw.get("seed", 0)), tolerance=tolerance)

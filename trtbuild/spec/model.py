@@ -1,0 +1,157 @@
+"""The normalised spec: what the loader produces and the resolver consumes.
+
+Everything is immutable and fully defaulted, so the resolver never looks at raw YAML. Field marks
+(file:line:col of each YAML node) travel along in `Spec.marks` so that checks made after loading —
+an unimportable model source, say — can still point at the line to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trtbuild.errors import Location
+
+# A dim is a fixed size or the name of a symbolic (dynamic) dim, e.g. "batch".
+Dim = int | str
+Shape = tuple[Dim, ...]
+ConcreteShape = tuple[int, ...]
+
+DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "bool")
+PRECISIONS = ("fp32",)
+EXPORTERS = ("torchscript", "dynamo")
+BACKENDS = ("auto", "tensorrt", "tensorrt-rtx")
+# TensorRT-RTX ahead-of-time targets (trt.ComputeCapability members).
+COMPUTE_CAPABILITIES = ("SM75", "SM80", "SM86", "SM89", "SM120", "SM121")
+
+# A JSON-pointer-like path into the YAML document: ("profiles", "default", "input", "min").
+FieldPath = tuple[str | int, ...]
+
+
+def format_field_path(path: FieldPath) -> str:
+    """`("profiles", "default", "input", "min", 0)` -> `profiles.default.input.min[0]`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    module: str  # "torchvision.models"
+    attr: str  # "resnet50": a factory function or an nn.Module class
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Path | None = None  # a state_dict file, hashed into every key that uses the model
+
+    @property
+    def source(self) -> str:
+        return f"{self.module}:{self.attr}"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: Shape
+    dtype: str = "float32"
+    # Values of generated inputs are drawn uniformly from [low, high); ints from [low, high).
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def dynamic_dims(self) -> dict[int, str]:
+        """Axis index -> symbolic dim name, for every dynamic axis."""
+        return {axis: dim for axis, dim in enumerate(self.shape) if isinstance(dim, str)}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    name: str
+    # Optional: when given, its symbolic dims mark the output's dynamic axes in the export.
+    shape: Shape | None = None
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    opset: int = 17
+    exporter: str = "torchscript"
+
+
+@dataclass(frozen=True)
+class ShapeRange:
+    min: ConcreteShape
+    opt: ConcreteShape
+    max: ConcreteShape
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    name: str
+    shapes: dict[str, ShapeRange]  # input name -> min/opt/max
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    backend: str = "auto"
+    workspace: int | None = None  # bytes; None = TensorRT's default (the device's memory)
+    optimization_level: int | None = None  # 0..5; None = TensorRT's default (3)
+    targets: tuple[str, ...] = ()  # TensorRT-RTX compute capabilities; () = TensorRT-RTX's default set
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """A gate on one output: passes when |a - b| <= atol + rtol * |b| everywhere and cos >= cosine."""
+
+    atol: float | None = None
+    rtol: float | None = None
+    cosine: float | None = None
+
+
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(atol=1e-4, rtol=1e-3, cosine=0.9999),
+}
+
+
+@dataclass(frozen=True)
+class ValidateSpec:
+    samples: int = 4
+    seed: int = 0
+    tolerance: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the build matrix. For now the matrix has the single axis `precision`."""
+
+    name: str
+    precision: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: Path  # the config file, absolute
+    model: ModelSpec
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    export: ExportSpec
+    simplify: bool
+    profiles: tuple[ProfileSpec, ...]
+    build: BuildSpec
+    validate: ValidateSpec
+    cells: tuple[Cell, ...]
+    marks: dict[FieldPath, Location] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def location(self, path: FieldPath) -> Location | None:
+        """The mark of `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            mark = self.marks.get(path[:end])
+            if mark is not None:
+                return mark
+        return None

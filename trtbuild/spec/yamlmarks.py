@@ -1,0 +1,278 @@
+"""Load a YAML config into plain Python objects, remembering where every node came from.
+
+PyYAML's constructors throw marks away, so we compose the node graph ourselves and build dicts,
+lists and scalars from it, recording the 1-based line/column of each node under its field path.
+
+How marks are keyed (one dict, `dict[FieldPath, Location]`):
+
+* `marks[path]` is the mark of the VALUE at `path`, e.g. `("export", "opset")` -> where `17` starts.
+  The root document is `marks[()]`.
+* `marks[path + (KEY_MARK,)]` is the mark of the mapping KEY that introduced `path`, e.g.
+  `("export", "opsett", KEY_MARK)` -> where `opsett` is written, so an unknown-field error points at
+  the key rather than at its value. Use `key_location()` instead of building that tuple by hand.
+
+Two deliberate departures from PyYAML's YAML 1.1 resolution, so that trtbuild reads a file the way
+editors' YAML 1.2 tooling (and the JSON Schema they validate it with) does:
+
+* `1e-4`, `5E3` are floats (YAML 1.1 only knows floats with a dot, so PyYAML returns the string '1e-4').
+* only true/false (any case) are booleans: `yes`, `no`, `on`, `off` stay strings; and dates stay
+  strings (JSON has no date type, and no trtbuild field is a date).
+
+Mapping keys are always the key's source text (`1:` gives the key "1"), because every key in a
+trtbuild config is a name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from trtbuild.errors import ConfigError, Location, Problem
+from trtbuild.spec.model import FieldPath, format_field_path
+
+KEY_MARK = "<key>"
+
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_MERGE = "tag:yaml.org,2002:merge"
+_DROPPED_TAGS = (_BOOL, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value")
+
+# YAML 1.2 core schema floats that YAML 1.1 misses: an exponent without a dot.
+_FLOAT_EXPONENT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+_BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+
+
+class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+    """SafeLoader (C-accelerated when available) with YAML 1.2 floats and booleans."""
+
+
+def _patch_resolvers() -> None:
+    # add_implicit_resolver copies the inherited table on first use, so yaml.SafeLoader is untouched.
+    _Loader.add_implicit_resolver(_FLOAT, _FLOAT_EXPONENT, list("-+0123456789."))
+    _Loader.add_implicit_resolver(_BOOL, _BOOL_12, list("tTfF"))
+    table: dict[str | None, list[tuple[str, re.Pattern[str]]]] = _Loader.yaml_implicit_resolvers
+    for first, resolvers in table.items():
+        table[first] = [
+            (tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS or regexp is _BOOL_12
+        ]
+
+
+_patch_resolvers()
+_SCALARS = SafeConstructor()
+# Called directly rather than through construct_object, which would cache every node it sees.
+_SCALAR_CONSTRUCTORS: dict[str, Callable[[ScalarNode], Any]] = {
+    _INT: _SCALARS.construct_yaml_int,
+    _FLOAT: _SCALARS.construct_yaml_float,
+    _BOOL: _SCALARS.construct_yaml_bool,
+}
+
+
+def location_of(node: Node, file: Path) -> Location:
+    return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def key_location(marks: dict[FieldPath, Location], path: FieldPath) -> Location | None:
+    """Where the key that introduced `path` is written, falling back to its value's mark."""
+    return marks.get((*path, KEY_MARK)) or marks.get(path)
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
+    """Parse `path` into plain dicts/lists/scalars plus the marks described in the module docstring.
+
+    Raises ConfigError (never a YAML or OS exception) for unreadable files, syntax errors, duplicate
+    keys, unsupported tags, an empty document or a top level that is not a mapping.
+    """
+    text = _read(path)
+    root = _compose(text, path)
+    if root is None:
+        raise ConfigError(
+            Problem(
+                "the config file is empty",
+                Location(path, 1, 1),
+                hint="a config needs at least `model`, `inputs` and `outputs`; `trtbuild init` writes a starter",
+            )
+        )
+    if not isinstance(root, MappingNode):
+        raise ConfigError(
+            Problem(
+                f"expected a mapping at the top level, found {_node_kind(root)}",
+                location_of(root, path),
+                hint="the top level holds fields such as `model:`, `inputs:` and `outputs:`, one per line",
+            )
+        )
+    builder = _Builder(path)
+    value = builder.build(root, ())
+    if builder.problems:
+        raise ConfigError(builder.problems)
+    return value, builder.marks
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            Problem(f"config file not found: {path}", hint="check the path; it is relative to the current directory")
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            Problem(
+                f"the config is not valid UTF-8 (byte {exc.start})",
+                Location(path, 1, 1),
+                hint="save the file as UTF-8",
+            )
+        ) from None
+    except OSError as exc:
+        raise ConfigError(Problem(f"cannot read config {path}: {exc.strerror or exc}")) from None
+
+
+def _compose(text: str, path: Path) -> Node | None:
+    try:
+        node: Node | None = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(_syntax_problem(exc, path)) from None
+    except yaml.YAMLError as exc:  # e.g. a ReaderError for a control character: no problem_mark
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
+        raise ConfigError(
+            Problem(f"invalid YAML: {exc}", Location(path, line, 1), hint="remove non-printable characters")
+        ) from None
+    return node
+
+
+# Substrings of PyYAML's problem texts -> what usually causes them.
+_SYNTAX_HINTS = (
+    ("tab character", "YAML does not allow tabs for indentation; indent with spaces"),
+    ("'\\t'", "YAML does not allow tabs for indentation; indent with spaces"),
+    ("mapping values are not allowed", "a value containing ': ' must be quoted, or a key is indented too far"),
+    ("could not find expected ':'", "a key is missing its ':' or a quoted string is not closed"),
+    ("expected a single document", "the file holds several YAML documents (---); keep one config per file"),
+    ("found undefined alias", "an alias *name needs a matching anchor &name earlier in the file"),
+    ("did not find expected key", "check the indentation: keys of one mapping must line up"),
+    ("expected <block end>", "check the indentation: keys of one mapping must line up"),
+    ("found unexpected end of stream", "a quote or bracket is not closed"),
+    ("did not find expected ',' or ']'", "a [ list ] is not closed or lacks a comma"),
+    ("did not find expected ',' or '}'", "a { mapping } is not closed or lacks a comma"),
+)
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, path: Path) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
+    message = "invalid YAML: " + "; ".join(part for part in (exc.context, exc.problem) if part)
+    hint = next((h for needle, h in _SYNTAX_HINTS if needle in message), "check indentation and quoting here")
+    if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+        hint += f" (the construct started at line {exc.context_mark.line + 1})"
+    return Problem(message, location, hint=hint)
+
+
+def _node_kind(node: Node) -> str:
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, ScalarNode):
+        return f"the scalar {node.value!r}"
+    return "a mapping"
+
+
+class _Builder:
+    """Turns a composed node graph into plain objects, collecting marks and problems."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.marks: dict[FieldPath, Location] = {}
+        self.problems: list[Problem] = []
+        self._active: set[int] = set()  # ids of nodes being built: an alias to one of them is a cycle
+
+    def build(self, node: Node, path: FieldPath) -> Any:
+        self.marks[path] = location_of(node, self.file)
+        if id(node) in self._active:
+            self._problem(node, path, "an alias refers to a node that contains it", "remove the cyclic alias")
+            return None
+        self._active.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            return self._scalar(node, path)
+        finally:
+            self._active.discard(id(node))
+
+    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[str, Any]:
+        # Merge keys (`<<: *anchor`) first, so that keys written in the mapping itself override them
+        # and their marks win.
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+                result.update(self._merge(value_node, path))
+        first_seen: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._problem(key_node, path, "a mapping key must be a plain name", "write the key as text")
+                continue
+            key = str(key_node.value)
+            if key in first_seen:
+                self._duplicate(key, first_seen[key], key_node, path)
+                continue
+            first_seen[key] = key_node
+            self.marks[(*path, key, KEY_MARK)] = location_of(key_node, self.file)
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+    def _merge(self, node: Node, path: FieldPath) -> dict[str, Any]:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in reversed(sources):  # earlier sources win, as YAML's merge key spec says
+            if not isinstance(source, MappingNode):
+                self._problem(source, path, "`<<` must merge a mapping (an alias to one)", "use `<<: *anchor`")
+            elif id(source) in self._active:
+                self._problem(source, path, "a `<<` merge refers to a mapping that contains it", "remove it")
+            else:
+                self._active.add(id(source))
+                merged.update(self._mapping(source, path))
+                self._active.discard(id(source))
+        return merged
+
+    def _duplicate(self, key: str, first: Node, second: Node, path: FieldPath) -> None:
+        where = format_field_path((*path, key))
+        self.problems.append(
+            Problem(
+                f"duplicate key '{key}': first given at line {first.start_mark.line + 1}, "
+                f"again at line {second.start_mark.line + 1}",
+                location_of(second, self.file),
+                where,
+                hint="a key may appear once per mapping; delete or merge one of them",
+            )
+        )
+
+    def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        if node.tag == _STR:
+            return node.value
+        if node.tag == _NULL:
+            return None
+        constructor = _SCALAR_CONSTRUCTORS.get(node.tag)
+        if constructor is not None:
+            try:
+                return constructor(node)
+            except (ConstructorError, ValueError, KeyError):  # e.g. `!!int abc`
+                self._problem(node, path, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {node.value!r}",
+                              "write a plain value without a tag")
+                return None
+        self._problem(node, path, f"unsupported YAML tag {node.tag}", "remove the tag; write a plain value")
+        return None
+
+    def _problem(self, node: Node, path: FieldPath, message: str, hint: str) -> None:
+        self.problems.append(Problem(message, location_of(node, self.file), format_field_path(path), hint))

@@ -1,0 +1,8 @@
+"""Local content-addressed store (CAS) and action cache (AC); see :class:`Store`."""
+
+from trtbuild.store.action_cache import ActionResult
+from trtbuild.store.cas import FileDigest
+from trtbuild.store.hashing import sha256_file
+from trtbuild.store.store import Store, default_cache_dir
+
+__all__ = ["ActionResult", "FileDigest", "Store", "default_cache_dir", "sha256_file"]

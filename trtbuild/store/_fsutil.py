@@ -1,0 +1,61 @@
+"""Small filesystem helpers shared by the store modules: temp names, fsync, tree removal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+from pathlib import Path
+
+
+def temp_name(directory: Path, stem: str) -> Path:
+    """A fresh, unlikely-to-collide name in ``directory`` (nothing is created)."""
+    return directory / f".{stem}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+
+
+def unlink_quietly(path: Path) -> None:
+    """Remove a file if it is there; never raises for a missing file."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def write_file_atomic(dest: Path, data: bytes, tmp_dir: Path) -> None:
+    """Write ``data`` to a temp file in ``tmp_dir`` (same filesystem), fsync it, then rename onto ``dest``."""
+    tmp = temp_name(tmp_dir, dest.name)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dest)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def rmtree_force(path: Path) -> None:
+    """Remove a directory tree, even if a task left read-only directories or files in it."""
+    if not os.path.lexists(path):
+        return
+    try:
+        shutil.rmtree(path)
+        return
+    except OSError:
+        pass
+    # Make every directory writable and searchable, then try again.
+    for dirpath, dirnames, _ in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, d) for d in dirnames)]:
+            try:
+                if not os.path.islink(name):
+                    mode = os.stat(name).st_mode
+                    os.chmod(name, stat.S_IMODE(mode) | stat.S_IRWXU)
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)

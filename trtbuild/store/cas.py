@@ -1,0 +1,198 @@
+"""The content-addressed blob store: ``cas/<first 2 hex>/<sha256>``, read-only files, atomic ingest."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtbuild.errors import StoreError
+from trtbuild.store._fsutil import rmtree_force, temp_name, unlink_quietly
+from trtbuild.store.hashing import CHUNK_SIZE, StatCache
+
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+BLOB_MODE = 0o444
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A blob's identity: lowercase hex sha256 of the content, and its size in bytes."""
+
+    hash: str
+    size: int
+
+
+def check_digest(digest: str) -> str:
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        raise StoreError(f"not a sha256 hex digest: {digest!r}")
+    return digest
+
+
+class ContentStore:
+    """Blobs under ``<root>/cas``; temp files are made in ``tmp_dir`` on the same filesystem."""
+
+    def __init__(self, cas_dir: Path, tmp_dir: Path, stat_cache: StatCache) -> None:
+        self.cas_dir = cas_dir
+        self.tmp_dir = tmp_dir
+        self.stat_cache = stat_cache
+
+    def blob_path(self, digest: str) -> Path:
+        check_digest(digest)
+        return self.cas_dir / digest[:2] / digest
+
+    def has_blob(self, digest: str) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def verify_blob(self, digest: str) -> bool:
+        """Re-hash the blob (through the stat cache); delete it and return False if it is damaged."""
+        path = self.blob_path(digest)
+        try:
+            actual = self.stat_cache.hash_file(path)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            actual = ""
+        if actual == digest:
+            return True
+        self._discard(path)
+        return False
+
+    def _discard(self, path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            rmtree_force(path)
+        else:
+            with contextlib.suppress(OSError):
+                unlink_quietly(path)
+        self.stat_cache.forget(path)
+
+    # -- ingest -------------------------------------------------------------------------------------
+    def put_file(self, path: Path, *, move: bool = False) -> FileDigest:
+        src = Path(path)
+        try:
+            st = os.stat(src)
+        except OSError as exc:
+            raise StoreError(f"cannot store {src}: {exc.strerror or exc}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"cannot store {src}: not a regular file")
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(self.tmp_dir, "blob")
+        moved = False
+        try:
+            if move:
+                moved = self._rename_into(src, tmp)
+            digest = _hash_path(tmp) if moved else _copy_and_hash(src, tmp)
+            result = self._commit(tmp, digest)
+        except BaseException as exc:
+            if moved:
+                # Give the caller their file back rather than leaving it stranded in tmp/.
+                try:
+                    os.rename(tmp, src)
+                except OSError:
+                    unlink_quietly(tmp)
+            else:
+                unlink_quietly(tmp)
+            if isinstance(exc, OSError):
+                raise StoreError(f"cannot store {src}: {exc.strerror or exc}") from exc
+            raise
+        if move and not moved:
+            unlink_quietly(src)
+        return result
+
+    @staticmethod
+    def _rename_into(src: Path, tmp: Path) -> bool:
+        """Move ``src`` to ``tmp``; False when that needs a copy (another filesystem)."""
+        try:
+            os.rename(src, tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EACCES):
+                return False
+            raise
+        return True
+
+    def _commit(self, tmp: Path, digest: FileDigest) -> FileDigest:
+        """Publish a fully written temp file as the blob for ``digest`` (or drop it if already present)."""
+        dest = self.blob_path(digest.hash)
+        if dest.is_file() and self.verify_blob(digest.hash):
+            unlink_quietly(tmp)
+            return digest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp, BLOB_MODE)
+        os.replace(tmp, dest)
+        # rename() is a no-op if tmp and dest are already links to the same inode: remove the extra name.
+        unlink_quietly(tmp)
+        with contextlib.suppress(OSError):
+            self.stat_cache.record(dest, os.stat(dest), digest.hash)
+        return digest
+
+    # -- output -------------------------------------------------------------------------------------
+    def materialize(self, digest: str, dest: Path) -> None:
+        """Give ``dest`` the blob's content: a hard link when possible, else a copy; atomic replace."""
+        blob = self.blob_path(digest)
+        dest = Path(dest)
+        try:
+            blob_st = os.stat(blob)
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob {digest} is not in the store at {blob}; cannot create {dest}") from exc
+        try:
+            dest_st: os.stat_result | None = os.stat(dest, follow_symlinks=False)
+        except FileNotFoundError:
+            dest_st = None
+        except OSError as exc:
+            raise StoreError(f"cannot create {dest}: {exc.strerror or exc}") from exc
+        if dest_st is not None and stat.S_ISREG(dest_st.st_mode):
+            if os.path.samestat(dest_st, blob_st):
+                return
+            if dest_st.st_size == blob_st.st_size:
+                try:
+                    if self.stat_cache.hash_file(dest) == digest:
+                        return  # e.g. an earlier copy across filesystems
+                except OSError:
+                    pass
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_name(dest.parent, dest.name)
+            try:
+                try:
+                    os.link(blob, tmp)
+                except OSError:
+                    shutil.copyfile(blob, tmp)
+                os.replace(tmp, dest)
+            except BaseException:
+                unlink_quietly(tmp)
+                raise
+        except OSError as exc:
+            raise StoreError(f"cannot create {dest} from blob {digest}: {exc.strerror or exc}") from exc
+
+
+def _hash_path(path: Path) -> FileDigest:
+    """Hash a file that was moved into tmp/, and fsync it so the blob survives a crash once published."""
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK_SIZE):
+            h.update(chunk)
+            size += len(chunk)
+        os.fsync(f.fileno())
+    return FileDigest(h.hexdigest(), size)
+
+
+def _copy_and_hash(src: Path, dest: Path) -> FileDigest:
+    """Copy ``src`` to a new file ``dest`` (fsynced), hashing the bytes as they are copied."""
+    h = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with open(fd, "wb", closefd=True) as fout:
+            while chunk := fin.read(CHUNK_SIZE):
+                h.update(chunk)
+                size += len(chunk)
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+    return FileDigest(h.hexdigest(), size)

@@ -1,0 +1,76 @@
+"""Accuracy metrics between a reference output and a candidate, and the tolerance gate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def compare(reference: Any, candidate: Any) -> dict[str, float]:
+    """max/mean abs error, relative L2 error, cosine similarity and the allclose excess ingredients."""
+    import numpy as np
+
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    got = np.asarray(candidate, dtype=np.float64).ravel()
+    if ref.shape != got.shape:
+        raise ValueError(f"shape mismatch: reference {np.shape(reference)} vs candidate {np.shape(candidate)}")
+    finite = bool(np.isfinite(got).all())
+    diff = np.abs(ref - got)
+    ref_norm = float(np.linalg.norm(ref))
+    got_norm = float(np.linalg.norm(got))
+    if ref_norm == 0.0 and got_norm == 0.0:
+        cosine = 1.0
+    elif ref_norm == 0.0 or got_norm == 0.0:
+        cosine = 0.0
+    else:
+        cosine = float(np.dot(ref, got) / (ref_norm * got_norm))
+    return {
+        "max_abs": float(diff.max()) if diff.size else 0.0,
+        "mean_abs": float(diff.mean()) if diff.size else 0.0,
+        "rel_l2": float(np.linalg.norm(ref - got) / ref_norm) if ref_norm else float(np.linalg.norm(got)),
+        "cosine": cosine,
+        # For the atol/rtol gate: the largest |a - b| relative to |b|, so that a gate can be
+        # checked after aggregation without the raw arrays.
+        "max_rel": float((diff / np.maximum(np.abs(ref), 1e-30)).max()) if diff.size else 0.0,
+        "finite": 1.0 if finite else 0.0,
+    }
+
+
+def within_tolerance(reference: Any, candidate: Any, atol: float, rtol: float) -> bool:
+    import numpy as np
+
+    return bool(np.all(np.abs(np.asarray(reference) - np.asarray(candidate)) <= atol + rtol * np.abs(reference)))
+
+
+def aggregate(per_sample: list[dict[str, float]]) -> dict[str, float]:
+    """Worst case over samples: the largest error, the smallest cosine."""
+    worst: dict[str, float] = {}
+    for metrics in per_sample:
+        for name, value in metrics.items():
+            if name in ("cosine", "finite"):
+                worst[name] = min(worst.get(name, value), value)
+            else:
+                worst[name] = max(worst.get(name, value), value)
+    return worst
+
+
+def gate(
+    output: str, metrics: Mapping[str, float], allclose: bool, tolerance: Mapping[str, float | None]
+) -> list[dict[str, Any]]:
+    """The failed checks of one output, each as {output, metric, value, threshold}."""
+    failures: list[dict[str, Any]] = []
+    if metrics.get("finite", 1.0) < 1.0:
+        failures.append({"output": output, "metric": "finite", "value": "NaN/Inf", "threshold": "all finite"})
+    if not allclose:
+        failures.append(
+            {
+                "output": output,
+                "metric": "max_abs",
+                "value": metrics["max_abs"],
+                "threshold": f"atol {tolerance.get('atol')} + rtol {tolerance.get('rtol')} x |ref|",
+            }
+        )
+    cosine = tolerance.get("cosine")
+    if cosine is not None and metrics["cosine"] < cosine:
+        failures.append({"output": output, "metric": "cosine", "value": metrics["cosine"], "threshold": cosine})
+    return failures
