@@ -86,7 +86,12 @@ def run_cli(*args: str, cwd: Path, cache: Path, check: bool = False) -> subproce
     env = {**os.environ, "TRTBUILD_CACHE_DIR": str(cache)}
     env.pop("TRTBUILD_DEBUG", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "trtbuild", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "trtbuild", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if check and completed.returncode != 0:
         raise AssertionError(f"trtbuild {' '.join(args)} exited {completed.returncode}:\n{completed.stderr}")

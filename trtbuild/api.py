@@ -127,7 +127,8 @@ def _check_model_source(spec: Spec) -> list[Problem]:
                 str(error),
                 location=spec.location(("model", "source")),
                 field_path="model.source",
-                hint=" ".join(error.details) or "check the module path and that its dependencies are installed",
+                hint=" ".join(error.details)
+                or "check the module path and that its dependencies are installed",
             )
         ]
     return []

@@ -55,7 +55,8 @@ def edit_good(write_config: Callable[..., Path]) -> Callable[..., Path]:
 
     def edit(*pairs: str) -> Path:
         text = GOOD
-        for old, new in zip(pairs[::2], pairs[1::2]):
+        assert len(pairs) % 2 == 0, "edit_good takes (old, new) pairs"
+        for old, new in zip(pairs[::2], pairs[1::2], strict=True):
             assert old in text, f"{old!r} is not in GOOD"
             text = text.replace(old, new)
         return write_config(text)

@@ -12,11 +12,12 @@ from rich.console import Console
 
 
 def error_console() -> Console:
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def output_console() -> Console:
-    return Console()
+    # Paths must stay whole on one line when the output is piped or captured.
+    return Console(soft_wrap=True)
 
 
 @contextlib.contextmanager

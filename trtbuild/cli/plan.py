@@ -35,7 +35,9 @@ def handle(args: argparse.Namespace) -> int:
     console = output_console()
     console.print(table)
     count = len(the_plan.to_run())
-    console.print(f"{count} of {len(the_plan.statuses)} tasks would run." if count else "Everything is cached.")
+    console.print(
+        f"{count} of {len(the_plan.statuses)} tasks would run." if count else "Everything is cached."
+    )
     return 0
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +11,13 @@ from rich.table import Table
 
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
-from trtbuild.cli.console import error_console, human_bytes, human_seconds, output_console, stdout_reserved_for_json
+from trtbuild.cli.console import (
+    error_console,
+    human_bytes,
+    human_seconds,
+    output_console,
+    stdout_reserved_for_json,
+)
 from trtbuild.errors import UsageError
 from trtbuild.exec.events import TaskEvent
 
@@ -22,9 +27,15 @@ STATE_STYLES = {"ran": "green", "cached": "dim", "failed": "bold red", "skipped"
 def add_parser(verbs: Any) -> None:
     parser = verbs.add_parser("run", help="build everything out of date", description=__doc__)
     add_config_arguments(parser)
-    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="tasks run at once (default 1)")
-    parser.add_argument("--keep-going", action="store_true", help="after a failure, run what does not depend on it")
-    parser.add_argument("--out", type=str, default="build", metavar="DIR", help="artifacts go to DIR/<model>/<cell>/")
+    parser.add_argument(
+        "-j", "--jobs", type=int, default=1, metavar="N", help="tasks run at once (default 1)"
+    )
+    parser.add_argument(
+        "--keep-going", action="store_true", help="after a failure, run what does not depend on it"
+    )
+    parser.add_argument(
+        "--out", type=str, default="build", metavar="DIR", help="artifacts go to DIR/<model>/<cell>/"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -80,12 +91,21 @@ def print_summary(result: api.RunResult, console: Console) -> None:
         for column in ("cell", "candidate", "output", "metric", "value", "threshold"):
             table.add_column(column)
         for failure in result.gate_failures:
-            table.add_row(*(str(failure.get(c, "")) for c in ("cell", "candidate", "output", "metric", "value", "threshold")))
+            table.add_row(
+                *(
+                    _cell_text(failure.get(c, ""))
+                    for c in ("cell", "candidate", "output", "metric", "value", "threshold")
+                )
+            )
         console.print(table)
     for event in result.failed_tasks:
         console.print(f"[bold red]failed:[/] {event.id}: {event.reason}", highlight=False)
     if result.exit_status:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
+
+
+def _cell_text(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _print_cells(result: api.RunResult, console: Console) -> None:
@@ -95,7 +115,9 @@ def _print_cells(result: api.RunResult, console: Console) -> None:
         engine = directory / "model.engine"
         if not engine.exists():
             continue
-        validation = next((events.get(a.node_id) for a in cell.artifacts if a.filename == "validation.json"), None)
+        validation = next(
+            (events.get(a.node_id) for a in cell.artifacts if a.filename == "validation.json"), None
+        )
         verdict = _verdict(validation)
         console.print(
             f"[bold]{cell.model}/{cell.cell}[/]: {engine} ({human_bytes(engine.stat().st_size)}), "
@@ -128,5 +150,3 @@ def to_json(result: api.RunResult) -> dict[str, Any]:
         ],
         "gate_failures": result.gate_failures,
     }
-
-

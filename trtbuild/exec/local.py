@@ -36,7 +36,11 @@ class RunOptions:
 
 class LocalExecutor:
     def __init__(
-        self, graph: Graph, store: Store, options: RunOptions, on_event: Callable[[TaskEvent], None] | None = None
+        self,
+        graph: Graph,
+        store: Store,
+        options: RunOptions,
+        on_event: Callable[[TaskEvent], None] | None = None,
     ) -> None:
         self.graph = graph
         self.store = store
@@ -80,7 +84,7 @@ class LocalExecutor:
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
 
     def _blocker(self, node: TaskNode) -> str | None:
-        """"wait" while an upstream is unfinished; a skip reason if one did not succeed; else None."""
+        """ "wait" while an upstream is unfinished; a skip reason if one did not succeed; else None."""
         for dep in node.deps.values():
             upstream = self.events.get(dep.node_id)
             if upstream is None:
@@ -97,7 +101,13 @@ class LocalExecutor:
 
     def _event(self, node: TaskNode, state: TaskState, reason: str, **fields: Any) -> TaskEvent:
         return TaskEvent(
-            id=node.id, kind=node.kind, model=node.model, cells=list(node.cells), state=state, reason=reason, **fields
+            id=node.id,
+            kind=node.kind,
+            model=node.model,
+            cells=list(node.cells),
+            state=state,
+            reason=reason,
+            **fields,
         )
 
     def _execute(self, node: TaskNode) -> TaskEvent:
@@ -117,16 +127,30 @@ class LocalExecutor:
             try:
                 result = self._run_task(node, key)
             except TaskError as error:
-                return self._event(node, "failed", str(error), key=key, details=error.details,
-                                   seconds=time.perf_counter() - started)
+                return self._event(
+                    node,
+                    "failed",
+                    str(error),
+                    key=key,
+                    details=error.details,
+                    seconds=time.perf_counter() - started,
+                )
             except Exception as error:  # a bug or an unexpected library failure: keep the trace, not print it
                 details = traceback.format_exc().splitlines()[-8:]
-                return self._event(node, "failed", f"{type(error).__name__}: {error}", key=key, details=details,
-                                   seconds=time.perf_counter() - started)
+                return self._event(
+                    node,
+                    "failed",
+                    f"{type(error).__name__}: {error}",
+                    key=key,
+                    details=details,
+                    seconds=time.perf_counter() - started,
+                )
             reason = "not in cache" if self.options.use_cache else "--no-cache"
             return self._done(node, "ran", reason, key, result, time.perf_counter() - started)
 
-    def _done(self, node: TaskNode, state: TaskState, reason: str, key: str, result: ActionResult, seconds: float) -> TaskEvent:
+    def _done(
+        self, node: TaskNode, state: TaskState, reason: str, key: str, result: ActionResult, seconds: float
+    ) -> TaskEvent:
         self.results[node.id] = result
         meta = dict(result.meta)
         warnings = list(meta.pop("warnings", []))
@@ -145,7 +169,9 @@ class LocalExecutor:
                 inputs[name] = path
             outdir = workdir / "out"
             outdir.mkdir()
-            ctx = TaskContext(task_id=node.id, params=node.params, inputs=inputs, outdir=outdir, context=node.context)
+            ctx = TaskContext(
+                task_id=node.id, params=node.params, inputs=inputs, outdir=outdir, context=node.context
+            )
             started = time.perf_counter()
             meta = kind.run(ctx)
             seconds = time.perf_counter() - started
@@ -153,7 +179,9 @@ class LocalExecutor:
             if missing:
                 raise TaskError(f"the task finished without writing {missing}")
             outputs = {name: self.store.put_file(outdir / name, move=True) for name in kind.outputs}
-        result = ActionResult(outputs=outputs, meta={**meta, "seconds": round(seconds, 3), "warnings": ctx.warnings})
+        result = ActionResult(
+            outputs=outputs, meta={**meta, "seconds": round(seconds, 3), "warnings": ctx.warnings}
+        )
         self.store.put_action(key, result)
         return result
 

@@ -54,11 +54,15 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
         {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "range": list(t.value_range)}
         for t in spec.inputs
     ]
-    outputs = [{"name": o.name, "shape": list(o.shape) if o.shape is not None else None} for o in spec.outputs]
+    outputs = [
+        {"name": o.name, "shape": list(o.shape) if o.shape is not None else None} for o in spec.outputs
+    ]
     profiles = [
         {
             "name": p.name,
-            "shapes": {n: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max)} for n, r in p.shapes.items()},
+            "shapes": {
+                n: {"min": list(r.min), "opt": list(r.opt), "max": list(r.max)} for n, r in p.shapes.items()
+            },
         }
         for p in spec.profiles
     ]

@@ -102,8 +102,9 @@ def _model(raw: dict[str, Any], config_dir: Path) -> ModelSpec:
     if "checkpoint" in raw:
         # Relative to the config file, not the current directory, so a config works from anywhere.
         checkpoint = Path(os.path.normpath(config_dir / Path(raw["checkpoint"]).expanduser()))
-    return ModelSpec(name=raw["name"], module=module, attr=attr, kwargs=dict(raw.get("kwargs", {})),
-                     checkpoint=checkpoint)
+    return ModelSpec(
+        name=raw["name"], module=module, attr=attr, kwargs=dict(raw.get("kwargs", {})), checkpoint=checkpoint
+    )
 
 
 def _export(raw: dict[str, Any]) -> ExportSpec:

@@ -28,7 +28,7 @@ _SNIPPET_RANGE = (1, 8, 32)
 
 
 def check_spec(spec: Spec, search_path: list[str]) -> list[Problem]:
-    """Every semantic problem of `spec`, in file order. `search_path` is where model modules are looked for."""
+    """Every semantic problem of `spec`, in file order; model modules are looked for on `search_path`."""
     problems = [
         *_check_profiles(spec),
         *_check_outputs(spec),
@@ -44,8 +44,12 @@ def _problem(spec: Spec, path: FieldPath, message: str, hint: str, *, at_key: bo
     return Problem(message, location or spec.location(path), format_field_path(path), hint)
 
 
-def _shape_text(shape: Shape | ConcreteShape) -> str:
+def _shape_text(shape: Shape | ConcreteShape | list[int]) -> str:
     return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _sizes_text(sizes: tuple[int, int, int]) -> str:
+    return "/".join(str(size) for size in sizes)
 
 
 def _indent(text: str) -> str:
@@ -82,9 +86,7 @@ def _snippet_line(tensor: TensorSpec, known: dict[str, tuple[int, int, int]]) ->
     """`input: {min: [1, 3], opt: [8, 3], max: [32, 3]}` using sizes already fixed for a symbolic dim."""
     parts = []
     for kind_index, kind in enumerate(KINDS):
-        dims = [
-            d if isinstance(d, int) else known.get(d, _SNIPPET_RANGE)[kind_index] for d in tensor.shape
-        ]
+        dims = [d if isinstance(d, int) else known.get(d, _SNIPPET_RANGE)[kind_index] for d in tensor.shape]
         parts.append(f"{kind}: {_shape_text(dims)}")
     return f"{tensor.name}: {{{', '.join(parts)}}}"
 
@@ -101,7 +103,9 @@ def _check_profile(
         if tensor is None:
             suggestion = did_you_mean(name, inputs)
             hint = (f"did you mean '{suggestion}'? " if suggestion else "") + f"inputs: {', '.join(inputs)}"
-            yield _problem(spec, path, f"profile '{profile.name}' names unknown input '{name}'", hint, at_key=True)
+            yield _problem(
+                spec, path, f"profile '{profile.name}' names unknown input '{name}'", hint, at_key=True
+            )
             continue
         rank_problem = _check_rank(spec, path, tensor, ranges)
         if rank_problem is not None:
@@ -120,10 +124,12 @@ def _check_profile(
 def _check_rank(spec: Spec, path: FieldPath, tensor: TensorSpec, ranges: ShapeRange) -> Problem | None:
     rank = len(tensor.shape)
     lengths = [len(getattr(ranges, kind)) for kind in KINDS]
-    wrong = [kind for kind, length in zip(KINDS, lengths) if length != rank]
+    wrong = [kind for kind, length in zip(KINDS, lengths, strict=True) if length != rank]
     if not wrong:
         return None
-    given = ", ".join(f"{kind} has {length}" for kind, length in zip(KINDS, lengths) if length != rank)
+    given = ", ".join(
+        f"{kind} has {length}" for kind, length in zip(KINDS, lengths, strict=True) if length != rank
+    )
     return _problem(
         spec,
         (*path, wrong[0]),
@@ -132,14 +138,16 @@ def _check_rank(spec: Spec, path: FieldPath, tensor: TensorSpec, ranges: ShapeRa
     )
 
 
-def _check_axis(spec: Spec, path: FieldPath, tensor: TensorSpec, ranges: ShapeRange, axis: int) -> Problem | None:
+def _check_axis(
+    spec: Spec, path: FieldPath, tensor: TensorSpec, ranges: ShapeRange, axis: int
+) -> Problem | None:
     dim = tensor.shape[axis]
     low, opt, high = (getattr(ranges, kind)[axis] for kind in KINDS)
-    sizes = f"{low}/{opt}/{high}"
+    sizes = _sizes_text((low, opt, high))
     if isinstance(dim, int):
         if low == opt == high == dim:
             return None
-        kind = next(k for k, v in zip(KINDS, (low, opt, high)) if v != dim)
+        kind = next(k for k, v in zip(KINDS, (low, opt, high), strict=True) if v != dim)
         return _problem(
             spec,
             (*path, kind, axis),
@@ -182,7 +190,9 @@ def _check_missing(
         )
 
 
-def _symbol_sizes(inputs: dict[str, TensorSpec], checked: dict[str, ShapeRange]) -> dict[str, tuple[int, int, int]]:
+def _symbol_sizes(
+    inputs: dict[str, TensorSpec], checked: dict[str, ShapeRange]
+) -> dict[str, tuple[int, int, int]]:
     sizes: dict[str, tuple[int, int, int]] = {}
     for name, ranges in checked.items():
         for axis, symbol in inputs[name].dynamic_dims.items():
@@ -215,8 +225,8 @@ def _check_symbolic(
             yield _problem(
                 spec,
                 ("profiles", profile.name, name, "min"),
-                f"dim '{symbol}' is {'/'.join(map(str, sizes))} (min/opt/max) at axis {axis} of input '{name}' "
-                f"but {'/'.join(map(str, first_sizes))} at axis {first_axis} of input '{first_name}'",
+                f"dim '{symbol}' is {_sizes_text(sizes)} (min/opt/max) at axis {axis} of input '{name}' "
+                f"but {_sizes_text(first_sizes)} at axis {first_axis} of input '{first_name}'",
                 f"one dim name is one size at run time: give '{symbol}' the same min, opt and max everywhere "
                 f"in profile '{profile.name}', or use different names for independent dims",
             )
@@ -233,8 +243,11 @@ def _check_outputs(spec: Spec) -> Iterator[Problem]:
         path: FieldPath = ("outputs", output.name) if in_mapping else ("outputs", index)
         if output.name in input_names:
             yield _problem(
-                spec, path, f"output '{output.name}' has the same name as an input",
-                "ONNX tensor names must be unique: rename the output", at_key=in_mapping,
+                spec,
+                path,
+                f"output '{output.name}' has the same name as an input",
+                "ONNX tensor names must be unique: rename the output",
+                at_key=in_mapping,
             )
         for axis, dim in enumerate(output.shape or ()):
             if isinstance(dim, str) and dim not in symbols:
@@ -242,7 +255,9 @@ def _check_outputs(spec: Spec) -> Iterator[Problem]:
                 hint = f"did you mean '{suggestion}'? " if suggestion else ""
                 hint += "an output's dims are fixed sizes or dim names used by the inputs"
                 hint += f" ({', '.join(symbols)})" if symbols else " (the inputs have none)"
-                yield _problem(spec, (*path, "shape", axis), f"dim '{dim}' does not appear in any input", hint)
+                yield _problem(
+                    spec, (*path, "shape", axis), f"dim '{dim}' does not appear in any input", hint
+                )
 
 
 def _check_ranges(spec: Spec) -> Iterator[Problem]:
@@ -269,13 +284,15 @@ def _check_source(spec: Spec, search_path: list[str]) -> Iterator[Problem]:
     if parent_is_module:
         message += f" ('{missing.rpartition('.')[0]}' is a module, not a package)"
     suggestion = did_you_mean(missing, close_module_names(missing, search_path))
-    hints = [f"did you mean '{suggestion}'?"] if suggestion else []
-    if "." not in missing:
-        hints.append(f"install the package that provides '{missing}' into this Python ({sys.executable})")
-        hints.append(f"or put {missing}.py next to the config ({spec.directory})")
+    hint = f"did you mean '{suggestion}'? " if suggestion else ""
+    if "." in missing:
+        hint += "check the spelling of the module path"
     else:
-        hints.append("check the spelling of the module path")
-    yield _problem(spec, ("model", "source"), message, "; ".join(hints))
+        hint += (
+            f"install the package that provides '{missing}' into this Python ({sys.executable}), "
+            f"check the spelling, or put {missing}.py next to the config ({spec.directory})"
+        )
+    yield _problem(spec, ("model", "source"), message, hint)
 
 
 def _check_checkpoint(spec: Spec) -> Iterator[Problem]:
@@ -289,4 +306,3 @@ def _check_checkpoint(spec: Spec) -> Iterator[Problem]:
         f"checkpoint {checkpoint} {what}",
         f"give the path of a state_dict file, relative to the config's directory ({spec.directory})",
     )
-

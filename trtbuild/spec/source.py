@@ -72,7 +72,9 @@ def close_module_names(module: str, search_path: list[str]) -> list[str]:
     """Modules beside where `module` would be, for a "did you mean" (lists directories, imports nothing)."""
     parent, _, _ = module.rpartition(".")
     if not parent:
-        return sorted({info.name for info in pkgutil.iter_modules(search_path)} | set(sys.builtin_module_names))
+        return sorted(
+            {info.name for info in pkgutil.iter_modules(search_path)} | set(sys.builtin_module_names)
+        )
     spec = _find_spec(parent, search_path)
     locations = list(spec.submodule_search_locations or []) if spec else []
     return sorted(f"{parent}.{info.name}" for info in pkgutil.iter_modules(locations))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,21 @@ def _quoted(values: Iterable[Any]) -> str:
     return ", ".join(repr(v) if isinstance(v, str) else json.dumps(v) for v in values)
 
 
+# types-jsonschema types these attributes as `X | Unset` (for errors made by hand); the validator
+# always sets them, so read them through these accessors.
+def _schema(error: ValidationError) -> dict[str, Any]:
+    schema = error.schema
+    return dict(schema) if isinstance(schema, Mapping) else {}
+
+
+def _instance(error: ValidationError) -> Any:
+    return error.instance
+
+
+def _value(error: ValidationError) -> Any:
+    return error.validator_value
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -136,17 +151,20 @@ class _Explainer:
                 return mark
         return Location(self.file, 1, 1)
 
-    def _problem(self, error: ValidationError, message: str, hint: str = "", path: FieldPath | None = None) -> Problem:
+    def _problem(
+        self, error: ValidationError, message: str, hint: str = "", path: FieldPath | None = None
+    ) -> Problem:
         where = tuple(error.absolute_path) if path is None else path
         return Problem(message, self._location(where), format_field_path(where), hint)
 
-    def _description(self, error: ValidationError | None) -> str:
+    def _description(self, error: ValidationError) -> str:
         """The `description` of the nearest schema around the error: what the field is for."""
-        while error is not None:
-            description = error.schema.get("description") if isinstance(error.schema, dict) else None
+        current: Any = error
+        while current is not None:
+            description = _schema(current).get("description")
             if description:
                 return str(description)
-            error = error.parent
+            current = current.parent
         return ""
 
     def _resolve(self, schema: Any) -> dict[str, Any]:
@@ -159,32 +177,34 @@ class _Explainer:
     # -- one method per JSON Schema keyword ------------------------------------------------------
 
     def _on_additionalProperties(self, error: ValidationError) -> Iterator[Problem]:
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(_schema(error).get("properties", {}))
         path = tuple(error.absolute_path)
-        for key in error.instance:
+        for key in _instance(error):
             if key in allowed:
                 continue
             suggestion = did_you_mean(key, allowed)
             hint = f"did you mean '{suggestion}'? " if suggestion else ""
-            hint += f"allowed fields here: {', '.join(allowed)}" if allowed else "this mapping takes no fields"
+            hint += (
+                f"allowed fields here: {', '.join(allowed)}" if allowed else "this mapping takes no fields"
+            )
             location = key_location(self.marks, (*path, key)) or self._location(path)
             yield Problem(f"unknown field '{key}'", location, format_field_path((*path, key)), hint)
 
     def _on_required(self, error: ValidationError) -> Iterator[Problem]:
-        properties = error.schema.get("properties", {})
-        unknown = [key for key in error.instance if key not in properties]
-        for name in error.validator_value:
+        properties = _schema(error).get("properties", {})
+        unknown = [key for key in _instance(error) if key not in properties]
+        for name in _value(error):
             # A misspelt required key is already reported as an unknown field with "did you mean".
-            if name in error.instance or did_you_mean(name, unknown):
+            if name in _instance(error) or did_you_mean(name, unknown):
                 continue
             description = properties.get(name, {}).get("description", "")
             hint = f"add `{name}:`" + (f" — {description}" if description else "")
             yield self._problem(error, f"missing required field '{name}'", hint)
 
     def _on_type(self, error: ValidationError) -> Iterator[Problem]:
-        expected = error.validator_value
+        expected = _value(error)
         names = [_TYPE_NAMES.get(t, t) for t in ([expected] if isinstance(expected, str) else expected)]
-        found = error.instance
+        found = _instance(error)
         message = f"expected {' or '.join(names)}, found {describe_value(found)}"
         yield self._problem(error, message, self._type_hint(expected, found, error))
 
@@ -205,22 +225,28 @@ class _Explainer:
         return self._description(error)
 
     def _on_enum(self, error: ValidationError) -> Iterator[Problem]:
-        allowed = error.validator_value
-        message = f"expected one of {_quoted(allowed)}, found {describe_value(error.instance)}"
-        suggestion = did_you_mean(error.instance, [str(v) for v in allowed]) if isinstance(error.instance, str) else None
+        allowed = _value(error)
+        message = f"expected one of {_quoted(allowed)}, found {describe_value(_instance(error))}"
+        suggestion = (
+            did_you_mean(_instance(error), [str(v) for v in allowed])
+            if isinstance(_instance(error), str)
+            else None
+        )
         hint = f"did you mean '{suggestion}'?" if suggestion else self._description(error)
         yield self._problem(error, message, hint)
 
     def _on_const(self, error: ValidationError) -> Iterator[Problem]:
-        message = f"expected {_quoted([error.validator_value])}, found {describe_value(error.instance)}"
+        message = f"expected {_quoted([_value(error)])}, found {describe_value(_instance(error))}"
         yield self._problem(error, message, self._description(error))
 
     def _on_pattern(self, error: ValidationError) -> Iterator[Problem]:
-        wanted = error.schema.get("patternErrorMessage") or f"text matching {error.validator_value}"
-        yield self._problem(error, f"expected {wanted}, found {describe_value(error.instance)}", self._description(error))
+        wanted = _schema(error).get("patternErrorMessage") or f"text matching {_value(error)}"
+        yield self._problem(
+            error, f"expected {wanted}, found {describe_value(_instance(error))}", self._description(error)
+        )
 
     def _bounds(self, error: ValidationError) -> Iterator[Problem]:
-        schema = error.schema
+        schema = _schema(error)
         kind = "an integer" if schema.get("type") == "integer" else "a number"
         low, high = schema.get("minimum"), schema.get("maximum")
         if low is not None and high is not None:
@@ -231,7 +257,7 @@ class _Explainer:
             wanted = f"{kind} <= {high}"
         else:
             wanted = error.message
-        yield self._problem(error, f"expected {wanted}, found {error.instance}", self._description(error))
+        yield self._problem(error, f"expected {wanted}, found {_instance(error)}", self._description(error))
 
     _on_minimum = _bounds
     _on_maximum = _bounds
@@ -242,38 +268,42 @@ class _Explainer:
     _on_maxItems = _on_minItems
 
     def _count(self, error: ValidationError, unit: str) -> Problem:
-        low = error.schema.get(f"min{unit.title()}s")
-        high = error.schema.get(f"max{unit.title()}s")
+        low = _schema(error).get(f"min{unit.title()}s")
+        high = _schema(error).get(f"max{unit.title()}s")
         if low is not None and low == high:
             wanted = f"exactly {low} {unit}s"
-        elif error.validator.startswith("min"):
+        elif str(error.validator).startswith("min"):
             wanted = f"at least {low} {unit}{'s' if low != 1 else ''}"
         else:
             wanted = f"at most {high} {unit}s"
-        found = len(error.instance)
+        found = len(_instance(error))
         return self._problem(error, f"expected {wanted}, found {found}", self._description(error))
 
     def _on_minProperties(self, error: ValidationError) -> Iterator[Problem]:
-        fields = list(error.schema.get("properties", {}))
+        fields = list(_schema(error).get("properties", {}))
         wanted = f"at least one of {', '.join(fields)}" if fields else "at least one entry"
         yield self._problem(error, f"expected {wanted}, found an empty mapping", self._description(error))
 
     def _on_uniqueItems(self, error: ValidationError) -> Iterator[Problem]:
         seen: list[Any] = []
-        for index, item in enumerate(error.instance):
+        for index, item in enumerate(_instance(error)):
             if item in seen:
                 path = (*error.absolute_path, index)
-                yield self._problem(error, f"{describe_value(item)} is listed twice", "list each value once", path)
+                yield self._problem(
+                    error, f"{describe_value(item)} is listed twice", "list each value once", path
+                )
                 return
             seen.append(item)
 
     def _on_propertyNames(self, error: ValidationError) -> Iterator[Problem]:
-        yield self._problem(error, f"invalid name {error.instance!r}: {error.message}", self._description(error))
+        yield self._problem(
+            error, f"invalid name {_instance(error)!r}: {error.message}", self._description(error)
+        )
 
     def _on_anyOf(self, error: ValidationError) -> Iterator[Problem]:
-        branches: Sequence[Any] = error.validator_value
+        branches: Sequence[Any] = _value(error)
         resolved = [self._resolve(branch) for branch in branches]
-        fitting = [i for i, branch in enumerate(resolved) if self._type_fits(branch, error.instance)]
+        fitting = [i for i, branch in enumerate(resolved) if self._type_fits(branch, _instance(error))]
         if len(fitting) == 1:
             # The value has the shape of exactly one alternative: explain why that one failed.
             sub_errors = [e for e in error.context or () if e.relative_schema_path[0] == fitting[0]]
@@ -282,7 +312,9 @@ class _Explainer:
                 yield from self.explain(chosen)
                 return
         wanted = " or ".join(self._branch_name(branch) for branch in resolved)
-        yield self._problem(error, f"expected {wanted}, found {describe_value(error.instance)}", self._description(error))
+        yield self._problem(
+            error, f"expected {wanted}, found {describe_value(_instance(error))}", self._description(error)
+        )
 
     _on_oneOf = _on_anyOf
 

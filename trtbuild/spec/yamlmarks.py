@@ -100,7 +100,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
             Problem(
                 "the config file is empty",
                 Location(path, 1, 1),
-                hint="a config needs at least `model`, `inputs` and `outputs`; `trtbuild init` writes a starter",
+                hint="a config needs at least `model`, `inputs` and `outputs`; `trtbuild init` writes one",
             )
         )
     if not isinstance(root, MappingNode):
@@ -123,7 +123,10 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(
-            Problem(f"config file not found: {path}", hint="check the path; it is relative to the current directory")
+            Problem(
+                f"config file not found: {path}",
+                hint="check the path; it is relative to the current directory",
+            )
         ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
@@ -141,7 +144,7 @@ def _compose(text: str, path: Path) -> Node | None:
     try:
         node: Node | None = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        raise ConfigError(_syntax_problem(exc, path)) from None
+        raise ConfigError(_syntax_problem(exc, path, text)) from None
     except yaml.YAMLError as exc:  # e.g. a ReaderError for a control character: no problem_mark
         position = getattr(exc, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else 1
@@ -153,9 +156,11 @@ def _compose(text: str, path: Path) -> Node | None:
 
 # Substrings of PyYAML's problem texts -> what usually causes them.
 _SYNTAX_HINTS = (
-    ("tab character", "YAML does not allow tabs for indentation; indent with spaces"),
-    ("'\\t'", "YAML does not allow tabs for indentation; indent with spaces"),
-    ("mapping values are not allowed", "a value containing ': ' must be quoted, or a key is indented too far"),
+    ("a tab", "YAML does not allow tabs for indentation; indent with spaces"),
+    (
+        "mapping values are not allowed",
+        "a value containing ': ' must be quoted, or a key is indented too far",
+    ),
     ("could not find expected ':'", "a key is missing its ':' or a quoted string is not closed"),
     ("expected a single document", "the file holds several YAML documents (---); keep one config per file"),
     ("found undefined alias", "an alias *name needs a matching anchor &name earlier in the file"),
@@ -167,14 +172,22 @@ _SYNTAX_HINTS = (
 )
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError, path: Path) -> Problem:
+def _syntax_problem(exc: yaml.MarkedYAMLError, path: Path, text: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     location = Location(path, mark.line + 1, mark.column + 1) if mark else Location(path, 1, 1)
     message = "invalid YAML: " + "; ".join(part for part in (exc.context, exc.problem) if part)
+    if mark and _tab_before(text, mark.line, mark.column) and "tab" not in message:
+        # libyaml says "found character that cannot start any token" without naming the tab.
+        message += " (a tab)"
     hint = next((h for needle, h in _SYNTAX_HINTS if needle in message), "check indentation and quoting here")
     if exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
         hint += f" (the construct started at line {exc.context_mark.line + 1})"
     return Problem(message, location, hint=hint)
+
+
+def _tab_before(text: str, line: int, column: int) -> bool:
+    lines = text.splitlines()
+    return line < len(lines) and "\t" in lines[line][: column + 1]
 
 
 def _node_kind(node: Node) -> str:
@@ -205,6 +218,7 @@ class _Builder:
                 return self._mapping(node, path)
             if isinstance(node, SequenceNode):
                 return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+            assert isinstance(node, ScalarNode)
             return self._scalar(node, path)
         finally:
             self._active.discard(id(node))
@@ -237,7 +251,9 @@ class _Builder:
         merged: dict[str, Any] = {}
         for source in reversed(sources):  # earlier sources win, as YAML's merge key spec says
             if not isinstance(source, MappingNode):
-                self._problem(source, path, "`<<` must merge a mapping (an alias to one)", "use `<<: *anchor`")
+                self._problem(
+                    source, path, "`<<` must merge a mapping (an alias to one)", "use `<<: *anchor`"
+                )
             elif id(source) in self._active:
                 self._problem(source, path, "a `<<` merge refers to a mapping that contains it", "remove it")
             else:
@@ -268,8 +284,12 @@ class _Builder:
             try:
                 return constructor(node)
             except (ConstructorError, ValueError, KeyError):  # e.g. `!!int abc`
-                self._problem(node, path, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {node.value!r}",
-                              "write a plain value without a tag")
+                self._problem(
+                    node,
+                    path,
+                    f"not a valid {node.tag.rsplit(':', 1)[-1]}: {node.value!r}",
+                    "write a plain value without a tag",
+                )
                 return None
         self._problem(node, path, f"unsupported YAML tag {node.tag}", "remove the tag; write a plain value")
         return None

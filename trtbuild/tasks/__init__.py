@@ -5,6 +5,8 @@ from __future__ import annotations
 from trtbuild.tasks import build, export, simplify, validate
 from trtbuild.tasks.base import TaskContext, TaskKind
 
-KINDS: dict[str, TaskKind] = {task.kind: task for task in (export.TASK, simplify.TASK, build.TASK, validate.TASK)}
+KINDS: dict[str, TaskKind] = {
+    task.kind: task for task in (export.TASK, simplify.TASK, build.TASK, validate.TASK)
+}
 
 __all__ = ["KINDS", "TaskContext", "TaskKind"]

@@ -41,7 +41,9 @@ def run(ctx: TaskContext) -> JsonDict:
     engine = engine_bytes_from_network(net, config)
     ctx.output(ENGINE).write_bytes(engine)
     found = toolchain.first_installed(
-        toolchain.TENSORRT_RTX_DISTRIBUTIONS if flavour == flavours.TENSORRT_RTX else toolchain.TENSORRT_DISTRIBUTIONS
+        toolchain.TENSORRT_RTX_DISTRIBUTIONS
+        if flavour == flavours.TENSORRT_RTX
+        else toolchain.TENSORRT_DISTRIBUTIONS
     )
     description = {
         **describe_io(net),

@@ -43,6 +43,8 @@ def run(ctx: TaskContext) -> JsonDict:
     input_names = [t["name"] for t in params["inputs"]]
     output_names = [t["name"] for t in params["outputs"]]
     dynamo = params["exporter"] == "dynamo"
+    # The dynamo exporter's own graph optimisation is kept; simplify is a task of its own.
+    options: dict[str, Any] = {"optimize": True, "verify": False, "external_data": False} if dynamo else {}
     # torch prints progress and deprecation notes; keep them out of the user's terminal and
     # record them instead.
     captured = io.StringIO()
@@ -58,8 +60,7 @@ def run(ctx: TaskContext) -> JsonDict:
                 opset_version=params["opset"],
                 dynamic_axes=dynamic_axes(params) or None,
                 dynamo=dynamo,
-                # The dynamo exporter's own graph optimisation; simplify is a task of its own.
-                **({"optimize": True, "verify": False, "external_data": False} if dynamo else {}),
+                **options,
             )
         except Exception as error:
             raise TaskError(
@@ -81,4 +82,4 @@ def _first_line(value: object) -> str:
     return text.splitlines()[0] if text else ""
 
 
-TASK = TaskKind(kind="export", version=1, outputs=(OUTPUT,), tools=tools, run=run)
+TASK = TaskKind(kind="export", version=2, outputs=(OUTPUT,), tools=tools, run=run)

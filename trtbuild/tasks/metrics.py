@@ -13,7 +13,9 @@ def compare(reference: Any, candidate: Any) -> dict[str, float]:
     ref = np.asarray(reference, dtype=np.float64).ravel()
     got = np.asarray(candidate, dtype=np.float64).ravel()
     if ref.shape != got.shape:
-        raise ValueError(f"shape mismatch: reference {np.shape(reference)} vs candidate {np.shape(candidate)}")
+        raise ValueError(
+            f"shape mismatch: reference {np.shape(reference)} vs candidate {np.shape(candidate)}"
+        )
     finite = bool(np.isfinite(got).all())
     diff = np.abs(ref - got)
     ref_norm = float(np.linalg.norm(ref))
@@ -39,7 +41,9 @@ def compare(reference: Any, candidate: Any) -> dict[str, float]:
 def within_tolerance(reference: Any, candidate: Any, atol: float, rtol: float) -> bool:
     import numpy as np
 
-    return bool(np.all(np.abs(np.asarray(reference) - np.asarray(candidate)) <= atol + rtol * np.abs(reference)))
+    return bool(
+        np.all(np.abs(np.asarray(reference) - np.asarray(candidate)) <= atol + rtol * np.abs(reference))
+    )
 
 
 def aggregate(per_sample: list[dict[str, float]]) -> dict[str, float]:
@@ -72,5 +76,7 @@ def gate(
         )
     cosine = tolerance.get("cosine")
     if cosine is not None and metrics["cosine"] < cosine:
-        failures.append({"output": output, "metric": "cosine", "value": metrics["cosine"], "threshold": cosine})
+        failures.append(
+            {"output": output, "metric": "cosine", "value": metrics["cosine"], "threshold": cosine}
+        )
     return failures

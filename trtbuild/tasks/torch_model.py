@@ -43,6 +43,9 @@ def load_model(
     import torch
 
     factory = import_source(model["source"], search_path)
+    # A model without a checkpoint is randomly initialised: seed the generator so that export and
+    # validate (separate tasks, maybe separate processes) instantiate the very same weights.
+    torch.manual_seed(0)
     try:
         module = factory(**model["kwargs"])
     except Exception as error:
@@ -81,10 +84,9 @@ def as_output_list(result: Any, names: Sequence[str]) -> list[Any]:
         if missing:
             raise TaskError(f"the model returned a dict without the outputs {missing}")
         return [result[name] for name in names]
-    if isinstance(result, (tuple, list)):
-        flat = list(result)
-    else:
-        flat = [result]
+    flat = list(result) if isinstance(result, (tuple, list)) else [result]
     if len(flat) != len(names):
-        raise TaskError(f"the model returned {len(flat)} outputs but the spec names {len(names)}: {list(names)}")
+        raise TaskError(
+            f"the model returned {len(flat)} outputs but the spec names {len(names)}: {list(names)}"
+        )
     return flat

@@ -127,4 +127,4 @@ def _compare_candidate(
     return {"status": "compared", "outputs": per_output, "passed": not failures, "failures": failures}
 
 
-TASK = TaskKind(kind="validate", version=1, outputs=(OUTPUT,), tools=tools, run=run)
+TASK = TaskKind(kind="validate", version=2, outputs=(OUTPUT,), tools=tools, run=run)

@@ -53,5 +53,5 @@ def import_module(flavour: str) -> ModuleType:
 
 
 def sm_number(target: str) -> int:
-    """"SM89" -> 89."""
+    """ "SM89" -> 89."""
     return int(target.removeprefix("SM"))

@@ -110,4 +110,5 @@ DTYPE_NAMES = {
 
 
 def dtype_name(dtype: Any) -> str:
-    return DTYPE_NAMES.get(dtype.name, dtype.name.lower())
+    name: str = dtype.name
+    return DTYPE_NAMES.get(name, name.lower())

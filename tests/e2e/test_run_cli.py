@@ -1,0 +1,144 @@
+"""End to end: the real CLI on a tiny real model (torch export, onnxsim, TensorRT-RTX, ONNX Runtime)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import Project, states
+
+pytestmark = pytest.mark.slow
+
+HEAVY_MODULES = (
+    "torch",
+    "torchvision",
+    "onnx",
+    "onnxruntime",
+    "onnxsim",
+    "tensorrt",
+    "tensorrt_rtx",
+    "numpy",
+)
+
+
+def test_run_builds_engine_and_prints_where(tiny_project: Project) -> None:
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 0, completed.stderr
+    cell = tiny_project.out / "tiny" / "fp32"
+    engine = cell / "model.engine"
+    assert engine.stat().st_size > 10_000
+    assert str(engine) in completed.stdout
+    assert str(cell / "engine.json") in completed.stdout
+    description = json.loads((cell / "engine.json").read_text())
+    assert description["backend"] == "tensorrt-rtx"
+    assert description["targets"] == ["SM89"]
+    assert description["inputs"] == [{"name": "input", "dtype": "float32", "shape": [-1, 3, 16, 16]}]
+    assert description["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 10]}]
+    validation = json.loads((cell / "validation.json").read_text())
+    assert validation["passed"] is True
+    assert validation["candidates"]["onnxruntime"]["outputs"]["logits"]["max_abs"] < 1e-4
+    # No GPU here: the engine comparison must say it was skipped and why, never that it passed.
+    engine_check = validation["candidates"]["engine"]
+    if engine_check.get("status") == "skipped":
+        assert engine_check["reason"]
+    # The ONNX graph handed to the builder keeps the dynamic batch dim.
+    import onnx
+
+    graph = onnx.load(str(cell / "model.onnx")).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_second_run_runs_nothing_and_imports_no_heavy_library(tiny_project: Project) -> None:
+    first = tiny_project.run_json()
+    assert set(states(first).values()) == {"ran"}
+    # Run the CLI in-process in a fresh interpreter, then list which heavy modules got imported.
+    probe = textwrap.dedent(
+        f"""
+        import json, sys
+        from trtbuild.cli import main
+        status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
+        heavy = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)
+        print(json.dumps({{"status": status, "heavy": heavy}}), file=sys.stderr)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tiny_project.root,
+        env={"TRTBUILD_CACHE_DIR": str(tiny_project.cache), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(completed.stderr.strip().splitlines()[-1])
+    assert report == {"status": 0, "heavy": []}
+    assert "Nothing to do: all 4 tasks are cached." in completed.stdout
+
+
+def test_changing_opset_reruns_export_and_everything_after(tiny_project: Project) -> None:
+    assert set(states(tiny_project.run_json()).values()) == {"ran"}
+    tiny_project.edit_config("opset: 17", "opset: 18")
+    assert states(tiny_project.run_json()) == {
+        "tiny/export": "ran",
+        "tiny/simplify": "ran",
+        "tiny/fp32/build": "ran",
+        "tiny/fp32/validate": "ran",
+    }
+
+
+def test_changing_only_a_tolerance_reruns_only_validate(tiny_project: Project) -> None:
+    assert set(states(tiny_project.run_json()).values()) == {"ran"}
+    tiny_project.edit_config("atol: 1.0e-4", "atol: 2.0e-4")
+    document = tiny_project.run_json()
+    assert states(document) == {
+        "tiny/export": "cached",
+        "tiny/simplify": "cached",
+        "tiny/fp32/build": "cached",
+        "tiny/fp32/validate": "ran",
+    }
+    assert document["exit_status"] == 0
+
+
+def test_json_document_fields(tiny_project: Project) -> None:
+    document = tiny_project.run_json()
+    task = document["tasks"][0]
+    assert {"id", "kind", "cell", "state", "reason", "seconds"} <= set(task)
+    assert document["cells"][0]["dir"].endswith("tiny/fp32")
+
+
+def test_impossible_tolerance_fails_the_gate_with_exit_1(tiny_project: Project) -> None:
+    tiny_project.edit_config("fp32: {atol: 1.0e-4, rtol: 1.0e-3}", "fp32: {atol: 0.0, rtol: 0.0}")
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 1, completed.stderr
+    assert "Validation gates failed" in completed.stdout
+    assert "max_abs" in completed.stdout
+    # Everything before the gate was built and kept.
+    assert (tiny_project.out / "tiny" / "fp32" / "model.engine").exists()
+
+
+def test_dynamo_exporter(tiny_project: Project) -> None:
+    tiny_project.edit_config("exporter: torchscript", "exporter: dynamo")
+    tiny_project.edit_config("opset: 17", "opset: 18")
+    document = tiny_project.run_json()
+    assert document["exit_status"] == 0, document
+    assert set(states(document).values()) == {"ran"}
+
+
+def test_editing_the_model_code_reruns_export(tiny_project: Project) -> None:
+    tiny_project.run_json()
+    module = tiny_project.root / "tinynet.py"
+    module.write_text(module.read_text().replace("padding=1", "padding=1, bias=False"))
+    assert states(tiny_project.run_json())["tiny/export"] == "ran"
+
+
+def test_unimportable_attribute_is_a_config_error_before_any_task(tiny_project: Project) -> None:
+    tiny_project.edit_config("source: tinynet:TinyNet", "source: tinynet:NoSuchNet")
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 2
+    assert f"{tiny_project.config}:3:" in completed.stderr
+    assert "NoSuchNet" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not tiny_project.out.exists()
