@@ -30,6 +30,11 @@ class TinyNet(torch.nn.Module):
     def forward(self, x):
         y = torch.relu(self.conv(x)).mean(dim=(2, 3))
         return self.fc(y)
+
+
+class TwoInputNet(torch.nn.Module):
+    def forward(self, x, scale):
+        return x * scale
 '''
 
 TINY_CONFIG = """\

@@ -115,3 +115,18 @@ def test_several_mistakes_are_all_reported(
     )
     problems = all_problems(path)
     assert [p.location.line for p in problems if p.location] == [3, 8, 11]
+
+
+def test_left_out_level_is_one_problem(edit_good: Edit, one_problem: OneProblem) -> None:
+    path = edit_good(
+        "  input: {shape: [batch, 3, 224, 224], dtype: float32}",
+        "  shape: [batch, 3, 224, 224]\n  dtype: float32",
+        "  default: {input: {min: [1, 3, 224, 224], opt: [8, 3, 224, 224], max: [32, 3, 224, 224]}}\n",
+        "",
+        "profiles:\n",
+        "",
+    )
+    problem = one_problem(path)
+    assert str(problem.location) == f"{path}:5:3"
+    assert problem.message == "'shape', 'dtype' are fields of each entry of inputs, not an entry name"
+    assert "put the fields under a name" in problem.hint

@@ -117,11 +117,15 @@ def _dim(dim: int | float | str) -> int | str:
 
 
 def _input(name: str, raw: dict[str, Any]) -> TensorSpec:
-    low, high = raw.get("range", (0.0, 1.0))
+    dtype = raw.get("dtype", "float32")
+    # Generated integer inputs (indices, token ids) default to small non-negative values, where
+    # [0, 1) would make them all zero.
+    default_range = (0.0, 10.0) if dtype.startswith(("int", "uint")) else (0.0, 1.0)
+    low, high = raw.get("range", default_range)
     return TensorSpec(
         name=name,
         shape=tuple(_dim(d) for d in raw["shape"]),
-        dtype=raw.get("dtype", "float32"),
+        dtype=dtype,
         value_range=(float(low), float(high)),
     )
 

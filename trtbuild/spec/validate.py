@@ -50,18 +50,26 @@ def _validator() -> Draft202012Validator:
 def validate_document(document: Any, marks: dict[FieldPath, Location], file: Path) -> list[Problem]:
     """Every schema violation in `document`, one Problem per mistake, in file order."""
     explainer = _Explainer(marks, file)
-    problems: list[Problem] = []
-    for error in _validator().iter_errors(document):
+    errors = _drop_consequences(list(_validator().iter_errors(document)))
+    problems, errors = explainer.skipped_levels(errors)
+    for error in errors:
         problems.extend(explainer.explain(error))
     return sort_problems(_unique(problems))
 
 
-def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
-    def key(problem: Problem) -> tuple[int, int, str]:
-        loc = problem.location
-        return (loc.line, loc.column, problem.field_path) if loc else (1 << 30, 0, problem.field_path)
+def _drop_consequences(errors: list[ValidationError]) -> list[ValidationError]:
+    """A value of the wrong type also fails its range, const or pattern: report only the type."""
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    return [e for e in errors if e.validator == "type" or tuple(e.absolute_path) not in mistyped]
 
-    return sorted(problems, key=key)
+
+def _line_column(location: Location | None) -> tuple[int, int]:
+    return (location.line, location.column) if location else (1 << 30, 0)
+
+
+def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems in the order of the file, as a compiler lists them."""
+    return sorted(problems, key=lambda problem: (*_line_column(problem.location), problem.field_path))
 
 
 def _unique(problems: Iterable[Problem]) -> list[Problem]:
@@ -134,6 +142,37 @@ class _Explainer:
     def __init__(self, marks: dict[FieldPath, Location], file: Path) -> None:
         self.marks = marks
         self.file = file
+
+    def skipped_levels(self, errors: list[ValidationError]) -> tuple[list[Problem], list[ValidationError]]:
+        """Collapse "entry 'shape' is not a mapping" for each field of a name -> fields map into one problem.
+
+        `inputs: {shape: [...], dtype: float32}` (the input's name left out) makes every field an
+        entry of the wrong type; that is one mistake, a missing level, and is reported once.
+        """
+        fields_by_parent: dict[FieldPath, list[str]] = {}
+        rest = []
+        for error in errors:
+            path = tuple(error.absolute_path)
+            fields = _schema(error).get("properties", {})
+            if error.validator == "type" and path and isinstance(path[-1], str) and path[-1] in fields:
+                fields_by_parent.setdefault(path[:-1], []).append(path[-1])
+            else:
+                rest.append(error)
+        problems = [self._skipped_level(parent, keys) for parent, keys in fields_by_parent.items()]
+        return problems, rest
+
+    def _skipped_level(self, parent: FieldPath, keys: list[str]) -> Problem:
+        keys = sorted(keys, key=lambda key: _line_column(key_location(self.marks, (*parent, key))))
+        name = format_field_path(parent)
+        listed = ", ".join(f"'{key}'" for key in keys)
+        example = ", ".join(f"{key}: ..." for key in keys)
+        return Problem(
+            f"{listed} {'is a field' if len(keys) == 1 else 'are fields'} of each entry of {name}, "
+            "not an entry name",
+            key_location(self.marks, (*parent, keys[0])) or self._location(parent),
+            name,
+            f"{name} maps names to their fields: put the fields under a name, e.g. {{<name>: {{{example}}}}}",
+        )
 
     def explain(self, error: ValidationError) -> Iterator[Problem]:
         handler = getattr(self, f"_on_{error.validator}", None)

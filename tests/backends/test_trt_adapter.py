@@ -1,0 +1,100 @@
+"""The TensorRT adapter with the real TensorRT-RTX: builds, targets, parser errors, engine runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trtbuild.backends.trt import flavour as flavours
+from trtbuild.backends.trt.loader import (
+    BuildSettings,
+    builder_config_from_settings,
+    describe_io,
+    engine_bytes_from_network,
+    network_from_onnx_path,
+)
+from trtbuild.backends.trt.runner import run_engine, why_engine_cannot_run
+from trtbuild.errors import TaskError
+
+RTX = flavours.TENSORRT_RTX
+PROFILE = {"name": "default", "shapes": {"x": {"min": [1, 4], "opt": [2, 4], "max": [8, 4]}}}
+
+
+def write_onnx(path: Path, op: str = "Relu", domain: str = "") -> Path:
+    """A one-node ONNX graph y = op(x) with a dynamic batch dim, made with onnx.helper."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(op, ["x"], ["y"], name="the_node", domain=domain)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    return path
+
+
+def build(path: Path, targets: tuple[str, ...] = ("SM89",)) -> bytes:
+    net = network_from_onnx_path(RTX, path)
+    config = builder_config_from_settings(net, RTX, BuildSettings(profiles=[PROFILE], targets=targets))
+    return engine_bytes_from_network(net, config)
+
+
+def test_builds_a_real_engine_on_the_cpu_deterministically(tmp_path: Path) -> None:
+    path = write_onnx(tmp_path / "relu.onnx")
+    first = build(path)
+    assert len(first) > 1000
+    assert build(path) == first  # TensorRT-RTX builds are byte-for-byte reproducible
+    assert build(path, targets=("SM86",)) != first  # the target is part of the engine
+
+
+def test_describe_io_reports_names_dtypes_and_dynamic_dims(tmp_path: Path) -> None:
+    net = network_from_onnx_path(RTX, write_onnx(tmp_path / "relu.onnx"))
+    assert describe_io(net) == {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}],
+        "outputs": [{"name": "y", "dtype": "float32", "shape": [-1, 4]}],
+    }
+
+
+def test_parser_error_names_the_node_and_its_op(tmp_path: Path) -> None:
+    path = write_onnx(tmp_path / "custom.onnx", op="NoSuchOp", domain="com.example")
+    with pytest.raises(TaskError) as caught:
+        network_from_onnx_path(RTX, path)
+    assert "ONNX parser rejected the graph" in str(caught.value)
+    assert any("the_node" in detail and "NoSuchOp" in detail for detail in caught.value.details), (
+        caught.value.details
+    )
+
+
+def test_auto_picks_tensorrt_rtx_without_a_gpu() -> None:
+    if flavours.installed(flavours.TENSORRT) and flavours.toolchain.nvidia_gpus():
+        pytest.skip("this machine has datacenter TensorRT and a GPU: auto picks tensorrt here")
+    assert flavours.resolve("auto") == RTX
+
+
+@pytest.mark.gpu
+def test_engine_runs_and_matches_relu(tmp_path: Path) -> None:
+    reason = why_engine_cannot_run(RTX, ("SM86", "SM89", "SM120"))
+    if reason is not None:
+        pytest.skip(f"cannot run a TensorRT-RTX engine here: {reason}")
+    import numpy as np
+
+    path = write_onnx(tmp_path / "relu.onnx")
+    engine_path = tmp_path / "relu.engine"
+    engine_path.write_bytes(build(path, targets=("SM86", "SM89", "SM120")))
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    outputs = run_engine(RTX, engine_path, {"x": x})
+    np.testing.assert_allclose(outputs["y"], np.maximum(x, 0))
+
+
+def test_no_gpu_reason_is_stated() -> None:
+    reason = why_engine_cannot_run(RTX, ("SM89",))
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert reason == "no CUDA GPU is available on this machine"

@@ -1,0 +1,144 @@
+"""The resolver and task keys: identical tasks are one node; keys change exactly when they should."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from trtbuild import api
+from trtbuild.plan.keys import KEY_SCHEME, key_material, task_key
+
+
+def export_key(project: Project) -> str:
+    the_plan = api.plan([project.config], cache_dir=project.cache)
+    key = the_plan.statuses["tiny/export"].key
+    assert key is not None
+    return key
+
+
+def test_graph_is_export_simplify_build_validate(tiny_project: Project) -> None:
+    the_plan = api.plan([tiny_project.config], cache_dir=tiny_project.cache)
+    graph = the_plan.graph
+    assert list(graph.nodes) == ["tiny/export", "tiny/simplify", "tiny/fp32/build", "tiny/fp32/validate"]
+    assert graph.nodes["tiny/simplify"].deps["model.onnx"].node_id == "tiny/export"
+    assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/simplify"
+    assert {d.node_id for d in graph.nodes["tiny/fp32/validate"].deps.values()} == {
+        "tiny/simplify",
+        "tiny/fp32/build",
+    }
+    assert [s.reason for s in the_plan.statuses.values()] == [
+        "not in cache",
+        "after tiny/export",
+        "after tiny/simplify",
+        "after tiny/simplify, tiny/fp32/build",
+    ]
+
+
+def test_simplify_off_builds_from_the_export(tiny_project: Project) -> None:
+    tiny_project.edit_config(
+        "export: {opset: 17, exporter: torchscript}", "export: {opset: 17}\nsimplify: false"
+    )
+    graph = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
+    assert "tiny/simplify" not in graph.nodes
+    assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/export"
+
+
+def test_identical_tasks_across_configs_are_one_node(tiny_project: Project) -> None:
+    twin = tiny_project.root / "twin.yaml"
+    twin.write_text(tiny_project.config.read_text().replace("name: tiny", "name: twin"))
+    graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
+    assert len(graph.nodes) == 4, list(graph.nodes)
+    assert [(c.model, c.cell) for c in graph.cells] == [("tiny", "fp32"), ("twin", "fp32")]
+    # A different opset in the twin: its export differs, so everything after it does too.
+    twin.write_text(twin.read_text().replace("opset: 17", "opset: 18"))
+    graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
+    assert len(graph.nodes) == 8
+    assert "twin/export" in graph.nodes
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("opset: 17", "opset: 18"),
+        ("exporter: torchscript", "exporter: dynamo"),
+        ("kwargs: {classes: 10}", "kwargs: {classes: 11}"),
+        ("opt: [2, 3, 16, 16]", "opt: [3, 3, 16, 16]"),  # the exporter traces at the opt shape
+        ("dtype: float32", "dtype: float16"),
+    ],
+)
+def test_export_key_changes_with_what_export_depends_on(tiny_project: Project, old: str, new: str) -> None:
+    before = export_key(tiny_project)
+    tiny_project.edit_config(old, new)
+    assert export_key(tiny_project) != before
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("atol: 1.0e-4", "atol: 2.0e-4"),
+        ("samples: 3", "samples: 5"),
+        ("targets: [SM89]", "targets: [SM86]"),
+        ("model:\n", "# a comment\nmodel:\n"),
+        ("{min: [1, 3, 16, 16],", "{min: [1,   3, 16, 16],"),
+    ],
+)
+def test_export_key_ignores_what_export_does_not_depend_on(tiny_project: Project, old: str, new: str) -> None:
+    before = export_key(tiny_project)
+    tiny_project.edit_config(old, new)
+    assert export_key(tiny_project) == before
+
+
+def test_export_key_follows_model_code_and_checkpoint_content(tiny_project: Project) -> None:
+    before = export_key(tiny_project)
+    module = tiny_project.root / "tinynet.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit\n")
+    edited = export_key(tiny_project)
+    assert edited != before
+    module.write_text(original)
+    assert export_key(tiny_project) == before
+    checkpoint = tiny_project.root / "weights.pt"
+    checkpoint.write_bytes(b"first")
+    tiny_project.edit_config(
+        "  kwargs: {classes: 10}\n", "  kwargs: {classes: 10}\n  checkpoint: weights.pt\n"
+    )
+    with_checkpoint = export_key(tiny_project)
+    checkpoint.write_bytes(b"second")
+    assert export_key(tiny_project) != with_checkpoint
+
+
+def test_export_key_does_not_depend_on_where_the_project_lives(tiny_project: Project, tmp_path: Path) -> None:
+    before = export_key(tiny_project)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tiny_project.root, moved)
+    relocated = Project(root=moved, config=moved / "tiny.yaml", cache=tiny_project.cache, out=moved / "build")
+    assert export_key(relocated) == before
+
+
+def test_key_covers_scheme_kind_version_params_inputs_and_tools() -> None:
+    base = key_material("export", 1, {"opset": 17}, {"checkpoint": "a" * 64}, {"torch": "2.14.1"})
+    assert base["scheme"] == KEY_SCHEME
+    variants = [
+        key_material("simplify", 1, {"opset": 17}, {"checkpoint": "a" * 64}, {"torch": "2.14.1"}),
+        key_material("export", 2, {"opset": 17}, {"checkpoint": "a" * 64}, {"torch": "2.14.1"}),
+        key_material("export", 1, {"opset": 18}, {"checkpoint": "a" * 64}, {"torch": "2.14.1"}),
+        key_material("export", 1, {"opset": 17}, {"checkpoint": "b" * 64}, {"torch": "2.14.1"}),
+        key_material("export", 1, {"opset": 17}, {"checkpoint": "a" * 64}, {"torch": "2.15.0"}),
+    ]
+    keys = {task_key(base), *(task_key(v) for v in variants)}
+    assert len(keys) == 6
+    # Canonical: the order params were written in does not matter.
+    assert task_key(key_material("k", 1, {"a": 1, "b": 2}, {}, {})) == task_key(
+        key_material("k", 1, {"b": 2, "a": 1}, {}, {})
+    )
+
+
+def test_only_selects_cells_and_rejects_unknown_ones(tiny_project: Project) -> None:
+    from trtbuild.errors import ConfigError
+
+    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 4
+    with pytest.raises(ConfigError, match="--only names no cell: fp64"):
+        api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp64"])
