@@ -1,4 +1,4 @@
-"""Broken configs through the real CLI: one clear message with file:line, exit 2, no traceback, nothing run."""
+"""Broken configs through the real CLI: one clear message with file:line, exit 2, nothing run."""
 
 from __future__ import annotations
 
