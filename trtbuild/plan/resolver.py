@@ -67,6 +67,8 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
         for p in spec.profiles
     ]
     cell_names = [cell.name for cell in cells]
+    # What both export and validate (which runs the PyTorch reference) know of the model.
+    model_io = {"model": model, "inputs": inputs, "outputs": outputs}
     export = graph.add(
         TaskNode(
             id=f"{name}/export",
@@ -74,9 +76,7 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
             model=name,
             params=canonicalize(
                 {
-                    "model": model,
-                    "inputs": inputs,
-                    "outputs": outputs,
+                    **model_io,
                     "example_shapes": example_shapes(inputs, profiles),
                     "opset": spec.export.opset,
                     "exporter": spec.export.exporter,
@@ -128,9 +128,7 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
                 model=name,
                 params=canonicalize(
                     {
-                        "model": model,
-                        "inputs": inputs,
-                        "outputs": outputs,
+                        **model_io,
                         "profiles": profiles,
                         "samples": spec.validate.samples,
                         "seed": spec.validate.seed,

@@ -96,6 +96,7 @@ def describe_io(net: Network) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+# TensorRT data types by their numpy / torch names.
 DTYPE_NAMES = {
     "FLOAT": "float32",
     "HALF": "float16",
@@ -105,7 +106,7 @@ DTYPE_NAMES = {
     "INT64": "int64",
     "UINT8": "uint8",
     "BOOL": "bool",
-    "FP8": "float8e4m3",
+    "FP8": "float8_e4m3fn",
 }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.backends.trt import flavour as flavours
+from trtbuild.backends.trt.loader import dtype_name
 
 
 def why_engine_cannot_run(flavour: str, targets: Sequence[str]) -> str | None:
@@ -33,18 +34,6 @@ def why_engine_cannot_run(flavour: str, targets: Sequence[str]) -> str | None:
     return None
 
 
-TORCH_DTYPES = {
-    "FLOAT": "float32",
-    "HALF": "float16",
-    "BF16": "bfloat16",
-    "INT8": "int8",
-    "INT32": "int32",
-    "INT64": "int64",
-    "UINT8": "uint8",
-    "BOOL": "bool",
-}
-
-
 def run_engine(flavour: str, engine_path: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
     """Run the engine once on numpy `feeds`; returns numpy outputs by name."""
     import torch
@@ -65,7 +54,7 @@ def run_engine(flavour: str, engine_path: Path, feeds: Mapping[str, Any]) -> dic
             device_tensors[name] = tensor
     for name in names:
         if engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
-            dtype = getattr(torch, TORCH_DTYPES[engine.get_tensor_dtype(name).name])
+            dtype = getattr(torch, dtype_name(engine.get_tensor_dtype(name)))
             shape = tuple(context.get_tensor_shape(name))
             device_tensors[name] = torch.empty(shape, dtype=dtype, device="cuda")
     for name, tensor in device_tensors.items():
