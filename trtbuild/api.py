@@ -12,6 +12,7 @@ from trtbuild.errors import EXIT_FAILED, EXIT_OK, ConfigError, Problem, TaskErro
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.plan.graph import Graph
+from trtbuild.plan.preflight import check_precision_inputs
 from trtbuild.plan.resolver import resolve, search_path
 from trtbuild.plan.status import NodeStatus, plan_status
 from trtbuild.spec.loader import load_spec
@@ -112,6 +113,8 @@ def preflight(the_plan: Plan) -> None:
             problems += _check_model_source(spec)
         if "build" in kinds:
             problems += _check_backend(the_plan, spec)
+        if "precision" in kinds:
+            problems += check_precision_inputs(the_plan, spec)
     if problems:
         raise ConfigError(problems)
 

@@ -75,7 +75,7 @@ def test_second_run_runs_nothing_and_imports_no_heavy_library(tiny_project: Proj
     )
     report = json.loads(completed.stderr.strip().splitlines()[-1])
     assert report == {"status": 0, "heavy": []}
-    assert "Nothing to do: all 4 tasks are cached." in completed.stdout
+    assert "Nothing to do: all 5 tasks are cached." in completed.stdout
 
 
 def test_changing_opset_reruns_export_and_everything_after(tiny_project: Project) -> None:
@@ -84,6 +84,7 @@ def test_changing_opset_reruns_export_and_everything_after(tiny_project: Project
     assert states(tiny_project.run_json()) == {
         "tiny/export": "ran",
         "tiny/simplify": "ran",
+        "tiny/fp32/precision": "ran",
         "tiny/fp32/build": "ran",
         "tiny/fp32/validate": "ran",
     }
@@ -96,6 +97,7 @@ def test_changing_only_a_tolerance_reruns_only_validate(tiny_project: Project) -
     assert states(document) == {
         "tiny/export": "cached",
         "tiny/simplify": "cached",
+        "tiny/fp32/precision": "cached",
         "tiny/fp32/build": "cached",
         "tiny/fp32/validate": "ran",
     }

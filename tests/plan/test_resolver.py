@@ -19,21 +19,29 @@ def export_key(project: Project) -> str:
     return key
 
 
-def test_graph_is_export_simplify_build_validate(tiny_project: Project) -> None:
+def test_graph_is_export_simplify_precision_build_validate(tiny_project: Project) -> None:
     the_plan = api.plan([tiny_project.config], cache_dir=tiny_project.cache)
     graph = the_plan.graph
-    assert list(graph.nodes) == ["tiny/export", "tiny/simplify", "tiny/fp32/build", "tiny/fp32/validate"]
-    assert graph.nodes["tiny/simplify"].deps["model.onnx"].node_id == "tiny/export"
-    assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/simplify"
-    assert {d.node_id for d in graph.nodes["tiny/fp32/validate"].deps.values()} == {
+    assert list(graph.nodes) == [
+        "tiny/export",
         "tiny/simplify",
+        "tiny/fp32/precision",
+        "tiny/fp32/build",
+        "tiny/fp32/validate",
+    ]
+    assert graph.nodes["tiny/simplify"].deps["model.onnx"].node_id == "tiny/export"
+    assert graph.nodes["tiny/fp32/precision"].deps["model.onnx"].node_id == "tiny/simplify"
+    assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/fp32/precision"
+    assert {d.node_id for d in graph.nodes["tiny/fp32/validate"].deps.values()} == {
+        "tiny/fp32/precision",
         "tiny/fp32/build",
     }
     assert [s.reason for s in the_plan.statuses.values()] == [
         "not in cache",
         "after tiny/export",
         "after tiny/simplify",
-        "after tiny/simplify, tiny/fp32/build",
+        "after tiny/fp32/precision",
+        "after tiny/fp32/precision, tiny/fp32/build",
     ]
 
 
@@ -43,19 +51,19 @@ def test_simplify_off_builds_from_the_export(tiny_project: Project) -> None:
     )
     graph = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
     assert "tiny/simplify" not in graph.nodes
-    assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/export"
+    assert graph.nodes["tiny/fp32/precision"].deps["model.onnx"].node_id == "tiny/export"
 
 
 def test_identical_tasks_across_configs_are_one_node(tiny_project: Project) -> None:
     twin = tiny_project.root / "twin.yaml"
     twin.write_text(tiny_project.config.read_text().replace("name: tiny", "name: twin"))
     graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
-    assert len(graph.nodes) == 4, list(graph.nodes)
+    assert len(graph.nodes) == 5, list(graph.nodes)
     assert [(c.model, c.cell) for c in graph.cells] == [("tiny", "fp32"), ("twin", "fp32")]
     # A different opset in the twin: its export differs, so everything after it does too.
     twin.write_text(twin.read_text().replace("opset: 17", "opset: 18"))
     graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
-    assert len(graph.nodes) == 8
+    assert len(graph.nodes) == 10
     assert "twin/export" in graph.nodes
 
 
@@ -139,6 +147,6 @@ def test_key_covers_scheme_kind_version_params_inputs_and_tools() -> None:
 def test_only_selects_cells_and_rejects_unknown_ones(tiny_project: Project) -> None:
     from trtbuild.errors import ConfigError
 
-    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 4
+    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 5
     with pytest.raises(ConfigError, match="--only names no cell: fp64"):
         api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp64"])

@@ -39,7 +39,7 @@ def test_good_config_loads_with_defaults(write_config: WriteConfig, good_text: s
     )
     assert spec.build == BuildSpec()
     assert spec.validate.samples == 4 and spec.validate.seed == 0
-    assert spec.validate.tolerance == {"fp32": Tolerance(atol=1e-4)}
+    assert spec.validate.tolerance == {**DEFAULT_TOLERANCES, "fp32": Tolerance(atol=1e-4)}
     assert spec.cells == (Cell("fp32", "fp32"),)
     assert spec.location(("export", "opset")) is not None
 

@@ -84,8 +84,8 @@ def test_unknown_field_inside_an_alternative(edit_good: Edit, one_problem: OnePr
 
 
 def test_unknown_precision(edit_good: Edit, one_problem: OneProblem) -> None:
-    problem = one_problem(edit_good("outputs: [logits]", "outputs: [logits]\nprecision: fp16"))
-    assert problem.message == "expected one of 'fp32', found string 'fp16'"
+    problem = one_problem(edit_good("outputs: [logits]", "outputs: [logits]\nprecision: fp64"))
+    assert problem.message == "expected one of 'fp32', 'fp16', 'bf16', 'int8', 'fp8', found string 'fp64'"
 
 
 def test_bad_workspace(edit_good: Edit, one_problem: OneProblem) -> None:

@@ -14,7 +14,7 @@ from trtbuild.backends.trt import flavour as flavours
 from trtbuild.errors import ConfigError, Problem
 from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, canonicalize
 from trtbuild.spec.loader import module_search_path
-from trtbuild.spec.model import Cell, Spec
+from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, Cell, Spec
 from trtbuild.spec.source import distribution_version, locate_module
 from trtbuild.tasks.sampling import example_shapes
 
@@ -101,6 +101,7 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
         )
     backend = _backend(spec)
     for cell in cells:
+        cell_graph = graph.add(_precision_node(spec, cell, graph_node, inputs, profiles))
         build = graph.add(
             TaskNode(
                 id=f"{name}/{cell.name}/build",
@@ -116,7 +117,7 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
                         "targets": list(spec.build.targets),
                     }
                 ),
-                deps={"model.onnx": Dep(graph_node.id, "model.onnx")},
+                deps={"model.onnx": Dep(cell_graph.id, "model.onnx")},
                 cells=[cell.name],
             )
         )
@@ -143,7 +144,7 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
                     }
                 ),
                 deps={
-                    "model.onnx": Dep(graph_node.id, "model.onnx"),
+                    "model.onnx": Dep(cell_graph.id, "model.onnx"),
                     "model.engine": Dep(build.id, "model.engine"),
                     "engine.json": Dep(build.id, "engine.json"),
                 },
@@ -158,13 +159,54 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
                 cell=cell.name,
                 config=spec.path,
                 artifacts=[
-                    CellArtifact("model.onnx", graph_node.id, "model.onnx"),
+                    CellArtifact("model.onnx", cell_graph.id, "model.onnx"),
                     CellArtifact("model.engine", build.id, "model.engine"),
                     CellArtifact("engine.json", build.id, "engine.json"),
                     CellArtifact("validation.json", validate.id, "validation.json"),
                 ],
             )
         )
+
+
+def _precision_node(
+    spec: Spec, cell: Cell, upstream: TaskNode, inputs: list[dict[str, Any]], profiles: list[dict[str, Any]]
+) -> TaskNode:
+    """The cell's graph in its precision. Only what the precision uses enters its params, so that
+    (say) a new calibration file reruns the int8 cell and leaves fp16 cached."""
+    params: dict[str, Any] = {"precision": cell.precision}
+    files: dict[str, Path] = {}
+    if cell.precision in AUTOCAST_PRECISIONS:
+        autocast = spec.autocast
+        params["autocast"] = {
+            "keep_io_types": autocast.keep_io_types,
+            "exclude_nodes": list(autocast.exclude_nodes),
+            "exclude_op_types": list(autocast.exclude_op_types),
+        }
+    elif cell.precision in QUANTIZED_PRECISIONS and spec.calibration is not None:
+        calibration = spec.calibration
+        if calibration.source == "npz" and calibration.path is not None:
+            params["calibration"] = {"source": "npz"}
+            files["calibration"] = calibration.path  # its content is in the key
+        else:
+            params["calibration"] = {
+                "source": "random",
+                "samples": calibration.samples,
+                "seed": calibration.seed,
+            }
+            params["inputs"] = inputs
+            params["calibration_shapes"] = {
+                t["name"]: (profiles[0]["shapes"][t["name"]]["opt"] if profiles else t["shape"])
+                for t in inputs
+            }
+    return TaskNode(
+        id=f"{spec.model.name}/{cell.name}/precision",
+        kind="precision",
+        model=spec.model.name,
+        params=canonicalize(params),
+        deps={"model.onnx": Dep(upstream.id, "model.onnx")},
+        files=files,
+        cells=[cell.name],
+    )
 
 
 def _backend(spec: Spec) -> str:

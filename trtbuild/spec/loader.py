@@ -17,7 +17,9 @@ from typing import Any
 from trtbuild.errors import ConfigError, Location
 from trtbuild.spec.model import (
     DEFAULT_TOLERANCES,
+    AutocastSpec,
     BuildSpec,
+    CalibrationSpec,
     Cell,
     ExportSpec,
     FieldPath,
@@ -92,6 +94,8 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         build=_build(document.get("build", {})),
         validate=_validate(document.get("validate", {})),
         cells=tuple(Cell(name=p, precision=p) for p in precisions),
+        autocast=_autocast(document.get("autocast", {})),
+        calibration=_calibration(document.get("calibration"), path.parent),
         marks=dict(marks),
     )
 
@@ -170,3 +174,23 @@ def _validate(raw: dict[str, Any]) -> ValidateSpec:
         # with a default rtol would gate on numbers nobody wrote down.
         tolerance[precision] = Tolerance(**{gate: float(value) for gate, value in gates.items()})
     return ValidateSpec(samples=int(raw.get("samples", 4)), seed=int(raw.get("seed", 0)), tolerance=tolerance)
+
+
+def _autocast(raw: dict[str, Any]) -> AutocastSpec:
+    return AutocastSpec(
+        keep_io_types=bool(raw.get("keep_io_types", True)),
+        exclude_nodes=tuple(raw.get("exclude_nodes", ())),
+        exclude_op_types=tuple(raw.get("exclude_op_types", ())),
+    )
+
+
+def _calibration(raw: dict[str, Any] | None, config_dir: Path) -> CalibrationSpec | None:
+    if raw is None:
+        return None
+    path = raw.get("path")
+    return CalibrationSpec(
+        source=raw["source"],
+        path=(config_dir / path).absolute() if path is not None else None,
+        samples=int(raw.get("samples", 16)),
+        seed=int(raw.get("seed", 0)),
+    )

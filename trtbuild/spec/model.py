@@ -19,7 +19,10 @@ Shape = tuple[Dim, ...]
 ConcreteShape = tuple[int, ...]
 
 DTYPES = ("float32", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "bool")
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+# Precisions made by ModelOpt AutoCast, and by Q/DQ quantization (which needs calibration data).
+AUTOCAST_PRECISIONS = ("fp16", "bf16")
+QUANTIZED_PRECISIONS = ("int8", "fp8")
 EXPORTERS = ("torchscript", "dynamo")
 BACKENDS = ("auto", "tensorrt", "tensorrt-rtx")
 # TensorRT-RTX ahead-of-time targets (trt.ComputeCapability members).
@@ -110,8 +113,14 @@ class Tolerance:
     cosine: float | None = None
 
 
+# Defaults per precision: fp32 must match PyTorch closely; lower precisions are gated on the
+# direction of the outputs (cosine), which stays meaningful whatever the outputs' scale.
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(atol=1e-4, rtol=1e-3, cosine=0.9999),
+    "fp16": Tolerance(cosine=0.999),
+    "bf16": Tolerance(cosine=0.99),
+    "int8": Tolerance(cosine=0.98),
+    "fp8": Tolerance(cosine=0.98),
 }
 
 
@@ -120,6 +129,21 @@ class ValidateSpec:
     samples: int = 4
     seed: int = 0
     tolerance: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+
+
+@dataclass(frozen=True)
+class AutocastSpec:
+    keep_io_types: bool = True
+    exclude_nodes: tuple[str, ...] = ()
+    exclude_op_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    source: str = "random"  # random | npz
+    path: Path | None = None  # the .npz file, absolute
+    samples: int = 16
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,6 +166,8 @@ class Spec:
     build: BuildSpec
     validate: ValidateSpec
     cells: tuple[Cell, ...]
+    autocast: AutocastSpec = field(default_factory=AutocastSpec)
+    calibration: CalibrationSpec | None = None
     marks: dict[FieldPath, Location] = field(default_factory=dict, compare=False, repr=False)
 
     @property

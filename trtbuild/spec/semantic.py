@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from trtbuild.errors import Problem
 from trtbuild.spec.model import (
+    QUANTIZED_PRECISIONS,
     ConcreteShape,
     FieldPath,
     ProfileSpec,
@@ -35,6 +36,7 @@ def check_spec(spec: Spec, search_path: list[str]) -> list[Problem]:
         *_check_ranges(spec),
         *_check_source(spec, search_path),
         *_check_checkpoint(spec),
+        *_check_calibration(spec),
     ]
     return sort_problems(problems)
 
@@ -306,3 +308,34 @@ def _check_checkpoint(spec: Spec) -> Iterator[Problem]:
         f"checkpoint {checkpoint} {what}",
         f"give the path of a state_dict file, relative to the config's directory ({spec.directory})",
     )
+
+
+def _check_calibration(spec: Spec) -> Iterator[Problem]:
+    """Quantized cells need calibration data, and an npz source needs its file.
+
+    The file's arrays (names, shapes, dtypes) are checked before any task runs too, but later, in
+    the run's preflight: reading them needs numpy, which planning a cached run must not import.
+    """
+    quantized = [cell.name for cell in spec.cells if cell.precision in QUANTIZED_PRECISIONS]
+    calibration = spec.calibration
+    if quantized and calibration is None:
+        yield _problem(
+            spec,
+            ("precision",),
+            f"cell(s) {', '.join(quantized)} need calibration data, and the config has no `calibration`",
+            "add `calibration: {source: npz, path: calib.npz}` (arrays by input name), or "
+            "`calibration: {source: random, samples: 16}` to try things out (not fit for production)",
+        )
+    if calibration is None:
+        return
+    if calibration.source == "npz" and calibration.path is None:
+        yield _problem(
+            spec, ("calibration",), "source npz needs `path`", "add `path: calib.npz`, relative to the config"
+        )
+    elif calibration.source == "npz" and calibration.path is not None and not calibration.path.is_file():
+        yield _problem(
+            spec,
+            ("calibration", "path"),
+            f"calibration file {calibration.path} does not exist",
+            "check the path; it is relative to the config file",
+        )
