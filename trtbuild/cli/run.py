@@ -129,7 +129,12 @@ def _print_cells(result: api.RunResult, console: Console) -> None:
 def _verdict(event: TaskEvent | None) -> str:
     if event is None or event.state not in ("ran", "cached"):
         return "not run"
-    passed = "[green]passed[/]" if event.meta.get("passed") else "[bold red]failed[/]"
+    styles = {
+        "passed": "[green]passed[/]",
+        "failed": "[bold red]failed[/]",
+        "unverified": "[yellow]unverified[/]",
+    }
+    passed = styles[event.meta.get("verdict", "passed" if event.meta.get("passed") else "failed")]
     engine = event.meta.get("engine")
     return f"{passed} (ONNX Runtime vs PyTorch; engine run {engine})" if engine else passed
 

@@ -59,13 +59,13 @@ def aggregate(per_sample: list[dict[str, float]]) -> dict[str, float]:
 
 
 def gate(
-    output: str, metrics: Mapping[str, float], allclose: bool, tolerance: Mapping[str, float | None]
+    output: str, metrics: Mapping[str, float], allclose: bool | None, tolerance: Mapping[str, float | None]
 ) -> list[dict[str, Any]]:
     """The failed checks of one output, each as {output, metric, value, threshold}."""
     failures: list[dict[str, Any]] = []
     if metrics.get("finite", 1.0) < 1.0:
         failures.append({"output": output, "metric": "finite", "value": "NaN/Inf", "threshold": "all finite"})
-    if not allclose:
+    if allclose is False:
         failures.append(
             {
                 "output": output,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,16 @@ def run(ctx: TaskContext) -> JsonDict:
     if precision == "fp32":
         os.link(source, ctx.output(OUTPUT))
         return {"precision": "fp32", "method": "pass-through"}
-    # ModelOpt logs at INFO and draws progress bars on stdout: keep the user's terminal clean.
+    # ModelOpt logs at INFO and draws progress bars on stdout: keep the user's terminal clean
+    # unless TRTBUILD_LOG asks for more.
+    import modelopt.onnx  # noqa: F401  (configures its loggers on import: quieten them after that)
+
+    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+    if quiet:
+        for name in ("modelopt", "onnxscript", "onnx_ir"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
+    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured if quiet else sys.stderr):
         try:
             if precision in ("fp16", "bf16"):
                 return _autocast(ctx, source, precision)
