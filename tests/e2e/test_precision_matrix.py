@@ -19,7 +19,8 @@ CALIBRATION = "calibration: {source: random, samples: 8}\n"
 def set_precisions(project: Project, precisions: str, calibration: str = CALIBRATION) -> None:
     text = project.config.read_text()
     head, _, tail = text.partition("build:\n")
-    head = "".join(line + "\n" for line in head.splitlines() if not line.startswith(("precision:", "calibration:")))
+    kept = [line for line in head.splitlines() if not line.startswith(("precision:", "calibration:"))]
+    head = "".join(line + "\n" for line in kept)
     project.config.write_text(f"{head}precision: {precisions}\n{calibration}build:\n{tail}")
 
 
@@ -43,9 +44,12 @@ def test_cells_share_export_and_simplify(tiny_project: Project) -> None:
     int8_precision = next(t for t in document["tasks"] if t["id"] == "tiny/int8/precision")
     assert int8_precision["meta"]["production_ready"] is False
     assert any("not fit for production" in w for w in int8_precision["warnings"])
-    # fp32 passes the graph through: the same bytes as simplify's output.
+    # fp32 passes the graph through unchanged.
+    fp32_precision = next(t for t in document["tasks"] if t["id"] == "tiny/fp32/precision")
+    assert fp32_precision["meta"]["method"] == "pass-through"
     for cell in ("fp32", "fp16", "int8"):
-        assert json.loads((tiny_project.out / "tiny" / cell / "validation.json").read_text())["verdict"] == "passed"
+        validation = json.loads((tiny_project.out / "tiny" / cell / "validation.json").read_text())
+        assert validation["verdict"] == "passed"
 
 
 def test_adding_a_precision_runs_only_its_cell_and_removing_one_runs_nothing(tiny_project: Project) -> None:
