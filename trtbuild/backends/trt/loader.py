@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ class Network:
 
 def network_from_onnx_path(flavour: str, path: Path) -> Network:
     trt = flavours.import_module(flavour)
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = builder_logger(trt)
     builder = trt.Builder(logger)
     # Strongly typed networks are the only kind TensorRT 11 and TensorRT-RTX build: precision
     # comes from the ONNX graph's types, not from builder flags.
@@ -45,6 +46,13 @@ def network_from_onnx_path(flavour: str, path: Path) -> Network:
             [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)],
         )
     return Network(trt=trt, logger=logger, builder=builder, network=network, parser=parser)
+
+
+def builder_logger(trt: Any) -> Any:
+    """TensorRT's logger at ERROR: its warnings (per-layer notes on Q/DQ scales and the like) are
+    printed straight from C++ by the hundred. TRTBUILD_LOG=info or debug shows them."""
+    verbose = logging.getLogger("trtbuild").getEffectiveLevel() <= logging.INFO
+    return trt.Logger(trt.Logger.INFO if verbose else trt.Logger.ERROR)
 
 
 def _parser_error(error: Any) -> str:
