@@ -12,6 +12,7 @@ from typing import Any
 
 from trtbuild.backends.trt import flavour as flavours
 from trtbuild.errors import ConfigError, Problem
+from trtbuild.plan.calibration import calibration_inputs
 from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, canonicalize
 from trtbuild.spec.loader import module_search_path
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, Cell, Spec
@@ -183,21 +184,9 @@ def _precision_node(
             "exclude_op_types": list(autocast.exclude_op_types),
         }
     elif cell.precision in QUANTIZED_PRECISIONS and spec.calibration is not None:
-        calibration = spec.calibration
-        if calibration.source == "npz" and calibration.path is not None:
-            params["calibration"] = {"source": "npz"}
-            files["calibration"] = calibration.path  # its content is in the key
-        else:
-            params["calibration"] = {
-                "source": "random",
-                "samples": calibration.samples,
-                "seed": calibration.seed,
-            }
+        params["calibration"], files = calibration_inputs(spec.calibration, inputs, profiles)
+        if params["calibration"]["source"] == "random":
             params["inputs"] = inputs
-            params["calibration_shapes"] = {
-                t["name"]: (profiles[0]["shapes"][t["name"]]["opt"] if profiles else t["shape"])
-                for t in inputs
-            }
     return TaskNode(
         id=f"{spec.model.name}/{cell.name}/precision",
         kind="precision",

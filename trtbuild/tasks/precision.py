@@ -20,7 +20,7 @@ from typing import Any
 from trtbuild.errors import TaskError
 from trtbuild.plan import toolchain
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
-from trtbuild.tasks.sampling import random_arrays
+from trtbuild.tasks.calibration import calibration_arrays
 
 OUTPUT = "model.onnx"
 MODELOPT_DISTRIBUTIONS = ("nvidia-modelopt", "onnx", "onnxruntime", "onnx-graphsurgeon", "polygraphy")
@@ -82,7 +82,7 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
     from modelopt.onnx.quantization import quantize
 
     calibration = ctx.params["calibration"]
-    data = _calibration_arrays(ctx, calibration)
+    data = calibration_arrays(calibration, ctx.params.get("inputs", []), ctx.inputs)
     quantize(
         onnx_path=str(source),
         quantize_mode=precision,
@@ -95,22 +95,6 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
         meta["production_ready"] = False
         ctx.warn("calibrated on random data: fine for trying things out, not fit for production")
     return meta
-
-
-def _calibration_arrays(ctx: TaskContext, calibration: Mapping[str, Any]) -> dict[str, Any]:
-    if calibration["source"] == "npz":
-        import numpy as np
-
-        with np.load(ctx.inputs["calibration"]) as archive:
-            return {name: archive[name] for name in archive.files}
-    # random: `samples` items at the first profile's opt shape, stacked along a dynamic batch axis.
-    inputs = ctx.params["inputs"]
-    shapes = {}
-    for tensor in inputs:
-        opt = ctx.params["calibration_shapes"][tensor["name"]]
-        batched = bool(tensor["shape"]) and isinstance(tensor["shape"][0], str)
-        shapes[tensor["name"]] = [calibration["samples"], *opt[1:]] if batched else opt
-    return random_arrays(inputs, shapes, seed=calibration["seed"])
 
 
 TASK = TaskKind(kind="precision", version=1, outputs=(OUTPUT,), tools=tools, run=run)
