@@ -232,6 +232,26 @@ def test_materialize_missing_blob(store: Store, tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_materialize_racing_another_materialize_leaves_no_temp_link(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process links ``dest`` to the blob between our checks and our rename: rename() onto a link
+    to the same inode is a no-op, so the temp link must be removed explicitly."""
+    digest = store.put_file(write(tmp_path / "src", b"content"))
+    dest = tmp_path / "build" / "model.plan"
+    real_link = os.link
+
+    def link_then_race(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        real_link(src, dst)
+        if not dest.exists():
+            real_link(src, dest)  # the other process wins the race
+
+    monkeypatch.setattr(os, "link", link_then_race)
+    store.materialize(digest.hash, dest)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.plan"]
+    assert os.path.samefile(dest, store.blob_path(digest.hash))
+
+
 def test_materialize_onto_a_directory_fails_cleanly(store: Store, tmp_path: Path) -> None:
     digest = store.put_file(write(tmp_path / "src", b"content"))
     dest = tmp_path / "build" / "model.plan"

@@ -163,6 +163,9 @@ class ContentStore:
                 except OSError:
                     shutil.copyfile(blob, tmp)
                 os.replace(tmp, dest)
+                # If another process linked ``dest`` to the same blob inode after our stat above, tmp and
+                # dest are now links to one file and rename() does nothing (POSIX): drop the stray name.
+                unlink_quietly(tmp)
             except BaseException:
                 unlink_quietly(tmp)
                 raise
