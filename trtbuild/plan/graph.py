@@ -91,3 +91,21 @@ class Graph:
 
     def dependents(self, node_id: str) -> list[str]:
         return [n.id for n in self.nodes.values() if any(d.node_id == node_id for d in n.deps.values())]
+
+    def rename(self, names: dict[str, str]) -> None:
+        """Give nodes new ids (old id -> new id), updating every reference to them."""
+        renamed: dict[str, TaskNode] = {}
+        for node in self.nodes.values():
+            node.id = names.get(node.id, node.id)
+            node.deps = {
+                name: Dep(names.get(d.node_id, d.node_id), d.output) for name, d in node.deps.items()
+            }
+            if node.id in renamed:
+                raise ValueError(f"two different tasks would both be named {node.id}")
+            renamed[node.id] = node
+        self.nodes = renamed
+        self._by_identity = {identity: names.get(old, old) for identity, old in self._by_identity.items()}
+        for cell in self.cells:
+            cell.artifacts = [
+                CellArtifact(a.filename, names.get(a.node_id, a.node_id), a.output) for a in cell.artifacts
+            ]

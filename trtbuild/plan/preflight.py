@@ -1,16 +1,21 @@
 """Checks made before any task runs, of what only the tasks that must run need.
 
-They may import what planning may not (numpy to read a calibration file), which is why they run
-only when such a task is out of date, and never on a fully cached run.
+They may import what planning may not (numpy to read a calibration file, PIL to decode an image,
+the user's calibration function), which is why they run only when such a task is out of date, and
+never on a fully cached run.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from trtbuild.errors import Problem
+from trtbuild.errors import Problem, TaskError
 from trtbuild.plan import toolchain
-from trtbuild.spec.model import Spec
+from trtbuild.plan.graph import TaskNode, canonical_json
+from trtbuild.spec.loader import module_search_path
+from trtbuild.spec.model import Spec, TensorSpec
 
 if TYPE_CHECKING:
     from trtbuild.api import Plan
@@ -41,27 +46,111 @@ def check_precision_inputs(the_plan: Plan, spec: Spec) -> list[Problem]:
                 hint=MODELOPT_HINT,
             )
         )
-    calibration = spec.calibration
-    quantized = [c for node in nodes if "calibration" in node.params for c in node.cells]
-    if quantized and calibration is not None and calibration.source == "npz" and calibration.path is not None:
+    quantized = [node for node in nodes if "calibration" in node.params]
+    if quantized:
+        problems += calibration_problems(spec, quantized)
+    return problems
+
+
+def calibration_problems(spec: Spec, nodes: list[TaskNode]) -> list[Problem]:
+    """Problems of the calibration data, read as the precision tasks will read it.
+
+    Cells with the same calibration params and files read the same data: each such group is checked
+    once, and its problems name every cell of the group.
+    """
+    groups: dict[str, list[TaskNode]] = {}
+    for node in nodes:
+        identity = canonical_json([node.params["calibration"], {k: str(v) for k, v in node.files.items()}])
+        groups.setdefault(identity, []).append(node)
+    problems: list[Problem] = []
+    for group in groups.values():
+        cells = ", ".join(sorted({cell for node in group for cell in node.cells}))
         problems += [
             Problem(
-                f"cell(s) {', '.join(sorted(quantized))}: {message}",
-                location=spec.location(("calibration", "path")),
-                field_path="calibration.path",
-                hint="the .npz must hold one array per model input, named after it, batch first",
+                f"cell(s) {cells}: {message}",
+                location=spec.location(("calibration", field)),
+                field_path=f"calibration.{field}",
+                hint=hint,
             )
-            for message in npz_problems(spec)
+            for field, message, hint in _source_problems(spec, group[0])
         ]
     return problems
 
 
-def npz_problems(spec: Spec) -> list[str]:
-    """What is wrong with the calibration .npz against the spec's inputs: names, ranks, fixed dims, dtypes."""
+def _source_problems(spec: Spec, node: TaskNode) -> list[tuple[str, str, str]]:
+    """(field, message, hint) for each problem of one precision node's calibration data."""
+    calibration, files = node.params["calibration"], node.files
+    source = calibration["source"]
+    if source == "npz":
+        hint = "the .npz must hold one array per model input, named after it, batch first"
+        return [("path", message, hint) for message in npz_problems(files["calibration"], spec.inputs)]
+    if source == "images":
+        return _image_problems(calibration, files)
+    if source == "callable":
+        search_path = node.context.get("search_path") or module_search_path(spec.directory)
+        return _callable_problems(calibration, search_path)
+    return []
+
+
+def _image_problems(calibration: dict[str, Any], files: dict[str, Path]) -> list[tuple[str, str, str]]:
+    """Decode and preprocess the first image only (cheap), and compare it with the input's shape."""
+    from trtbuild.tasks.calibration import CropError, image_paths, preprocess_image
+
+    tensor = calibration["input"]
+    paths = image_paths(files)
+    if not paths:  # the folder was emptied after the config was loaded
+        return [("path", "the calibration folder has no images", "put calibration images in it")]
+    first = paths[0]
+    try:
+        sample = preprocess_image(first, calibration["preprocess"], tensor)
+    except CropError as error:
+        return [("preprocess", str(error), " ".join(error.details))]
+    except TaskError as error:  # the image cannot be decoded
+        return [("path", str(error), " ".join(error.details))]
+    expected = list(tensor["shape"])[1:]
+    wrong = [
+        f"axis {axis + 1}: {size} != {dim}"
+        for axis, (size, dim) in enumerate(zip(sample.shape, expected, strict=True))
+        if isinstance(dim, int) and size != dim
+    ]
+    if not wrong:
+        return []
+    return [
+        (
+            "preprocess",
+            f"image {first.name} becomes a sample of shape {list(sample.shape)}, which does not fit "
+            f"input '{tensor['name']}' {list(tensor['shape'])}: " + "; ".join(wrong),
+            "set calibration.preprocess resize/crop to the input's height and width, "
+            "and layout to its axis order",
+        )
+    ]
+
+
+def _callable_problems(calibration: dict[str, Any], search_path: list[str]) -> list[tuple[str, str, str]]:
+    """Call the function and check its first batch: names, shapes and dtypes against the inputs."""
+    from trtbuild.tasks.calibration import batch_problems, first_batch
+
+    function = calibration["function"]
+    hint = (
+        "the function must return or yield dicts {input name: array} (numpy or torch), batch first, "
+        "with each input's dtype and fixed dims"
+    )
+    try:
+        batch = first_batch(function, calibration["inputs"], search_path)
+    except TaskError as error:
+        return [("function", str(error), " ".join(error.details) or hint)]
+    if batch is None:
+        return [("function", f"{function} gave no batches", hint)]
+    return [
+        ("function", f"first batch of {function}: {message}", hint)
+        for message in batch_problems(batch, calibration["inputs"])
+    ]
+
+
+def npz_problems(path: Path, inputs: Sequence[TensorSpec]) -> list[str]:
+    """What is wrong with the calibration .npz against the inputs: names, ranks, fixed dims, dtypes."""
     import numpy as np
 
-    assert spec.calibration is not None and spec.calibration.path is not None
-    path = spec.calibration.path
     try:
         archive = np.load(path)
     except Exception as error:
@@ -69,7 +158,7 @@ def npz_problems(spec: Spec) -> list[str]:
     problems: list[str] = []
     with archive:
         names = set(archive.files)
-        for tensor in spec.inputs:
+        for tensor in inputs:
             if tensor.name not in names:
                 problems.append(
                     f"{path.name} has no array for input '{tensor.name}' (it has {sorted(names)})"
@@ -96,7 +185,7 @@ def npz_problems(spec: Spec) -> list[str]:
                 problems.append(
                     f"array '{tensor.name}' is {array.dtype}, input '{tensor.name}' is {tensor.dtype}"
                 )
-        extra = sorted(names - {t.name for t in spec.inputs})
+        extra = sorted(names - {t.name for t in inputs})
         if extra:
             problems.append(f"{path.name} has arrays for unknown inputs {extra}")
     return problems

@@ -27,6 +27,7 @@ def resolve(specs: Iterable[Spec], only: Iterable[str] = ()) -> Graph:
         cells = [cell for cell in spec.cells if not wanted or cell.name in wanted]
         if cells:
             _resolve_spec(spec, cells, graph)
+    _name_nodes(graph)
     if wanted:
         known = {cell.name for spec in specs for cell in spec.cells}
         unknown = sorted(wanted - known)
@@ -45,6 +46,12 @@ def search_path(spec: Spec) -> list[str]:
 
 
 def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
+    """Each cell's tasks from the cell's own view of the spec; the graph merges identical ones."""
+    for cell in cells:
+        _resolve_cell(cell.view, cell, graph)
+
+
+def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
     name = spec.model.name
     model, source_files = _model_params(spec)
     files = dict(source_files)
@@ -67,113 +74,110 @@ def _resolve_spec(spec: Spec, cells: list[Cell], graph: Graph) -> None:
         }
         for p in spec.profiles
     ]
-    cell_names = [cell.name for cell in cells]
     # What both export and validate (which runs the PyTorch reference) know of the model.
     model_io = {"model": model, "inputs": inputs, "outputs": outputs}
-    export = graph.add(
-        TaskNode(
-            id=f"{name}/export",
-            kind="export",
+
+    def node(kind: str, params: dict[str, Any], deps: dict[str, Dep], **more: Any) -> TaskNode:
+        # Ids are provisional until every cell is resolved: see `_name_nodes`.
+        return graph.add(
+            TaskNode(
+                id=f"{name}/{cell.name}/{kind}",
+                kind=kind,
+                model=name,
+                params=canonicalize(params),
+                deps=deps,
+                cells=[cell.name],
+                **more,
+            )
+        )
+
+    export_params = {
+        **model_io,
+        "example_shapes": example_shapes(inputs, profiles),
+        "opset": spec.export.opset,
+        "exporter": spec.export.exporter,
+    }
+    graph_node = node("export", export_params, {}, files=files, context=context)
+    if spec.simplify:
+        graph_node = node("simplify", {}, {"model.onnx": Dep(graph_node.id, "model.onnx")})
+    precision_params, precision_files = _precision_params(spec, cell, inputs, profiles)
+    cell_graph = node(
+        "precision",
+        precision_params,
+        {"model.onnx": Dep(graph_node.id, "model.onnx")},
+        files=precision_files,
+        context=context,
+    )
+    backend = _backend(spec)
+    build_params = {
+        "backend": backend,
+        "precision": cell.precision,
+        "profiles": profiles,
+        "workspace": spec.build.workspace,
+        "optimization_level": spec.build.optimization_level,
+        "targets": list(spec.build.targets),
+    }
+    build = node("build", build_params, {"model.onnx": Dep(cell_graph.id, "model.onnx")})
+    tolerance = spec.validate.tolerance.get(cell.precision)
+    validate_params = {
+        **model_io,
+        "profiles": profiles,
+        "samples": spec.validate.samples,
+        "seed": spec.validate.seed,
+        "precision": cell.precision,
+        "tolerance": {
+            "atol": tolerance.atol if tolerance else None,
+            "rtol": tolerance.rtol if tolerance else None,
+            "cosine": tolerance.cosine if tolerance else None,
+        },
+        "backend": backend,
+        "targets": list(spec.build.targets),
+    }
+    validate_deps = {
+        "model.onnx": Dep(cell_graph.id, "model.onnx"),
+        "model.engine": Dep(build.id, "model.engine"),
+        "engine.json": Dep(build.id, "engine.json"),
+    }
+    validate = node("validate", validate_params, validate_deps, files=files, context=context)
+    graph.cells.append(
+        CellPlan(
             model=name,
-            params=canonicalize(
-                {
-                    **model_io,
-                    "example_shapes": example_shapes(inputs, profiles),
-                    "opset": spec.export.opset,
-                    "exporter": spec.export.exporter,
-                }
-            ),
-            files=files,
-            context=context,
-            cells=list(cell_names),
+            cell=cell.name,
+            config=spec.path,
+            artifacts=[
+                CellArtifact("model.onnx", cell_graph.id, "model.onnx"),
+                CellArtifact("model.engine", build.id, "model.engine"),
+                CellArtifact("engine.json", build.id, "engine.json"),
+                CellArtifact("validation.json", validate.id, "validation.json"),
+            ],
         )
     )
-    graph_node = export
-    if spec.simplify:
-        graph_node = graph.add(
-            TaskNode(
-                id=f"{name}/simplify",
-                kind="simplify",
-                model=name,
-                params={},
-                deps={"model.onnx": Dep(export.id, "model.onnx")},
-                cells=list(cell_names),
-            )
-        )
-    backend = _backend(spec)
-    for cell in cells:
-        cell_graph = graph.add(_precision_node(spec, cell, graph_node, inputs, profiles))
-        build = graph.add(
-            TaskNode(
-                id=f"{name}/{cell.name}/build",
-                kind="build",
-                model=name,
-                params=canonicalize(
-                    {
-                        "backend": backend,
-                        "precision": cell.precision,
-                        "profiles": profiles,
-                        "workspace": spec.build.workspace,
-                        "optimization_level": spec.build.optimization_level,
-                        "targets": list(spec.build.targets),
-                    }
-                ),
-                deps={"model.onnx": Dep(cell_graph.id, "model.onnx")},
-                cells=[cell.name],
-            )
-        )
-        tolerance = spec.validate.tolerance.get(cell.precision)
-        validate = graph.add(
-            TaskNode(
-                id=f"{name}/{cell.name}/validate",
-                kind="validate",
-                model=name,
-                params=canonicalize(
-                    {
-                        **model_io,
-                        "profiles": profiles,
-                        "samples": spec.validate.samples,
-                        "seed": spec.validate.seed,
-                        "precision": cell.precision,
-                        "tolerance": {
-                            "atol": tolerance.atol if tolerance else None,
-                            "rtol": tolerance.rtol if tolerance else None,
-                            "cosine": tolerance.cosine if tolerance else None,
-                        },
-                        "backend": backend,
-                        "targets": list(spec.build.targets),
-                    }
-                ),
-                deps={
-                    "model.onnx": Dep(cell_graph.id, "model.onnx"),
-                    "model.engine": Dep(build.id, "model.engine"),
-                    "engine.json": Dep(build.id, "engine.json"),
-                },
-                files=files,
-                context=context,
-                cells=[cell.name],
-            )
-        )
-        graph.cells.append(
-            CellPlan(
-                model=name,
-                cell=cell.name,
-                config=spec.path,
-                artifacts=[
-                    CellArtifact("model.onnx", cell_graph.id, "model.onnx"),
-                    CellArtifact("model.engine", build.id, "model.engine"),
-                    CellArtifact("engine.json", build.id, "engine.json"),
-                    CellArtifact("validation.json", validate.id, "validation.json"),
-                ],
-            )
-        )
 
 
-def _precision_node(
-    spec: Spec, cell: Cell, upstream: TaskNode, inputs: list[dict[str, Any]], profiles: list[dict[str, Any]]
-) -> TaskNode:
-    """The cell's graph in its precision. Only what the precision uses enters its params, so that
-    (say) a new calibration file reruns the int8 cell and leaves fp16 cached."""
+# Kinds that do not depend on the cell's precision or targets: usually one node for all cells.
+SHARED_KINDS = ("export", "simplify")
+
+
+def _name_nodes(graph: Graph) -> None:
+    """Final ids: `<model>/<kind>` for a shared task used by every cell of its model, else
+    `<model>/<first cell>/<kind>` (a cell has one task of each kind, so these are unique)."""
+    cells_of: dict[str, set[str]] = {}
+    for cell in graph.cells:
+        cells_of.setdefault(cell.model, set()).add(cell.cell)
+    names = {}
+    for node in graph.nodes.values():
+        shared = node.kind in SHARED_KINDS and cells_of.get(node.model, set()) <= set(node.cells)
+        names[node.id] = (
+            f"{node.model}/{node.kind}" if shared else f"{node.model}/{node.cells[0]}/{node.kind}"
+        )
+    graph.rename(names)
+
+
+def _precision_params(
+    spec: Spec, cell: Cell, inputs: list[dict[str, Any]], profiles: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The precision task's params and file inputs. Only what the precision uses enters them, so
+    that (say) a new calibration file reruns the int8 cell and leaves fp16 cached."""
     params: dict[str, Any] = {"precision": cell.precision}
     files: dict[str, Path] = {}
     if cell.precision in AUTOCAST_PRECISIONS:
@@ -184,18 +188,12 @@ def _precision_node(
             "exclude_op_types": list(autocast.exclude_op_types),
         }
     elif cell.precision in QUANTIZED_PRECISIONS and spec.calibration is not None:
-        params["calibration"], files = calibration_inputs(spec.calibration, inputs, profiles)
+        params["calibration"], files = calibration_inputs(
+            spec.calibration, inputs, profiles, search_path(spec)
+        )
         if params["calibration"]["source"] == "random":
             params["inputs"] = inputs
-    return TaskNode(
-        id=f"{spec.model.name}/{cell.name}/precision",
-        kind="precision",
-        model=spec.model.name,
-        params=canonicalize(params),
-        deps={"model.onnx": Dep(upstream.id, "model.onnx")},
-        files=files,
-        cells=[cell.name],
-    )
+    return params, files
 
 
 def _backend(spec: Spec) -> str:

@@ -8,13 +8,15 @@ with schema errors reports those first.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import ConfigError, Location
+from trtbuild.errors import ConfigError, Location, Problem
+from trtbuild.spec import matrix
 from trtbuild.spec.model import (
     DEFAULT_TOLERANCES,
     AutocastSpec,
@@ -25,6 +27,7 @@ from trtbuild.spec.model import (
     FieldPath,
     ModelSpec,
     OutputSpec,
+    Preprocess,
     ProfileSpec,
     ShapeRange,
     Spec,
@@ -33,7 +36,7 @@ from trtbuild.spec.model import (
     ValidateSpec,
 )
 from trtbuild.spec.semantic import check_spec
-from trtbuild.spec.validate import validate_document
+from trtbuild.spec.validate import sort_problems, validate_document
 from trtbuild.spec.yamlmarks import load_yaml
 
 _SIZE_UNITS = {
@@ -51,17 +54,46 @@ _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(" + "|".join(_SIZE_UNITS) + r"
 
 
 def load_spec(path: Path) -> Spec:
-    """Load, validate and normalise the config at `path`. Raises ConfigError with every problem found."""
+    """Load, validate and normalise the config at `path`. Raises ConfigError with every problem found.
+
+    A config with a matrix is validated and normalised once per cell, on the document as that cell
+    sees it; problems common to several cells are reported once.
+    """
     path = Path(path).absolute()
     document, marks = load_yaml(path)
     problems = validate_document(document, marks, path)
     if problems:
         raise ConfigError(problems)
-    spec = normalise(document, path, marks)
-    problems = check_spec(spec, module_search_path(path.parent))
+    cells: list[Cell] = []
+    for matrix_cell in matrix.expand(document, marks, path):
+        view_document = matrix.cell_document(document, matrix_cell)
+        view_marks = matrix.cell_marks(marks, matrix_cell)
+        problems += _named(validate_document(view_document, view_marks, path), matrix_cell)
+        if problems:
+            continue
+        view = normalise(view_document, path, view_marks)
+        problems += _named(check_spec(view, module_search_path(path.parent)), matrix_cell)
+        precision = view.cells[0].precision
+        # Without a matrix the one cell is named after its precision: build/<model>/fp32/.
+        cell_name = matrix_cell.name if matrix_cell.values else precision
+        cells.append(Cell(cell_name, precision, matrix_cell.values, view))
     if problems:
-        raise ConfigError(problems)
-    return spec
+        raise ConfigError(sort_problems(_unique(problems)))
+    return dataclasses.replace(cells[0].view, cells=tuple(cells), marks=dict(marks))
+
+
+def _named(problems: list[Problem], cell: matrix.MatrixCell) -> list[Problem]:
+    """Say which cell a problem is in when the cell's own matrix values are involved."""
+    named = []
+    for problem in problems:
+        if any(problem.field_path.startswith(axis) for axis in cell.values):
+            problem = dataclasses.replace(problem, message=f"cell {cell.name}: {problem.message}")
+        named.append(problem)
+    return named
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list({(str(p.location), p.field_path, p.message): p for p in problems}.values())
 
 
 def module_search_path(config_dir: Path) -> list[str]:
@@ -82,7 +114,7 @@ def parse_size(value: int | str) -> int:
 def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Location]) -> Spec:
     """Turn a schema-valid document into a fully defaulted Spec."""
     precision = document.get("precision", "fp32")
-    precisions = [precision] if isinstance(precision, str) else list(precision)
+    assert isinstance(precision, str), "the matrix gives every cell a single precision"
     return Spec(
         path=path,
         model=_model(document["model"], path.parent),
@@ -93,7 +125,7 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         profiles=tuple(_profile(name, raw) for name, raw in document.get("profiles", {}).items()),
         build=_build(document.get("build", {})),
         validate=_validate(document.get("validate", {})),
-        cells=tuple(Cell(name=p, precision=p) for p in precisions),
+        cells=(Cell(name=precision, precision=precision),),
         autocast=_autocast(document.get("autocast", {})),
         calibration=_calibration(document.get("calibration"), path.parent),
         marks=dict(marks),
@@ -188,9 +220,35 @@ def _calibration(raw: dict[str, Any] | None, config_dir: Path) -> CalibrationSpe
     if raw is None:
         return None
     path = raw.get("path")
+    source = raw["source"]
+    # Random data needs a count; real data (images, a function's batches) is all used unless capped.
+    default_samples = 16 if source == "random" else None
+    samples = raw.get("samples", default_samples)
     return CalibrationSpec(
-        source=raw["source"],
+        source=source,
         path=(config_dir / path).absolute() if path is not None else None,
-        samples=int(raw.get("samples", 16)),
+        samples=int(samples) if samples is not None else None,
         seed=int(raw.get("seed", 0)),
+        input=raw.get("input"),
+        function=raw.get("function"),
+        preprocess=_preprocess(raw.get("preprocess", {})),
+    )
+
+
+def _preprocess(raw: dict[str, Any]) -> Preprocess:
+    def size(value: int | list[int]) -> tuple[int, int]:
+        return (int(value), int(value)) if isinstance(value, (int, float)) else (int(value[0]), int(value[1]))
+
+    def per_channel(value: float | list[float]) -> tuple[float, ...]:
+        return tuple(float(v) for v in (value if isinstance(value, list) else [value]))
+
+    resize = raw.get("resize")
+    return Preprocess(
+        # An int resizes the shorter side and so stays an int; [H, W] is an exact size.
+        resize=None if resize is None else int(resize) if isinstance(resize, (int, float)) else size(resize),
+        crop=size(raw["crop"]) if "crop" in raw else None,
+        scale=float(raw["scale"]) if "scale" in raw else None,
+        mean=per_channel(raw.get("mean", 0.0)),
+        std=per_channel(raw.get("std", 1.0)),
+        layout=raw.get("layout", "NCHW"),
     )

@@ -139,19 +139,54 @@ class AutocastSpec:
 
 
 @dataclass(frozen=True)
+class Preprocess:
+    """How source `images` turns an image into one sample, applied in the order of the fields."""
+
+    resize: int | tuple[int, int] | None = None  # N: shorter side to N, keeping the aspect; (H, W): exactly
+    crop: tuple[int, int] | None = None  # center crop (H, W); YAML's `crop: N` is (N, N)
+    scale: float | None = None  # pixel / scale; None: 255 for float inputs, 1 for integer ones
+    mean: tuple[float, ...] = (0.0,)  # one value, or one per channel
+    std: tuple[float, ...] = (1.0,)
+    layout: str = "NCHW"  # NCHW | NHWC
+
+
+@dataclass(frozen=True)
 class CalibrationSpec:
-    source: str = "random"  # random | npz
-    path: Path | None = None  # the .npz file, absolute
-    samples: int = 16
-    seed: int = 0
+    source: str = "random"  # random | npz | images | callable
+    path: Path | None = None  # the .npz file (npz) or the folder of images (images), absolute
+    # random: how many samples (16 unless given). images, callable: at most this many; None = all.
+    samples: int | None = 16
+    seed: int = 0  # random data: source random, and the inputs source images does not feed
+    input: str | None = None  # images: the input they feed; None = the model's only input
+    function: str | None = None  # callable: "module.path:function"
+    preprocess: Preprocess = field(default_factory=Preprocess)  # images
+
+    IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+    def image_files(self) -> list[Path]:
+        """Source images: the image files under `path`, recursively, sorted by their relative path so
+        that the order (and so which `samples` are used) does not depend on the file system."""
+        if self.path is None or not self.path.is_dir():
+            return []
+        root = self.path
+        found = [p for p in root.rglob("*") if p.suffix.lower() in self.IMAGE_SUFFIXES and p.is_file()]
+        return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the build matrix. For now the matrix has the single axis `precision`."""
+    """One point of the build matrix: its name, precision, axis values and its own view of the spec."""
 
     name: str
     precision: str
+    values: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The config as this cell sees it (matrix values applied); None only inside that very spec.
+    spec: Spec | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def view(self) -> Spec:
+        assert self.spec is not None, "cells of a loaded spec carry their own view"
+        return self.spec
 
 
 @dataclass(frozen=True)

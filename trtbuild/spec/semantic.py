@@ -5,13 +5,15 @@ dims, the model source and the checkpoint. Each finding is a Problem pointing at
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from trtbuild.errors import Problem
 from trtbuild.spec.model import (
     QUANTIZED_PRECISIONS,
+    CalibrationSpec,
     ConcreteShape,
     FieldPath,
+    Preprocess,
     ProfileSpec,
     Shape,
     ShapeRange,
@@ -21,7 +23,7 @@ from trtbuild.spec.model import (
 )
 from trtbuild.spec.source import close_module_names, locate_module, missing_part
 from trtbuild.spec.validate import did_you_mean, sort_problems
-from trtbuild.spec.yamlmarks import key_location
+from trtbuild.spec.yamlmarks import KEY_MARK, key_location
 
 KINDS = ("min", "opt", "max")
 # Placeholder min/opt/max of a symbolic dim in suggested snippets, when no other input fixes them.
@@ -311,10 +313,12 @@ def _check_checkpoint(spec: Spec) -> Iterator[Problem]:
 
 
 def _check_calibration(spec: Spec) -> Iterator[Problem]:
-    """Quantized cells need calibration data, and an npz source needs its file.
+    """Quantized cells need calibration data, and its source needs what it reads: the npz file, the
+    folder of images and the input they feed, the callable's module.
 
-    The file's arrays (names, shapes, dtypes) are checked before any task runs too, but later, in
-    the run's preflight: reading them needs numpy, which planning a cached run must not import.
+    The data itself (an npz's arrays, the first image, the callable's first batch) is checked before
+    any task runs too, but later, in the run's preflight: that needs numpy, PIL or the user's code,
+    which planning a cached run must not import.
     """
     quantized = [cell.name for cell in spec.cells if cell.precision in QUANTIZED_PRECISIONS]
     calibration = spec.calibration
@@ -323,19 +327,227 @@ def _check_calibration(spec: Spec) -> Iterator[Problem]:
             spec,
             ("precision",),
             f"cell(s) {', '.join(quantized)} need calibration data, and the config has no `calibration`",
-            "add `calibration: {source: npz, path: calib.npz}` (arrays by input name), or "
+            "add `calibration: {source: npz, path: calib.npz}` (arrays by input name), "
+            "`{source: images, path: calib/}`, `{source: callable, function: module:function}`, or "
             "`calibration: {source: random, samples: 16}` to try things out (not fit for production)",
         )
     if calibration is None:
         return
-    if calibration.source == "npz" and calibration.path is None:
+    yield from _unused_calibration_fields(spec, calibration.source)
+    if calibration.source == "npz":
+        yield from _check_npz(spec, calibration)
+    elif calibration.source == "images":
+        yield from _check_images(spec, calibration)
+    elif calibration.source == "callable":
+        yield from _check_callable(spec, calibration)
+
+
+# Fields each calibration source reads; any other is a mistake (a `preprocess` that would be ignored).
+_CALIBRATION_FIELDS = {
+    "random": {"samples", "seed"},
+    "npz": {"path"},
+    "images": {"path", "input", "samples", "seed", "preprocess"},
+    "callable": {"function", "samples"},
+}
+
+
+def _unused_calibration_fields(spec: Spec, source: str) -> Iterator[Problem]:
+    used = _CALIBRATION_FIELDS[source] | {"source"}
+    for path in spec.marks:
+        if len(path) == 2 and path[0] == "calibration" and path[1] not in (*used, KEY_MARK):
+            yield _problem(
+                spec,
+                path,
+                f"`{path[1]}` is not used by calibration source {source}",
+                f"source {source} reads {', '.join(sorted(used - {'source'}))}: remove `{path[1]}` "
+                "or change the source",
+                at_key=True,
+            )
+
+
+def _check_npz(spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+    if calibration.path is None:
         yield _problem(
             spec, ("calibration",), "source npz needs `path`", "add `path: calib.npz`, relative to the config"
         )
-    elif calibration.source == "npz" and calibration.path is not None and not calibration.path.is_file():
+    elif not calibration.path.is_file():
         yield _problem(
             spec,
             ("calibration", "path"),
             f"calibration file {calibration.path} does not exist",
             "check the path; it is relative to the config file",
         )
+
+
+def _check_images(spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+    suffixes = ", ".join(f"*{suffix}" for suffix in calibration.IMAGE_SUFFIXES)
+    if calibration.path is None:
+        yield _problem(
+            spec,
+            ("calibration",),
+            "source images needs `path`",
+            "add `path: calib/`, a folder of images relative to the config",
+        )
+    elif not calibration.path.is_dir():
+        what = "is a file, not a folder" if calibration.path.exists() else "does not exist"
+        yield _problem(
+            spec,
+            ("calibration", "path"),
+            f"calibration folder {calibration.path} {what}",
+            f"give a folder of images ({suffixes}); it is relative to the config file",
+        )
+    elif not calibration.image_files():
+        yield _problem(
+            spec,
+            ("calibration", "path"),
+            f"calibration folder {calibration.path} has no images",
+            f"put calibration images ({suffixes}, searched recursively) in it, "
+            "ideally a few hundred representative of production inputs",
+        )
+    tensor = yield from _images_input(spec, calibration)
+    if tensor is not None:
+        yield from _check_image_input(spec, calibration, tensor)
+
+
+def _images_input(spec: Spec, calibration: CalibrationSpec) -> Generator[Problem, None, TensorSpec | None]:
+    """The input the images feed (the only one unless `input` names one), or None after a problem."""
+    inputs = {tensor.name: tensor for tensor in spec.inputs}
+    if calibration.input is None:
+        if len(inputs) == 1:
+            return spec.inputs[0]
+        yield _problem(
+            spec,
+            ("calibration",),
+            f"the model has {len(inputs)} inputs ({', '.join(inputs)}): which one do the images feed?",
+            f"add `input: {spec.inputs[0].name}` (say) under calibration; the other inputs get seeded "
+            "random data, or use source callable to feed them all",
+        )
+        return None
+    if calibration.input in inputs:
+        return inputs[calibration.input]
+    suggestion = did_you_mean(calibration.input, inputs)
+    yield _problem(
+        spec,
+        ("calibration", "input"),
+        f"calibration.input names unknown input '{calibration.input}'",
+        (f"did you mean '{suggestion}'? " if suggestion else "") + f"inputs: {', '.join(inputs)}",
+    )
+    return None
+
+
+# Input dtypes an image can be cast to: floats after normalisation, or raw 8-bit pixels.
+_IMAGE_DTYPES = ("float32", "float16", "uint8")
+
+
+def _check_image_input(spec: Spec, calibration: CalibrationSpec, tensor: TensorSpec) -> Iterator[Problem]:
+    where = f"input '{tensor.name}' ({_shape_text(tensor.shape)}, {tensor.dtype})"
+    if len(tensor.shape) != 4:
+        yield _problem(
+            spec,
+            ("calibration", "input") if calibration.input else ("calibration",),
+            f"images feed a 4-D input (a batch of images), but {where} has {len(tensor.shape)} dims",
+            "use source callable or npz to feed this input",
+        )
+        return
+    if tensor.dtype not in _IMAGE_DTYPES:
+        yield _problem(
+            spec,
+            ("calibration", "input") if calibration.input else ("calibration",),
+            f"images cannot feed {where}: images become {', '.join(_IMAGE_DTYPES)} data",
+            "use source callable or npz to feed this input",
+        )
+    yield from _check_preprocess(spec, calibration.preprocess, tensor)
+
+
+def _check_preprocess(spec: Spec, preprocess: Preprocess, tensor: TensorSpec) -> Iterator[Problem]:
+    path: FieldPath = ("calibration", "preprocess")
+    channels_axis, height_axis = (1, 2) if preprocess.layout == "NCHW" else (3, 1)
+    channels = tensor.shape[channels_axis]
+    if isinstance(channels, int) and channels not in (1, 3):
+        yield _problem(
+            spec,
+            (*path, "layout"),
+            f"with layout {preprocess.layout}, axis {channels_axis} of input '{tensor.name}' "
+            f"({_shape_text(tensor.shape)}) is the channels axis, which must be 1 (grayscale) or 3 (RGB), "
+            f"not {channels}",
+            "set `layout: NHWC` or `layout: NCHW` to match the input, or use source callable",
+        )
+        return
+    for name in ("mean", "std"):
+        values: tuple[float, ...] = getattr(preprocess, name)
+        if len(values) != 1 and isinstance(channels, int) and len(values) != channels:
+            yield _problem(
+                spec,
+                (*path, name),
+                f"{name} has {len(values)} values but input '{tensor.name}' has {channels} channel(s)",
+                f"give one {name}, or one per channel",
+            )
+    if 0.0 in preprocess.std:
+        yield _problem(spec, (*path, "std"), "std holds a 0, which would divide by zero", "use std > 0")
+    yield from _check_sizes(spec, preprocess, tensor, height_axis)
+
+
+def _check_sizes(
+    spec: Spec, preprocess: Preprocess, tensor: TensorSpec, height_axis: int
+) -> Iterator[Problem]:
+    path: FieldPath = ("calibration", "preprocess")
+    resize, crop = preprocess.resize, preprocess.crop
+    if crop is not None and resize is not None:
+        # Resizing the shorter side to N leaves both sides >= N; an exact resize leaves (H, W).
+        room = (resize, resize) if isinstance(resize, int) else resize
+        if crop[0] > room[0] or crop[1] > room[1]:
+            yield _problem(
+                spec,
+                (*path, "crop"),
+                f"crop {_shape_text(list(crop))} does not fit inside the resized image "
+                f"(resize {resize if isinstance(resize, int) else _shape_text(list(resize))})",
+                "crop to at most the resize size, e.g. `resize: 256, crop: 224`",
+            )
+            return
+    # The images' final size is known here when cropped or resized exactly; else preflight sees it.
+    final = crop if crop is not None else resize if isinstance(resize, tuple) else None
+    if final is None:
+        return
+    wanted = (tensor.shape[height_axis], tensor.shape[height_axis + 1])
+    if any(isinstance(want, int) and got != want for got, want in zip(final, wanted, strict=True)):
+        field_name = "crop" if crop is not None else "resize"
+        yield _problem(
+            spec,
+            (*path, field_name),
+            f"{field_name} makes {final[0]}x{final[1]} images (H x W), but input '{tensor.name}' "
+            f"is {_shape_text(tensor.shape)} with layout {preprocess.layout}",
+            f"{field_name} to the input's height and width",
+        )
+
+
+def _check_callable(spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+    if calibration.function is None:
+        yield _problem(
+            spec,
+            ("calibration",),
+            "source callable needs `function`",
+            "add `function: calib_data:batches`, a function in calib_data.py next to the config that "
+            "returns or yields {input name: array} batches",
+        )
+        return
+    module = calibration.function.partition(":")[0]
+    search_path = _module_search_path(spec)
+    if locate_module(module, search_path) is not None:
+        return
+    missing, _ = missing_part(module, search_path)
+    suggestion = did_you_mean(missing, close_module_names(missing, search_path))
+    yield _problem(
+        spec,
+        ("calibration", "function"),
+        f"cannot find module '{missing}' of calibration function {calibration.function}",
+        (f"did you mean '{suggestion}'? " if suggestion else "")
+        + f"put {missing.replace('.', '/')}.py next to the config ({spec.directory}), or install the "
+        "package that provides it",
+    )
+
+
+def _module_search_path(spec: Spec) -> list[str]:
+    # Imported here: the loader imports this module. Same lookup as model.source.
+    from trtbuild.spec.loader import module_search_path
+
+    return module_search_path(spec.directory)

@@ -82,7 +82,9 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
     from modelopt.onnx.quantization import quantize
 
     calibration = ctx.params["calibration"]
-    data = calibration_arrays(calibration, ctx.params.get("inputs", []), ctx.inputs)
+    data = calibration_arrays(
+        calibration, ctx.params.get("inputs", []), ctx.inputs, ctx.context.get("search_path", [])
+    )
     quantize(
         onnx_path=str(source),
         quantize_mode=precision,
@@ -91,7 +93,9 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
         calibration_eps=["cpu"],
     )
     meta: JsonDict = {"precision": precision, "method": "modelopt q/dq", "calibration": calibration["source"]}
-    if calibration["source"] == "random":
+    if calibration["source"] == "random" or calibration.get("others"):
+        # Random calibration (for every input, or for inputs the images do not feed) is marked so
+        # that no one ships it by mistake.
         meta["production_ready"] = False
         ctx.warn("calibrated on random data: fine for trying things out, not fit for production")
     return meta

@@ -1,0 +1,249 @@
+"""The build matrix: axes over any field by dotted path, GitHub-Actions-style include / exclude, names.
+
+    matrix:
+      precision: [fp32, fp16, int8]
+      build.targets: [[SM86], [SM89]]
+      exclude: [{precision: int8, build.targets: [SM86]}]
+      include: [{precision: fp8, build.targets: [SM89]}]
+      name: "{precision}-{build.targets}"
+
+A top-level `precision: [a, b]` is the axis `precision`. Each cell is the config with its values
+written at their dotted paths; the loader validates and normalises every cell's document on its own,
+and the resolver merges the tasks cells have in common.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtbuild.errors import Location, Problem
+from trtbuild.spec.model import FieldPath
+from trtbuild.spec.yamlmarks import key_location
+
+RESERVED = ("include", "exclude", "name")
+# Fields that say which model a config is about, not how to build it: not matrix axes.
+NOT_AXES = ("model.name", "matrix", "version")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    name: str
+    values: dict[str, Any]  # dotted path -> value
+    sources: dict[str, FieldPath]  # dotted path -> where in the YAML its value was written
+
+
+def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], file: Path) -> list[MatrixCell]:
+    """The cells of `document`'s matrix, in order. Raises ConfigError for a malformed matrix."""
+    from trtbuild.errors import ConfigError
+
+    problems: list[Problem] = []
+    axes = _axes(document, marks, problems)
+    matrix = document.get("matrix", {})
+    cells = [_cell(axes, combination) for combination in itertools.product(*(range(len(v)) for _, v in axes))]
+    for index, entry in enumerate(matrix.get("exclude", [])):
+        before = len(cells)
+        cells = [cell for cell in cells if not _matches(cell, entry)]
+        if len(cells) == before:
+            problems.append(
+                _problem(
+                    marks,
+                    ("matrix", "exclude", index),
+                    "this exclude entry matches no cell",
+                    "check its keys and values against the matrix axes",
+                )
+            )
+    axis_names = [name for name, _ in axes]
+    for index, entry in enumerate(matrix.get("include", [])):
+        cells = _include(cells, entry, axis_names, ("matrix", "include", index))
+    if not cells:
+        problems.append(
+            _problem(marks, ("matrix",), "the matrix has no cells left", "exclude fewer cells", at_key=True)
+        )
+    for cell in cells:
+        for path in cell[0]:
+            if path.startswith(NOT_AXES):
+                problems.append(
+                    _problem(
+                        marks,
+                        ("matrix",),
+                        f"'{path}' cannot vary across cells",
+                        "make a separate config for another model",
+                        at_key=True,
+                    )
+                )
+    named = _named(cells, axis_names, matrix.get("name"), marks, problems)
+    if problems:
+        raise ConfigError(_unique(problems))
+    return named
+
+
+def _axes(
+    document: Mapping[str, Any], marks: Mapping[FieldPath, Location], problems: list[Problem]
+) -> list[tuple[str, list[tuple[Any, FieldPath]]]]:
+    """(dotted path, [(value, where it is written)]) per axis, the top-level precision list first."""
+    axes: list[tuple[str, list[tuple[Any, FieldPath]]]] = []
+    precision = document.get("precision")
+    matrix = document.get("matrix", {})
+    if isinstance(precision, list):
+        if "precision" in matrix:
+            problems.append(
+                _problem(
+                    marks,
+                    ("matrix", "precision"),
+                    "precision is given twice",
+                    "list the precisions either in `precision:` or in `matrix.precision`",
+                    at_key=True,
+                )
+            )
+        axes.append(("precision", [(value, ("precision", i)) for i, value in enumerate(precision)]))
+    for name, values in matrix.items():
+        if name not in RESERVED:
+            axes.append((name, [(value, ("matrix", name, i)) for i, value in enumerate(values)]))
+    return axes
+
+
+Cell = tuple[dict[str, Any], dict[str, FieldPath]]
+
+
+def _cell(axes: list[tuple[str, list[tuple[Any, FieldPath]]]], combination: tuple[int, ...]) -> Cell:
+    values = {name: options[i][0] for (name, options), i in zip(axes, combination, strict=True)}
+    sources = {name: options[i][1] for (name, options), i in zip(axes, combination, strict=True)}
+    return values, sources
+
+
+def _matches(cell: Cell, entry: Mapping[str, Any]) -> bool:
+    return all(key in cell[0] and cell[0][key] == value for key, value in entry.items())
+
+
+def _include(
+    cells: list[Cell], entry: Mapping[str, Any], axis_names: list[str], where: FieldPath
+) -> list[Cell]:
+    """GitHub Actions' rule: an entry whose axis values all match existing cells extends them with
+    its other keys; an entry that matches none (or would overwrite an axis value) is a new cell."""
+    sources = {key: (*where, key) for key in entry}
+    on_axes = {key: value for key, value in entry.items() if key in axis_names}
+    extra = {key: value for key, value in entry.items() if key not in axis_names}
+    matching = [cell for cell in cells if _matches(cell, on_axes)] if on_axes else []
+    if not matching:
+        return [*cells, (dict(entry), sources)]
+    result = []
+    for cell in cells:
+        if cell in matching:
+            values, cell_sources = dict(cell[0]), dict(cell[1])
+            values.update(extra)
+            cell_sources.update({key: sources[key] for key in extra})
+            result.append((values, cell_sources))
+        else:
+            result.append(cell)
+    return result
+
+
+def _named(
+    cells: list[Cell],
+    axis_names: list[str],
+    template: str | None,
+    marks: Mapping[FieldPath, Location],
+    problems: list[Problem],
+) -> list[MatrixCell]:
+    named: list[MatrixCell] = []
+    for values, sources in cells:
+        if template is None:
+            ordered = [name for name in axis_names if name in values] + [
+                k for k in values if k not in axis_names
+            ]
+            name = "-".join(_text(values[key]) for key in ordered) or "default"
+        else:
+            missing = [key for key in _PLACEHOLDER.findall(template) if key not in values]
+            if missing:
+                problems.append(
+                    _problem(
+                        marks,
+                        ("matrix", "name"),
+                        f"the name template uses {missing}, which cell {values} does not set",
+                        f"placeholders: {axis_names}",
+                    )
+                )
+                continue
+            name = _UNSAFE.sub("_", _fill(template, values))
+        named.append(MatrixCell(name=name, values=values, sources=sources))
+    seen: dict[str, MatrixCell] = {}
+    for cell in named:
+        if cell.name in seen:
+            problems.append(
+                _problem(
+                    marks,
+                    ("matrix",),
+                    f"two cells are both named '{cell.name}': {seen[cell.name].values} and {cell.values}",
+                    "add a `name` template that tells them apart",
+                    at_key=True,
+                )
+            )
+        seen[cell.name] = cell
+    return named
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        return _text(values[match.group(1)])
+
+    return _PLACEHOLDER.sub(substitute, template)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "+".join(_text(item) for item in value)
+    if isinstance(value, dict):
+        return "_".join(f"{k}{_text(v)}" for k, v in value.items())
+    return _UNSAFE.sub("_", str(value).lower() if isinstance(value, bool) else str(value))
+
+
+def cell_document(document: Mapping[str, Any], cell: MatrixCell) -> dict[str, Any]:
+    """The config as this cell sees it: the matrix gone, each value written at its dotted path."""
+    result = copy.deepcopy(dict(document))
+    result.pop("matrix", None)
+    for path, value in cell.values.items():
+        target = result
+        parts = path.split(".")
+        for part in parts[:-1]:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        target[parts[-1]] = copy.deepcopy(value)
+    return result
+
+
+def cell_marks(marks: Mapping[FieldPath, Location], cell: MatrixCell) -> dict[FieldPath, Location]:
+    """Marks for a cell's document: a value set by the matrix points at where the matrix wrote it."""
+    result = dict(marks)
+    for path, source in cell.sources.items():
+        location = marks.get(source)
+        if location is not None:
+            result[tuple(path.split("."))] = location
+    return result
+
+
+def _problem(
+    marks: Mapping[FieldPath, Location], path: FieldPath, message: str, hint: str, *, at_key: bool = False
+) -> Problem:
+    from trtbuild.spec.model import format_field_path
+
+    location = key_location(dict(marks), path) if at_key else None
+    if location is None:
+        for end in range(len(path), -1, -1):
+            location = marks.get(path[:end])
+            if location is not None:
+                break
+    return Problem(message, location, format_field_path(path), hint)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list({(p.message, p.field_path): p for p in problems}.values())
