@@ -120,10 +120,10 @@ def preflight(the_plan: Plan) -> None:
 
 
 def _check_model_source(spec: Spec) -> list[Problem]:
-    from trtbuild.tasks.torch_model import import_source
+    from trtbuild.tasks.importing import import_attribute
 
     try:
-        import_source(spec.model.source, search_path(spec))
+        import_attribute(spec.model.source, search_path(spec), "model.source")
     except TaskError as error:
         return [
             Problem(

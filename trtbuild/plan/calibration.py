@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trtbuild.plan.code import code_identity
 from trtbuild.spec.loader import module_search_path
 from trtbuild.spec.model import CalibrationSpec
-from trtbuild.spec.source import distribution_version, locate_module
 from trtbuild.tasks.calibration import CODE_PREFIX, IMAGE_PREFIX
 
 Params = dict[str, Any]
@@ -98,19 +98,7 @@ def _callable(
     model's: a local module by the content of every .py file of its top-level package, an installed
     one by its distribution's version. What the function reads at run time is not keyed."""
     assert calibration.function is not None  # the semantic checks made sure
-    top_level = calibration.function.partition(":")[0].split(".")[0]
-    location = locate_module(top_level, search_path)
-    files: Files = {}
-    package: str | None = None
-    if location is not None and location.installed:
-        version = distribution_version(top_level)
-        package = f"{top_level}=={version}" if version else top_level
-    elif location is not None and location.origin is not None:
-        root = location.origin.parent if location.is_package else location.origin
-        paths = sorted(root.rglob("*.py")) if location.is_package else [root]
-        for path in paths:
-            if "__pycache__" not in path.parts:
-                files[f"{CODE_PREFIX}{path.relative_to(root.parent).as_posix()}"] = path
+    package, files = code_identity(calibration.function.partition(":")[0], search_path, CODE_PREFIX)
     return {
         "source": "callable",
         "function": calibration.function,

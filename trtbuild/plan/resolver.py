@@ -13,10 +13,10 @@ from typing import Any
 from trtbuild.backends.trt import flavour as flavours
 from trtbuild.errors import ConfigError, Problem
 from trtbuild.plan.calibration import calibration_inputs
+from trtbuild.plan.code import code_identity
 from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, canonicalize
 from trtbuild.spec.loader import module_search_path
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, Cell, Spec
-from trtbuild.spec.source import distribution_version, locate_module
 from trtbuild.tasks.sampling import example_shapes
 
 
@@ -213,25 +213,7 @@ def _backend(spec: Spec) -> str:
 
 
 def _model_params(spec: Spec) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The model's identity for keys: its source, kwargs, and what its code is.
-
-    Code from an installed distribution is identified by the distribution's version; local code
-    (next to the config, in the project) by the content of its files: every .py file of its
-    top-level package, so a change to a helper module is seen too.
-    """
-    top_level = spec.model.module.split(".")[0]
-    location = locate_module(top_level, search_path(spec))
-    files: dict[str, Path] = {}
-    package: str | None = None
-    if location is not None and location.installed:
-        version = distribution_version(top_level)
-        package = f"{top_level}=={version}" if version else top_level
-    elif location is not None and location.origin is not None:
-        root = location.origin.parent if location.is_package else location.origin
-        paths = sorted(root.rglob("*.py")) if location.is_package else [root]
-        base = root.parent
-        for path in paths:
-            if "__pycache__" not in path.parts:
-                files[f"source:{path.relative_to(base).as_posix()}"] = path
+    """The model's identity for keys: its source, kwargs, and what its code is (see code_identity)."""
+    package, files = code_identity(spec.model.module, search_path(spec), "source:")
     model = {"source": spec.model.source, "kwargs": spec.model.kwargs, "package": package}
     return model, files

@@ -7,13 +7,12 @@ module is imported at plan time. The run's preflight uses `preprocess_image`, `f
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
+from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.sampling import random_arrays
 
 # Names of the precision task's file inputs: the images used (source images), and the local code of
@@ -250,29 +249,13 @@ def _call(function: str, target: Callable[[], Any]) -> Any:
 
 
 def load_function(function: str, search_path: Sequence[str]) -> Callable[[], Any]:
-    """The callable named by "module:function", importing with the config's directory on sys.path."""
-    module_name, _, attr = function.partition(":")
-    for entry in reversed(search_path):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # any import-time failure of user code
-        raise TaskError(
-            f"cannot import calibration module '{module_name}': {type(error).__name__}: {error}",
-            ["check calibration.function and that the module's dependencies are installed"],
-        ) from error
-    target = getattr(module, attr, None)
+    """The callable named by "module:function"."""
+    target = import_attribute(function, search_path, "calibration.function")
     if not callable(target):
         raise TaskError(
-            f"module '{module_name}' has no function '{attr}'",
-            [f"check calibration.function; {module.__file__} defines {_public_names(module)}"],
+            f"{function} is a {type(target).__name__}, not a function", ["check calibration.function"]
         )
     return target  # type: ignore[no-any-return]
-
-
-def _public_names(module: Any) -> str:
-    return ", ".join(sorted(name for name in vars(module) if not name.startswith("_"))[:20])
 
 
 def _is_batch(value: Any) -> bool:

@@ -2,38 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
-
-
-def import_source(source: str, search_path: Sequence[str]) -> Any:
-    """The object named by "module:attr", importing with the config's directory on sys.path."""
-    module_name, _, attr = source.partition(":")
-    for entry in reversed(search_path):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # any import-time failure of user code
-        raise TaskError(
-            f"cannot import model source module '{module_name}': {type(error).__name__}: {error}"
-        ) from error
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise TaskError(
-            f"module '{module_name}' has no attribute '{attr}'",
-            [f"check model.source; names in the module include: {', '.join(_public_names(module))}"],
-        ) from None
-
-
-def _public_names(module: Any) -> list[str]:
-    return sorted(name for name in vars(module) if not name.startswith("_"))[:20]
+from trtbuild.tasks.importing import import_attribute
 
 
 def load_model(
@@ -42,7 +16,7 @@ def load_model(
     """The model in eval mode on the CPU, in fp32, with its checkpoint loaded when one is given."""
     import torch
 
-    factory = import_source(model["source"], search_path)
+    factory = import_attribute(model["source"], search_path, "model.source")
     # A model without a checkpoint is randomly initialised: seed the generator so that export and
     # validate (separate tasks, maybe separate processes) instantiate the very same weights.
     torch.manual_seed(0)
