@@ -32,6 +32,20 @@ class TinyNet(torch.nn.Module):
         return self.fc(y)
 
 
+class WideNet(torch.nn.Module):
+    """Two 1024x1024 layers: 8 MB of fp32 weights, so weights dominate the engine's size."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Sequential(
+            torch.nn.Linear(1024, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024)
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
 class TwoInputNet(torch.nn.Module):
     def forward(self, x, scale):
         return x * scale

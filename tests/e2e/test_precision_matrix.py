@@ -133,3 +133,26 @@ def test_quantized_cell_without_calibration_is_a_config_error(tiny_project: Proj
     completed = tiny_project.trtbuild("plan", str(tiny_project.config))
     assert completed.returncode == 2
     assert "int8" in completed.stderr and "calibration" in completed.stderr
+
+
+WIDE_CONFIG = """\
+model: {name: wide, source: "tinynet:WideNet"}
+inputs:
+  x: {shape: [batch, 1024]}
+outputs: [y]
+profiles:
+  default: {x: {min: [1, 1024], opt: [4, 1024], max: [8, 1024]}}
+precision: [fp32, fp16]
+build: {targets: [SM89]}
+"""
+
+
+def test_fp16_engine_is_at_most_0_6x_the_fp32_engine(tiny_project: Project) -> None:
+    tiny_project.write_config(WIDE_CONFIG)
+    document = tiny_project.run_json()
+    assert document["exit_status"] == 0, document
+    sizes = {
+        cell: (tiny_project.out / "wide" / cell / "model.engine").stat().st_size for cell in ("fp32", "fp16")
+    }
+    assert sizes["fp32"] > 8_000_000
+    assert sizes["fp16"] <= 0.6 * sizes["fp32"], sizes

@@ -68,8 +68,9 @@ def load_spec(path: Path) -> Spec:
     for matrix_cell in matrix.expand(document, marks, path):
         view_document = matrix.cell_document(document, matrix_cell)
         view_marks = matrix.cell_marks(marks, matrix_cell)
-        problems += _named(validate_document(view_document, view_marks, path), matrix_cell)
-        if problems:
+        schema_problems = _named(validate_document(view_document, view_marks, path), matrix_cell)
+        if schema_problems:
+            problems += schema_problems  # the semantic checks need a well-typed document
             continue
         view = normalise(view_document, path, view_marks)
         problems += _named(check_spec(view, module_search_path(path.parent)), matrix_cell)

@@ -4,6 +4,7 @@ dims, the model source and the checkpoint. Each finding is a Problem pointing at
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Generator, Iterator
 
@@ -331,15 +332,19 @@ def _check_calibration(spec: Spec) -> Iterator[Problem]:
             "`{source: images, path: calib/}`, `{source: callable, function: module:function}`, or "
             "`calibration: {source: random, samples: 16}` to try things out (not fit for production)",
         )
-    if calibration is None:
-        return
-    yield from _unused_calibration_fields(spec, calibration.source)
-    if calibration.source == "npz":
-        yield from _check_npz(spec, calibration)
-    elif calibration.source == "images":
-        yield from _check_images(spec, calibration)
-    elif calibration.source == "callable":
-        yield from _check_callable(spec, calibration)
+    if calibration is None or not quantized:
+        return  # data no cell of this view uses is not checked (nor read)
+    checks = {"npz": _check_npz, "images": _check_images, "callable": _check_callable}
+    problems = [*_unused_calibration_fields(spec, calibration.source)]
+    if calibration.source in checks:
+        problems += checks[calibration.source](spec, calibration)
+    for problem in problems:
+        # Say which cells the data is for: the user may be wondering why int8 is involved at all.
+        yield (
+            dataclasses.replace(problem, message=f"{problem.message} (calibration of {', '.join(quantized)})")
+            if quantized
+            else problem
+        )
 
 
 # Fields each calibration source reads; any other is a mistake (a `preprocess` that would be ignored).
