@@ -99,7 +99,9 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
     }
     graph_node = node("export", export_params, {}, files=files, context=context)
     if spec.simplify:
-        graph_node = node("simplify", {}, {"model.onnx": Dep(graph_node.id, "model.onnx")})
+        # simplify lints the dims it may fold, so it knows the declared inputs and outputs.
+        lint = {"inputs": inputs, "outputs": outputs}
+        graph_node = node("simplify", lint, {"model.onnx": Dep(graph_node.id, "model.onnx")})
     precision_params, precision_files = _precision_params(spec, cell, inputs, profiles)
     cell_graph = node(
         "precision",

@@ -11,6 +11,7 @@ from typing import Any
 from trtbuild.errors import TaskError
 from trtbuild.plan import toolchain
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild.tasks.lint import HINT, baked_dims
 from trtbuild.tasks.sampling import random_arrays
 from trtbuild.tasks.torch_model import load_model
 
@@ -73,6 +74,13 @@ def run(ctx: TaskContext) -> JsonDict:
             ) from error
     if not ctx.output(OUTPUT).exists():
         raise TaskError("torch.onnx.export finished without writing a model")
+    import onnx
+
+    baked = baked_dims(
+        onnx.load(str(ctx.output(OUTPUT)), load_external_data=False), params["inputs"], params["outputs"]
+    )
+    if baked:
+        raise TaskError("the exported graph lost dynamic dims the spec declares", [*baked, f"hint: {HINT}"])
     notes = sorted({_first_line(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)})
     return {"exporter": params["exporter"], "opset": params["opset"], "exporter_notes": notes[:10]}
 
@@ -82,4 +90,4 @@ def _first_line(value: object) -> str:
     return text.splitlines()[0] if text else ""
 
 
-TASK = TaskKind(kind="export", version=2, outputs=(OUTPUT,), tools=tools, run=run)
+TASK = TaskKind(kind="export", version=3, outputs=(OUTPUT,), tools=tools, run=run)

@@ -12,6 +12,7 @@ from typing import Any
 
 from trtbuild.plan import toolchain
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild.tasks.lint import baked_dims
 
 OUTPUT = "model.onnx"
 
@@ -33,6 +34,9 @@ def run(ctx: TaskContext) -> JsonDict:
         return _pass_through(ctx, f"onnxsim failed: {type(error).__name__}: {str(error).strip()[:500]}")
     if not check_ok:
         return _pass_through(ctx, "onnxsim's output did not match the original graph on random inputs")
+    baked = baked_dims(simplified, ctx.params.get("inputs", []), ctx.params.get("outputs", []))
+    if baked:
+        return _pass_through(ctx, "onnxsim fixed dynamic dims: " + "; ".join(baked))
     onnx.save(simplified, str(ctx.output(OUTPUT)))
     return {"simplified": True, "nodes_before": nodes_before, "nodes_after": len(simplified.graph.node)}
 
