@@ -16,7 +16,7 @@ from trtbuild.plan.calibration import calibration_inputs
 from trtbuild.plan.code import code_identity
 from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, canonicalize
 from trtbuild.spec.loader import module_search_path
-from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, Cell, Spec
+from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, Cell, Spec, Tolerance
 from trtbuild.tasks.sampling import example_shapes
 
 
@@ -120,27 +120,18 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
         "targets": list(spec.build.targets),
     }
     build = node("build", build_params, {"model.onnx": Dep(cell_graph.id, "model.onnx")})
-    tolerance = spec.validate.tolerance.get(cell.precision)
-    validate_params = {
-        **model_io,
-        "profiles": profiles,
-        "samples": spec.validate.samples,
-        "seed": spec.validate.seed,
-        "precision": cell.precision,
-        "tolerance": {
-            "atol": tolerance.atol if tolerance else None,
-            "rtol": tolerance.rtol if tolerance else None,
-            "cosine": tolerance.cosine if tolerance else None,
-        },
-        "backend": backend,
-        "targets": list(spec.build.targets),
-    }
+    validate_params, validate_files = _validate_params(spec, cell)
+    validate_params.update(
+        {**model_io, "profiles": profiles, "backend": backend, "targets": list(spec.build.targets)}
+    )
     validate_deps = {
         "model.onnx": Dep(cell_graph.id, "model.onnx"),
         "model.engine": Dep(build.id, "model.engine"),
         "engine.json": Dep(build.id, "engine.json"),
     }
-    validate = node("validate", validate_params, validate_deps, files=files, context=context)
+    validate = node(
+        "validate", validate_params, validate_deps, files={**files, **validate_files}, context=context
+    )
     graph.cells.append(
         CellPlan(
             model=name,
@@ -154,6 +145,39 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
             ],
         )
     )
+
+
+def _validate_params(spec: Spec, cell: Cell) -> tuple[dict[str, Any], dict[str, Path]]:
+    """What the validate task compares and gates, and the files (data, metric code) it reads."""
+    validate = spec.validate
+    tolerance = validate.tolerance.get(cell.precision) or Tolerance()
+    params: dict[str, Any] = {
+        "samples": validate.samples,
+        "seed": validate.seed,
+        "precision": cell.precision,
+        "tolerance": {
+            "atol": tolerance.atol,
+            "rtol": tolerance.rtol,
+            "cosine": tolerance.cosine,
+            "top1": tolerance.top1,
+            "top5": tolerance.top5,
+            "custom": {
+                name: {"min": low, "max": high} for name, (low, high) in sorted(tolerance.custom.items())
+            },
+        },
+        "classifiers": [o.name for o in spec.outputs if o.classifier],
+        "metric": None,
+        "data": None,
+    }
+    files: dict[str, Path] = {}
+    if validate.data is not None:
+        params["data"] = {"batch": validate.data_batch}
+        files["validation-data"] = validate.data
+    if validate.metric is not None:
+        package, code = code_identity(validate.metric.partition(":")[0], search_path(spec), "metric:")
+        params["metric"] = {"function": validate.metric, "package": package}
+        files.update(code)
+    return params, files
 
 
 # Kinds that do not depend on the cell's precision or targets: usually one node for all cells.

@@ -125,7 +125,7 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         simplify=bool(document.get("simplify", True)),
         profiles=tuple(_profile(name, raw) for name, raw in document.get("profiles", {}).items()),
         build=_build(document.get("build", {})),
-        validate=_validate(document.get("validate", {})),
+        validate=_validate(document.get("validate", {}), path.parent),
         cells=(Cell(name=precision, precision=precision),),
         autocast=_autocast(document.get("autocast", {})),
         calibration=_calibration(document.get("calibration"), path.parent),
@@ -173,7 +173,8 @@ def _outputs(raw: list[str] | dict[str, Any]) -> tuple[OutputSpec, ...]:
     outputs = []
     for name, value in raw.items():
         shape = value.get("shape")
-        outputs.append(OutputSpec(name, None if shape is None else tuple(_dim(d) for d in shape)))
+        dims = None if shape is None else tuple(_dim(d) for d in shape)
+        outputs.append(OutputSpec(name, dims, bool(value.get("classifier", False))))
     return tuple(outputs)
 
 
@@ -200,13 +201,23 @@ def _build(raw: dict[str, Any]) -> BuildSpec:
     )
 
 
-def _validate(raw: dict[str, Any]) -> ValidateSpec:
+def _validate(raw: dict[str, Any], config_dir: Path) -> ValidateSpec:
     tolerance = dict(DEFAULT_TOLERANCES)
     for precision, gates in raw.get("tolerance", {}).items():
         # A precision given in the config replaces its default gates as a whole: mixing a user's atol
         # with a default rtol would gate on numbers nobody wrote down.
-        tolerance[precision] = Tolerance(**{gate: float(value) for gate, value in gates.items()})
-    return ValidateSpec(samples=int(raw.get("samples", 4)), seed=int(raw.get("seed", 0)), tolerance=tolerance)
+        custom = {name: (b.get("min"), b.get("max")) for name, b in gates.get("custom", {}).items()}
+        numbers = {gate: float(value) for gate, value in gates.items() if gate != "custom"}
+        tolerance[precision] = Tolerance(**numbers, custom=custom)
+    data = raw.get("data")
+    return ValidateSpec(
+        samples=int(raw.get("samples", 4)),
+        seed=int(raw.get("seed", 0)),
+        tolerance=tolerance,
+        metric=raw.get("metric"),
+        data=(config_dir / data["path"]).absolute() if data else None,
+        data_batch=int(data.get("batch", 1)) if data else 1,
+    )
 
 
 def _autocast(raw: dict[str, Any]) -> AutocastSpec:

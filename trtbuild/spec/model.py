@@ -75,6 +75,7 @@ class OutputSpec:
     name: str
     # Optional: when given, its symbolic dims mark the output's dynamic axes in the export.
     shape: Shape | None = None
+    classifier: bool = False  # class scores on the last axis: top-1 / top-5 agreement is reported
 
 
 @dataclass(frozen=True)
@@ -106,11 +107,15 @@ class BuildSpec:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """A gate on one output: passes when |a - b| <= atol + rtol * |b| everywhere and cos >= cosine."""
+    """Gates on one output: |a - b| <= atol + rtol * |b| everywhere, cos >= cosine, top-1 / top-5
+    agreement >= top1 / top5 (classifier outputs), custom metrics within their (min, max)."""
 
     atol: float | None = None
     rtol: float | None = None
     cosine: float | None = None
+    top1: float | None = None
+    top5: float | None = None
+    custom: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 # Defaults per precision: fp32 must match PyTorch closely; lower precisions are gated on the
@@ -129,6 +134,9 @@ class ValidateSpec:
     samples: int = 4
     seed: int = 0
     tolerance: dict[str, Tolerance] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    metric: str | None = None  # "module:function" returning {name: number} per output
+    data: Path | None = None  # an .npz of validation inputs, absolute; None = seeded random inputs
+    data_batch: int = 1  # rows of `data` per compared sample
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ def check_spec(spec: Spec, search_path: list[str]) -> list[Problem]:
         *_check_source(spec, search_path),
         *_check_checkpoint(spec),
         *_check_calibration(spec),
+        *_check_validate(spec),
     ]
     return sort_problems(problems)
 
@@ -556,3 +557,43 @@ def _module_search_path(spec: Spec) -> list[str]:
     from trtbuild.spec.loader import module_search_path
 
     return module_search_path(spec.directory)
+
+
+def _check_validate(spec: Spec) -> Iterator[Problem]:
+    """Validation data must exist, a custom metric's module must be findable, and custom gates need
+    the metric that computes them; top-1/top-5 gates need a classifier output."""
+    validate = spec.validate
+    if validate.data is not None and not validate.data.is_file():
+        yield _problem(
+            spec,
+            ("validate", "data", "path"),
+            f"validation data {validate.data} does not exist",
+            "check the path; it is relative to the config file",
+        )
+    if validate.metric is not None:
+        from trtbuild.spec.loader import module_search_path
+
+        module = validate.metric.partition(":")[0]
+        if locate_module(module, module_search_path(spec.directory)) is None:
+            yield _problem(
+                spec,
+                ("validate", "metric"),
+                f"cannot find the module '{module}' of validate.metric",
+                "put the module beside the config, or install the package that provides it",
+            )
+    classifiers = [o.name for o in spec.outputs if o.classifier]
+    for precision, tolerance in validate.tolerance.items():
+        if tolerance.custom and validate.metric is None:
+            yield _problem(
+                spec,
+                ("validate", "tolerance", precision, "custom"),
+                f"custom gates {sorted(tolerance.custom)} but no validate.metric computes them",
+                "add `validate: {metric: module:function}` returning these names, or remove the gates",
+            )
+        if (tolerance.top1 is not None or tolerance.top5 is not None) and not classifiers:
+            yield _problem(
+                spec,
+                ("validate", "tolerance", precision),
+                "top1/top5 gates need an output declared `classifier: true`",
+                "declare it: outputs: {logits: {shape: [batch, 1000], classifier: true}}",
+            )

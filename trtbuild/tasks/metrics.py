@@ -38,6 +38,22 @@ def compare(reference: Any, candidate: Any) -> dict[str, float]:
     }
 
 
+def topk_agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:
+    """Classifier agreement over every row of every sample (class scores on the last axis): top1, the
+    fraction of rows with the same arg-max; top5, of rows whose reference top class is in the
+    candidate's five best."""
+    import numpy as np
+
+    ref = np.concatenate([np.asarray(r, dtype=np.float64).reshape(-1, np.shape(r)[-1]) for r, _ in pairs])
+    got = np.concatenate([np.asarray(g, dtype=np.float64).reshape(-1, np.shape(g)[-1]) for _, g in pairs])
+    best = ref.argmax(axis=1)
+    top5 = np.argsort(-got, axis=1)[:, :5]
+    return {
+        "top1": float((got.argmax(axis=1) == best).mean()),
+        "top5": float((top5 == best[:, None]).any(axis=1).mean()),
+    }
+
+
 def within_tolerance(reference: Any, candidate: Any, atol: float, rtol: float) -> bool:
     import numpy as np
 
@@ -51,7 +67,7 @@ def aggregate(per_sample: list[dict[str, float]]) -> dict[str, float]:
     worst: dict[str, float] = {}
     for metrics in per_sample:
         for name, value in metrics.items():
-            if name in ("cosine", "finite"):
+            if name in ("cosine", "finite", "top1", "top5"):
                 worst[name] = min(worst.get(name, value), value)
             else:
                 worst[name] = max(worst.get(name, value), value)
@@ -59,7 +75,7 @@ def aggregate(per_sample: list[dict[str, float]]) -> dict[str, float]:
 
 
 def gate(
-    output: str, metrics: Mapping[str, float], allclose: bool | None, tolerance: Mapping[str, float | None]
+    output: str, metrics: Mapping[str, float], allclose: bool | None, tolerance: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """The failed checks of one output, each as {output, metric, value, threshold}."""
     failures: list[dict[str, Any]] = []
@@ -74,9 +90,35 @@ def gate(
                 "threshold": f"atol {tolerance.get('atol')} + rtol {tolerance.get('rtol')} x |ref|",
             }
         )
-    cosine = tolerance.get("cosine")
-    if cosine is not None and metrics["cosine"] < cosine:
-        failures.append(
-            {"output": output, "metric": "cosine", "value": metrics["cosine"], "threshold": cosine}
-        )
+    for name in ("cosine", "top1", "top5"):
+        threshold = tolerance.get(name)
+        if threshold is not None and name in metrics and metrics[name] < threshold:
+            failures.append(
+                {"output": output, "metric": name, "value": metrics[name], "threshold": threshold}
+            )
+    for name, bounds in (tolerance.get("custom") or {}).items():
+        failures += _custom_failures(output, name, metrics.get(name), bounds)
     return failures
+
+
+def _custom_failures(
+    output: str, name: str, value: float | None, bounds: Mapping[str, float | None]
+) -> list[dict[str, Any]]:
+    low, high = bounds.get("min"), bounds.get("max")
+    threshold = " and ".join(
+        text
+        for text in (f">= {low}" if low is not None else "", f"<= {high}" if high is not None else "")
+        if text
+    )
+    if value is None:
+        return [
+            {
+                "output": output,
+                "metric": name,
+                "value": "not returned by validate.metric",
+                "threshold": threshold,
+            }
+        ]
+    if (low is not None and value < low) or (high is not None and value > high):
+        return [{"output": output, "metric": name, "value": value, "threshold": threshold}]
+    return []

@@ -7,7 +7,8 @@ recorded as skipped with the reason, never as passed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from trtbuild.backends.trt.runner import run_engine, why_engine_cannot_run
@@ -15,6 +16,7 @@ from trtbuild.errors import TaskError
 from trtbuild.plan import toolchain
 from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.sampling import random_arrays, sample_shapes
 from trtbuild.tasks.torch_model import as_output_list, load_model
 
@@ -27,7 +29,8 @@ def tools(params: Mapping[str, Any]) -> JsonDict:
 
 def run(ctx: TaskContext) -> JsonDict:
     params = ctx.params
-    feeds_per_sample = _samples(params)
+    feeds_per_sample = _samples(params, ctx.inputs.get("validation-data"))
+    metric = _custom_metric(ctx)
     references = _reference_outputs(ctx, feeds_per_sample)
     output_names = [t["name"] for t in params["outputs"]]
     tolerance = params["tolerance"]
@@ -48,6 +51,7 @@ def run(ctx: TaskContext) -> JsonDict:
         "precision": params["precision"],
         "samples": len(feeds_per_sample),
         "seed": params["seed"],
+        "inputs": "validate.data" if params.get("data") else "seeded random, inside the profiles",
         "shapes": [{name: list(a.shape) for name, a in feeds.items()} for feeds in feeds_per_sample],
         "tolerance": tolerance,
         "reference": "torch fp32 CPU",
@@ -55,7 +59,7 @@ def run(ctx: TaskContext) -> JsonDict:
     }
     failures: list[dict[str, Any]] = []
     for candidate, outputs in candidates.items():
-        result = _compare_candidate(references, outputs, output_names, tolerance)
+        result = _compare_candidate(references, outputs, output_names, params, metric)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
     if reason is not None:
@@ -78,12 +82,46 @@ def run(ctx: TaskContext) -> JsonDict:
     }
 
 
-def _samples(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _samples(params: Mapping[str, Any], data: Path | None) -> list[dict[str, Any]]:
+    """Input feeds per compared sample: `samples` batches of the user's data, or seeded random
+    inputs covering each profile's opt, min and max shapes."""
+    if data is not None:
+        return _data_samples(params, data)
     shapes = sample_shapes(params["inputs"], params["profiles"], params["samples"], params["seed"])
     return [
         random_arrays(params["inputs"], sample, seed=params["seed"] * 100_003 + index)
         for index, sample in enumerate(shapes)
     ]
+
+
+def _data_samples(params: Mapping[str, Any], data: Path) -> list[dict[str, Any]]:
+    import numpy as np
+
+    batch = params["data"]["batch"]
+    with np.load(data) as archive:
+        arrays = {t["name"]: archive[t["name"]] for t in params["inputs"] if t["name"] in archive.files}
+    missing = [t["name"] for t in params["inputs"] if t["name"] not in arrays]
+    if missing:
+        raise TaskError(
+            f"validate.data has no arrays for inputs {missing}", ["name the arrays after the inputs"]
+        )
+    rows = min(len(array) for array in arrays.values())
+    count = min(params["samples"], rows // batch)
+    if count == 0:
+        raise TaskError(f"validate.data holds {rows} rows, fewer than one batch of {batch}")
+    return [
+        {name: array[i * batch : (i + 1) * batch] for name, array in arrays.items()} for i in range(count)
+    ]
+
+
+def _custom_metric(ctx: TaskContext) -> Callable[[Any, Any], Mapping[str, float]] | None:
+    spec = ctx.params.get("metric")
+    if not spec:
+        return None
+    function = import_attribute(spec["function"], ctx.context.get("search_path", []), "validate.metric")
+    if not callable(function):
+        raise TaskError(f"validate.metric {spec['function']} is not a function")
+    return function  # type: ignore[no-any-return]
 
 
 def _reference_outputs(ctx: TaskContext, feeds_per_sample: list[dict[str, Any]]) -> list[list[Any]]:
@@ -132,23 +170,48 @@ def _ordered(outputs: Mapping[str, Any], names: list[str]) -> list[Any]:
 
 
 def _compare_candidate(
-    references: list[list[Any]], outputs: list[list[Any]], names: list[str], tolerance: Mapping[str, Any]
+    references: list[list[Any]],
+    outputs: list[list[Any]],
+    names: list[str],
+    params: Mapping[str, Any],
+    metric: Callable[[Any, Any], Mapping[str, float]] | None,
 ) -> JsonDict:
+    tolerance = params["tolerance"]
     per_output: JsonDict = {}
     failures: list[dict[str, Any]] = []
     for index, name in enumerate(names):
-        samples = [M.compare(ref[index], got[index]) for ref, got in zip(references, outputs, strict=True)]
-        worst = M.aggregate(samples)
+        pairs = [(ref[index], got[index]) for ref, got in zip(references, outputs, strict=True)]
+        worst = M.aggregate([M.compare(ref, got) for ref, got in pairs])
         allclose: bool | None = None  # None: no atol/rtol gate was asked for
         if tolerance.get("atol") is not None or tolerance.get("rtol") is not None:
             atol, rtol = tolerance.get("atol") or 0.0, tolerance.get("rtol") or 0.0
-            allclose = all(
-                M.within_tolerance(ref[index], got[index], atol, rtol)
-                for ref, got in zip(references, outputs, strict=True)
-            )
+            allclose = all(M.within_tolerance(ref, got, atol, rtol) for ref, got in pairs)
+        if name in params.get("classifiers", []):
+            worst.update(M.topk_agreement(pairs))
+        if metric is not None:
+            worst.update(_custom_values(metric, pairs, name))
         per_output[name] = {**worst, "allclose": allclose}
         failures += M.gate(name, worst, allclose, tolerance)
     return {"status": "compared", "outputs": per_output, "passed": not failures, "failures": failures}
 
 
-TASK = TaskKind(kind="validate", version=3, outputs=(OUTPUT,), tools=tools, run=run)
+def _custom_values(
+    metric: Callable[[Any, Any], Mapping[str, float]], pairs: list[tuple[Any, Any]], output: str
+) -> dict[str, float]:
+    """The user's metric per sample, averaged over samples."""
+    totals: dict[str, float] = {}
+    for ref, got in pairs:
+        try:
+            values = metric(ref, got)
+            numbers = {str(key): float(value) for key, value in values.items()}
+        except Exception as error:  # the user's code
+            raise TaskError(
+                f"validate.metric failed on output '{output}': {type(error).__name__}: {error}",
+                ["it is called as metric(reference, candidate) on numpy arrays and returns {name: number}"],
+            ) from error
+        for key, value in numbers.items():
+            totals[key] = totals.get(key, 0.0) + value / len(pairs)
+    return totals
+
+
+TASK = TaskKind(kind="validate", version=4, outputs=(OUTPUT,), tools=tools, run=run)

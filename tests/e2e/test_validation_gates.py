@@ -1,0 +1,84 @@
+"""Validation gates end to end: top-1/top-5 on classifier outputs, custom metrics, user data, and a
+failing gate in one cell that leaves the other cells finished."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import Project
+
+pytestmark = pytest.mark.slow
+
+METRIC_MODULE = """
+import numpy as np
+
+
+def peak_error(reference, candidate):
+    return {"peak": float(np.abs(reference - candidate).max()), "always_one": 1.0}
+"""
+
+
+def test_classifier_topk_and_custom_metric_gates(tiny_project: Project) -> None:
+    (tiny_project.root / "mymetrics.py").write_text(METRIC_MODULE)
+    tiny_project.edit_config("logits: {shape: [batch, 10]}", "logits: {shape: [batch, 10], classifier: true}")
+    tiny_project.edit_config(
+        "  samples: 3\n",
+        "  samples: 3\n  metric: mymetrics:peak_error\n",
+    )
+    tiny_project.edit_config(
+        "fp32: {atol: 1.0e-4, rtol: 1.0e-3}",
+        "fp32: {atol: 1.0e-4, rtol: 1.0e-3, top1: 1.0, top5: 1.0, custom: {always_one: {min: 0.5}}}",
+    )
+    document = tiny_project.run_json()
+    assert document["exit_status"] == 0, document
+    logits = json.loads((tiny_project.out / "tiny/fp32/validation.json").read_text())["candidates"][
+        "onnxruntime"
+    ]["outputs"]["logits"]
+    assert logits["top1"] == 1.0 and logits["top5"] == 1.0
+    assert logits["always_one"] == 1.0
+    assert 0 <= logits["peak"] < 1e-4
+    # A custom gate that cannot hold fails the run with exit 1, naming the metric.
+    tiny_project.edit_config("custom: {always_one: {min: 0.5}}", "custom: {always_one: {max: 0.5}}")
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 1
+    assert "always_one" in completed.stdout and "<= 0.5" in completed.stdout
+
+
+def test_validation_on_user_data(tiny_project: Project) -> None:
+    rng = np.random.default_rng(1)
+    np.savez(tiny_project.root / "val.npz", input=rng.random((6, 3, 16, 16), dtype=np.float32))
+    tiny_project.edit_config("  samples: 3\n", "  samples: 3\n  data: {path: val.npz, batch: 2}\n")
+    document = tiny_project.run_json()
+    assert document["exit_status"] == 0, document
+    validation = json.loads((tiny_project.out / "tiny/fp32/validation.json").read_text())
+    assert validation["inputs"] == "validate.data"
+    assert validation["shapes"] == [{"input": [2, 3, 16, 16]}] * 3
+
+
+def test_failing_gate_in_one_cell_lets_the_others_finish(tiny_project: Project) -> None:
+    tiny_project.edit_config("build:\n", "precision: [fp32, fp16]\nbuild:\n")
+    tiny_project.edit_config(
+        "fp32: {atol: 1.0e-4, rtol: 1.0e-3}", "fp32: {atol: 0.0, rtol: 0.0}\n    fp16: {cosine: 0.9}"
+    )
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 1
+    table = completed.stdout[completed.stdout.index("Validation gates failed") :]
+    assert (
+        "fp32" in table
+        and "max_abs" in table
+        and "fp16" not in table.split("Finished")[0].replace("fp16", "", 0)
+    )
+    for cell in ("fp32", "fp16"):
+        assert (tiny_project.out / "tiny" / cell / "model.engine").is_file()
+    assert json.loads((tiny_project.out / "tiny/fp16/validation.json").read_text())["verdict"] == "passed"
+    assert json.loads((tiny_project.out / "tiny/fp32/validation.json").read_text())["verdict"] == "failed"
+
+
+def test_custom_gate_without_metric_is_a_config_error(tiny_project: Project) -> None:
+    tiny_project.edit_config("fp32: {atol: 1.0e-4, rtol: 1.0e-3}", "fp32: {custom: {psnr: {min: 30}}}")
+    completed = tiny_project.trtbuild("plan", str(tiny_project.config))
+    assert completed.returncode == 2
+    assert "validate.metric" in completed.stderr and "psnr" in completed.stderr
