@@ -15,6 +15,7 @@ from trtbuild.plan.graph import Graph
 from trtbuild.plan.preflight import check_precision_inputs
 from trtbuild.plan.resolver import resolve, search_path
 from trtbuild.plan.status import NodeStatus, plan_status
+from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_spec
 from trtbuild.spec.model import Spec
 from trtbuild.store import Store, default_cache_dir
@@ -37,6 +38,7 @@ class RunResult:
     events: list[TaskEvent]
     out_dir: Path
     gate_failures: list[dict[str, Any]] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)  # build/<model>/report.{json,md,html}
 
     @property
     def failed_tasks(self) -> list[TaskEvent]:
@@ -99,7 +101,8 @@ def run(
         if event.kind == "validate" and event.state in ("ran", "cached")
         for failure in event.meta.get("failures", [])
     ]
-    return RunResult(the_plan, events, Path(out_dir), gate_failures)
+    reports = write_reports(the_plan, events, Path(out_dir))
+    return RunResult(the_plan, events, Path(out_dir), gate_failures, reports)
 
 
 def preflight(the_plan: Plan) -> None:

@@ -18,6 +18,7 @@ from trtbuild.cli.console import (
     output_console,
     stdout_reserved_for_json,
 )
+from trtbuild.cli.report import print_comparisons
 from trtbuild.errors import UsageError
 from trtbuild.exec.events import TaskEvent
 
@@ -86,6 +87,7 @@ def print_summary(result: api.RunResult, console: Console) -> None:
         parts = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         console.print(f"{total} tasks: {parts} ({human_seconds(seconds)} of task time)")
     _print_cells(result, console)
+    print_comparisons(result.reports, console)
     if result.gate_failures:
         table = Table(title="Validation gates failed", title_style="bold red")
         for column in ("cell", "candidate", "output", "metric", "value", "threshold"):
@@ -154,4 +156,5 @@ def to_json(result: api.RunResult) -> dict[str, Any]:
             for cell in result.plan.graph.cells
         ],
         "gate_failures": result.gate_failures,
+        "reports": [str(path) for path in result.reports],
     }

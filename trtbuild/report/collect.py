@@ -1,0 +1,213 @@
+"""What a report says about each cell, gathered from the plan, the run's events and the store.
+
+The document is a pure function of what is in the cache for the plan's keys, so it is stable: a
+run that only hits the cache writes the same bytes as the run that built everything, and
+`trtbuild report` writes them too. That is why a task's state here is the state of its result
+("built", whether it ran now or earlier — "seconds" is always the time it took when it ran) and
+not this run's ran/cached, which the run's --json output and its closing table carry instead.
+Artifact contents come from the store by hash, never from build/, which may hold files of an
+earlier run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtbuild.exec.events import TaskEvent
+from trtbuild.plan.graph import CellPlan, TaskNode
+from trtbuild.store import ActionResult, Store
+
+if TYPE_CHECKING:  # trtbuild.api imports this package to write reports after a run
+    from trtbuild.api import Plan
+    from trtbuild.spec.model import Cell
+
+# Bump when the document's layout or the way md/html render it changes: report.html is redrawn only
+# when report.json changes, so a new renderer must change the document to take effect.
+REPORT_FORMAT = 1
+STAGES = ("export", "simplify", "precision", "build", "validate")
+# A task's result: built (now or in an earlier run), failed or skipped in this run, or not built.
+BUILT, FAILED, SKIPPED, NOT_BUILT = "built", "failed", "skipped", "not built"
+
+Document = dict[str, Any]
+
+
+def collect(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path) -> dict[str, Document]:
+    """Model name -> its report document. `events` None (`trtbuild report`): what the cache holds."""
+    by_id = {event.id: event for event in events or ()}
+    results = _results(plan, by_id, events is not None)
+    cells_of = {(str(spec.path), cell.name): cell for spec in plan.specs for cell in spec.cells}
+    documents: dict[str, Document] = {}
+    for cell_plan in plan.graph.cells:
+        document = documents.setdefault(cell_plan.model, _new_document(cell_plan.model))
+        spec_cell = cells_of.get((str(cell_plan.config), cell_plan.cell))
+        nodes = [
+            node
+            for node in plan.graph.nodes.values()
+            if node.model == cell_plan.model and cell_plan.cell in node.cells
+        ]
+        record = _cell(cell_plan, spec_cell, nodes, results, by_id, plan.store)
+        record["config"] = os.path.relpath(cell_plan.config, Path(out_dir).absolute() / cell_plan.model)
+        document["cells"].append(record)
+    for document in documents.values():
+        _summarise(document)
+    return documents
+
+
+def _new_document(model: str) -> Document:
+    return {"format": REPORT_FORMAT, "model": model, "cells": []}
+
+
+def _results(plan: Plan, events: Mapping[str, TaskEvent], have_events: bool) -> dict[str, ActionResult]:
+    """Node id -> its action result, for every node whose output exists now."""
+    results: dict[str, ActionResult] = {}
+    for node_id, status in plan.statuses.items():
+        event = events.get(node_id)
+        if have_events and (event is None or event.state not in ("ran", "cached") or event.key is None):
+            continue
+        if status.result is not None and (event is None or event.key == status.key):
+            results[node_id] = status.result
+        elif event is not None and event.key is not None:
+            # Ran in this run, or hit the cache only once an upstream reproduced its old output.
+            result = plan.store.get_action(event.key)
+            if result is not None:
+                results[node_id] = result
+    return results
+
+
+def _cell(
+    cell_plan: CellPlan,
+    spec_cell: Cell | None,
+    nodes: list[TaskNode],
+    results: Mapping[str, ActionResult],
+    events: Mapping[str, TaskEvent],
+    store: Store,
+) -> Document:
+    tasks = [_task(node, cell_plan.cell, results, events) for node in _in_stage_order(nodes)]
+    artifacts: dict[str, Any] = {}
+    for artifact in cell_plan.artifacts:
+        result = results.get(artifact.node_id)
+        digest = result.outputs.get(artifact.output) if result else None
+        artifacts[artifact.filename] = (
+            {"bytes": digest.size, "sha256": digest.hash} if digest is not None else None
+        )
+    validation = _read_json(store, results, cell_plan, "validation.json")
+    engine = _read_json(store, results, cell_plan, "engine.json")
+    built = all(task["state"] == BUILT for task in tasks)
+    failed = any(task["state"] == FAILED for task in tasks)
+    return {
+        "cell": cell_plan.cell,
+        "precision": spec_cell.precision if spec_cell else None,
+        "values": _clean(dict(spec_cell.values)) if spec_cell else {},
+        "status": BUILT if built else (FAILED if failed else NOT_BUILT),
+        "verdict": validation.get("verdict", "failed" if validation.get("failures") else "passed")
+        if validation
+        else "not validated",
+        "validation": _validation(validation) if validation else None,
+        "gate_failures": _clean(validation.get("failures", [])) if validation else [],
+        "engine": _engine(engine, artifacts.get("model.engine")) if engine else None,
+        "artifacts": artifacts,
+        "tasks": tasks,
+        "seconds": round(sum(task["seconds"] or 0.0 for task in tasks), 3),
+    }
+
+
+def _in_stage_order(nodes: list[TaskNode]) -> list[TaskNode]:
+    order = {kind: index for index, kind in enumerate(STAGES)}
+    return sorted(nodes, key=lambda node: (order.get(node.kind, len(order)), node.kind, node.id))
+
+
+def _task(
+    node: TaskNode, cell: str, results: Mapping[str, ActionResult], events: Mapping[str, TaskEvent]
+) -> Document:
+    result = results.get(node.id)
+    event = events.get(node.id)
+    record: Document = {
+        "id": node.id,
+        "kind": node.kind,
+        # Export and simplify are usually shared by every cell: they ran once for all of them.
+        "shared_with": sorted(other for other in node.cells if other != cell),
+    }
+    if result is not None:
+        seconds = result.meta.get("seconds")
+        record.update(state=BUILT, seconds=float(seconds) if isinstance(seconds, int | float) else None)
+    elif event is not None and event.state in (FAILED, SKIPPED):
+        record.update(
+            state=event.state,
+            seconds=round(event.seconds, 3) if event.state == FAILED else None,
+            reason=event.reason,
+        )
+    else:
+        record.update(state=NOT_BUILT, seconds=None)
+    return record
+
+
+def _read_json(
+    store: Store, results: Mapping[str, ActionResult], cell_plan: CellPlan, filename: str
+) -> Document | None:
+    for artifact in cell_plan.artifacts:
+        if artifact.filename != filename:
+            continue
+        result = results.get(artifact.node_id)
+        digest = result.outputs.get(artifact.output) if result else None
+        if digest is None:
+            return None
+        try:
+            loaded = json.loads(store.blob_path(digest.hash).read_text())
+        except (OSError, ValueError):
+            return None  # collected after a gc: report the cell as not built rather than fail
+        return loaded if isinstance(loaded, dict) else None
+    return None
+
+
+def _validation(validation: Document) -> Document:
+    candidates: dict[str, Any] = {}
+    for name, candidate in sorted(validation.get("candidates", {}).items()):
+        if candidate.get("status") == "skipped":
+            candidates[name] = {"status": "skipped", "reason": candidate.get("reason", "")}
+        else:
+            candidates[name] = {
+                "status": "compared",
+                "passed": bool(candidate.get("passed")),
+                "outputs": _clean(candidate.get("outputs", {})),
+            }
+    return {
+        "reference": validation.get("reference"),
+        "samples": validation.get("samples"),
+        "tolerance": _clean(validation.get("tolerance", {})),
+        "candidates": candidates,
+    }
+
+
+def _engine(engine: Document, artifact: Document | None) -> Document:
+    return {
+        "backend": engine.get("backend"),
+        "backend_version": engine.get("backend_version"),
+        "targets": engine.get("targets", []),
+        "bytes": artifact["bytes"] if artifact else engine.get("engine_bytes"),
+    }
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities (a broken candidate's metrics) become None — shown as n/a."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _summarise(document: Document) -> None:
+    cells = document["cells"]
+    axes: list[str] = []
+    for cell in cells:
+        axes += [axis for axis in cell["values"] if axis not in axes]
+    document["axes"] = axes
+    verdicts = [cell["verdict"] for cell in cells]
+    document["summary"] = {v: verdicts.count(v) for v in sorted(set(verdicts))}

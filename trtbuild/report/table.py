@@ -1,0 +1,201 @@
+"""The comparison table, once: report.md, report.html and the terminal all render these rows.
+
+Each entry carries a tone besides its text so every renderer marks the same things: a skipped
+comparison is "warn" and says "skipped", never "passed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Tone = Literal["", "ok", "bad", "warn", "muted"]
+CANDIDATE_ORDER = ("onnxruntime", "engine")
+CANDIDATE_TITLES = {"onnxruntime": "ONNX Runtime", "engine": "engine run"}
+VERDICT_TONES: dict[str, Tone] = {"passed": "ok", "failed": "bad", "unverified": "warn"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    text: str
+    tone: Tone = ""
+
+
+def candidates(report: dict[str, Any]) -> list[str]:
+    """Every candidate any cell names, the usual ones first."""
+    names = {
+        name for cell in report["cells"] for name in ((cell["validation"] or {}).get("candidates") or {})
+    }
+    return [n for n in CANDIDATE_ORDER if n in names] + sorted(names - set(CANDIDATE_ORDER))
+
+
+def headers(report: dict[str, Any]) -> list[str]:
+    return [
+        "cell",
+        *_axes(report),
+        "verdict",
+        *(CANDIDATE_TITLES.get(name, name) for name in candidates(report)),
+        "engine",
+        "ONNX",
+        "backend",
+        "task time",
+    ]
+
+
+def rows(report: dict[str, Any]) -> list[list[Entry]]:
+    names = candidates(report)
+    return [
+        [
+            Entry(cell["cell"]),
+            *(Entry(_text(_axis_value(cell, axis))) for axis in _axes(report)),
+            verdict(cell),
+            *(candidate_entry(cell, name) for name in names),
+            Entry(
+                human_bytes(cell["engine"]["bytes"]) if cell["engine"] else "—",
+                "" if cell["engine"] else "muted",
+            ),
+            _onnx(cell),
+            _backend(cell),
+            Entry(_seconds_text(cell)),
+        ]
+        for cell in report["cells"]
+    ]
+
+
+def verdict(cell: dict[str, Any]) -> Entry:
+    if cell["status"] == "failed" and cell["validation"] is None:
+        return Entry("task failed", "bad")
+    text = cell["verdict"]
+    skipped = [
+        name
+        for name, candidate in ((cell["validation"] or {}).get("candidates") or {}).items()
+        if candidate["status"] == "skipped"
+    ]
+    # "passed" covers what was compared only: say what was not, next to it.
+    if skipped and text == "passed":
+        text += f" ({', '.join(skipped)} skipped)"
+    return Entry(text, VERDICT_TONES.get(cell["verdict"], "muted"))
+
+
+def candidate_entry(cell: dict[str, Any], name: str) -> Entry:
+    candidate = ((cell["validation"] or {}).get("candidates") or {}).get(name)
+    if candidate is None:
+        return Entry("—", "muted")
+    if candidate["status"] == "skipped":
+        return Entry("skipped", "warn")
+    cosine, max_abs = worst_metrics(candidate)
+    metrics = f"cos {_num(cosine, 'cos')} · max|Δ| {_num(max_abs)}"
+    return Entry(
+        f"{'passed' if candidate['passed'] else 'FAILED'} · {metrics}", "ok" if candidate["passed"] else "bad"
+    )
+
+
+def worst_metrics(candidate: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The lowest cosine and the largest max |Δ| over the candidate's outputs (None: unknown)."""
+    outputs = list((candidate.get("outputs") or {}).values())
+    cosines = [o.get("cosine") for o in outputs]
+    errors = [o.get("max_abs") for o in outputs]
+    cosine = None if not cosines or None in cosines else min(c for c in cosines if c is not None)
+    max_abs = None if not errors or None in errors else max(e for e in errors if e is not None)
+    return cosine, max_abs
+
+
+def notes(report: dict[str, Any]) -> list[Entry]:
+    """What the table cannot say in a word — skip reasons, failed gates and tasks — each said once
+    for all the cells it concerns (every cell usually skips the engine run for the same reason)."""
+    found: dict[tuple[str, Tone], list[str]] = {}
+    for cell in report["cells"]:
+        for text, tone in _cell_notes(cell):
+            cells = found.setdefault((text, tone), [])
+            if cell["cell"] not in cells:
+                cells.append(cell["cell"])
+    return [Entry(f"{', '.join(cells)}: {text}", tone) for (text, tone), cells in found.items()]
+
+
+def _cell_notes(cell: dict[str, Any]) -> list[tuple[str, Tone]]:
+    found: list[tuple[str, Tone]] = []
+    for candidate, record in ((cell["validation"] or {}).get("candidates") or {}).items():
+        if record["status"] == "skipped":
+            found.append((f"{candidate} comparison skipped: {record['reason']}", "warn"))
+    for failure in cell["gate_failures"]:
+        found.append(
+            (
+                f"gate failed: {failure.get('candidate', '?')} {failure.get('output', '?')} "
+                f"{failure.get('metric', '?')} = {_text(failure.get('value'))}, "
+                f"threshold {_text(failure.get('threshold'))}",
+                "bad",
+            )
+        )
+    for task in cell["tasks"]:
+        if task["state"] in ("failed", "skipped") and task.get("reason"):
+            found.append(
+                (
+                    f"{task['id']} {task['state']}: {task['reason']}",
+                    "bad" if task["state"] == "failed" else "warn",
+                )
+            )
+    if cell["status"] == "not built":
+        missing = [t["kind"] for t in cell["tasks"] if t["state"] == "not built"]
+        found.append((f"not built yet ({', '.join(missing)}): run `trtbuild run` for it", "muted"))
+    return found
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return "—"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def human_seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _axes(report: dict[str, Any]) -> list[str]:
+    axes: list[str] = list(report.get("axes", []))
+    return axes if "precision" in axes else ["precision", *axes]
+
+
+def _axis_value(cell: dict[str, Any], axis: str) -> Any:
+    return (
+        cell["precision"] if axis == "precision" and axis not in cell["values"] else cell["values"].get(axis)
+    )
+
+
+def _onnx(cell: dict[str, Any]) -> Entry:
+    artifact = (cell.get("artifacts") or {}).get("model.onnx")
+    return Entry(human_bytes(artifact["bytes"]), "") if artifact else Entry("—", "muted")
+
+
+def _backend(cell: dict[str, Any]) -> Entry:
+    engine = cell["engine"]
+    if not engine:
+        return Entry("—", "muted")
+    version = f" {engine['backend_version']}" if engine.get("backend_version") else ""
+    targets = f" · {', '.join(engine['targets'])}" if engine.get("targets") else ""
+    return Entry(f"{engine['backend']}{version}{targets}")
+
+
+def _seconds_text(cell: dict[str, Any]) -> str:
+    known = [t for t in cell["tasks"] if t["seconds"] is not None]
+    return human_seconds(cell["seconds"]) if known else "—"
+
+
+def _num(value: float | None, kind: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if kind == "cos":
+        return f"{value:.6f}" if value < 0.999999 else f"1−{max(1.0 - value, 0.0):.1e}"
+    return f"{value:.2g}" if value else "0"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,78 @@
+"""Write build/<model>/report.{json,md,html}: atomically, and only when something changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtbuild.exec.events import TaskEvent
+from trtbuild.report.collect import collect
+from trtbuild.report.render_html import NO_PLOTS_MARK
+
+if TYPE_CHECKING:  # trtbuild.api imports this module
+    from trtbuild.api import Plan
+
+NAMES = ("report.json", "report.md", "report.html")
+
+
+def write_reports(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path | str) -> list[Path]:
+    """Each model's report files under `out_dir`/<model>/; `events` None reports what the cache holds.
+    Returns every model's report paths (json, md, html), whether rewritten or already current."""
+    paths: list[Path] = []
+    for model, document in collect(plan, events, Path(out_dir)).items():
+        paths += write_model_report(document, Path(out_dir) / model)
+    return paths
+
+
+def write_model_report(document: dict[str, Any], directory: Path) -> list[Path]:
+    json_path, md_path, html_path = (directory / name for name in NAMES)
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    if _unchanged(json_path, text) and md_path.is_file() and _complete(html_path):
+        # md and html are functions of report.json alone: a no-op run stops here, before
+        # matplotlib (a second of imports) is ever loaded.
+        return [json_path, md_path, html_path]
+    from trtbuild.report.render_html import render_html
+    from trtbuild.report.render_md import render_markdown
+
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_atomic(md_path, render_markdown(document))
+    _write_atomic(html_path, render_html(document))
+    # Last: a current report.json vouches for the other two, so an interruption before this line
+    # leaves an old or missing report.json, and the next run redraws everything.
+    _write_atomic(json_path, text)
+    return [json_path, md_path, html_path]
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(Path(path).read_text())
+    return loaded
+
+
+def _unchanged(path: Path, text: str) -> bool:
+    try:
+        return path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _complete(html_path: Path) -> bool:
+    """The page exists and has its plots (it was not drawn while matplotlib was missing)."""
+    try:
+        with html_path.open("r", encoding="utf-8") as stream:
+            return NO_PLOTS_MARK not in stream.read(256)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers (a browser, a CI artifact upload) see the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
