@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from trtbuild import __version__
+from trtbuild.cli import debug as debug_command
 from trtbuild.cli import plan as plan_command
 from trtbuild.cli import report as report_command
 from trtbuild.cli import run as run_command
@@ -17,7 +18,7 @@ from trtbuild.cli import schema as schema_command
 from trtbuild.cli.console import error_console
 from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
 
-VERBS = (run_command, plan_command, report_command, schema_command)
+VERBS = (run_command, plan_command, report_command, schema_command, debug_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

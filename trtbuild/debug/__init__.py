@@ -1,0 +1,1 @@
+"""Debugging tools over a spec's cached graphs: `trtbuild debug ...`."""

@@ -1,0 +1,105 @@
+"""A cell's graphs for debugging: the fp32 graph the precision task starts from and the one it made.
+
+Both are task outputs in the store. Whatever of export -> simplify -> precision is not cached is run
+here, through the normal executor and cache, so a later `trtbuild run` reuses it; build and validate
+are not run, since triage needs neither an engine nor the validation gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtbuild import api
+from trtbuild.errors import TaskError, UsageError
+from trtbuild.exec.events import TaskEvent
+from trtbuild.exec.local import LocalExecutor, RunOptions
+from trtbuild.plan.graph import Graph, TaskNode
+from trtbuild.spec.model import Cell, Spec
+from trtbuild.store import ActionResult
+
+GRAPH_OUTPUT = "model.onnx"
+
+
+@dataclass
+class CellGraphs:
+    spec: Spec  # the cell's own view of the config
+    cell: Cell
+    reference: Path  # the fp32 graph (the precision task's input)
+    candidate: Path  # the cell's precision graph
+    exported: Path  # the exporter's graph: onnxsim drops the node metadata where dynamo records scopes
+    validate_params: dict[str, Any]  # inputs, profiles, samples, seed: triage feeds what validate feeds
+
+
+def cell_graphs(
+    config: Path,
+    cell_name: str,
+    *,
+    cache_dir: Path | None = None,
+    on_event: Callable[[TaskEvent], None] | None = None,
+) -> CellGraphs:
+    specs = api.load([config])
+    spec = specs[0]
+    cell = next((c for c in spec.cells if c.name == cell_name), None)
+    if cell is None:
+        names = ", ".join(c.name for c in spec.cells)
+        raise UsageError(f"{config} has no cell named {cell_name!r}; its cells are: {names}")
+    if cell.precision == "fp32":
+        # Checked before running anything: an fp32 cell's graph is the fp32 graph itself.
+        raise UsageError(
+            f"cell {cell_name} is fp32: its graph is the fp32 graph, there is nothing to compare; "
+            "name a fp16, bf16, int8 or fp8 cell"
+        )
+    the_plan = api.plan([config], cache_dir=cache_dir, only=[cell_name])
+    precision = _node(the_plan.graph, "precision", cell_name)
+    validate = _node(the_plan.graph, "validate", cell_name)
+    upstream = precision.deps[GRAPH_OUTPUT].node_id
+    chain = _ancestors(the_plan.graph, precision.id)
+    results = _results(the_plan, chain, on_event)
+    store = the_plan.store
+    return CellGraphs(
+        spec=cell.view,
+        cell=cell,
+        reference=store.blob_path(results[upstream].outputs[GRAPH_OUTPUT].hash),
+        candidate=store.blob_path(results[precision.id].outputs[GRAPH_OUTPUT].hash),
+        exported=store.blob_path(results[chain[0]].outputs[GRAPH_OUTPUT].hash),
+        validate_params=validate.params,
+    )
+
+
+def _node(graph: Graph, kind: str, cell_name: str) -> TaskNode:
+    return next(n for n in graph.nodes.values() if n.kind == kind and cell_name in n.cells)
+
+
+def _ancestors(graph: Graph, node_id: str) -> list[str]:
+    """`node_id` and everything it depends on, in the graph's (topological) order."""
+    wanted = {node_id}
+    for node in reversed(list(graph.nodes.values())):
+        if node.id in wanted:
+            wanted.update(dep.node_id for dep in node.deps.values())
+    return [n for n in graph.nodes if n in wanted]
+
+
+def _results(
+    the_plan: api.Plan, node_ids: list[str], on_event: Callable[[TaskEvent], None] | None
+) -> dict[str, ActionResult]:
+    cached = {
+        node_id: status.result
+        for node_id in node_ids
+        if (status := the_plan.statuses[node_id]).result is not None
+    }
+    if len(cached) == len(node_ids):
+        return cached
+    # Run only this chain: a graph without cells materialises nothing under build/.
+    chain = Graph(nodes={node_id: the_plan.graph.nodes[node_id] for node_id in node_ids})
+    sub_plan = api.Plan(the_plan.specs, chain, {i: the_plan.statuses[i] for i in node_ids}, the_plan.store)
+    api.preflight(sub_plan)
+    executor = LocalExecutor(chain, the_plan.store, RunOptions(out_dir=Path("build")), on_event)
+    for event in executor.run():
+        if event.state == "failed":
+            raise TaskError(f"{event.id} failed: {event.reason}", list(event.details))
+        if event.state == "skipped":
+            raise TaskError(f"{event.id} was skipped: {event.reason}")
+    return executor.results

@@ -1,0 +1,79 @@
+"""Every intermediate tensor of an ONNX graph, by name, from ONNX Runtime's CPU provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from trtbuild.errors import TaskError
+
+# ORT's type strings for the inputs we may have to feed in another dtype (keep_io_types: false).
+_FEED_TYPES = {"tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64"}
+
+
+def load(path: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(path))
+
+
+def expose_all(model: Any) -> Any:
+    """A copy of `model` whose every node output is also a graph output, so one run yields them all."""
+    import onnx
+
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    graph = exposed.graph
+    present = {output.name for output in graph.output}
+    for node in graph.node:
+        for name in node.output:
+            if name and name not in present:
+                # Name only: ORT infers the type, and shape inference may not know every tensor's.
+                graph.output.append(onnx.ValueInfoProto(name=name))
+                present.add(name)
+    return exposed
+
+
+class Runner:
+    """One ORT session over a graph with every tensor exposed; `run` maps tensor name -> array."""
+
+    def __init__(self, model: Any, what: str, precision: str) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        # No fusions: each node should compute as the graph says, in the graph's types, so an
+        # error shows up at the node that makes it.
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            self.session = onnxruntime.InferenceSession(
+                expose_all(model).SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:
+            message = str(error).strip()
+            if "NOT_IMPLEMENTED" in message:
+                hint = (
+                    " ONNX Runtime's CPU provider has no bf16 kernels, so bf16 graphs cannot be "
+                    "triaged on this machine; triage the fp16 cell instead: the same nodes usually "
+                    "overflow or lose precision in both."
+                    if precision == "bf16"
+                    else ""
+                )
+                raise TaskError(
+                    f"ONNX Runtime (CPU) cannot run the {what} graph: "
+                    f"{message.split(':', 3)[-1].strip()[:300]}.{hint}"
+                ) from error
+            raise TaskError(f"ONNX Runtime cannot load the {what} graph: {message[:500]}") from error
+        self.names = [output.name for output in self.session.get_outputs()]
+        self.feed_types = {i.name: _FEED_TYPES.get(i.type) for i in self.session.get_inputs()}
+
+    def run(self, feeds: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+        import numpy as np
+
+        cast = {
+            name: np.asarray(value).astype(self.feed_types[name]) if self.feed_types.get(name) else value
+            for name, value in feeds.items()
+            if name in self.feed_types
+        }
+        yield from zip(self.names, self.session.run(self.names, cast), strict=True)
