@@ -79,3 +79,23 @@ def test_custom_gate_without_metric_is_a_config_error(tiny_project: Project) -> 
     completed = tiny_project.trtbuild("plan", str(tiny_project.config))
     assert completed.returncode == 2
     assert "validate.metric" in completed.stderr and "psnr" in completed.stderr
+
+
+def test_fp16_intermediate_overflow_fails_the_gate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ONNX Runtime's CPU provider computes these fp16 ops in fp32, so the outputs match PyTorch; the
+    overflow scan still sees the tensor a GPU engine would overflow."""
+    from tests.debug.test_precision_triage import OVERFLOW_CONFIG, OVERFLOW_MODEL
+
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "overflownet.py").write_text(OVERFLOW_MODEL)
+    config = root / "overflow.yaml"
+    config.write_text(OVERFLOW_CONFIG)
+    project = Project(root=root, config=config, cache=tmp_path / "cache", out=root / "build")
+    document = project.run_json()
+    assert document["exit_status"] == 1
+    failures = [f for f in document["gate_failures"] if f["cell"] == "fp16"]
+    assert failures and failures[0]["metric"] == "fp16 overflow"
+    scan = json.loads((project.out / "overflow/fp16/validation.json").read_text())["overflow_scan"]
+    assert scan["status"] == "checked" and scan["count"] >= 1
+    assert json.loads((project.out / "overflow/fp32/validation.json").read_text())["verdict"] == "passed"

@@ -20,8 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from trtbuild.debug import scopes, tensors
+from trtbuild.debug import scopes
 from trtbuild.debug.graphs import CellGraphs
+from trtbuild.tasks import onnx_tensors as tensors
 from trtbuild.tasks.sampling import random_arrays, sample_shapes
 
 # Nodes the precision task inserts that only convert how a value is carried. An op of these types

@@ -17,6 +17,8 @@ from trtbuild.plan import toolchain
 from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.importing import import_attribute
+from trtbuild.tasks.onnx_tensors import Runner
+from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.sampling import random_arrays, sample_shapes
 from trtbuild.tasks.torch_model import as_output_list, load_model
 
@@ -62,6 +64,18 @@ def run(ctx: TaskContext) -> JsonDict:
         result = _compare_candidate(references, outputs, output_names, params, metric)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
+    overflow = _overflow_scan(ctx, feeds_per_sample)
+    report["overflow_scan"] = overflow
+    if overflow.get("overflowed"):
+        failures.append(
+            {
+                "candidate": "onnxruntime",
+                "output": overflow["overflowed"][0],
+                "metric": f"{params['precision']} overflow",
+                "value": f"{overflow['count']} tensor(s) Inf/NaN",
+                "threshold": "none",
+            }
+        )
     if reason is not None:
         skipped["engine"] = reason
     for candidate, why in skipped.items():
@@ -147,6 +161,9 @@ def _onnxruntime_outputs(
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    # Run the graph as written: ONNX Runtime's optimizer removes fp16 round trips (Cast pairs
+    # around ops it computes in fp32), which hides exactly the overflows a GPU engine would hit.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         session = onnxruntime.InferenceSession(
             str(ctx.inputs["model.onnx"]), options, providers=["CPUExecutionProvider"]
@@ -163,6 +180,43 @@ def _onnxruntime_outputs(
     if missing:
         raise TaskError(f"the ONNX graph has no outputs named {missing}; it has {graph_outputs}")
     return [session.run(names, feeds) for feeds in feeds_per_sample]
+
+
+def _overflow_scan(ctx: TaskContext, feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
+    """fp16 / bf16 cells: run the graph once with every tensor materialised in its own type and list
+    the tensors that overflow to Inf/NaN.
+
+    The output comparison alone misses these on a CPU: ONNX Runtime computes chains of fp16 ops it
+    has no fp16 kernel for in fp32, so an intermediate that a GPU would overflow never does here.
+    Every sample is scanned (one at a time, so memory is one sample's activations): overflow depends
+    on the values, and the largest inputs are the likeliest to overflow.
+    """
+    precision = ctx.params["precision"]
+    if precision not in ("fp16", "bf16"):
+        return {"status": "not needed"}
+    import numpy as np
+
+    bfloat16 = ml_dtype("bfloat16")
+    overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
+    try:
+        runner = Runner(load_onnx(ctx.inputs["model.onnx"]), "cell", precision)
+        for feeds in feeds_per_sample:
+            for name, value in runner.run(feeds):
+                low = value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
+                if low and not np.isfinite(value.astype(np.float32)).all():
+                    overflowed[name] = None
+    except TaskError as error:
+        return {"status": "skipped", "reason": str(error)}
+    return {"status": "checked", "count": len(overflowed), "overflowed": list(overflowed)[:10]}
+
+
+def ml_dtype(name: str) -> Any:
+    try:
+        import ml_dtypes
+
+        return getattr(ml_dtypes, name)
+    except ImportError:
+        return None
 
 
 def _ordered(outputs: Mapping[str, Any], names: list[str]) -> list[Any]:
@@ -214,4 +268,4 @@ def _custom_values(
     return totals
 
 
-TASK = TaskKind(kind="validate", version=4, outputs=(OUTPUT,), tools=tools, run=run)
+TASK = TaskKind(kind="validate", version=7, outputs=(OUTPUT,), tools=tools, run=run)
