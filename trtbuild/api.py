@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.backends.trt import flavour as flavours
-from trtbuild.errors import EXIT_FAILED, EXIT_OK, ConfigError, Problem, TaskError
+from trtbuild.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockMismatch, Problem, TaskError, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
+from trtbuild.plan import lock as lockfile
+from trtbuild.plan.explain import differences, explain, known_material
 from trtbuild.plan.graph import Graph
 from trtbuild.plan.preflight import check_precision_inputs
 from trtbuild.plan.resolver import resolve, search_path
@@ -18,7 +20,8 @@ from trtbuild.plan.status import NodeStatus, plan_status
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_spec
 from trtbuild.spec.model import Spec
-from trtbuild.store import Store, default_cache_dir
+from trtbuild.store import ActionResult, Store, default_cache_dir
+from trtbuild.store.roots import lock_root_name, run_root_name
 
 
 @dataclass
@@ -39,6 +42,9 @@ class RunResult:
     out_dir: Path
     gate_failures: list[dict[str, Any]] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)  # build/<model>/report.{json,md,html}
+    locks: list[Path] = field(default_factory=list)  # written (or confirmed unchanged) lock files
+    materials: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # id -> (key, material)
+    results: dict[str, ActionResult] = field(default_factory=dict)  # id -> outputs of finished tasks
 
     @property
     def failed_tasks(self) -> list[TaskEvent]:
@@ -89,12 +95,18 @@ def run(
     use_cache: bool = True,
     only: Sequence[str] = (),
     on_event: Callable[[TaskEvent], None] | None = None,
+    locked: bool = False,
+    write_lock: bool = True,
 ) -> RunResult:
-    """Build everything out of date. Config errors raise ConfigError before any task runs."""
+    """Build everything out of date. Config errors raise ConfigError before any task runs; with
+    `locked`, a plan that differs from the lock raises LockMismatch, also before any task runs."""
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache)
+    if locked:
+        check_locked(the_plan)
     preflight(the_plan)
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
-    events = LocalExecutor(the_plan.graph, the_plan.store, options, on_event).run()
+    executor = LocalExecutor(the_plan.graph, the_plan.store, options, on_event)
+    events = executor.run()
     gate_failures = [
         {"task": event.id, "cell": event.cells[0] if event.cells else "", **failure}
         for event in events
@@ -102,7 +114,75 @@ def run(
         for failure in event.meta.get("failures", [])
     ]
     reports = write_reports(the_plan, events, Path(out_dir))
-    return RunResult(the_plan, events, Path(out_dir), gate_failures, reports)
+    result = RunResult(the_plan, events, Path(out_dir), gate_failures, reports)
+    keys = sorted({key for key, _ in executor.materials.values()})
+    the_plan.store.add_root(run_root_name(), keys)
+    result.materials = dict(executor.materials)
+    result.results = dict(executor.results)
+    if result.exit_status == EXIT_OK and not only and write_lock:
+        result.locks = write_locks(the_plan, executor)
+    return result
+
+
+def write_locks(the_plan: Plan, executor: LocalExecutor) -> list[Path]:
+    """Each config's lock, after a successful run of all its cells; registered as a GC root."""
+    written = []
+    for spec in the_plan.specs:
+        graph, config = the_plan.graph, spec.path
+        cells = lockfile.cells_by_task(graph, config)
+        entries = {}
+        for node_id in lockfile.config_tasks(graph, config):
+            key, material = executor.materials[node_id]
+            entries[node_id] = lockfile.lock_entry(
+                material, key, executor.results[node_id], cells.get(node_id, [])
+            )
+        path = lockfile.lock_path(config)
+        lockfile.write_if_changed(path, lockfile.render(config, entries))
+        the_plan.store.add_root(
+            lock_root_name(path), [entry["key"] for entry in entries.values()], lock_path=path
+        )
+        written.append(path)
+    return written
+
+
+def locks_of(the_plan: Plan) -> dict[str, lockfile.Lock | None]:
+    """Task id -> the lock of the config it belongs to (the first config, for shared tasks)."""
+    locks: dict[str, lockfile.Lock | None] = {}
+    for spec in the_plan.specs:
+        lock = lockfile.read_lock(lockfile.lock_path(spec.path))
+        for node_id in lockfile.config_tasks(the_plan.graph, spec.path):
+            locks.setdefault(node_id, lock)
+    return locks
+
+
+def explain_plan(the_plan: Plan) -> dict[str, list[str]]:
+    """Task id -> why it is cached or must run, measured against the lock."""
+    return explain(the_plan.graph.nodes, the_plan.statuses, the_plan.store, locks_of(the_plan))
+
+
+def check_locked(the_plan: Plan) -> None:
+    """Raise LockMismatch listing every difference between the plan and the locks."""
+    problems: list[str] = []
+    for spec in the_plan.specs:
+        path = lockfile.lock_path(spec.path)
+        lock = lockfile.read_lock(path)
+        if lock is None:
+            problems.append(f"{path}: no lock (run `trtbuild run {spec.path}` without --locked to write it)")
+            continue
+        task_ids = lockfile.config_tasks(the_plan.graph, spec.path)
+        for node_id in task_ids:
+            node, entry = the_plan.graph.nodes[node_id], lock.tasks.get(node_id)
+            if entry is None:
+                problems.append(f"{node_id}: new task, not in {path.name}")
+                continue
+            material = known_material(node, the_plan.store, the_plan.statuses[node_id])
+            problems += [f"{node_id}: {line}" for line in differences(node, entry, material)]
+        problems += [
+            f"{node_id}: in {path.name} but no longer planned"
+            for node_id in sorted(set(lock.tasks) - set(task_ids))
+        ]
+    if problems:
+        raise LockMismatch(problems)
 
 
 def preflight(the_plan: Plan) -> None:
@@ -156,3 +236,56 @@ def _check_backend(the_plan: Plan, spec: Spec) -> list[Problem]:
         for backend in sorted(backends)
         if not flavours.installed(backend)
     ]
+
+
+@dataclass(frozen=True)
+class VerifiedArtifact:
+    task: str
+    output: str
+    locked: str | None  # the lock's hash
+    rebuilt: str | None  # the rebuild's hash (None: the task failed or was skipped)
+
+    @property
+    def identical(self) -> bool:
+        return self.locked is not None and self.locked == self.rebuilt
+
+
+@dataclass
+class Verification:
+    artifacts: list[VerifiedArtifact]
+    run: RunResult
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_OK if all(a.identical for a in self.artifacts) else EXIT_FAILED
+
+
+def verify(configs: Iterable[Path | str], *, jobs: int = 1) -> Verification:
+    """Rebuild every task of the configs from scratch, in a temporary store, and compare each output's
+    hash with the lock. The lock and the user's cache and build folder are left alone."""
+    import tempfile
+
+    configs = list(configs)
+    locks = {}
+    for spec in load(configs):
+        path = lockfile.lock_path(spec.path)
+        lock = lockfile.read_lock(path)
+        if lock is None:
+            raise UsageError(f"{path}: no lock to verify against; run `trtbuild run {spec.path}` first")
+        locks[spec.path] = lock
+    with tempfile.TemporaryDirectory(prefix="trtbuild-verify-") as scratch:
+        rebuilt = run(
+            configs,
+            cache_dir=Path(scratch) / "cache",
+            out_dir=Path(scratch) / "build",
+            jobs=jobs,
+            write_lock=False,
+        )
+    artifacts = []
+    for lock in locks.values():
+        for task_id, entry in sorted(lock.tasks.items()):
+            result = rebuilt.results.get(task_id)
+            for output, digest in sorted(entry["outputs"].items()):
+                new = result.outputs[output].hash if result and output in result.outputs else None
+                artifacts.append(VerifiedArtifact(task_id, output, digest["hash"], new))
+    return Verification(artifacts, rebuilt)

@@ -85,3 +85,15 @@ class TaskError(TrtbuildError):
 
 class StoreError(TrtbuildError):
     """The cache is damaged or locked beyond the bounded wait."""
+
+
+class LockMismatch(TrtbuildError):
+    """`run --locked`: the plan differs from the lock. Nothing was run. Exit status 1."""
+
+    def __init__(self, differences: list[str]) -> None:
+        self.differences = differences
+        listing = "\n".join(f"  {line}" for line in differences)
+        super().__init__(
+            f"the plan differs from the lock ({len(differences)} difference(s)); nothing ran:\n{listing}\n"
+            "  hint: run without --locked to rebuild and update the lock, then commit it"
+        )

@@ -11,14 +11,44 @@ from collections.abc import Sequence
 
 from trtbuild import __version__
 from trtbuild.cli import debug as debug_command
+from trtbuild.cli import gc as gc_command
+from trtbuild.cli import graph as graph_command
 from trtbuild.cli import plan as plan_command
 from trtbuild.cli import report as report_command
 from trtbuild.cli import run as run_command
 from trtbuild.cli import schema as schema_command
+from trtbuild.cli import verify as verify_command
 from trtbuild.cli.console import error_console
 from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
 
-VERBS = (run_command, plan_command, report_command, schema_command, debug_command)
+VERBS = (
+    run_command,
+    plan_command,
+    report_command,
+    schema_command,
+    debug_command,
+    gc_command,
+    graph_command,
+    verify_command,
+)
+
+
+# Libraries that log progress at INFO (and routine notes at WARNING) from inside tasks, and reset
+# their own loggers' levels when called: filtered at the handler, unless TRTBUILD_LOG asks for them.
+CHATTY_LIBRARIES = ("modelopt", "onnxscript", "onnx_ir", "polygraphy")
+
+
+class _QuietLibraries(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.name.startswith(CHATTY_LIBRARIES)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # a library that lowers its own logger's level still stops here
+        if logging.getLevelName(level) in (logging.WARNING, logging.ERROR, logging.CRITICAL):
+            handler.addFilter(_QuietLibraries())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("TRTBUILD_LOG", "WARNING").upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(os.environ.get("TRTBUILD_LOG", "WARNING").upper())
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)

@@ -11,13 +11,19 @@ from typing import TextIO
 from rich.console import Console
 
 
+def _width(stream: TextIO) -> int | None:
+    # Rich assumes 80 columns when the output is not a terminal (CI logs, pipes): tables of task ids
+    # and reasons then wrap into unreadable cells. Logs have no width limit; give them room.
+    return None if stream.isatty() else 150
+
+
 def error_console() -> Console:
-    return Console(stderr=True, soft_wrap=True)
+    return Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 
 def output_console() -> Console:
     # Paths must stay whole on one line when the output is piped or captured.
-    return Console(soft_wrap=True)
+    return Console(soft_wrap=True, width=_width(sys.stdout))
 
 
 @contextlib.contextmanager

@@ -16,13 +16,19 @@ from trtbuild.cli.console import output_console
 def add_parser(verbs: Any) -> None:
     parser = verbs.add_parser("plan", help="show the task graph and what would run", description=__doc__)
     add_config_arguments(parser)
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="say why each task must run: the param, input or tool that changed",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     the_plan = api.plan(args.configs, cache_dir=args.cache_dir, only=args.only, use_cache=not args.no_cache)
+    reasons = api.explain_plan(the_plan) if args.explain else None
     if args.json:
-        print(json.dumps(to_json(the_plan), indent=2, sort_keys=True))
+        print(json.dumps(to_json(the_plan, reasons), indent=2, sort_keys=True))
         return 0
     table = Table(show_edge=False, box=None, pad_edge=False)
     for column in ("task", "state", "why", "inputs from", "cells"):
@@ -31,7 +37,8 @@ def handle(args: argparse.Namespace) -> int:
         status = the_plan.statuses[node.id]
         state = "[dim]cached[/]" if status.state == "cached" else "[green]will run[/]"
         upstream = ", ".join(dict.fromkeys(dep.node_id for dep in node.deps.values())) or "-"
-        table.add_row(node.id, state, status.reason, upstream, ", ".join(node.cells))
+        why = "\n".join(reasons[node.id]) if reasons else status.reason
+        table.add_row(node.id, state, why, upstream, ", ".join(node.cells))
     console = output_console()
     console.print(table)
     count = len(the_plan.to_run())
@@ -41,7 +48,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def to_json(the_plan: api.Plan) -> dict[str, Any]:
+def to_json(the_plan: api.Plan, reasons: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {
         "tasks": [
             {
@@ -51,6 +58,7 @@ def to_json(the_plan: api.Plan) -> dict[str, Any]:
                 "cells": node.cells,
                 "state": the_plan.statuses[node.id].state,
                 "reason": the_plan.statuses[node.id].reason,
+                **({"reasons": reasons[node.id]} if reasons else {}),
                 "key": the_plan.statuses[node.id].key,
                 "deps": sorted({dep.node_id for dep in node.deps.values()}),
             }

@@ -37,6 +37,11 @@ def add_parser(verbs: Any) -> None:
     parser.add_argument(
         "--out", type=str, default="build", metavar="DIR", help="artifacts go to DIR/<model>/<cell>/"
     )
+    parser.add_argument(
+        "--locked",
+        action="store_true",
+        help="fail (exit 1) before running anything if the plan differs from the lock",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -74,6 +79,7 @@ def _run(args: argparse.Namespace, progress: Console) -> api.RunResult:
         use_cache=not args.no_cache,
         only=args.only,
         on_event=on_event,
+        locked=args.locked,
     )
 
 

@@ -47,6 +47,7 @@ class LocalExecutor:
         self.options = options
         self.on_event = on_event or (lambda event: None)
         self.results: dict[str, ActionResult] = {}
+        self.materials: dict[str, tuple[str, dict[str, Any]]] = {}  # node id -> (key, key material)
         self.events: dict[str, TaskEvent] = {}
 
     def run(self) -> list[TaskEvent]:
@@ -113,7 +114,8 @@ class LocalExecutor:
     def _execute(self, node: TaskNode) -> TaskEvent:
         keyed = node_key(node, self.store, self.results)
         assert keyed is not None, "dependencies finished before their dependents start"
-        key, _material = keyed
+        key, material = keyed
+        self.materials[node.id] = (key, material)
         if self.options.use_cache:
             cached = self.store.get_action(key)
             if cached is not None:

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from trtbuild.store.hashing import CHUNK_SIZE, StatCache
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 BLOB_MODE = 0o444
+REFRESH_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class ContentStore:
         dest = self.blob_path(digest.hash)
         if dest.is_file() and self.verify_blob(digest.hash):
             unlink_quietly(tmp)
+            _refresh_mtime(dest)
             return digest
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, BLOB_MODE)
@@ -171,6 +174,18 @@ class ContentStore:
                 raise
         except OSError as exc:
             raise StoreError(f"cannot create {dest} from blob {digest}: {exc.strerror or exc}") from exc
+
+
+def _refresh_mtime(blob: Path) -> None:
+    """Mark an existing blob as just stored, so gc's grace period spares it until the run that stored it
+    records an action entry and a root that reference it.
+
+    Touching changes the stat signature, so the next verify re-hashes the blob once; skipping blobs
+    touched within the last minute keeps a task that re-produces the same output from paying that on
+    every store (a gc grace period shorter than a minute would not protect anything anyway)."""
+    with contextlib.suppress(OSError):
+        if time.time() - os.stat(blob).st_mtime > REFRESH_AFTER_S:
+            os.utime(blob)
 
 
 def _hash_path(path: Path) -> FileDigest:

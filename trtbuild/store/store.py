@@ -4,6 +4,7 @@ Layout under ``root``::
 
     cas/<first 2 hex>/<sha256>     blobs, read-only (0o444)
     ac/<first 2>/<key>.json        action results
+    roots/<name>.json              GC roots: the keys a lock file or a recent run needs (see roots.py)
     tmp/                           temp files and dirs; same filesystem, so renames are atomic
     locks/<name>.lock              inter-process locks
     stat-cache.sqlite              (path, size, mtime_ns, inode, dev) -> sha256
@@ -12,22 +13,30 @@ Blobs are hard-linked into build directories by :meth:`Store.materialize`, so a 
 in place edits the blob too (chmod 0o444 does not stop root). Reads therefore verify: the stat cache
 notices the changed size/mtime, the blob is re-hashed, found corrupt and deleted, and the action entry
 that named it becomes a miss.
+
+Garbage collection (:mod:`trtbuild.store.gc`) spares entries and blobs modified within a grace period, so
+uses refresh mtimes: a cache hit touches its action entry, and storing a blob that is already present
+touches the blob. Without that, a concurrent run could lose an old entry it just read, or a blob it just
+"stored", before it records its GC root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from trtbuild.errors import StoreError
-from trtbuild.store._fsutil import rmtree_force
-from trtbuild.store.action_cache import ActionCache, ActionResult
-from trtbuild.store.cas import ContentStore, FileDigest
+from trtbuild.store._fsutil import rmtree_force, unlink_quietly
+from trtbuild.store.action_cache import ActionCache, ActionResult, check_key
+from trtbuild.store.cas import ContentStore, FileDigest, check_digest
 from trtbuild.store.hashing import StatCache
 from trtbuild.store.locking import file_lock
+from trtbuild.store.roots import Root, Roots
 
 
 def default_cache_dir() -> Path:
@@ -50,6 +59,7 @@ class Store:
         self._stat_cache = StatCache(self.root / "stat-cache.sqlite")
         self._cas = ContentStore(self.root / "cas", self._tmp, self._stat_cache)
         self._ac = ActionCache(self.root / "ac", self._tmp)
+        self._roots = Roots(self.root / "roots", self._tmp)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -99,6 +109,9 @@ class Store:
             if not size_ok or not self._cas.verify_blob(digest.hash):
                 self._ac.remove(key, expected=st)
                 return None
+        # Mark the entry as just used, so a concurrent gc's grace period spares it (see module doc).
+        with contextlib.suppress(OSError):
+            os.utime(self._ac.path(key))
         return result
 
     def put_action(self, key: str, result: ActionResult) -> None:
@@ -122,6 +135,85 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot record action {key}: {exc.strerror or exc}") from exc
 
+    # -- enumeration and removal, for garbage collection --------------------------------------------
+    def iter_action_keys(self) -> Iterator[str]:
+        """The key of every action entry on disk (damaged entries included; stray files skipped)."""
+        for path in _iter_shard_files(self._ac.ac_dir):
+            key = path.name.removesuffix(".json")
+            if path.name.endswith(".json") and _valid(check_key, key) and path.parent.name == key[:2]:
+                yield key
+
+    def read_action_entry(self, key: str) -> tuple[ActionResult | None, os.stat_result | None]:
+        """The raw entry (None if damaged) and its stat, or (None, None) if absent. Unlike
+        :meth:`get_action` it neither checks the blobs nor marks the entry as used."""
+        return self._ac.read(key)
+
+    def remove_action(self, key: str, *, older_than: float | None = None) -> os.stat_result | None:
+        """Delete an action entry; with ``older_than`` (unix seconds) only if its mtime is older.
+
+        Returns the stat of the removed file, or None if nothing was removed. The mtime is checked right
+        before the unlink, so an entry that a run has just used is spared."""
+        return _remove_if_older(self._ac.path(key), older_than)
+
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        """``(digest, size, mtime)`` of every blob in the CAS; stray files are skipped."""
+        for path in _iter_shard_files(self._cas.cas_dir):
+            if _valid(check_digest, path.name) and path.parent.name == path.name[:2]:
+                try:
+                    st = path.lstat()
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield path.name, st.st_size, st.st_mtime
+
+    def remove_blob(self, digest: str, *, older_than: float | None = None) -> os.stat_result | None:
+        """Delete a blob; with ``older_than`` (unix seconds) only if its mtime is older. Returns the stat of
+        the removed file (``st_nlink > 1`` means it is still hard-linked elsewhere, e.g. into ``build/``),
+        or None if nothing was removed."""
+        path = self._cas.blob_path(digest)
+        removed = _remove_if_older(path, older_than)
+        if removed is not None:
+            self._stat_cache.forget(path)
+        return removed
+
+    def iter_temp_entries(self) -> Iterator[tuple[Path, int, float]]:
+        """``(path, total bytes, newest mtime in it)`` for each top-level entry of ``tmp/``.
+
+        A directory's newest mtime covers everything inside it, so a task still writing deep in its work
+        directory keeps the whole directory young."""
+        try:
+            entries = list(self._tmp.iterdir())
+        except OSError:
+            return
+        for entry in entries:
+            size, newest = _tree_size_and_mtime(entry)
+            if newest is not None:
+                yield entry, size, newest
+
+    def remove_temp_entry(self, path: Path) -> None:
+        """Delete a file or directory tree directly under ``tmp/``."""
+        if path.parent != self._tmp:
+            raise StoreError(f"{path} is not directly under the store's tmp/ ({self._tmp})")
+        if path.is_dir() and not path.is_symlink():
+            rmtree_force(path)
+        else:
+            unlink_quietly(path)
+
+    # -- GC roots -----------------------------------------------------------------------------------
+    def add_root(self, name: str, keys: Iterable[str], *, lock_path: Path | None = None) -> None:
+        """Record (or replace) the GC root ``roots/<name>.json`` holding ``keys``, atomically.
+
+        Names: ``roots.run_root_name()`` after a run; ``roots.lock_root_name(lock_path)`` with
+        ``lock_path`` whenever a lock file is written (replacing that lock's previous root)."""
+        self._roots.add(name, keys, lock_path)
+
+    def roots(self) -> list[Root]:
+        """Every readable GC root; damaged root files are skipped with a warning."""
+        return self._roots.read_all()
+
+    def remove_root(self, name: str) -> None:
+        self._roots.remove(name)
+
     # -- scratch space and locks --------------------------------------------------------------------
     @contextmanager
     def temp_dir(self, prefix: str) -> Iterator[Path]:
@@ -143,3 +235,60 @@ class Store:
         """An inter-process exclusive lock; StoreError if not acquired within ``timeout`` seconds."""
         with file_lock(self.root / "locks", name, timeout):
             yield
+
+
+def _valid(check: Callable[[str], str], name: str) -> bool:
+    try:
+        check(name)
+    except StoreError:
+        return False
+    return True
+
+
+def _iter_shard_files(top: Path) -> Iterator[Path]:
+    """Files one level below the shard directories of ``top`` (``top/<xx>/<name>``)."""
+    try:
+        shards = sorted(p for p in top.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return
+    for shard in shards:
+        try:
+            names = sorted(shard.iterdir())
+        except OSError:
+            continue
+        yield from names
+
+
+def _remove_if_older(path: Path, older_than: float | None) -> os.stat_result | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if older_than is not None and st.st_mtime >= older_than:
+        return None
+    try:
+        os.unlink(path)
+    except OSError:
+        return None
+    return st
+
+
+def _tree_size_and_mtime(path: Path) -> tuple[int, float | None]:
+    """Total bytes of regular files and the newest mtime under ``path`` (None if it vanished)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return 0, None
+    if not stat.S_ISDIR(st.st_mode):
+        return st.st_size, st.st_mtime
+    size, newest = 0, st.st_mtime
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [*dirnames, *filenames]:
+            try:
+                child = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            newest = max(newest, child.st_mtime)
+            if stat.S_ISREG(child.st_mode):
+                size += child.st_size
+    return size, newest

@@ -1,0 +1,120 @@
+"""Why a task must run, said precisely: the param, input or tool that differs from the lock.
+
+`export.opset: 17 -> 18`, `input changed: models/net.py`, `onnxsim 0.8.1 -> 0.8.2`, `not in cache`.
+The lock is the record of the last successful build, so it is what "changed" is measured against;
+without one, a task that is not cached simply is `not in cache`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from trtbuild.plan.graph import TaskNode
+from trtbuild.plan.keys import KEY_SCHEME
+from trtbuild.plan.lock import Lock
+from trtbuild.plan.status import NodeStatus
+from trtbuild.store import Store
+from trtbuild.tasks import KINDS
+
+# Input names of files hashed by content, by prefix, and how to show them.
+FILE_INPUT_PREFIXES = ("source:", "calibration:", "calibration-code:", "metric:")
+
+
+def known_material(node: TaskNode, store: Store, status: NodeStatus) -> dict[str, Any]:
+    """The key material as far as it is known before running anything: complete when the node's key
+    is known, else everything but the hashes of inputs that upstream tasks have yet to make."""
+    if status.material is not None:
+        return status.material
+    kind = KINDS[node.kind]
+    return {
+        "scheme": KEY_SCHEME,
+        "kind": node.kind,
+        "version": kind.version,
+        "params": node.params,
+        "tools": kind.tools(node.params),
+        "inputs": {name: store.hash_file(path) for name, path in node.files.items()},
+    }
+
+
+def differences(node: TaskNode, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What differs between a lock entry and the current material, one readable line each."""
+    lines: list[str] = []
+    if old.get("scheme") != new["scheme"]:
+        lines.append(f"keying scheme {old.get('scheme')} -> {new['scheme']}")
+    if old.get("version") != new["version"]:
+        lines.append(f"{node.kind} implementation version {old.get('version')} -> {new['version']}")
+    for path, before, after in _changed(old.get("params", {}), new["params"], node.kind):
+        lines.append(f"{path}: {_short(before)} -> {_short(after)}")
+    for tool in sorted(set(old.get("tools", {})) | set(new["tools"])):
+        before, after = old.get("tools", {}).get(tool), new["tools"].get(tool)
+        if before != after:
+            lines.append(f"{tool} {_short(before)} -> {_short(after)}")
+    old_inputs = old.get("inputs", {})
+    for name, digest in sorted(new["inputs"].items()):
+        if old_inputs.get(name) != digest:
+            lines.append(_input_line(node, name, name in old_inputs))
+    lines += [
+        f"input removed: {_input_name(name)}" for name in sorted(set(old_inputs) - set(node_inputs(node)))
+    ]
+    return lines
+
+
+def node_inputs(node: TaskNode) -> set[str]:
+    return set(node.files) | set(node.deps)
+
+
+def _input_line(node: TaskNode, name: str, existed: bool) -> str:
+    if name in node.deps:
+        return f"input changed: {name} (from {node.deps[name].node_id})"
+    return f"input changed: {_input_name(name)}" if existed else f"new input: {_input_name(name)}"
+
+
+def _input_name(name: str) -> str:
+    for prefix in FILE_INPUT_PREFIXES:
+        if name.startswith(prefix):
+            return name.removeprefix(prefix)
+    return name
+
+
+def _changed(before: Any, after: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    """(dotted path, old, new) for every leaf that differs; lists compare as a whole."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in sorted(set(before) | set(after)):
+            yield from _changed(before.get(key), after.get(key), f"{path}.{key}")
+    elif before != after:
+        yield path, before, after
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def explain(
+    nodes: Mapping[str, TaskNode],
+    statuses: Mapping[str, NodeStatus],
+    store: Store,
+    locks: Mapping[str, Lock | None],
+) -> dict[str, list[str]]:
+    """Task id -> why it is cached or must run. `locks` maps task id -> the lock of its config."""
+    reasons: dict[str, list[str]] = {}
+    for node_id, node in nodes.items():
+        status = statuses[node_id]
+        if status.state == "cached":
+            reasons[node_id] = ["cached"]
+            continue
+        lock = locks.get(node_id)
+        entry = lock.tasks.get(node_id) if lock is not None else None
+        if lock is None:
+            reasons[node_id] = [status.reason]
+        elif entry is None:
+            reasons[node_id] = ["new task: not in the lock"]
+        else:
+            found = differences(node, entry, known_material(node, store, status))
+            waiting = [d.node_id for d in node.deps.values() if statuses[d.node_id].state == "run"]
+            if waiting and not any(line.startswith("input changed") for line in found):
+                found.append(f"inputs from {', '.join(dict.fromkeys(waiting))}, which runs")
+            reasons[node_id] = found or [status.reason]
+    return reasons

@@ -1,0 +1,113 @@
+"""The lock file: what each task of a config was built from and what it made.
+
+`configs/resnet.yaml` -> `configs/resnet.lock`, JSON with sorted keys and no timestamps, so it is
+byte-identical when nothing changed and a git diff shows exactly what did: a param, an input's hash,
+a tool's version, an output's hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trtbuild.plan.graph import Graph
+from trtbuild.store import ActionResult
+
+LOCK_VERSION = 1
+
+
+def lock_path(config: Path) -> Path:
+    return config.with_suffix(".lock")
+
+
+def config_tasks(graph: Graph, config: Path) -> list[str]:
+    """Ids of the tasks the config's cells need, in graph order (their artifacts and everything upstream)."""
+    wanted: set[str] = set()
+    stack = [a.node_id for cell in graph.cells if cell.config == config for a in cell.artifacts]
+    while stack:
+        node_id = stack.pop()
+        if node_id not in wanted:
+            wanted.add(node_id)
+            stack.extend(dep.node_id for dep in graph.nodes[node_id].deps.values())
+    return [node_id for node_id in graph.nodes if node_id in wanted]
+
+
+def cells_by_task(graph: Graph, config: Path) -> dict[str, list[str]]:
+    """Task id -> the config's cells whose artifacts depend on it."""
+    cells: dict[str, list[str]] = {}
+    for cell in graph.cells:
+        if cell.config != config:
+            continue
+        seen: set[str] = set()
+        stack = [a.node_id for a in cell.artifacts]
+        while stack:
+            node_id = stack.pop()
+            if node_id not in seen:
+                seen.add(node_id)
+                stack.extend(dep.node_id for dep in graph.nodes[node_id].deps.values())
+        for node_id in seen:
+            cells.setdefault(node_id, []).append(cell.cell)
+    return {node_id: sorted(names) for node_id, names in cells.items()}
+
+
+def lock_entry(
+    material: Mapping[str, Any], key: str, result: ActionResult, cells: list[str]
+) -> dict[str, Any]:
+    return {
+        "kind": material["kind"],
+        "version": material["version"],
+        "scheme": material["scheme"],
+        "key": key,
+        "params": material["params"],
+        "tools": material["tools"],
+        "inputs": material["inputs"],
+        "outputs": {name: {"hash": d.hash, "size": d.size} for name, d in sorted(result.outputs.items())},
+        "cells": cells,
+    }
+
+
+def render(config: Path, tasks: Mapping[str, Mapping[str, Any]]) -> str:
+    document = {"version": LOCK_VERSION, "config": config.name, "tasks": dict(tasks)}
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write atomically; leave the file (and its mtime) alone when the content is the same."""
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class Lock:
+    path: Path
+    tasks: dict[str, dict[str, Any]]
+
+
+def read_lock(path: Path) -> Lock | None:
+    """The lock at `path`, or None when there is none. A damaged lock reads as none (it is rewritten
+    by the next successful run) rather than stopping the build."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or document.get("version") != LOCK_VERSION:
+        return None
+    tasks = document.get("tasks")
+    return Lock(path, tasks) if isinstance(tasks, dict) else None

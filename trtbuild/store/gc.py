@@ -1,0 +1,192 @@
+"""Garbage collection: free the action entries and blobs that no lock file and no recent run needs.
+
+What is live:
+
+* every key of every lock file that still exists, read from the lock file itself (the user may have
+  edited or reverted it in git since its root was written). A lock root whose file is gone is dropped.
+* every key of the ``keep_last`` newest run roots, and of run roots younger than ``max_age_days``.
+  Other run roots are dropped.
+
+Then action entries that are not live are removed, then blobs that no remaining entry references, then
+leftovers in ``tmp/`` older than a day. Anything modified within ``grace_seconds`` is spared: a run in
+progress has not written its root yet, and the store refreshes mtimes on use (see ``store.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trtbuild.store.roots import Root
+from trtbuild.store.store import Store
+
+TEMP_MAX_AGE_S = 86400.0
+LOCK_TIMEOUT_S = 600.0
+_LOCK_FORMAT_VERSION = 1
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class GcReport:
+    """What a collection removed and kept (or would have, in a dry run)."""
+
+    dry_run: bool = False
+    actions_removed: int = 0
+    actions_kept: int = 0
+    blobs_removed: int = 0
+    blobs_kept: int = 0
+    temp_removed: int = 0
+    bytes_freed: int = 0
+    # Blobs removed from the store but still hard-linked elsewhere (e.g. into build/): their space comes
+    # back only when those links go too, so it is not counted in bytes_freed.
+    bytes_still_linked: int = 0
+    locks_kept: int = 0
+    runs_kept: int = 0
+    roots_dropped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect_garbage(
+    store: Store,
+    *,
+    keep_last: int = 3,
+    max_age_days: float | None = 14,
+    grace_seconds: float = 3600,
+    dry_run: bool = False,
+) -> GcReport:
+    """Remove what no lock file and no recent run references; see the module doc.
+
+    ``max_age_days=None`` turns the age rule off: only the ``keep_last`` newest runs are kept. With
+    ``dry_run`` nothing is changed and the report says what would have been removed."""
+    if keep_last < 0:
+        raise ValueError(f"keep_last must be >= 0, not {keep_last}")
+    if max_age_days is not None and max_age_days < 0:
+        raise ValueError(f"max_age_days must be >= 0, not {max_age_days}")
+    report = GcReport(dry_run=dry_run)
+    # Two gcs interleaving would each count the other's removals; runs do not take this lock (grace and
+    # mtime refreshes protect them instead).
+    with store.lock("gc", timeout=LOCK_TIMEOUT_S):
+        now = time.time()
+        live = _live_keys(store, store.roots(), now, keep_last, max_age_days, report)
+        cutoff = now - grace_seconds
+        referenced = _collect_actions(store, live, cutoff, report)
+        _collect_blobs(store, referenced, cutoff, report)
+        _collect_temp(store, now - TEMP_MAX_AGE_S, report)
+    return report
+
+
+def _live_keys(
+    store: Store,
+    roots: list[Root],
+    now: float,
+    keep_last: int,
+    max_age_days: float | None,
+    report: GcReport,
+) -> set[str]:
+    """The keys to keep; drops (or, in a dry run, lists) the roots that no longer hold anything."""
+    live: set[str] = set()
+    dropped: list[Root] = []
+    runs: list[Root] = []
+    for root in roots:
+        if root.lock is None:
+            runs.append(root)
+        elif root.lock.exists():
+            live |= _lock_file_keys(root.lock, fallback=root.keys)
+            report.locks_kept += 1
+        else:
+            dropped.append(root)
+    runs.sort(key=lambda r: r.time, reverse=True)
+    max_age_s = None if max_age_days is None else max_age_days * 86400
+    for index, root in enumerate(runs):
+        if index < keep_last or (max_age_s is not None and now - root.time < max_age_s):
+            live |= root.keys
+            report.runs_kept += 1
+        else:
+            dropped.append(root)
+    for root in dropped:
+        report.roots_dropped.append(root.name)
+        if not report.dry_run:
+            store.remove_root(root.name)
+    return live
+
+
+def _lock_file_keys(lock: Path, *, fallback: frozenset[str]) -> set[str]:
+    """The keys the lock file names now; ``fallback`` (the root's copy) if it cannot be read (a merge
+    conflict, a newer format), since keeping too much is a smaller harm than losing what a lock needs."""
+    try:
+        doc = json.loads(lock.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        _log.warning("cannot read lock file %s (%s); keeping the keys it had when last written", lock, exc)
+        return set(fallback)
+    tasks = doc.get("tasks") if isinstance(doc, dict) and doc.get("version") == _LOCK_FORMAT_VERSION else None
+    if not isinstance(tasks, dict):
+        _log.warning("%s is not a version 1 lock file; keeping the keys it had when last written", lock)
+        return set(fallback)
+    return {t["key"] for t in tasks.values() if isinstance(t, dict) and isinstance(t.get("key"), str)}
+
+
+def _collect_actions(store: Store, live: set[str], cutoff: float, report: GcReport) -> set[str]:
+    """Remove dead action entries; returns the blob digests the remaining entries reference."""
+    referenced: set[str] = set()
+    for key in store.iter_action_keys():
+        result, st = store.read_action_entry(key)
+        if st is None:
+            continue  # removed since it was listed
+        if key not in live and st.st_mtime < cutoff:
+            # remove_action re-checks the mtime just before unlinking: a run may have used it meanwhile.
+            removed = st if report.dry_run else store.remove_action(key, older_than=cutoff)
+            if removed is not None:
+                report.actions_removed += 1
+                report.bytes_freed += removed.st_size
+                continue
+            result, _ = store.read_action_entry(key)
+        report.actions_kept += 1
+        if result is not None:
+            referenced.update(d.hash for d in result.outputs.values())
+    return referenced
+
+
+def _collect_blobs(store: Store, referenced: Iterable[str], cutoff: float, report: GcReport) -> None:
+    keep = set(referenced)
+    for digest, size, mtime in store.iter_blobs():
+        if digest in keep or mtime >= cutoff:
+            report.blobs_kept += 1
+            continue
+        if report.dry_run:
+            removed_size, nlink = size, _link_count(store.blob_path(digest))
+        else:
+            removed = store.remove_blob(digest, older_than=cutoff)
+            if removed is None:
+                report.blobs_kept += 1
+                continue
+            removed_size, nlink = removed.st_size, removed.st_nlink
+        report.blobs_removed += 1
+        if nlink > 1:
+            report.bytes_still_linked += removed_size
+        else:
+            report.bytes_freed += removed_size
+
+
+def _collect_temp(store: Store, cutoff: float, report: GcReport) -> None:
+    """Temp files and work directories left by killed processes (a live one touches its files)."""
+    for path, size, newest in list(store.iter_temp_entries()):
+        if newest < cutoff:
+            if not report.dry_run:
+                store.remove_temp_entry(path)
+            report.temp_removed += 1
+            report.bytes_freed += size
+
+
+def _link_count(path: Path) -> int:
+    try:
+        return path.lstat().st_nlink
+    except OSError:
+        return 1

@@ -1,0 +1,142 @@
+"""GC roots: ``roots/<name>.json`` files naming the action keys that garbage collection must keep.
+
+Two kinds, told apart by whether they name a lock file:
+
+* a **lock root** (``lock-<sha256 of the absolute lock path>[:16]``) is rewritten each time a lock file
+  is written. Garbage collection reads the *current* lock file rather than the keys copied here, because
+  the user may have edited or reverted the lock in git since; the copy is only a fallback for a lock file
+  that exists but cannot be read.
+* a **run root** (``run-<time_ns>-<pid>``) is written after every run with the keys that run used, so
+  recent work stays cached even without a lock.
+
+File format (written with ``sort_keys``)::
+
+    {"version": 1, "keys": ["<key>", ...], "lock": "/abs/path/to/x.lock" | null, "time": 1767225600.5}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtbuild.errors import StoreError
+from trtbuild.store._fsutil import unlink_quietly, write_file_atomic
+from trtbuild.store.action_cache import check_key
+
+ROOTS_FORMAT_VERSION = 1
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Root:
+    """One GC root: its name, the action keys it holds, the lock file it stands for (if any), when written."""
+
+    name: str
+    keys: frozenset[str]
+    lock: Path | None
+    time: float
+
+    @property
+    def is_lock(self) -> bool:
+        return self.lock is not None
+
+
+def run_root_name() -> str:
+    """A fresh name for the root of one run: ``run-<time_ns>-<pid>``."""
+    return f"run-{time.time_ns()}-{os.getpid()}"
+
+
+def lock_root_name(lock_path: Path | str) -> str:
+    """The stable name of a lock file's root, so rewriting the lock replaces its previous root."""
+    digest = hashlib.sha256(os.path.abspath(lock_path).encode()).hexdigest()
+    return f"lock-{digest[:16]}"
+
+
+def check_root_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
+        raise StoreError(f"invalid root name {name!r}: use letters, digits, '_', '-' or '.'")
+    return name
+
+
+def encode(keys: Iterable[str], lock_path: Path | None, when: float) -> bytes:
+    doc = {
+        "version": ROOTS_FORMAT_VERSION,
+        "keys": sorted({check_key(k) for k in keys}),
+        "lock": os.path.abspath(lock_path) if lock_path is not None else None,
+        "time": when,
+    }
+    return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
+
+
+def decode(name: str, data: bytes) -> Root | None:
+    """Parse a root file; None if it is damaged or of another format version."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != ROOTS_FORMAT_VERSION:
+        return None
+    keys, lock, when = doc.get("keys"), doc.get("lock"), doc.get("time")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return None
+    if lock is not None and not isinstance(lock, str):
+        return None
+    if not isinstance(when, int | float) or isinstance(when, bool):
+        return None
+    return Root(name=name, keys=frozenset(keys), lock=Path(lock) if lock else None, time=float(when))
+
+
+class Roots:
+    """Raw access to ``roots/``; the policy of what to keep is :mod:`trtbuild.store.gc`'s."""
+
+    def __init__(self, roots_dir: Path, tmp_dir: Path) -> None:
+        self.roots_dir = roots_dir
+        self.tmp_dir = tmp_dir
+
+    def path(self, name: str) -> Path:
+        return self.roots_dir / f"{check_root_name(name)}.json"
+
+    def add(self, name: str, keys: Iterable[str], lock_path: Path | None) -> None:
+        data = encode(keys, lock_path, time.time())
+        path = self.path(name)
+        try:
+            self.roots_dir.mkdir(parents=True, exist_ok=True)
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            write_file_atomic(path, data, self.tmp_dir)
+        except OSError as exc:
+            raise StoreError(f"cannot record GC root {path}: {exc.strerror or exc}") from exc
+
+    def read_all(self) -> list[Root]:
+        """Every readable root, sorted by name; damaged ones are skipped with a warning (and kept on disk,
+        since a newer trtbuild may have written them)."""
+        try:
+            paths = sorted(self.roots_dir.glob("*.json"))
+        except OSError:
+            return []
+        roots: list[Root] = []
+        for path in paths:
+            name = path.name.removesuffix(".json")
+            try:
+                root = decode(name, path.read_bytes()) if _NAME_RE.fullmatch(name) else None
+            except FileNotFoundError:
+                continue  # removed by a concurrent gc
+            except OSError as exc:
+                _log.warning("skipping unreadable GC root %s: %s", path, exc.strerror or exc)
+                continue
+            if root is None:
+                _log.warning("skipping damaged GC root %s", path)
+                continue
+            roots.append(root)
+        return roots
+
+    def remove(self, name: str) -> None:
+        unlink_quietly(self.path(name))
