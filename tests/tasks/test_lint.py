@@ -6,14 +6,14 @@ import pytest
 
 from tests.conftest import Project, states
 
-BAKED_MODEL = '''
+BAKED_MODEL = """
 import torch
 
 
 class BakesBatch(torch.nn.Module):
     def forward(self, x):
         return x.reshape(2, -1).sum(dim=1, keepdim=True)  # 2: the traced batch size, as a constant
-'''
+"""
 
 CONFIG = """\
 model: {{name: baked, source: "bakes:BakesBatch"}}

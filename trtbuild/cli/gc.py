@@ -40,6 +40,13 @@ def add_parser(verbs: Any) -> None:
         metavar="DAYS",
         help="also keep runs younger than DAYS days (default 14; 0 keeps only the --keep-last newest)",
     )
+    parser.add_argument(
+        "--grace",
+        type=non_negative(float),
+        default=3600.0,
+        metavar="SECONDS",
+        help="spare entries touched this recently: a run in progress may be using them (default 3600)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="remove nothing; say what would be freed")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.set_defaults(handler=handle)
@@ -47,7 +54,13 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     store = Store(args.cache_dir if args.cache_dir is not None else default_cache_dir())
-    report = collect_garbage(store, keep_last=args.keep_last, max_age_days=args.max_age, dry_run=args.dry_run)
+    report = collect_garbage(
+        store,
+        keep_last=args.keep_last,
+        max_age_days=args.max_age,
+        grace_seconds=args.grace,
+        dry_run=args.dry_run,
+    )
     if args.json:
         print(json.dumps({"cache_dir": str(store.root), **report.to_json()}, indent=2, sort_keys=True))
     else:
