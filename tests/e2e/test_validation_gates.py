@@ -72,6 +72,9 @@ def test_failing_gate_in_one_cell_lets_the_others_finish(tiny_project: Project) 
         assert (tiny_project.out / "tiny" / cell / "model.engine").is_file()
     assert json.loads((tiny_project.out / "tiny/fp16/validation.json").read_text())["verdict"] == "passed"
     assert json.loads((tiny_project.out / "tiny/fp32/validation.json").read_text())["verdict"] == "failed"
+    report = json.loads((tiny_project.out / "tiny/report.json").read_text())
+    assert {cell["cell"]: cell["verdict"] for cell in report["cells"]} == {"fp32": "failed", "fp16": "passed"}
+    assert "| fp16 | fp16 | passed" in (tiny_project.out / "tiny/report.md").read_text()
 
 
 def test_custom_gate_without_metric_is_a_config_error(tiny_project: Project) -> None:
