@@ -98,3 +98,47 @@ def test_no_gpu_reason_is_stated() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert reason == "no CUDA GPU is available on this machine"
+
+
+@pytest.mark.slow
+def test_resnet50_engine_bytes_do_not_depend_on_the_build(tmp_path: Path) -> None:
+    """TensorRT-RTX orders ResNet-50's Myelin tensor names by memory address; the build worker turns
+    address randomisation off, so two builds of the same graph give the same bytes."""
+    import torch
+    import torchvision
+
+    from trtbuild.backends.trt.worker import build_in_subprocess
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(weights=None).eval()
+    onnx_path = tmp_path / "resnet50.onnx"
+    torch.onnx.export(
+        model,
+        (torch.randn(2, 3, 224, 224),),
+        str(onnx_path),
+        dynamo=False,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    profile = {
+        "name": "default",
+        "shapes": {"input": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}},
+    }
+    engines = []
+    for attempt in range(2):
+        workdir = tmp_path / f"build{attempt}"
+        workdir.mkdir()
+        request = {
+            "flavour": RTX,
+            "onnx": str(onnx_path),
+            "engine": str(workdir / "model.engine"),
+            "profiles": [profile],
+            "workspace": None,
+            "optimization_level": None,
+            "targets": ["SM86", "SM89", "SM120"],
+        }
+        assert build_in_subprocess(request, workdir)["inputs"][0]["shape"] == [-1, 3, 224, 224]
+        engines.append((workdir / "model.engine").read_bytes())
+    assert len(engines[0]) > 50_000_000
+    assert engines[0] == engines[1]

@@ -68,7 +68,7 @@ def test_simplify_failure_passes_the_graph_through_with_a_warning(
 ) -> None:
     source = unsimplifiable_graph(tmp_path / "in.onnx")
     ctx = context(tmp_path, source)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         meta = simplify.run(ctx)
     assert meta["simplified"] is False
     assert meta["reason"]

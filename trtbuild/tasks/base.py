@@ -36,7 +36,8 @@ class TaskContext:
     def warn(self, message: str) -> None:
         """A condition the user must see (recorded in the task's result and printed)."""
         self.warnings.append(message)
-        self.logger.warning("%s: %s", self.task_id, message)
+        # Printed by the CLI from the task's event; logged at INFO so it is not shown twice.
+        self.logger.info("%s: %s", self.task_id, message)
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trtbuild.backends.trt import flavour as flavours
-from trtbuild.backends.trt.loader import (
-    BuildSettings,
-    builder_config_from_settings,
-    describe_io,
-    engine_bytes_from_network,
-    network_from_onnx_path,
-)
+from trtbuild.backends.trt.worker import build_in_subprocess
 from trtbuild.plan import toolchain
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
 
@@ -30,23 +24,26 @@ def run(ctx: TaskContext) -> JsonDict:
     params = ctx.params
     flavour = params["backend"]
     onnx_path = ctx.inputs["model.onnx"]
-    settings = BuildSettings(
-        profiles=params["profiles"],
-        workspace=params["workspace"],
-        optimization_level=params["optimization_level"],
-        targets=params["targets"],
+    io = build_in_subprocess(
+        {
+            "flavour": flavour,
+            "onnx": str(onnx_path),
+            "engine": str(ctx.output(ENGINE)),
+            "profiles": params["profiles"],
+            "workspace": params["workspace"],
+            "optimization_level": params["optimization_level"],
+            "targets": params["targets"],
+        },
+        ctx.outdir.parent,
     )
-    net = network_from_onnx_path(flavour, onnx_path)
-    config = builder_config_from_settings(net, flavour, settings)
-    engine = engine_bytes_from_network(net, config)
-    ctx.output(ENGINE).write_bytes(engine)
+    engine = ctx.output(ENGINE).read_bytes()
     found = toolchain.first_installed(
         toolchain.TENSORRT_RTX_DISTRIBUTIONS
         if flavour == flavours.TENSORRT_RTX
         else toolchain.TENSORRT_DISTRIBUTIONS
     )
     description = {
-        **describe_io(net),
+        **io,
         "backend": flavour,
         "backend_version": found[1] if found else None,
         "targets": list(params["targets"])
@@ -66,4 +63,4 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-TASK = TaskKind(kind="build", version=1, outputs=(ENGINE, ENGINE_JSON), tools=tools, run=run)
+TASK = TaskKind(kind="build", version=2, outputs=(ENGINE, ENGINE_JSON), tools=tools, run=run)

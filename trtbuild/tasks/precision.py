@@ -38,17 +38,11 @@ def run(ctx: TaskContext) -> JsonDict:
     if precision == "fp32":
         os.link(source, ctx.output(OUTPUT))
         return {"precision": "fp32", "method": "pass-through"}
-    # ModelOpt logs at INFO and draws progress bars on stdout: keep the user's terminal clean
-    # unless TRTBUILD_LOG asks for more.
-    import modelopt.onnx  # noqa: F401  (configures its loggers on import: quieten them after that)
-
     quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
-    if quiet:
-        for name in ("modelopt", "onnxscript", "onnx_ir"):
-            logging.getLogger(name).setLevel(logging.ERROR)
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured if quiet else sys.stderr):
         try:
+            _quiet_modelopt(quiet)
             if precision in ("fp16", "bf16"):
                 return _autocast(ctx, source, precision)
             return _quantize(ctx, source, precision)
@@ -59,6 +53,23 @@ def run(ctx: TaskContext) -> JsonDict:
                 f"ModelOpt could not make the {precision} graph: {type(error).__name__}: {error}",
                 captured.getvalue().strip().splitlines()[-5:],
             ) from error
+
+
+def _quiet_modelopt(quiet: bool) -> None:
+    """ModelOpt logs at INFO through handlers of its own, bound to the stdout of the moment it was
+    imported, and progress bars: keep the user's terminal (and `--json` stdout) clean unless
+    TRTBUILD_LOG asks for more. Its records still reach the root logger, which filters them."""
+    import modelopt.onnx  # noqa: F401  (configures its loggers on import: quieten them after that)
+
+    if not quiet:
+        return
+    for name in [
+        n for n in logging.root.manager.loggerDict if n.startswith(("modelopt", "onnxscript", "onnx_ir"))
+    ]:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        for handler in logger.handlers[:]:
+            logger.removeHandler(handler)
 
 
 def _autocast(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
@@ -91,6 +102,8 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
         calibration_data=data,
         output_path=str(ctx.output(OUTPUT)),
         calibration_eps=["cpu"],
+        # quantize() reconfigures ModelOpt's logging at this level on every call.
+        log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
     meta: JsonDict = {"precision": precision, "method": "modelopt q/dq", "calibration": calibration["source"]}
     if calibration["source"] == "random" or calibration.get("others"):
