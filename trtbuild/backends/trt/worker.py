@@ -12,6 +12,7 @@ also keeps a crash or a leak inside the builder away from the run.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -25,16 +26,43 @@ from trtbuild.errors import TaskError
 REQUEST_FIELDS = ("flavour", "onnx", "engine", "profiles", "workspace", "optimization_level", "targets")
 
 
+# Everything the worker process sees is the same from one build to the next: its folder holds the
+# inputs under fixed names, its arguments and environment are fixed. With address randomisation off,
+# the heap then lays out the same way each time, so TensorRT-RTX names tensors the same way.
+FIXED_NAMES = {"onnx": "model.onnx", "engine": "model.engine", "response": "build-response.json"}
+WORKER = "import sys; from trtbuild.backends.trt.worker import main; sys.exit(main(['build-request.json']))"
+KEPT_ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "TRTBUILD_LOG")
+
+
 def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
-    """Run the worker on `request`; returns the network's I/O description. Raises TaskError."""
-    request_path = workdir / "build-request.json"
-    response_path = workdir / "build-response.json"
-    request_path.write_text(json.dumps({**request, "response": str(response_path)}))
-    command = [sys.executable, "-m", "trtbuild.backends.trt.worker", str(request_path)]
-    completed = subprocess.run([*_no_aslr(), *command], capture_output=True, text=True, check=False)
+    """Build the engine `request` describes in a fresh process; returns the network's I/O
+    description and leaves the engine at request["engine"]. Raises TaskError."""
+    folder = workdir / "builder"
+    folder.mkdir()
+    os.link(request["onnx"], folder / FIXED_NAMES["onnx"])
+    fixed = {
+        **request,
+        "onnx": FIXED_NAMES["onnx"],
+        "engine": FIXED_NAMES["engine"],
+        "response": FIXED_NAMES["response"],
+    }
+    (folder / "build-request.json").write_text(json.dumps(fixed, sort_keys=True))
+    environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
+    # The package must be importable whatever the working folder: point at where it is installed.
+    environment["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
+    # Compile every module afresh into the worker's own folder: whether a .pyc was cached or not
+    # changes what the interpreter allocated before TensorRT starts, and so the heap's layout.
+    environment["PYTHONPYCACHEPREFIX"] = "pycache"
+    command = [sys.executable, "-c", WORKER]
+    completed = subprocess.run(
+        [*_no_aslr(), *command], cwd=folder, env=environment, capture_output=True, text=True, check=False
+    )
+    response_path = folder / FIXED_NAMES["response"]
     if not response_path.exists() and "setarch" in completed.stderr:
         # A sandbox that forbids personality(2): build anyway; only byte-reproducibility suffers.
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        completed = subprocess.run(
+            command, cwd=folder, env=environment, capture_output=True, text=True, check=False
+        )
     try:
         response: dict[str, Any] = json.loads(response_path.read_text())
     except (OSError, ValueError):
@@ -44,6 +72,7 @@ def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> dict[str, 
         ) from None
     if "error" in response:
         raise TaskError(response["error"], response.get("details", []))
+    os.replace(folder / FIXED_NAMES["engine"], request["engine"])
     return response
 
 
