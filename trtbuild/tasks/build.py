@@ -63,4 +63,4 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-TASK = TaskKind(kind="build", version=3, outputs=(ENGINE, ENGINE_JSON), tools=tools, run=run)
+TASK = TaskKind(kind="build", version=4, outputs=(ENGINE, ENGINE_JSON), tools=tools, run=run)

@@ -53,7 +53,7 @@ def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> dict[str, 
     # Compile every module afresh into the worker's own folder: whether a .pyc was cached or not
     # changes what the interpreter allocated before TensorRT starts, and so the heap's layout.
     environment["PYTHONPYCACHEPREFIX"] = "pycache"
-    command = [sys.executable, "-c", WORKER]
+    command = [_interpreter(), "-c", WORKER]
     completed = subprocess.run(
         [*_no_aslr(), *command], cwd=folder, env=environment, capture_output=True, text=True, check=False
     )
@@ -74,6 +74,18 @@ def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> dict[str, 
         raise TaskError(response["error"], response.get("details", []))
     os.replace(folder / FIXED_NAMES["engine"], request["engine"])
     return response
+
+
+def _interpreter() -> str:
+    """This interpreter, always by the same name: `python` and `python3` of one virtualenv are one
+    program, but a different argv[0] shifts the heap."""
+    canonical = Path(sys.prefix) / "bin" / "python"
+    try:
+        if canonical.samefile(sys.executable):
+            return str(canonical)
+    except OSError:
+        pass
+    return sys.executable
 
 
 def _no_aslr() -> list[str]:
