@@ -102,3 +102,29 @@ def test_fp16_intermediate_overflow_fails_the_gate(tmp_path) -> None:  # type: i
     scan = json.loads((project.out / "overflow/fp16/validation.json").read_text())["overflow_scan"]
     assert scan["status"] == "checked" and scan["count"] >= 1
     assert json.loads((project.out / "overflow/fp32/validation.json").read_text())["verdict"] == "passed"
+
+
+def test_validation_on_calibration_samples_held_out(tiny_project: Project) -> None:
+    rng = np.random.default_rng(2)
+    np.savez(tiny_project.root / "calib.npz", input=rng.random((12, 3, 16, 16), dtype=np.float32))
+    tiny_project.edit_config(
+        "build:\n", "precision: [fp32, int8]\ncalibration: {source: npz, path: calib.npz}\nbuild:\n"
+    )
+    tiny_project.edit_config("  samples: 3\n", "  samples: 3\n  data: {holdout: 4, batch: 2}\n")
+    document = tiny_project.run_json()
+    assert document["exit_status"] == 0, document
+    for cell in ("fp32", "int8"):
+        validation = json.loads((tiny_project.out / "tiny" / cell / "validation.json").read_text())
+        assert validation["inputs"] == "last 4 calibration samples"
+        assert validation["shapes"] == [{"input": [2, 3, 16, 16]}] * 2  # 4 held-out rows, batches of 2
+    # The held-out samples are not calibrated on: holding out more changes the int8 graph's key.
+    tiny_project.edit_config("holdout: 4", "holdout: 6")
+    ran = {task["id"] for task in tiny_project.run_json()["tasks"] if task["state"] == "ran"}
+    assert "tiny/int8/precision" in ran and "tiny/fp32/precision" not in ran
+
+
+def test_holdout_without_real_calibration_data_is_a_config_error(tiny_project: Project) -> None:
+    tiny_project.edit_config("  samples: 3\n", "  samples: 3\n  data: {holdout: 4}\n")
+    completed = tiny_project.trtbuild("plan", str(tiny_project.config))
+    assert completed.returncode == 2
+    assert "validate.data.holdout" in completed.stderr and "calibration" in completed.stderr

@@ -120,7 +120,7 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
         "targets": list(spec.build.targets),
     }
     build = node("build", build_params, {"model.onnx": Dep(cell_graph.id, "model.onnx")})
-    validate_params, validate_files = _validate_params(spec, cell)
+    validate_params, validate_files = _validate_params(spec, cell, inputs, profiles)
     validate_params.update(
         {**model_io, "profiles": profiles, "backend": backend, "targets": list(spec.build.targets)}
     )
@@ -147,7 +147,9 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
     )
 
 
-def _validate_params(spec: Spec, cell: Cell) -> tuple[dict[str, Any], dict[str, Path]]:
+def _validate_params(
+    spec: Spec, cell: Cell, inputs: list[dict[str, Any]], profiles: list[dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Path]]:
     """What the validate task compares and gates, and the files (data, metric code) it reads."""
     validate = spec.validate
     tolerance = validate.tolerance.get(cell.precision) or Tolerance()
@@ -173,6 +175,13 @@ def _validate_params(spec: Spec, cell: Cell) -> tuple[dict[str, Any], dict[str, 
     if validate.data is not None:
         params["data"] = {"batch": validate.data_batch}
         files["validation-data"] = validate.data
+    elif validate.holdout is not None and spec.calibration is not None:
+        calibration, files = calibration_inputs(spec.calibration, inputs, profiles, search_path(spec))
+        params["data"] = {
+            "batch": validate.data_batch,
+            "holdout": validate.holdout,
+            "calibration": calibration,
+        }
     if validate.metric is not None:
         package, code = code_identity(validate.metric.partition(":")[0], search_path(spec), "metric:")
         params["metric"] = {"function": validate.metric, "package": package}
@@ -217,6 +226,8 @@ def _precision_params(
         params["calibration"], files = calibration_inputs(
             spec.calibration, inputs, profiles, search_path(spec)
         )
+        if spec.validate.holdout is not None:
+            params["calibration"]["holdout"] = spec.validate.holdout  # those samples validate instead
         if params["calibration"]["source"] == "random":
             params["inputs"] = inputs
     return params, files

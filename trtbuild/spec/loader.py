@@ -215,8 +215,9 @@ def _validate(raw: dict[str, Any], config_dir: Path) -> ValidateSpec:
         seed=int(raw.get("seed", 0)),
         tolerance=tolerance,
         metric=raw.get("metric"),
-        data=(config_dir / data["path"]).absolute() if data else None,
+        data=(config_dir / data["path"]).absolute() if data and "path" in data else None,
         data_batch=int(data.get("batch", 1)) if data else 1,
+        holdout=int(data["holdout"]) if data and "holdout" in data else None,
     )
 
 

@@ -137,6 +137,7 @@ class ValidateSpec:
     metric: str | None = None  # "module:function" returning {name: number} per output
     data: Path | None = None  # an .npz of validation inputs, absolute; None = seeded random inputs
     data_batch: int = 1  # rows of `data` per compared sample
+    holdout: int | None = None  # validate on the last N calibration samples (calibrate on the rest)
 
 
 @dataclass(frozen=True)

@@ -581,6 +581,13 @@ def _check_validate(spec: Spec) -> Iterator[Problem]:
                 f"cannot find the module '{module}' of validate.metric",
                 "put the module beside the config, or install the package that provides it",
             )
+    if validate.holdout is not None and (spec.calibration is None or spec.calibration.source == "random"):
+        yield _problem(
+            spec,
+            ("validate", "data", "holdout"),
+            "holdout needs calibration data from an npz, images or a callable",
+            "declare `calibration:` with real data, or validate on `data: {path: val.npz}`",
+        )
     classifiers = [o.name for o in spec.outputs if o.classifier]
     for precision, tolerance in validate.tolerance.items():
         if tolerance.custom and validate.metric is None:

@@ -50,6 +50,22 @@ def calibration_arrays(
     raise TaskError(f"unknown calibration source {source!r}")
 
 
+def split_holdout(arrays: Mapping[str, Any], holdout: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(calibration, validation): the last `holdout` samples of every input validate, the rest
+    calibrate, so a cell is never validated on the data it was calibrated on."""
+    rows = min(len(array) for array in arrays.values())
+    if holdout >= rows:
+        raise TaskError(
+            f"validate.data.holdout is {holdout} but the calibration data has {rows} samples",
+            ["hold out fewer samples, or provide more calibration data"],
+        )
+    cut = rows - holdout
+    return (
+        {name: array[:cut] for name, array in arrays.items()},
+        {name: array[cut:rows] for name, array in arrays.items()},
+    )
+
+
 def _random(calibration: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """`samples` seeded items at the first profile's opt shape, stacked along a dynamic batch axis."""
     return random_arrays(

@@ -20,7 +20,7 @@ from typing import Any
 from trtbuild.errors import TaskError
 from trtbuild.plan import toolchain
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
-from trtbuild.tasks.calibration import calibration_arrays
+from trtbuild.tasks.calibration import calibration_arrays, split_holdout
 
 OUTPUT = "model.onnx"
 MODELOPT_DISTRIBUTIONS = ("nvidia-modelopt", "onnx", "onnxruntime", "onnx-graphsurgeon", "polygraphy")
@@ -96,6 +96,9 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
     data = calibration_arrays(
         calibration, ctx.params.get("inputs", []), ctx.inputs, ctx.context.get("search_path", [])
     )
+    holdout = calibration.get("holdout")
+    if holdout:
+        data = split_holdout(data, holdout)[0]
     quantize(
         onnx_path=str(source),
         quantize_mode=precision,

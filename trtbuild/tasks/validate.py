@@ -16,6 +16,7 @@ from trtbuild.errors import TaskError
 from trtbuild.plan import toolchain
 from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild.tasks.calibration import calibration_arrays, split_holdout
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
@@ -31,7 +32,7 @@ def tools(params: Mapping[str, Any]) -> JsonDict:
 
 def run(ctx: TaskContext) -> JsonDict:
     params = ctx.params
-    feeds_per_sample = _samples(params, ctx.inputs.get("validation-data"))
+    feeds_per_sample = _samples(params, ctx.inputs.get("validation-data"), ctx)
     metric = _custom_metric(ctx)
     references = _reference_outputs(ctx, feeds_per_sample)
     output_names = [t["name"] for t in params["outputs"]]
@@ -53,7 +54,7 @@ def run(ctx: TaskContext) -> JsonDict:
         "precision": params["precision"],
         "samples": len(feeds_per_sample),
         "seed": params["seed"],
-        "inputs": "validate.data" if params.get("data") else "seeded random, inside the profiles",
+        "inputs": _inputs_origin(params),
         "shapes": [{name: list(a.shape) for name, a in feeds.items()} for feeds in feeds_per_sample],
         "tolerance": tolerance,
         "reference": "torch fp32 CPU",
@@ -96,11 +97,11 @@ def run(ctx: TaskContext) -> JsonDict:
     }
 
 
-def _samples(params: Mapping[str, Any], data: Path | None) -> list[dict[str, Any]]:
+def _samples(params: Mapping[str, Any], data: Path | None, ctx: TaskContext) -> list[dict[str, Any]]:
     """Input feeds per compared sample: `samples` batches of the user's data, or seeded random
     inputs covering each profile's opt, min and max shapes."""
-    if data is not None:
-        return _data_samples(params, data)
+    if data is not None or (params.get("data") or {}).get("holdout"):
+        return _data_samples(params, data, ctx)
     shapes = sample_shapes(params["inputs"], params["profiles"], params["samples"], params["seed"])
     return [
         random_arrays(params["inputs"], sample, seed=params["seed"] * 100_003 + index)
@@ -108,16 +109,23 @@ def _samples(params: Mapping[str, Any], data: Path | None) -> list[dict[str, Any
     ]
 
 
-def _data_samples(params: Mapping[str, Any], data: Path) -> list[dict[str, Any]]:
-    import numpy as np
-
+def _data_samples(params: Mapping[str, Any], data: Path | None, ctx: TaskContext) -> list[dict[str, Any]]:
     batch = params["data"]["batch"]
-    with np.load(data) as archive:
-        arrays = {t["name"]: archive[t["name"]] for t in params["inputs"] if t["name"] in archive.files}
+    if data is None:  # the samples held out of the calibration data
+        holdout = params["data"]
+        everything = calibration_arrays(
+            holdout["calibration"], params["inputs"], ctx.inputs, ctx.context.get("search_path", [])
+        )
+        arrays = split_holdout(everything, holdout["holdout"])[1]
+    else:
+        import numpy as np
+
+        with np.load(data) as archive:
+            arrays = {t["name"]: archive[t["name"]] for t in params["inputs"] if t["name"] in archive.files}
     missing = [t["name"] for t in params["inputs"] if t["name"] not in arrays]
     if missing:
         raise TaskError(
-            f"validate.data has no arrays for inputs {missing}", ["name the arrays after the inputs"]
+            f"the validation data has no arrays for inputs {missing}", ["name the arrays after the inputs"]
         )
     rows = min(len(array) for array in arrays.values())
     count = min(params["samples"], rows // batch)
@@ -126,6 +134,13 @@ def _data_samples(params: Mapping[str, Any], data: Path) -> list[dict[str, Any]]
     return [
         {name: array[i * batch : (i + 1) * batch] for name, array in arrays.items()} for i in range(count)
     ]
+
+
+def _inputs_origin(params: Mapping[str, Any]) -> str:
+    data = params.get("data")
+    if not data:
+        return "seeded random, inside the profiles"
+    return f"last {data['holdout']} calibration samples" if data.get("holdout") else "validate.data"
 
 
 def _custom_metric(ctx: TaskContext) -> Callable[[Any, Any], Mapping[str, float]] | None:
@@ -268,4 +283,4 @@ def _custom_values(
     return totals
 
 
-TASK = TaskKind(kind="validate", version=7, outputs=(OUTPUT,), tools=tools, run=run)
+TASK = TaskKind(kind="validate", version=8, outputs=(OUTPUT,), tools=tools, run=run)
