@@ -67,6 +67,19 @@ def load(configs: Iterable[Path | str]) -> list[Spec]:
             specs.append(load_spec(Path(config)))
         except ConfigError as error:
             problems += error.problems
+    first: dict[str, Spec] = {}
+    for spec in specs:
+        other = first.setdefault(spec.model.name, spec)
+        if other is not spec:
+            problems.append(
+                Problem(
+                    f"model name '{spec.model.name}' is also used by {other.path}: both would build into "
+                    f"build/{spec.model.name}/",
+                    location=spec.location(("model", "name")),
+                    field_path="model.name",
+                    hint="give each config's model its own name, or make one config with a matrix",
+                )
+            )
     if problems:
         raise ConfigError(problems)
     return specs
@@ -82,6 +95,13 @@ def plan(
     specs = load(configs)
     graph = resolve(specs, only)
     store = Store(cache_dir or default_cache_dir())
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"cannot use {store.root} as the cache: {error.strerror or error}; "
+            "pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
+        ) from error
     return Plan(specs, graph, plan_status(graph, store, use_cache=use_cache), store)
 
 

@@ -144,3 +144,57 @@ def test_unimportable_attribute_is_a_config_error_before_any_task(tiny_project: 
     assert "NoSuchNet" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not tiny_project.out.exists()
+
+
+OUTPUT_MODELS = """
+import torch
+
+
+class DictOut(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return {"a": y, "b": y * 2}
+
+
+class Nested(torch.nn.Module):
+    def forward(self, x):
+        return x + 1, (x * 2, x * 3)
+"""
+
+OUTPUT_CONFIG = """\
+model: {{name: {name}, source: "outmodels:{cls}"}}
+inputs: {{x: {{shape: [batch, 4]}}}}
+outputs: {outputs}
+profiles: {{p: {{x: {{min: [1, 4], opt: [2, 4], max: [4, 4]}}}}}}
+build: {{targets: [SM89]}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("cls", "outputs", "status", "words"),
+    [
+        ("DictOut", "[b, a]", 0, []),  # a dict is exported in the declared order, by name
+        ("Nested", "[p, q, r]", 0, []),  # nested tuples are flattened as the exporter does
+        ("Nested", "[p, q]", 1, ["returns 3 output tensor(s) but the config names 2"]),
+        ("DictOut", "[a, c]", 1, ["outputs ['c'] are not among them"]),
+    ],
+)
+def test_declared_outputs_are_checked_at_export(
+    tiny_project: Project, cls: str, outputs: str, status: int, words: list[str]
+) -> None:
+    (tiny_project.root / "outmodels.py").write_text(OUTPUT_MODELS)
+    tiny_project.write_config(OUTPUT_CONFIG.format(name="out", cls=cls, outputs=outputs))
+    document = tiny_project.run_json()
+    assert document["exit_status"] == status, document
+    export = next(task for task in document["tasks"] if task["id"] == "out/export")
+    for word in words:
+        assert export["state"] == "failed" and word in export["reason"], export
+    if status == 0:
+        import onnx
+
+        graph = onnx.load(str(tiny_project.out / "out/fp32/model.onnx")).graph
+        assert [o.name for o in graph.output] == outputs.strip("[]").split(", ")

@@ -150,3 +150,36 @@ def test_only_selects_cells_and_rejects_unknown_ones(tiny_project: Project) -> N
     assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 5
     with pytest.raises(ConfigError, match="--only names no cell: fp64"):
         api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp64"])
+
+
+def test_export_key_follows_imported_helper_modules_and_namespace_packages(tiny_project: Project) -> None:
+    """The model's imports are followed (statically): a helper module beside it, a sibling package,
+    and a model inside a folder without __init__.py are all keyed by content."""
+    models = tiny_project.root / "models"
+    models.mkdir()
+    helpers = tiny_project.root / "helpers"
+    helpers.mkdir()
+    (helpers / "__init__.py").write_text("")
+    (helpers / "scale.py").write_text("SCALE = 1.0\n")
+    (tiny_project.root / "settings.py").write_text("WIDTH = 8\n")
+    (models / "net.py").write_text(
+        "import settings\nfrom helpers.scale import SCALE\nfrom tinynet import TinyNet as Net\n"
+    )
+    tiny_project.edit_config("source: tinynet:TinyNet", "source: models.net:Net")
+    the_plan = api.plan([tiny_project.config], cache_dir=tiny_project.cache)
+    assert set(the_plan.graph.nodes["tiny/export"].files) == {
+        "source:models/net.py",
+        "source:helpers/__init__.py",
+        "source:helpers/scale.py",
+        "source:settings.py",
+        "source:tinynet.py",
+    }
+    before = export_key(tiny_project)
+    for path, text in (
+        (helpers / "scale.py", "SCALE = 5.0\n"),
+        (tiny_project.root / "settings.py", "WIDTH = 9\n"),
+    ):
+        path.write_text(text)
+        after = export_key(tiny_project)
+        assert after != before, path
+        before = after

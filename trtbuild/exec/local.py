@@ -51,6 +51,7 @@ class LocalExecutor:
         self.events: dict[str, TaskEvent] = {}
 
     def run(self) -> list[TaskEvent]:
+        self._clear_artifacts()
         remaining = list(self.graph.nodes.values())  # in topological order
         running: dict[Future[TaskEvent], TaskNode] = {}
         jobs = max(1, self.options.jobs)
@@ -186,6 +187,14 @@ class LocalExecutor:
         )
         self.store.put_action(key, result)
         return result
+
+    def _clear_artifacts(self) -> None:
+        """Remove the planned cells' artifacts from the output folder before running: each comes back
+        as its task finishes (from the cache if nothing changed), so a task that fails this time
+        cannot leave last run's file looking current. The cache still holds every earlier result."""
+        for cell in self.graph.cells:
+            for artifact in cell.artifacts:
+                (self.options.out_dir / cell.model / cell.cell / artifact.filename).unlink(missing_ok=True)
 
     def _materialize(self, node_id: str) -> None:
         result = self.results.get(node_id)

@@ -85,6 +85,10 @@ def write_if_changed(path: Path, text: str) -> bool:
         pass
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp creates 0600; a lock is meant to be shared and committed: honour the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
         with os.fdopen(fd, "w") as stream:
             stream.write(text)
         os.replace(temp, path)

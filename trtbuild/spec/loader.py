@@ -9,6 +9,7 @@ with schema errors reports those first.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -34,6 +35,7 @@ from trtbuild.spec.model import (
     TensorSpec,
     Tolerance,
     ValidateSpec,
+    format_field_path,
 )
 from trtbuild.spec.semantic import check_spec
 from trtbuild.spec.validate import sort_problems, validate_document
@@ -61,7 +63,7 @@ def load_spec(path: Path) -> Spec:
     """
     path = Path(path).absolute()
     document, marks = load_yaml(path)
-    problems = validate_document(document, marks, path)
+    problems = validate_document(document, marks, path) + _non_finite(document, marks)
     if problems:
         raise ConfigError(problems)
     cells: list[Cell] = []
@@ -81,6 +83,24 @@ def load_spec(path: Path) -> Spec:
     if problems:
         raise ConfigError(sort_problems(_unique(problems)))
     return dataclasses.replace(cells[0].view, cells=tuple(cells), marks=dict(marks))
+
+
+def _non_finite(value: Any, marks: dict[FieldPath, Location], at: FieldPath = ()) -> list[Problem]:
+    """`.nan` and `.inf` are valid YAML floats that pass every schema bound: no field means them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [
+            Problem(
+                f"expected a finite number, found {value}",
+                marks.get(at),
+                format_field_path(at),
+                "write a number; tolerances that should not be checked are left out",
+            )
+        ]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _non_finite(item, marks, (*at, key))]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in _non_finite(item, marks, (*at, index))]
+    return []
 
 
 def _named(problems: list[Problem], cell: matrix.MatrixCell) -> list[Problem]:

@@ -41,6 +41,7 @@ def check_spec(spec: Spec, search_path: list[str]) -> list[Problem]:
         *_check_checkpoint(spec),
         *_check_calibration(spec),
         *_check_validate(spec),
+        *_check_build(spec),
     ]
     return sort_problems(problems)
 
@@ -604,3 +605,14 @@ def _check_validate(spec: Spec) -> Iterator[Problem]:
                 "top1/top5 gates need an output declared `classifier: true`",
                 "declare it: outputs: {logits: {shape: [batch, 1000], classifier: true}}",
             )
+
+
+def _check_build(spec: Spec) -> Iterator[Problem]:
+    workspace = spec.build.workspace
+    if workspace is not None and workspace > 2**63 - 1:
+        yield _problem(
+            spec,
+            ("build", "workspace"),
+            f"workspace of {workspace} bytes is more than TensorRT can address",
+            "use a size such as 4GiB",
+        )

@@ -100,7 +100,10 @@ def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
             Problem(
                 "the config file is empty",
                 Location(path, 1, 1),
-                hint="a config needs at least `model`, `inputs` and `outputs`; `trtbuild init` writes one",
+                hint=(
+                    "a config needs at least `model`, `inputs` and `outputs`: start from "
+                    "configs/resnet.yaml; `trtbuild schema` lists every field"
+                ),
             )
         )
     if not isinstance(root, MappingNode):

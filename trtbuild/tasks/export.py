@@ -13,7 +13,7 @@ from trtbuild.plan import toolchain
 from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT, baked_dims
 from trtbuild.tasks.sampling import random_arrays
-from trtbuild.tasks.torch_model import load_model
+from trtbuild.tasks.torch_model import load_model, with_declared_outputs
 
 OUTPUT = "model.onnx"
 
@@ -43,6 +43,7 @@ def run(ctx: TaskContext) -> JsonDict:
     args = tuple(torch.from_numpy(arrays[t["name"]]) for t in params["inputs"])
     input_names = [t["name"] for t in params["inputs"]]
     output_names = [t["name"] for t in params["outputs"]]
+    model = with_declared_outputs(model, args, output_names)
     dynamo = params["exporter"] == "dynamo"
     # The dynamo exporter's own graph optimisation is kept; simplify is a task of its own.
     options: dict[str, Any] = {"optimize": True, "verify": False, "external_data": False} if dynamo else {}
@@ -90,4 +91,4 @@ def _first_line(value: object) -> str:
     return text.splitlines()[0] if text else ""
 
 
-TASK = TaskKind(kind="export", version=3, outputs=(OUTPUT,), tools=tools, run=run)
+TASK = TaskKind(kind="export", version=4, outputs=(OUTPUT,), tools=tools, run=run)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,18 @@ def compare(reference: Any, candidate: Any) -> dict[str, float]:
         "max_rel": float((diff / np.maximum(np.abs(ref), 1e-30)).max()) if diff.size else 0.0,
         "finite": 1.0 if finite else 0.0,
     }
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities spelled "nan", "inf", "-inf": JSON has no such numbers, and a
+    model that outputs NaN must still get its report (and its failed gate)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def topk_agreement(pairs: list[tuple[Any, Any]]) -> dict[str, float]:

@@ -52,15 +52,50 @@ def _load_checkpoint(module: Any, path: Path) -> None:
 
 
 def as_output_list(result: Any, names: Sequence[str]) -> list[Any]:
-    """The model's outputs as a list in the order of the spec's output names."""
+    """The model's outputs as a flat list in the order of the spec's output names.
+
+    A dict is read by name; tuples and lists, nested or not, are flattened in order, as the ONNX
+    exporters flatten them.
+    """
     if isinstance(result, Mapping):
         missing = [name for name in names if name not in result]
         if missing:
-            raise TaskError(f"the model returned a dict without the outputs {missing}")
+            raise TaskError(
+                f"the model returns a dict with keys {sorted(map(str, result))}; "
+                f"outputs {missing} are not among them",
+                ["name the config's outputs after the dict's keys"],
+            )
         return [result[name] for name in names]
-    flat = list(result) if isinstance(result, (tuple, list)) else [result]
-    if len(flat) != len(names):
+    from torch.utils import _pytree
+
+    leaves = _pytree.tree_leaves(result)
+    if len(leaves) != len(names):
         raise TaskError(
-            f"the model returned {len(flat)} outputs but the spec names {len(names)}: {list(names)}"
+            f"the model returns {len(leaves)} output tensor(s) "
+            f"but the config names {len(names)}: {list(names)}",
+            ["list one name per returned tensor, in the order forward() returns them"],
         )
-    return flat
+    return leaves
+
+
+def with_declared_outputs(model: Any, example_args: Sequence[Any], names: Sequence[str]) -> Any:
+    """The model, checked against the declared outputs on the example inputs; a model returning a
+    dict is wrapped to return its values in the declared order, so ONNX outputs get the right names."""
+    import torch
+
+    with torch.no_grad():
+        result = model(*example_args)
+    as_output_list(result, names)  # raises a clear error on a count or name mismatch
+    if not isinstance(result, Mapping):
+        return model
+
+    class DeclaredOutputs(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args: Any) -> tuple[Any, ...]:
+            outputs = self.inner(*args)
+            return tuple(outputs[name] for name in names)
+
+    return DeclaredOutputs(model).eval()

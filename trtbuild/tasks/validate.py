@@ -88,6 +88,7 @@ def run(ctx: TaskContext) -> JsonDict:
             "nothing could be compared on this machine: " + "; ".join(f"{c}: {w}" for c, w in skipped.items())
         )
     report.update(passed=not failures, verdict=verdict, failures=failures)
+    report, failures = M.json_safe(report), M.json_safe(failures)
     ctx.output(OUTPUT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return {
         "passed": not failures,
