@@ -145,10 +145,10 @@ def test_key_covers_scheme_kind_version_params_inputs_and_tools() -> None:
 
 
 def test_only_selects_cells_and_rejects_unknown_ones(tiny_project: Project) -> None:
-    from trtbuild.errors import ConfigError
+    from trtbuild.errors import UsageError
 
     assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 5
-    with pytest.raises(ConfigError, match="--only names no cell: fp64"):
+    with pytest.raises(UsageError, match="--only names no cell: fp64"):
         api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp64"])
 
 

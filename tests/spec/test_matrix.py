@@ -102,3 +102,11 @@ def test_matrix_errors_point_at_the_matrix(
     assert f"{tiny_project.config}:{line}:" in text, text
     for word in words:
         assert word in text, text
+
+
+def test_misspelt_axis_points_at_the_matrix_entry(tiny_project: Project) -> None:
+    with_matrix(tiny_project, "matrix:\n  nope.field: [1, 2]")
+    with pytest.raises(ConfigError) as caught:
+        load_spec(tiny_project.config)
+    text = str(caught.value)
+    assert f"{tiny_project.config}:14:" in text and "unknown field 'nope'" in text, text

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.backends.trt import flavour as flavours
-from trtbuild.errors import ConfigError, Problem
+from trtbuild.errors import ConfigError, Problem, UsageError
 from trtbuild.plan.calibration import calibration_inputs
 from trtbuild.plan.code import code_identity
 from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, canonicalize
@@ -32,11 +32,8 @@ def resolve(specs: Iterable[Spec], only: Iterable[str] = ()) -> Graph:
         known = {cell.name for spec in specs for cell in spec.cells}
         unknown = sorted(wanted - known)
         if unknown:
-            raise ConfigError(
-                Problem(
-                    f"--only names no cell: {', '.join(unknown)}",
-                    hint=f"cells are: {', '.join(sorted(known))}",
-                )
+            raise UsageError(
+                f"--only names no cell: {', '.join(unknown)} (cells are: {', '.join(sorted(known))})"
             )
     return graph
 

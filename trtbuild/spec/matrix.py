@@ -24,7 +24,7 @@ from typing import Any
 
 from trtbuild.errors import Location, Problem
 from trtbuild.spec.model import FieldPath
-from trtbuild.spec.yamlmarks import key_location
+from trtbuild.spec.yamlmarks import KEY_MARK, key_location
 
 RESERVED = ("include", "exclude", "name")
 # Fields that say which model a config is about, not how to build it: not matrix axes.
@@ -226,8 +226,15 @@ def cell_marks(marks: Mapping[FieldPath, Location], cell: MatrixCell) -> dict[Fi
     result = dict(marks)
     for path, source in cell.sources.items():
         location = marks.get(source)
-        if location is not None:
-            result[tuple(path.split("."))] = location
+        if location is None:
+            continue
+        parts = tuple(path.split("."))
+        result[parts] = location
+        # Fields the matrix creates (a misspelt axis, say) have no mark of their own: point them,
+        # and their keys, at the matrix entry that wrote them rather than at line 1.
+        for end in range(1, len(parts) + 1):
+            result.setdefault(parts[:end], location)
+            result.setdefault((*parts[:end], KEY_MARK), location)
     return result
 
 
