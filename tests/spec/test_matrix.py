@@ -110,3 +110,9 @@ def test_misspelt_axis_points_at_the_matrix_entry(tiny_project: Project) -> None
         load_spec(tiny_project.config)
     text = str(caught.value)
     assert f"{tiny_project.config}:14:" in text and "unknown field 'nope'" in text, text
+
+
+def test_unmatched_brace_in_name_template(tiny_project: Project) -> None:
+    with_matrix(tiny_project, 'matrix:\n  export.opset: [17, 18]\n  name: "{export.opset"')
+    with pytest.raises(ConfigError, match="unmatched brace"):
+        load_spec(tiny_project.config)

@@ -161,6 +161,16 @@ def _named(
             ]
             name = "-".join(_text(values[key]) for key in ordered) or "default"
         else:
+            if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
+                problems.append(
+                    _problem(
+                        marks,
+                        ("matrix", "name"),
+                        f"the name template {template!r} has an unmatched brace",
+                        "write each placeholder as {axis}, e.g. '{precision}-{export.opset}'",
+                    )
+                )
+                break
             missing = [key for key in _PLACEHOLDER.findall(template) if key not in values]
             if missing:
                 problems.append(
