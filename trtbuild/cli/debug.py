@@ -15,13 +15,14 @@ from typing import Any
 
 from rich.table import Table
 
-from trtbuild.cli.console import error_console, human_seconds, output_console, stdout_reserved_for_json
+from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
 from trtbuild.debug import precision as triage_module
 from trtbuild.debug.exclusions import write_exclusions
 from trtbuild.debug.graphs import cell_graphs
 from trtbuild.errors import EXIT_OK, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.spec.model import AUTOCAST_PRECISIONS
+from trtbuild.units import human_seconds
 
 
 def add_parser(verbs: Any) -> None:

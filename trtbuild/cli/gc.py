@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trtbuild.cli.console import human_bytes, output_console
+from trtbuild.cli.console import output_console
 from trtbuild.store import Store, default_cache_dir
 from trtbuild.store.gc import GcReport, collect_garbage
+from trtbuild.units import human_bytes
 
 
 def add_parser(verbs: Any) -> None:

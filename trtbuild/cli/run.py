@@ -11,16 +11,11 @@ from rich.table import Table
 
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
-from trtbuild.cli.console import (
-    error_console,
-    human_bytes,
-    human_seconds,
-    output_console,
-    stdout_reserved_for_json,
-)
+from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
 from trtbuild.cli.report import print_comparisons
 from trtbuild.errors import UsageError
 from trtbuild.exec.events import TaskEvent
+from trtbuild.units import human_bytes, human_seconds
 
 STATE_STYLES = {"ran": "green", "cached": "dim", "failed": "bold red", "skipped": "yellow"}
 

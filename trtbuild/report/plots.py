@@ -15,6 +15,7 @@ import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from trtbuild import units
 from trtbuild.report import table
 
 STAGE_COLOURS = {
@@ -118,7 +119,7 @@ def sizes(report: dict[str, Any]) -> str:
         xs = [i - 0.2 + 0.4 * k for i, v in enumerate(values) if v is not None]
         ys = [v / 2**20 for v in values if v is not None]
         bars = ax.bar(xs, ys, 0.36, label=label, color=colour)
-        ax.bar_label(bars, labels=[table.human_bytes(v) for v in values if v is not None], fontsize=8)
+        ax.bar_label(bars, labels=[units.human_bytes(v) for v in values if v is not None], fontsize=8)
     ax.set_ylabel("MiB")
     ax.set_title("Engine and ONNX size")
     ax.margins(y=0.15)
@@ -153,7 +154,7 @@ def stage_times(report: dict[str, Any]) -> str:
         ax.text(
             i,
             total,
-            table.human_seconds(total) if total else "not built",
+            units.human_seconds(total) if total else "not built",
             ha="center",
             va="bottom",
             fontsize=8,

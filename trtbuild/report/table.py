@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from trtbuild.units import human_bytes, human_seconds
+
 Tone = Literal["", "ok", "bad", "warn", "muted"]
 CANDIDATE_ORDER = ("onnxruntime", "engine")
 CANDIDATE_TITLES = {"onnxruntime": "ONNX Runtime", "engine": "engine run"}
@@ -138,21 +140,6 @@ def _cell_notes(cell: dict[str, Any]) -> list[tuple[str, Tone]]:
         missing = [t["kind"] for t in cell["tasks"] if t["state"] == "not built"]
         found.append((f"not built yet ({', '.join(missing)}): run `trtbuild run` for it", "muted"))
     return found
-
-
-def human_bytes(size: int | None) -> str:
-    if size is None:
-        return "—"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
-def human_seconds(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _axes(report: dict[str, Any]) -> list[str]:
