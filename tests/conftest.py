@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,11 @@ def tiny_project(tmp_path: Path) -> Project:
     config = root / "tiny.yaml"
     config.write_text(TINY_CONFIG)
     return Project(root=root, config=config, cache=tmp_path / "cache", out=root / "build")
+
+
+def ran_kinds(document: dict) -> Counter[str]:
+    """Task kind -> how many tasks of that kind ran, from a `run --json` document."""
+    return Counter(task["kind"] for task in document["tasks"] if task["state"] == "ran")
 
 
 def states(document: dict) -> dict[str, str]:

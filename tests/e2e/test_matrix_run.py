@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, ran_kinds
 
 pytestmark = pytest.mark.slow
 
@@ -15,16 +13,12 @@ def with_matrix(project: Project, matrix: str) -> None:
     project.edit_config("build:\n  targets: [SM89]\n", f"{matrix}\n")
 
 
-def ran(document: dict) -> Counter[str]:
-    return Counter(task["kind"] for task in document["tasks"] if task["state"] == "ran")
-
-
 def test_targets_axis_shares_precision_tasks(tiny_project: Project) -> None:
     with_matrix(tiny_project, "matrix:\n  precision: [fp32, fp16]\n  build.targets: [[SM86], [SM89]]")
     document = tiny_project.run_json()
     assert document["exit_status"] == 0, document
     # The graph in a precision does not depend on the GPU it is built for.
-    assert ran(document) == {"export": 1, "simplify": 1, "precision": 2, "build": 4, "validate": 4}
+    assert ran_kinds(document) == {"export": 1, "simplify": 1, "precision": 2, "build": 4, "validate": 4}
     built = {cell["cell"] for cell in document["cells"]}
     assert built == {"fp32-SM86", "fp32-SM89", "fp16-SM86", "fp16-SM89"}
     for cell in built:
@@ -34,7 +28,7 @@ def test_targets_axis_shares_precision_tasks(tiny_project: Project) -> None:
 def test_opset_axis_makes_one_export_per_opset(tiny_project: Project) -> None:
     with_matrix(tiny_project, "matrix:\n  export.opset: [17, 18]\nbuild: {targets: [SM89]}")
     document = tiny_project.run_json()
-    assert ran(document) == {"export": 2, "simplify": 2, "precision": 2, "build": 2, "validate": 2}
+    assert ran_kinds(document) == {"export": 2, "simplify": 2, "precision": 2, "build": 2, "validate": 2}
     ids = {task["id"] for task in document["tasks"]}
     assert {"tiny/17/export", "tiny/18/export"} <= ids
 

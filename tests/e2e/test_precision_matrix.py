@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import Project, states
+from tests.conftest import Project, ran_kinds, states
 
 pytestmark = pytest.mark.slow
 
@@ -24,15 +23,11 @@ def set_precisions(project: Project, precisions: str, calibration: str = CALIBRA
     project.config.write_text(f"{head}precision: {precisions}\n{calibration}build:\n{tail}")
 
 
-def ran(document: dict) -> Counter[str]:
-    return Counter(task["kind"] for task in document["tasks"] if task["state"] == "ran")
-
-
 def test_cells_share_export_and_simplify(tiny_project: Project) -> None:
     set_precisions(tiny_project, "[fp32, fp16, int8]")
     document = tiny_project.run_json()
     assert document["exit_status"] == 0, document
-    assert ran(document) == {"export": 1, "simplify": 1, "precision": 3, "build": 3, "validate": 3}
+    assert ran_kinds(document) == {"export": 1, "simplify": 1, "precision": 3, "build": 3, "validate": 3}
     import onnx
 
     int8_ops = {node.op_type for node in onnx.load(str(tiny_project.out / "tiny/int8/model.onnx")).graph.node}

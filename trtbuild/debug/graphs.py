@@ -56,7 +56,7 @@ def cell_graphs(
     precision = _node(the_plan.graph, "precision", cell_name)
     validate = _node(the_plan.graph, "validate", cell_name)
     upstream = precision.deps[GRAPH_OUTPUT].node_id
-    chain = _ancestors(the_plan.graph, precision.id)
+    chain = the_plan.graph.upstream([precision.id])
     results = _results(the_plan, chain, on_event)
     store = the_plan.store
     return CellGraphs(
@@ -71,15 +71,6 @@ def cell_graphs(
 
 def _node(graph: Graph, kind: str, cell_name: str) -> TaskNode:
     return next(n for n in graph.nodes.values() if n.kind == kind and cell_name in n.cells)
-
-
-def _ancestors(graph: Graph, node_id: str) -> list[str]:
-    """`node_id` and everything it depends on, in the graph's (topological) order."""
-    wanted = {node_id}
-    for node in reversed(list(graph.nodes.values())):
-        if node.id in wanted:
-            wanted.update(dep.node_id for dep in node.deps.values())
-    return [n for n in graph.nodes if n in wanted]
 
 
 def _results(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,13 @@ class Graph:
         self._by_identity[identity] = node.id
         return node
 
-    def dependents(self, node_id: str) -> list[str]:
-        return [n.id for n in self.nodes.values() if any(d.node_id == node_id for d in n.deps.values())]
+    def upstream(self, node_ids: Iterable[str]) -> list[str]:
+        """The given nodes and everything they depend on, in graph (topological) order."""
+        wanted = set(node_ids)
+        for node in reversed(list(self.nodes.values())):
+            if node.id in wanted:
+                wanted.update(dep.node_id for dep in node.deps.values())
+        return [node_id for node_id in self.nodes if node_id in wanted]
 
     def rename(self, names: dict[str, str]) -> None:
         """Give nodes new ids (old id -> new id), updating every reference to them."""

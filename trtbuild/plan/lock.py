@@ -27,31 +27,16 @@ def lock_path(config: Path) -> Path:
 
 def config_tasks(graph: Graph, config: Path) -> list[str]:
     """Ids of the tasks the config's cells need, in graph order (their artifacts and everything upstream)."""
-    wanted: set[str] = set()
-    stack = [a.node_id for cell in graph.cells if cell.config == config for a in cell.artifacts]
-    while stack:
-        node_id = stack.pop()
-        if node_id not in wanted:
-            wanted.add(node_id)
-            stack.extend(dep.node_id for dep in graph.nodes[node_id].deps.values())
-    return [node_id for node_id in graph.nodes if node_id in wanted]
+    return graph.upstream(a.node_id for cell in graph.cells if cell.config == config for a in cell.artifacts)
 
 
 def cells_by_task(graph: Graph, config: Path) -> dict[str, list[str]]:
     """Task id -> the config's cells whose artifacts depend on it."""
     cells: dict[str, list[str]] = {}
     for cell in graph.cells:
-        if cell.config != config:
-            continue
-        seen: set[str] = set()
-        stack = [a.node_id for a in cell.artifacts]
-        while stack:
-            node_id = stack.pop()
-            if node_id not in seen:
-                seen.add(node_id)
-                stack.extend(dep.node_id for dep in graph.nodes[node_id].deps.values())
-        for node_id in seen:
-            cells.setdefault(node_id, []).append(cell.cell)
+        if cell.config == config:
+            for node_id in graph.upstream(a.node_id for a in cell.artifacts):
+                cells.setdefault(node_id, []).append(cell.cell)
     return {node_id: sorted(names) for node_id, names in cells.items()}
 
 
