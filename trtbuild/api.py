@@ -7,32 +7,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtbuild.backends.trt import flavour as flavours
-from trtbuild.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockMismatch, Problem, TaskError, UsageError
+from trtbuild.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockMismatch, Problem, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan.explain import differences, explain, known_material
-from trtbuild.plan.graph import Graph
-from trtbuild.plan.preflight import check_precision_inputs
-from trtbuild.plan.resolver import resolve, search_path
-from trtbuild.plan.status import NodeStatus, plan_status
+from trtbuild.plan.plan import Plan, preflight
+from trtbuild.plan.resolver import resolve
+from trtbuild.plan.status import plan_status
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_spec
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, Store, default_cache_dir
 from trtbuild.store.roots import lock_root_name, run_root_name
-
-
-@dataclass
-class Plan:
-    specs: list[Spec]
-    graph: Graph
-    statuses: dict[str, NodeStatus]
-    store: Store
-
-    def to_run(self) -> list[str]:
-        return [node_id for node_id, status in self.statuses.items() if status.state == "run"]
 
 
 @dataclass
@@ -127,10 +114,11 @@ def run(
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
     executor = LocalExecutor(the_plan.graph, the_plan.store, options, on_event)
     events = executor.run()
+    # A gate's failures are in its task's result (validate's, today), cached or not.
     gate_failures = [
         {"task": event.id, "cell": event.cells[0] if event.cells else "", **failure}
         for event in events
-        if event.kind == "validate" and event.state in ("ran", "cached")
+        if event.state in ("ran", "cached")
         for failure in event.meta.get("failures", [])
     ]
     reports = write_reports(the_plan, events, Path(out_dir))
@@ -205,59 +193,6 @@ def check_locked(the_plan: Plan) -> None:
         raise LockMismatch(problems)
 
 
-def preflight(the_plan: Plan) -> None:
-    """Check what the tasks that must run need, before any runs: a bad model source or a missing
-    backend is a config error (exit 2), not a task failure an hour into a build."""
-    problems: list[Problem] = []
-    kinds_to_run = {(the_plan.graph.nodes[n].model, the_plan.graph.nodes[n].kind) for n in the_plan.to_run()}
-    for spec in the_plan.specs:
-        kinds = {kind for model, kind in kinds_to_run if model == spec.model.name}
-        if kinds & {"export", "validate"}:
-            problems += _check_model_source(spec)
-        if "build" in kinds:
-            problems += _check_backend(the_plan, spec)
-        if "precision" in kinds:
-            problems += check_precision_inputs(the_plan, spec)
-    if problems:
-        raise ConfigError(problems)
-
-
-def _check_model_source(spec: Spec) -> list[Problem]:
-    from trtbuild.tasks.importing import import_attribute
-
-    try:
-        import_attribute(spec.model.source, search_path(spec), "model.source")
-    except TaskError as error:
-        return [
-            Problem(
-                str(error),
-                location=spec.location(("model", "source")),
-                field_path="model.source",
-                hint=" ".join(error.details)
-                or "check the module path and that its dependencies are installed",
-            )
-        ]
-    return []
-
-
-def _check_backend(the_plan: Plan, spec: Spec) -> list[Problem]:
-    backends = {
-        node.params["backend"]
-        for node in the_plan.graph.nodes.values()
-        if node.kind == "build" and node.model == spec.model.name
-    }
-    return [
-        Problem(
-            f"the {backend} backend is not installed",
-            location=spec.location(("build", "backend")),
-            field_path="build.backend",
-            hint=flavours.INSTALL_HINTS[backend],
-        )
-        for backend in sorted(backends)
-        if not flavours.installed(backend)
-    ]
-
-
 @dataclass(frozen=True)
 class VerifiedArtifact:
     task: str
@@ -309,3 +244,20 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1) -> Verification:
                 new = result.outputs[output].hash if result and output in result.outputs else None
                 artifacts.append(VerifiedArtifact(task_id, output, digest["hash"], new))
     return Verification(artifacts, rebuilt)
+
+
+__all__ = [
+    "Plan",
+    "RunResult",
+    "Verification",
+    "VerifiedArtifact",
+    "check_locked",
+    "explain_plan",
+    "load",
+    "locks_of",
+    "plan",
+    "preflight",
+    "run",
+    "verify",
+    "write_locks",
+]

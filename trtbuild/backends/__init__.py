@@ -1,1 +1,1 @@
-"""Backends: adapters over the engine builders. `trt` covers both TensorRT flavours."""
+"""Engine backends behind one protocol (`base.Backend`), registered by name (`registry`)."""

@@ -10,15 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from trtbuild import api
 from trtbuild.errors import TaskError, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.plan.graph import Graph, TaskNode
+from trtbuild.plan.plan import Plan, preflight
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.store import ActionResult
+from trtbuild.tasks import precision, validate
+from trtbuild.tasks.validate import ValidateParams
 
 GRAPH_OUTPUT = "model.onnx"
 
@@ -30,7 +32,7 @@ class CellGraphs:
     reference: Path  # the fp32 graph (the precision task's input)
     candidate: Path  # the cell's precision graph
     exported: Path  # the exporter's graph: onnxsim drops the node metadata where dynamo records scopes
-    validate_params: dict[str, Any]  # inputs, profiles, samples, seed: triage feeds what validate feeds
+    validate_params: ValidateParams  # inputs, profiles, samples, seed: triage feeds what validate feeds
 
 
 def cell_graphs(
@@ -53,19 +55,19 @@ def cell_graphs(
             "name a fp16, bf16, int8 or fp8 cell"
         )
     the_plan = api.plan([config], cache_dir=cache_dir, only=[cell_name])
-    precision = _node(the_plan.graph, "precision", cell_name)
-    validate = _node(the_plan.graph, "validate", cell_name)
-    upstream = precision.deps[GRAPH_OUTPUT].node_id
-    chain = the_plan.graph.upstream([precision.id])
+    precision_node = _node(the_plan.graph, precision.NAME, cell_name)
+    validate_node = _node(the_plan.graph, validate.NAME, cell_name)
+    upstream = precision_node.deps[precision.GRAPH].node_id
+    chain = the_plan.graph.upstream([precision_node.id])
     results = _results(the_plan, chain, on_event)
     store = the_plan.store
     return CellGraphs(
         spec=cell.view,
         cell=cell,
         reference=store.blob_path(results[upstream].outputs[GRAPH_OUTPUT].hash),
-        candidate=store.blob_path(results[precision.id].outputs[GRAPH_OUTPUT].hash),
+        candidate=store.blob_path(results[precision_node.id].outputs[GRAPH_OUTPUT].hash),
         exported=store.blob_path(results[chain[0]].outputs[GRAPH_OUTPUT].hash),
-        validate_params=validate.params,
+        validate_params=validate_node.params,
     )
 
 
@@ -74,7 +76,7 @@ def _node(graph: Graph, kind: str, cell_name: str) -> TaskNode:
 
 
 def _results(
-    the_plan: api.Plan, node_ids: list[str], on_event: Callable[[TaskEvent], None] | None
+    the_plan: Plan, node_ids: list[str], on_event: Callable[[TaskEvent], None] | None
 ) -> dict[str, ActionResult]:
     cached = {
         node_id: status.result
@@ -84,9 +86,9 @@ def _results(
     if len(cached) == len(node_ids):
         return cached
     # Run only this chain: a graph without cells materialises nothing under build/.
-    chain = Graph(nodes={node_id: the_plan.graph.nodes[node_id] for node_id in node_ids})
-    sub_plan = api.Plan(the_plan.specs, chain, {i: the_plan.statuses[i] for i in node_ids}, the_plan.store)
-    api.preflight(sub_plan)
+    chain = Graph(the_plan.graph.pipeline, {node_id: the_plan.graph.nodes[node_id] for node_id in node_ids})
+    sub_plan = Plan(the_plan.specs, chain, {i: the_plan.statuses[i] for i in node_ids}, the_plan.store)
+    preflight(sub_plan)
     executor = LocalExecutor(chain, the_plan.store, RunOptions(out_dir=Path("build")), on_event)
     for event in executor.run():
         if event.state == "failed":

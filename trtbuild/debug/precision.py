@@ -23,7 +23,7 @@ from typing import Any
 from trtbuild.debug import scopes
 from trtbuild.debug.graphs import CellGraphs
 from trtbuild.tasks import onnx_tensors as tensors
-from trtbuild.tasks.sampling import random_arrays, sample_shapes
+from trtbuild.tasks.validate import ValidateParams, random_samples
 
 # Nodes the precision task inserts that only convert how a value is carried. An op of these types
 # that the fp32 graph already had (same node name) is a real node and is compared like any other.
@@ -223,14 +223,9 @@ def _module(node: Any, exported_node: Any) -> str | None:
     return None
 
 
-def _samples(params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The inputs the cell's validate task uses (same shapes, same seeds), so that what fails the
-    validation gate shows up here."""
-    shapes = sample_shapes(params["inputs"], params["profiles"], params["samples"], params["seed"])
-    return [
-        random_arrays(params["inputs"], sample, seed=params["seed"] * 100_003 + index)
-        for index, sample in enumerate(shapes)
-    ]
+def _samples(params: ValidateParams) -> list[dict[str, Any]]:
+    """The inputs validate compares on (seeded, inside the profiles)."""
+    return random_samples(params.inputs, params.profiles, params.samples, params.seed)
 
 
 def _json_float(value: float) -> float | str:

@@ -21,7 +21,7 @@ from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.status import node_key
 from trtbuild.store import ActionResult, Store
-from trtbuild.tasks import KINDS, TaskContext
+from trtbuild.tasks.base import TaskContext
 
 log = logging.getLogger("trtbuild.exec")
 
@@ -160,7 +160,7 @@ class LocalExecutor:
         return self._event(node, state, reason, key=key, seconds=seconds, warnings=warnings, meta=meta)
 
     def _run_task(self, node: TaskNode, key: str) -> ActionResult:
-        kind = KINDS[node.kind]
+        kind = node.task
         with self.store.temp_dir(f"{node.kind}-") as workdir:
             inputs = dict(node.files)
             input_dir = workdir / "inputs"

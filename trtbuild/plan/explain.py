@@ -12,11 +12,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trtbuild.plan.graph import TaskNode
-from trtbuild.plan.keys import KEY_SCHEME
+from trtbuild.plan.keys import key_material
 from trtbuild.plan.lock import Lock
 from trtbuild.plan.status import NodeStatus
 from trtbuild.store import Store
-from trtbuild.tasks import KINDS
 
 # Input names of files hashed by content, by prefix, and how to show them.
 FILE_INPUT_PREFIXES = ("source:", "calibration:", "calibration-code:", "metric:")
@@ -27,15 +26,8 @@ def known_material(node: TaskNode, store: Store, status: NodeStatus) -> dict[str
     is known, else everything but the hashes of inputs that upstream tasks have yet to make."""
     if status.material is not None:
         return status.material
-    kind = KINDS[node.kind]
-    return {
-        "scheme": KEY_SCHEME,
-        "kind": node.kind,
-        "version": kind.version,
-        "params": node.params,
-        "tools": kind.tools(node.params),
-        "inputs": {name: store.hash_file(path) for name, path in node.files.items()},
-    }
+    inputs = {name: store.hash_file(path) for name, path in node.files.items()}
+    return key_material(node.kind, node.task.version, node.params_json, inputs, node.task.tools(node.params))
 
 
 def differences(node: TaskNode, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

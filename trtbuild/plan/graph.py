@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -9,15 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtbuild.tasks.base import JsonDict, TaskKind, params_json
+from trtbuild.tasks.pipeline import PIPELINE, Pipeline
+
 
 def canonical_json(value: Any) -> str:
     """One spelling per value: sorted keys, no whitespace, tuples as lists."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def canonicalize(value: Any) -> Any:
-    """A JSON-clean copy of `value` (tuples become lists, Paths strings), so params compare equal."""
-    return json.loads(json.dumps(value, default=str))
 
 
 @dataclass(frozen=True)
@@ -28,22 +27,31 @@ class Dep:
     output: str
 
 
-@dataclass
+@dataclass(eq=False)
 class TaskNode:
     id: str
-    kind: str
+    task: TaskKind[Any]  # the kind's unit: derive, tools, preflight, run
     model: str
-    params: dict[str, Any]
+    params: Any  # the kind's frozen params dataclass
     deps: dict[str, Dep] = field(default_factory=dict)  # input name -> upstream output
     files: dict[str, Path] = field(default_factory=dict)  # input name -> file hashed by content
     context: dict[str, Any] = field(default_factory=dict)  # not keyed: must not change the output
     cells: list[str] = field(default_factory=list)  # the matrix cells that use this node
 
+    @property
+    def kind(self) -> str:
+        return self.task.name
+
+    @functools.cached_property
+    def params_json(self) -> JsonDict:
+        """The params' canonical JSON form: what enters the key, the lock and explanations."""
+        return params_json(self.params)
+
     def identity(self) -> str:
         """What the node computes, independent of its id: equal identities are one node."""
         body = {
             "kind": self.kind,
-            "params": self.params,
+            "params": self.params_json,
             "deps": {name: [dep.node_id, dep.output] for name, dep in self.deps.items()},
             "files": {name: str(path) for name, path in self.files.items()},
         }
@@ -69,6 +77,7 @@ class CellPlan:
 
 @dataclass
 class Graph:
+    pipeline: Pipeline = PIPELINE  # the stages the nodes were resolved from
     nodes: dict[str, TaskNode] = field(default_factory=dict)  # insertion order is a topological order
     cells: list[CellPlan] = field(default_factory=list)
     _by_identity: dict[str, str] = field(default_factory=dict)

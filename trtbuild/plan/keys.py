@@ -13,7 +13,8 @@ from typing import Any
 
 from trtbuild.plan.graph import canonical_json
 
-KEY_SCHEME = 1
+# 2: params are each kind's typed dataclass in canonical JSON (field names as declared there).
+KEY_SCHEME = 2
 
 
 def key_material(

@@ -15,7 +15,6 @@ from typing import Any, Literal
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.keys import key_material, task_key
 from trtbuild.store import ActionResult, Store
-from trtbuild.tasks import KINDS
 
 State = Literal["cached", "run"]
 
@@ -47,8 +46,8 @@ def node_key(
     hashes = input_hashes(node, store, results)
     if hashes is None:
         return None
-    kind = KINDS[node.kind]
-    material = key_material(kind.kind, kind.version, node.params, hashes, kind.tools(node.params))
+    kind = node.task
+    material = key_material(kind.name, kind.version, node.params_json, hashes, kind.tools(node.params))
     return task_key(material), material
 
 

@@ -16,20 +16,17 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trtbuild.exec.events import TaskEvent
 from trtbuild.plan.graph import CellPlan, TaskNode
+from trtbuild.plan.plan import Plan
+from trtbuild.spec.model import Cell
 from trtbuild.store import ActionResult, Store
-
-if TYPE_CHECKING:  # trtbuild.api imports this package to write reports after a run
-    from trtbuild.api import Plan
-    from trtbuild.spec.model import Cell
 
 # Bump when the document's layout or the way md/html render it changes: report.html is redrawn only
 # when report.json changes, so a new renderer must change the document to take effect.
 REPORT_FORMAT = 1
-STAGES = ("export", "simplify", "precision", "build", "validate")
 # A task's result: built (now or in an earlier run), failed or skipped in this run, or not built.
 BUILT, FAILED, SKIPPED, NOT_BUILT = "built", "failed", "skipped", "not built"
 
@@ -50,6 +47,7 @@ def collect(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path) -> di
             for node in plan.graph.nodes.values()
             if node.model == cell_plan.model and cell_plan.cell in node.cells
         ]
+        nodes = _in_stage_order(nodes, [stage.name for stage in plan.graph.pipeline.stages])
         record = _cell(cell_plan, spec_cell, nodes, results, by_id, plan.store)
         record["config"] = os.path.relpath(cell_plan.config, Path(out_dir).absolute() / cell_plan.model)
         document["cells"].append(record)
@@ -87,7 +85,7 @@ def _cell(
     events: Mapping[str, TaskEvent],
     store: Store,
 ) -> Document:
-    tasks = [_task(node, cell_plan.cell, results, events) for node in _in_stage_order(nodes)]
+    tasks = [_task(node, cell_plan.cell, results, events) for node in nodes]
     artifacts: dict[str, Any] = {}
     for artifact in cell_plan.artifacts:
         result = results.get(artifact.node_id)
@@ -116,8 +114,8 @@ def _cell(
     }
 
 
-def _in_stage_order(nodes: list[TaskNode]) -> list[TaskNode]:
-    order = {kind: index for index, kind in enumerate(STAGES)}
+def _in_stage_order(nodes: list[TaskNode], stages: list[str]) -> list[TaskNode]:
+    order = {kind: index for index, kind in enumerate(stages)}
     return sorted(nodes, key=lambda node: (order.get(node.kind, len(order)), node.kind, node.id))
 
 

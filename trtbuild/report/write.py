@@ -7,14 +7,12 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trtbuild.exec.events import TaskEvent
+from trtbuild.plan.plan import Plan
 from trtbuild.report.collect import collect
 from trtbuild.report.render_html import NO_PLOTS_MARK
-
-if TYPE_CHECKING:  # trtbuild.api imports this module
-    from trtbuild.api import Plan
 
 NAMES = ("report.json", "report.md", "report.html")
 

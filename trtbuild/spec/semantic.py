@@ -22,7 +22,7 @@ from trtbuild.spec.model import (
     TensorSpec,
     format_field_path,
 )
-from trtbuild.spec.source import close_module_names, locate_module, missing_part
+from trtbuild.spec.source import close_module_names, locate_module, missing_part, module_search_path
 from trtbuild.spec.validate import did_you_mean, sort_problems
 from trtbuild.spec.yamlmarks import KEY_MARK, key_location
 
@@ -538,7 +538,7 @@ def _check_callable(spec: Spec, calibration: CalibrationSpec) -> Iterator[Proble
         )
         return
     module = calibration.function.partition(":")[0]
-    search_path = _module_search_path(spec)
+    search_path = module_search_path(spec.directory)
     if locate_module(module, search_path) is not None:
         return
     missing, _ = missing_part(module, search_path)
@@ -553,13 +553,6 @@ def _check_callable(spec: Spec, calibration: CalibrationSpec) -> Iterator[Proble
     )
 
 
-def _module_search_path(spec: Spec) -> list[str]:
-    # Imported here: the loader imports this module. Same lookup as model.source.
-    from trtbuild.spec.loader import module_search_path
-
-    return module_search_path(spec.directory)
-
-
 def _check_validate(spec: Spec) -> Iterator[Problem]:
     """Validation data must exist, a custom metric's module must be findable, and custom gates need
     the metric that computes them; top-1/top-5 gates need a classifier output."""
@@ -572,8 +565,6 @@ def _check_validate(spec: Spec) -> Iterator[Problem]:
             "check the path; it is relative to the config file",
         )
     if validate.metric is not None:
-        from trtbuild.spec.loader import module_search_path
-
         module = validate.metric.partition(":")[0]
         if locate_module(module, module_search_path(spec.directory)) is None:
             yield _problem(

@@ -21,6 +21,11 @@ from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 
 
+def module_search_path(config_dir: Path) -> list[str]:
+    """Where a model's `source` module is looked for: beside the config, the current directory, sys.path."""
+    return [str(config_dir), os.getcwd(), *sys.path]
+
+
 @dataclass(frozen=True)
 class ModuleLocation:
     """Where `name` would be imported from."""

@@ -1,37 +1,84 @@
-"""What every task kind declares, and what its `run` receives.
+"""What a task kind is, what it derives from a matrix cell, and what its `run` receives.
 
-A task kind is a small unit: declared outputs, an implementation version (bump it whenever the
-output for the same params and inputs would change), the tool distributions whose versions enter
-its key, and a `run` that reads only its inputs and writes only its outputs. Heavy libraries are
-imported inside `run`, never at module import, so planning stays fast.
+A task kind is one unit (one module under `trtbuild/tasks/`): a frozen params dataclass, the
+function deriving those params and the task's file inputs from a matrix cell, its preflight checks,
+the tool versions that enter its key, and `run`. Keys, lock entries and `--explain` are computed
+from the params dataclass (`params_json`), so a renamed field is a type error, not a silent key
+change. Heavy libraries are imported inside `run`, never at module import, so planning stays fast.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
-from collections.abc import Callable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
+
+from trtbuild.errors import Problem
+from trtbuild.spec.model import Cell, Spec
 
 JsonDict = dict[str, Any]
+# A frozen dataclass of a kind's params; `Any`-bound because dataclasses share no base class.
+P = TypeVar("P")
+P_co = TypeVar("P_co", covariant=True)
+
+
+def params_json(params: Any) -> JsonDict:
+    """The canonical JSON form of a params dataclass: what enters the key and the lock."""
+    as_dict = dataclasses.asdict(params)
+    loaded: JsonDict = json.loads(json.dumps(as_dict, default=str))
+    return loaded
+
+
+@dataclass(frozen=True)
+class Derived(Generic[P]):
+    """What a cell asks of one task kind: its params and its inputs that are files on disk."""
+
+    params: P
+    files: Mapping[str, Path] = field(default_factory=dict)  # input name -> file hashed by content
+    # Facts that must not change the output, and so stay out of the key (the import search path).
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Planned(Protocol[P_co]):
+    """A task as planned: what a kind's preflight sees of each of its tasks that must run."""
+
+    @property
+    def params(self) -> P_co: ...
+
+    @property
+    def files(self) -> Mapping[str, Path]: ...
+
+    @property
+    def context(self) -> Mapping[str, Any]: ...
+
+    @property
+    def cells(self) -> Sequence[str]: ...
 
 
 @dataclass
-class TaskContext:
+class TaskContext(Generic[P]):
     """Everything a task's `run` may touch."""
 
     task_id: str
-    params: Mapping[str, Any]  # canonical params: exactly what entered the key
+    params: P  # exactly what entered the key
     inputs: Mapping[str, Path]  # input name -> a read-only file
     outdir: Path  # write each declared output here, under its declared name
-    # Facts that must not change the output and so stay out of the key (import search path).
     context: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("trtbuild.task"))
     warnings: list[str] = field(default_factory=list)
 
     def output(self, name: str) -> Path:
         return self.outdir / name
+
+    @property
+    def search_path(self) -> list[str]:
+        """Where the user's modules are imported from (the config's folder first)."""
+        return list(self.context.get("search_path", []))
 
     def warn(self, message: str) -> None:
         """A condition the user must see (recorded in the task's result and printed)."""
@@ -40,12 +87,29 @@ class TaskContext:
         self.logger.info("%s: %s", self.task_id, message)
 
 
-@dataclass(frozen=True)
-class TaskKind:
-    kind: str
-    version: int
+class TaskKind(ABC, Generic[P]):
+    """One kind of task. Subclasses set the class attributes and implement the methods."""
+
+    name: str
+    version: int  # bump whenever the output for the same params and inputs would change
     outputs: tuple[str, ...]
-    # Tool facts that enter the key, as a function of the params (the build task's depend on the
-    # backend it uses). Returns a JSON-serialisable mapping.
-    tools: Callable[[Mapping[str, Any]], JsonDict]
-    run: Callable[[TaskContext], JsonDict]  # returns metadata stored beside the outputs
+
+    @abstractmethod
+    def derive(self, spec: Spec, cell: Cell) -> Derived[P] | None:
+        """This kind's task for `cell` (`spec` is the cell's own view); None: the cell has none."""
+
+    @abstractmethod
+    def tools(self, params: P) -> JsonDict:
+        """Tool facts (versions, from package metadata) that enter the key."""
+
+    @abstractmethod
+    def run(self, ctx: TaskContext[P]) -> JsonDict:
+        """Make the outputs; returns metadata stored beside them."""
+
+    def preflight(self, spec: Spec, tasks: Sequence[Planned[P]]) -> list[Problem]:
+        """Problems found before anything runs, in what the tasks that must run need (a missing
+        library, unreadable calibration data). May import what planning may not."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<task kind {self.name} v{self.version}>"

@@ -1,66 +1,102 @@
-"""build: ONNX -> serialized engine through the TensorRT adapter, plus engine.json."""
+"""build: ONNX -> serialized engine through the cell's backend, plus engine.json."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from trtbuild.backends.trt import flavour as flavours
-from trtbuild.backends.trt.worker import build_in_subprocess
-from trtbuild.plan import toolchain
-from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild.backends.base import BuildSettings
+from trtbuild.backends.registry import get_backend, resolve
+from trtbuild.errors import ConfigError, Problem
+from trtbuild.spec.model import Cell, ProfileSpec, Spec
+from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind, params_json
 
+NAME = "build"
+GRAPH = "model.onnx"  # its input
 ENGINE = "model.engine"
 ENGINE_JSON = "engine.json"
 
 
-def tools(params: Mapping[str, Any]) -> JsonDict:
-    return flavours.tool_facts(params["backend"])
+@dataclass(frozen=True)
+class BuildParams:
+    backend: str  # a name in trtbuild.backends.registry, `auto` resolved
+    precision: str  # recorded in engine.json: the graph's types decide the engine's precision
+    profiles: tuple[ProfileSpec, ...]
+    workspace: int | None
+    optimization_level: int | None
+    targets: tuple[str, ...]
 
 
-def run(ctx: TaskContext) -> JsonDict:
-    params = ctx.params
-    flavour = params["backend"]
-    onnx_path = ctx.inputs["model.onnx"]
-    io = build_in_subprocess(
-        {
-            "flavour": flavour,
-            "onnx": str(onnx_path),
-            "engine": str(ctx.output(ENGINE)),
-            "profiles": params["profiles"],
-            "workspace": params["workspace"],
-            "optimization_level": params["optimization_level"],
-            "targets": params["targets"],
-        },
-        ctx.outdir.parent,
-    )
-    engine = ctx.output(ENGINE).read_bytes()
-    found = toolchain.first_installed(
-        toolchain.TENSORRT_RTX_DISTRIBUTIONS
-        if flavour == flavours.TENSORRT_RTX
-        else toolchain.TENSORRT_DISTRIBUTIONS
-    )
-    description = {
-        **io,
-        "backend": flavour,
-        "backend_version": found[1] if found else None,
-        "targets": list(params["targets"])
-        or (list(flavours.RTX_DEFAULT_TARGETS) if flavour == flavours.TENSORRT_RTX else ["build GPU"]),
-        "precision": params["precision"],
-        "profiles": params["profiles"],
-        "builder": {"workspace": params["workspace"], "optimization_level": params["optimization_level"]},
-        "onnx_sha256": _sha256(onnx_path.read_bytes()),
-        "engine_sha256": _sha256(engine),
-        "engine_bytes": len(engine),
-    }
-    ctx.output(ENGINE_JSON).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-    return {"engine_bytes": len(engine), "backend": flavour}
+class Build(TaskKind[BuildParams]):
+    name = NAME
+    version = 5
+    outputs = (ENGINE, ENGINE_JSON)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[BuildParams]:
+        params = BuildParams(
+            backend=backend_of(spec),
+            precision=cell.precision,
+            profiles=spec.profiles,
+            workspace=spec.build.workspace,
+            optimization_level=spec.build.optimization_level,
+            targets=spec.build.targets,
+        )
+        return Derived(params)
+
+    def tools(self, params: BuildParams) -> JsonDict:
+        return get_backend(params.backend).tool_facts()
+
+    def preflight(self, spec: Spec, tasks: Sequence[Planned[BuildParams]]) -> list[Problem]:
+        return [
+            Problem(
+                f"the {name} backend is not installed",
+                location=spec.location(("build", "backend")),
+                field_path="build.backend",
+                hint=get_backend(name).install_hint(),
+            )
+            for name in sorted({task.params.backend for task in tasks})
+            if not get_backend(name).installed()
+        ]
+
+    def run(self, ctx: TaskContext[BuildParams]) -> JsonDict:
+        params = ctx.params
+        backend = get_backend(params.backend)
+        onnx_path, engine_path = ctx.inputs[GRAPH], ctx.output(ENGINE)
+        profiles = [params_json(profile) for profile in params.profiles]
+        settings = BuildSettings(profiles, params.workspace, params.optimization_level, params.targets)
+        io = backend.build(onnx_path, engine_path, settings, ctx.outdir.parent)
+        engine = engine_path.read_bytes()
+        description = {
+            **io,
+            "backend": backend.name,
+            "backend_version": backend.version(),
+            "targets": backend.engine_targets(params.targets),
+            "precision": params.precision,
+            "profiles": profiles,
+            "builder": {"workspace": params.workspace, "optimization_level": params.optimization_level},
+            "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+            "engine_sha256": hashlib.sha256(engine).hexdigest(),
+            "engine_bytes": len(engine),
+        }
+        ctx.output(ENGINE_JSON).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+        return {"engine_bytes": len(engine), "backend": backend.name}
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def backend_of(spec: Spec) -> str:
+    """The backend the spec asks for, `auto` resolved; targets need one that builds ahead of time."""
+    name = resolve(spec.build.backend, spec.build.targets)
+    if spec.build.targets and not get_backend(name).builds_ahead_of_time:
+        raise ConfigError(
+            Problem(
+                f"build.targets is set but build.backend is {name}, which builds for the local GPU only",
+                location=spec.location(("build", "targets")),
+                field_path="build.targets",
+                hint="remove build.targets, or use backend: tensorrt-rtx to build ahead of time for them",
+            )
+        )
+    return name
 
 
-TASK = TaskKind(kind="build", version=4, outputs=(ENGINE, ENGINE_JSON), tools=tools, run=run)
+KIND = Build()

@@ -5,50 +5,102 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from trtbuild.errors import TaskError
-from trtbuild.plan import toolchain
-from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild import toolchain
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import Cell, Spec, TensorSpec
+from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT, baked_dims
-from trtbuild.tasks.sampling import random_arrays
-from trtbuild.tasks.torch_model import load_model, with_declared_outputs
+from trtbuild.tasks.params import (
+    ModelParams,
+    OutputParams,
+    Shapes,
+    dynamic_axes,
+    model_params,
+    output_params,
+    user_code_context,
+)
+from trtbuild.tasks.sampling import example_shapes, random_arrays
+from trtbuild.tasks.torch_model import load_model, model_source_problems, with_declared_outputs
 
+NAME = "export"
 OUTPUT = "model.onnx"
 
 
-def dynamic_axes(params: Mapping[str, Any]) -> dict[str, dict[int, str]]:
-    """Input and output name -> {axis: symbolic dim name}, for the exporter."""
-    axes: dict[str, dict[int, str]] = {}
-    for tensor in [*params["inputs"], *params["outputs"]]:
-        shape = tensor.get("shape") or []
-        dims = {axis: dim for axis, dim in enumerate(shape) if isinstance(dim, str)}
-        if dims:
-            axes[tensor["name"]] = dims
-    return axes
+@dataclass(frozen=True)
+class ExportParams:
+    model: ModelParams
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[OutputParams, ...]
+    example_shapes: Shapes  # what the exporter traces with
+    opset: int
+    exporter: str  # torchscript | dynamo
 
 
-def tools(params: Mapping[str, Any]) -> JsonDict:
-    names = ("torch", "onnx", "onnxscript") if params["exporter"] == "dynamo" else ("torch", "onnx")
-    return dict(toolchain.versions(names))
+class Export(TaskKind[ExportParams]):
+    name = NAME
+    version = 5
+    outputs = (OUTPUT,)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:
+        model, files = model_params(spec)
+        params = ExportParams(
+            model=model,
+            inputs=spec.inputs,
+            outputs=output_params(spec),
+            example_shapes=example_shapes(spec.inputs, spec.profiles),
+            opset=spec.export.opset,
+            exporter=spec.export.exporter,
+        )
+        return Derived(params, files, user_code_context(spec))
+
+    def tools(self, params: ExportParams) -> JsonDict:
+        names = ("torch", "onnx", "onnxscript") if params.exporter == "dynamo" else ("torch", "onnx")
+        return dict(toolchain.versions(names))
+
+    def preflight(self, spec: Spec, tasks: Sequence[Planned[ExportParams]]) -> list[Problem]:
+        return model_source_problems(spec)
+
+    def run(self, ctx: TaskContext[ExportParams]) -> JsonDict:
+        params = ctx.params
+        notes = _export(ctx, _traceable_model(ctx))
+        if not ctx.output(OUTPUT).exists():
+            raise TaskError("torch.onnx.export finished without writing a model")
+        import onnx
+
+        graph = onnx.load(str(ctx.output(OUTPUT)), load_external_data=False)
+        baked = baked_dims(graph, params.inputs, params.outputs)
+        if baked:
+            raise TaskError(
+                "the exported graph lost dynamic dims the spec declares", [*baked, f"hint: {HINT}"]
+            )
+        return {"exporter": params.exporter, "opset": params.opset, "exporter_notes": notes}
 
 
-def run(ctx: TaskContext) -> JsonDict:
+def _traceable_model(ctx: TaskContext[ExportParams]) -> tuple[Any, tuple[Any, ...]]:
+    """The model, wrapped to return the declared outputs in order, and its example inputs."""
     import torch
 
     params = ctx.params
-    model = load_model(params["model"], ctx.inputs, ctx.context.get("search_path", []))
-    arrays = random_arrays(params["inputs"], params["example_shapes"], seed=0)
-    args = tuple(torch.from_numpy(arrays[t["name"]]) for t in params["inputs"])
-    input_names = [t["name"] for t in params["inputs"]]
-    output_names = [t["name"] for t in params["outputs"]]
-    model = with_declared_outputs(model, args, output_names)
-    dynamo = params["exporter"] == "dynamo"
+    model = load_model(params.model, ctx.inputs, ctx.search_path)
+    arrays = random_arrays(params.inputs, params.example_shapes, seed=0)
+    args = tuple(torch.from_numpy(arrays[t.name]) for t in params.inputs)
+    return with_declared_outputs(model, args, [t.name for t in params.outputs]), args
+
+
+def _export(ctx: TaskContext[ExportParams], traced: tuple[Any, tuple[Any, ...]]) -> list[str]:
+    """Run the exporter; returns its notes (warnings other than deprecations), at most ten."""
+    import torch
+
+    params = ctx.params
+    model, args = traced
+    dynamo = params.exporter == "dynamo"
     # The dynamo exporter's own graph optimisation is kept; simplify is a task of its own.
     options: dict[str, Any] = {"optimize": True, "verify": False, "external_data": False} if dynamo else {}
-    # torch prints progress and deprecation notes; keep them out of the user's terminal and
-    # record them instead.
+    # torch prints progress and deprecation notes: keep them out of the terminal, record them instead.
     captured = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(captured):
         warnings.simplefilter("always")
@@ -57,33 +109,24 @@ def run(ctx: TaskContext) -> JsonDict:
                 model,
                 args,
                 str(ctx.output(OUTPUT)),
-                input_names=input_names,
-                output_names=output_names,
-                opset_version=params["opset"],
-                dynamic_axes=dynamic_axes(params) or None,
+                input_names=[t.name for t in params.inputs],
+                output_names=[t.name for t in params.outputs],
+                opset_version=params.opset,
+                dynamic_axes=dynamic_axes((*params.inputs, *params.outputs)) or None,
                 dynamo=dynamo,
                 **options,
             )
         except Exception as error:
             raise TaskError(
-                f"torch.onnx.export ({params['exporter']}, opset {params['opset']}) failed: "
+                f"torch.onnx.export ({params.exporter}, opset {params.opset}) failed: "
                 f"{type(error).__name__}: {_first_line(error)}",
                 [
                     "try the other exporter (export.exporter: torchscript | dynamo) or another opset",
                     *captured.getvalue().strip().splitlines()[-5:],
                 ],
             ) from error
-    if not ctx.output(OUTPUT).exists():
-        raise TaskError("torch.onnx.export finished without writing a model")
-    import onnx
-
-    baked = baked_dims(
-        onnx.load(str(ctx.output(OUTPUT)), load_external_data=False), params["inputs"], params["outputs"]
-    )
-    if baked:
-        raise TaskError("the exported graph lost dynamic dims the spec declares", [*baked, f"hint: {HINT}"])
-    notes = sorted({_first_line(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)})
-    return {"exporter": params["exporter"], "opset": params["opset"], "exporter_notes": notes[:10]}
+    notes = {_first_line(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)}
+    return sorted(notes)[:10]
 
 
 def _first_line(value: object) -> str:
@@ -91,4 +134,4 @@ def _first_line(value: object) -> str:
     return text.splitlines()[0] if text else ""
 
 
-TASK = TaskKind(kind="export", version=4, outputs=(OUTPUT,), tools=tools, run=run)
+KIND = Export()

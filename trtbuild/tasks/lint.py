@@ -7,13 +7,14 @@ here, after export and before any build, by input and dim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from trtbuild.spec.model import TensorSpec
+from trtbuild.tasks.params import OutputParams
 
-def baked_dims(
-    model: Any, inputs: Sequence[Mapping[str, Any]], outputs: Sequence[Mapping[str, Any]]
-) -> list[str]:
+
+def baked_dims(model: Any, inputs: Sequence[TensorSpec], outputs: Sequence[OutputParams]) -> list[str]:
     """One message per declared dynamic dim that the graph `model` (an onnx.ModelProto) fixed.
 
     Inputs are read as the graph declares them; outputs as ONNX shape inference derives them, since
@@ -25,42 +26,42 @@ def baked_dims(
     problems: list[str] = []
     graph_inputs = {value.name: value for value in model.graph.input}
     for tensor in inputs:
-        value = graph_inputs.get(tensor["name"])
+        value = graph_inputs.get(tensor.name)
         if value is None:
             problems.append(
-                f"input '{tensor['name']}' is not an input of the exported graph (unused by the model?)"
+                f"input '{tensor.name}' is not an input of the exported graph (unused by the model?)"
             )
             continue
         for axis, dim in _symbolic(tensor):
             fixed = _fixed_size(value, axis)
             if fixed is not None:
-                name = tensor["name"]
+                name = tensor.name
                 problems.append(
                     f"input '{name}' axis {axis} ('{dim}') is fixed to {fixed} in the exported graph"
                 )
-    origin = {dim: (t["name"], axis) for t in inputs for axis, dim in _symbolic(t)}
+    origin = {dim: (t.name, axis) for t in inputs for axis, dim in _symbolic(t)}
     try:
         inferred = onnx.shape_inference.infer_shapes(_without_output_shapes(model))
     except Exception:  # inference is best effort; the build reports real shape errors
         return problems
     graph_outputs = {value.name: value for value in inferred.graph.output}
-    for tensor in outputs:
-        value = graph_outputs.get(tensor["name"])
-        if value is None or not tensor.get("shape"):
+    for output in outputs:
+        value = graph_outputs.get(output.name)
+        if value is None or not output.shape:
             continue
-        for axis, dim in _symbolic(tensor):
+        for axis, dim in _symbolic(output):
             fixed = _fixed_size(value, axis)
             if fixed is not None and dim in origin:
                 name, input_axis = origin[dim]
                 problems.append(
                     f"input '{name}' axis {input_axis} ('{dim}') is baked into the graph: output "
-                    f"'{tensor['name']}' axis {axis} is always {fixed}"
+                    f"'{output.name}' axis {axis} is always {fixed}"
                 )
     return problems
 
 
-def _symbolic(tensor: Mapping[str, Any]) -> list[tuple[int, str]]:
-    return [(axis, dim) for axis, dim in enumerate(tensor.get("shape") or []) if isinstance(dim, str)]
+def _symbolic(tensor: TensorSpec | OutputParams) -> list[tuple[int, str]]:
+    return [(axis, dim) for axis, dim in enumerate(tensor.shape or ()) if isinstance(dim, str)]
 
 
 def _fixed_size(value: Any, axis: int) -> int | None:

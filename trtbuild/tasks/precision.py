@@ -13,46 +13,79 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from trtbuild.errors import TaskError
-from trtbuild.plan import toolchain
-from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
-from trtbuild.tasks.calibration import calibration_arrays, split_holdout
+from trtbuild import toolchain
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, AutocastSpec, Cell, Spec
+from trtbuild.tasks import calibration as calibrations
+from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
+from trtbuild.tasks.params import user_code_context
+from trtbuild.tasks.precision_checks import calibration_problems, modelopt_problems
 
-OUTPUT = "model.onnx"
+NAME = "precision"
+GRAPH = "model.onnx"  # its input and its output
 MODELOPT_DISTRIBUTIONS = ("nvidia-modelopt", "onnx", "onnxruntime", "onnx-graphsurgeon", "polygraphy")
 
 
-def tools(params: Mapping[str, Any]) -> JsonDict:
-    if params["precision"] == "fp32":
-        return {}
-    return dict(toolchain.versions(MODELOPT_DISTRIBUTIONS))
+@dataclass(frozen=True)
+class PrecisionParams:
+    """Only what the precision uses: new calibration data reruns the int8 cell and leaves fp16 cached."""
+
+    precision: str
+    autocast: AutocastSpec | None = None  # fp16, bf16
+    calibration: calibrations.Calibration | None = None  # int8, fp8
 
 
-def run(ctx: TaskContext) -> JsonDict:
-    precision = ctx.params["precision"]
-    source = ctx.inputs["model.onnx"]
-    if precision == "fp32":
-        os.link(source, ctx.output(OUTPUT))
-        return {"precision": "fp32", "method": "pass-through"}
-    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured if quiet else sys.stderr):
-        try:
-            _quiet_modelopt(quiet)
-            if precision in ("fp16", "bf16"):
-                return _autocast(ctx, source, precision)
-            return _quantize(ctx, source, precision)
-        except TaskError:
-            raise
-        except Exception as error:  # ModelOpt raises a variety of errors from its ONNX passes
-            raise TaskError(
-                f"ModelOpt could not make the {precision} graph: {type(error).__name__}: {error}",
-                captured.getvalue().strip().splitlines()[-5:],
-            ) from error
+class Precision(TaskKind[PrecisionParams]):
+    name = NAME
+    version = 2
+    outputs = (GRAPH,)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
+        if cell.precision in AUTOCAST_PRECISIONS:
+            return Derived(PrecisionParams(cell.precision, autocast=spec.autocast))
+        if cell.precision in QUANTIZED_PRECISIONS and spec.calibration is not None:
+            calibration, files = calibrations.for_spec(spec)
+            params = PrecisionParams(cell.precision, calibration=calibration)
+            return Derived(params, files, user_code_context(spec))
+        return Derived(PrecisionParams(cell.precision))
+
+    def tools(self, params: PrecisionParams) -> JsonDict:
+        if params.precision == "fp32":
+            return {}
+        return dict(toolchain.versions(MODELOPT_DISTRIBUTIONS))
+
+    def preflight(self, spec: Spec, tasks: Sequence[Planned[PrecisionParams]]) -> list[Problem]:
+        converting = [task for task in tasks if task.params.precision != "fp32"]
+        return [*modelopt_problems(spec, converting), *calibration_problems(spec, converting)]
+
+    def run(self, ctx: TaskContext[PrecisionParams]) -> JsonDict:
+        precision = ctx.params.precision
+        source = ctx.inputs[GRAPH]
+        if precision == "fp32":
+            os.link(source, ctx.output(GRAPH))
+            return {"precision": "fp32", "method": "pass-through"}
+        quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+        captured = io.StringIO()
+        with (
+            contextlib.redirect_stdout(captured),
+            contextlib.redirect_stderr(captured if quiet else sys.stderr),
+        ):
+            try:
+                _quiet_modelopt(quiet)
+                if ctx.params.autocast is not None:
+                    return _autocast(ctx, source, ctx.params.autocast)
+                return _quantize(ctx, source)
+            except TaskError:
+                raise
+            except Exception as error:  # ModelOpt raises a variety of errors from its ONNX passes
+                raise TaskError(
+                    f"ModelOpt could not make the {precision} graph: {type(error).__name__}: {error}",
+                    captured.getvalue().strip().splitlines()[-5:],
+                ) from error
 
 
 def _quiet_modelopt(quiet: bool) -> None:
@@ -72,44 +105,40 @@ def _quiet_modelopt(quiet: bool) -> None:
             logger.removeHandler(handler)
 
 
-def _autocast(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
+def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: AutocastSpec) -> JsonDict:
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
-    options = ctx.params["autocast"]
+    precision = ctx.params.precision
     model = convert_to_mixed_precision(
         onnx_path=str(source),
         low_precision_type=precision,
-        keep_io_types=options["keep_io_types"],
-        nodes_to_exclude=list(options["exclude_nodes"]) or None,
-        op_types_to_exclude=list(options["exclude_op_types"]) or None,
+        keep_io_types=options.keep_io_types,
+        nodes_to_exclude=list(options.exclude_nodes) or None,
+        op_types_to_exclude=list(options.exclude_op_types) or None,
     )
-    onnx.save(model, str(ctx.output(OUTPUT)))
+    onnx.save(model, str(ctx.output(GRAPH)))
     kept = sum(1 for node in model.graph.node if node.op_type == "Cast")
     return {"precision": precision, "method": "modelopt autocast", "casts": kept}
 
 
-def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
+def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
     from modelopt.onnx.quantization import quantize
 
-    calibration = ctx.params["calibration"]
-    data = calibration_arrays(
-        calibration, ctx.params.get("inputs", []), ctx.inputs, ctx.context.get("search_path", [])
-    )
-    holdout = calibration.get("holdout")
-    if holdout:
-        data = split_holdout(data, holdout)[0]
+    precision, calibration = ctx.params.precision, ctx.params.calibration
+    if calibration is None:  # the spec checks require calibration data for quantized cells
+        raise TaskError(f"the {precision} cell has no calibration data")
     quantize(
         onnx_path=str(source),
         quantize_mode=precision,
-        calibration_data=data,
-        output_path=str(ctx.output(OUTPUT)),
+        calibration_data=calibration.calibration_arrays(ctx.inputs, ctx.search_path),
+        output_path=str(ctx.output(GRAPH)),
         calibration_eps=["cpu"],
         # quantize() reconfigures ModelOpt's logging at this level on every call.
         log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
-    meta: JsonDict = {"precision": precision, "method": "modelopt q/dq", "calibration": calibration["source"]}
-    if calibration["source"] == "random" or calibration.get("others"):
+    meta: JsonDict = {"precision": precision, "method": "modelopt q/dq", "calibration": calibration.source}
+    if not calibration.production_ready():
         # Random calibration (for every input, or for inputs the images do not feed) is marked so
         # that no one ships it by mistake.
         meta["production_ready"] = False
@@ -117,4 +146,4 @@ def _quantize(ctx: TaskContext, source: Path, precision: str) -> JsonDict:
     return meta
 
 
-TASK = TaskKind(kind="precision", version=1, outputs=(OUTPUT,), tools=tools, run=run)
+KIND = Precision()

@@ -6,17 +6,20 @@ numpy is imported by the functions that need it: this module is imported at plan
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from trtbuild.spec.model import ProfileSpec, TensorSpec
 
 Shapes = dict[str, list[int]]
 
 
-def profile_shape(profile: Mapping[str, Any], input_name: str, which: str) -> list[int]:
-    return list(profile["shapes"][input_name][which])
+def profile_shape(profile: ProfileSpec, input_name: str, which: str) -> list[int]:
+    shapes = profile.shapes[input_name]
+    return list({"min": shapes.min, "opt": shapes.opt, "max": shapes.max}[which])
 
 
-def example_shapes(inputs: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]]) -> Shapes:
+def example_shapes(inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec]) -> Shapes:
     """Shapes of the example inputs the exporter traces with.
 
     The first profile's opt shape, except that a dynamic dim of size 1 is raised to 2 where the
@@ -24,13 +27,13 @@ def example_shapes(inputs: Sequence[Mapping[str, Any]], profiles: Sequence[Mappi
     """
     shapes: Shapes = {}
     for tensor in inputs:
-        shape = list(tensor["shape"])
+        shape = list(tensor.shape)
         if not profiles:
-            shapes[tensor["name"]] = [int(d) for d in shape]
+            shapes[tensor.name] = [int(d) for d in shape]
             continue
-        opt = profile_shape(profiles[0], tensor["name"], "opt")
-        high = profile_shape(profiles[0], tensor["name"], "max")
-        shapes[tensor["name"]] = [
+        opt = profile_shape(profiles[0], tensor.name, "opt")
+        high = profile_shape(profiles[0], tensor.name, "max")
+        shapes[tensor.name] = [
             2 if isinstance(dim, str) and size == 1 and high[axis] >= 2 else size
             for axis, (dim, size) in enumerate(zip(shape, opt, strict=True))
         ]
@@ -38,14 +41,14 @@ def example_shapes(inputs: Sequence[Mapping[str, Any]], profiles: Sequence[Mappi
 
 
 def sample_shapes(
-    inputs: Sequence[Mapping[str, Any]], profiles: Sequence[Mapping[str, Any]], samples: int, seed: int
+    inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec], samples: int, seed: int
 ) -> list[Shapes]:
     """`samples` input shape sets that cover each profile's opt, min and max, then random shapes.
 
     A symbolic dim shared by several inputs gets one value per sample, so the inputs stay consistent.
     """
     if not profiles:
-        static = {t["name"]: [int(d) for d in t["shape"]] for t in inputs}
+        static = {t.name: [int(d) for d in t.shape] for t in inputs}
         return [static for _ in range(samples)]
     rng = random.Random(seed)
     result: list[Shapes] = []
@@ -56,11 +59,11 @@ def sample_shapes(
         symbols: dict[str, int] = {}
         shapes: Shapes = {}
         for tensor in inputs:
-            low = profile_shape(profile, tensor["name"], "min")
-            mid = profile_shape(profile, tensor["name"], "opt")
-            high = profile_shape(profile, tensor["name"], "max")
+            low = profile_shape(profile, tensor.name, "min")
+            mid = profile_shape(profile, tensor.name, "opt")
+            high = profile_shape(profile, tensor.name, "max")
             shape = []
-            for axis, dim in enumerate(tensor["shape"]):
+            for axis, dim in enumerate(tensor.shape):
                 if not isinstance(dim, str):
                     shape.append(int(dim))
                     continue
@@ -68,28 +71,28 @@ def sample_shapes(
                     bounds = {"opt": mid[axis], "min": low[axis], "max": high[axis]}
                     symbols[dim] = bounds[fixed] if fixed else rng.randint(low[axis], high[axis])
                 shape.append(symbols[dim])
-            shapes[tensor["name"]] = shape
+            shapes[tensor.name] = shape
         result.append(shapes)
     return result
 
 
-def random_arrays(inputs: Sequence[Mapping[str, Any]], shapes: Shapes, seed: int) -> dict[str, Any]:
+def random_arrays(inputs: Sequence[TensorSpec], shapes: Shapes, seed: int) -> dict[str, Any]:
     """Seeded arrays (numpy) with each input's shape and dtype, values inside its declared range."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     arrays: dict[str, Any] = {}
     for tensor in inputs:
-        shape = shapes[tensor["name"]]
-        low, high = tensor["range"]
-        dtype = tensor["dtype"]
+        shape = shapes[tensor.name]
+        low, high = tensor.value_range
+        dtype = tensor.dtype
         if dtype == "bool":
-            arrays[tensor["name"]] = rng.random(shape) < 0.5
+            arrays[tensor.name] = rng.random(shape) < 0.5
         elif dtype.startswith(("int", "uint")):
-            arrays[tensor["name"]] = rng.integers(int(low), max(int(high), int(low) + 1), shape).astype(dtype)
+            arrays[tensor.name] = rng.integers(int(low), max(int(high), int(low) + 1), shape).astype(dtype)
         else:
             values = rng.uniform(low, high, shape).astype(np.float32)
-            arrays[tensor["name"]] = values if dtype == "float32" else cast_float(values, dtype)
+            arrays[tensor.name] = values if dtype == "float32" else cast_float(values, dtype)
     return arrays
 
 

@@ -7,44 +7,61 @@ the exported graph unchanged and says so in its result and on the terminal: neve
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
-from trtbuild.plan import toolchain
-from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
+from trtbuild import toolchain
+from trtbuild.spec.model import Cell, Spec, TensorSpec
+from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import baked_dims
+from trtbuild.tasks.params import OutputParams, output_params
 
-OUTPUT = "model.onnx"
-
-
-def tools(params: Mapping[str, Any]) -> JsonDict:
-    return dict(toolchain.versions(("onnx", "onnxsim")))
+NAME = "simplify"
+GRAPH = "model.onnx"  # its input and its output
 
 
-def run(ctx: TaskContext) -> JsonDict:
-    import onnx
-    import onnxsim
-
-    source = ctx.inputs["model.onnx"]
-    model = onnx.load(str(source))
-    nodes_before = len(model.graph.node)
-    try:
-        simplified, check_ok = onnxsim.simplify(model)
-    except Exception as error:  # onnxsim raises bare RuntimeErrors from its C++ core
-        return _pass_through(ctx, f"onnxsim failed: {type(error).__name__}: {str(error).strip()[:500]}")
-    if not check_ok:
-        return _pass_through(ctx, "onnxsim's output did not match the original graph on random inputs")
-    baked = baked_dims(simplified, ctx.params.get("inputs", []), ctx.params.get("outputs", []))
-    if baked:
-        return _pass_through(ctx, "onnxsim fixed dynamic dims: " + "; ".join(baked))
-    onnx.save(simplified, str(ctx.output(OUTPUT)))
-    return {"simplified": True, "nodes_before": nodes_before, "nodes_after": len(simplified.graph.node)}
+@dataclass(frozen=True)
+class SimplifyParams:
+    # The declared inputs and outputs: simplify lints the dynamic dims it may fold.
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[OutputParams, ...]
 
 
-def _pass_through(ctx: TaskContext, reason: str) -> JsonDict:
+class Simplify(TaskKind[SimplifyParams]):
+    name = NAME
+    version = 2
+    outputs = (GRAPH,)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[SimplifyParams] | None:
+        if not spec.simplify:
+            return None
+        return Derived(SimplifyParams(spec.inputs, output_params(spec)))
+
+    def tools(self, params: SimplifyParams) -> JsonDict:
+        return dict(toolchain.versions(("onnx", "onnxsim")))
+
+    def run(self, ctx: TaskContext[SimplifyParams]) -> JsonDict:
+        import onnx
+        import onnxsim
+
+        model = onnx.load(str(ctx.inputs[GRAPH]))
+        nodes_before = len(model.graph.node)
+        try:
+            simplified, check_ok = onnxsim.simplify(model)
+        except Exception as error:  # onnxsim raises bare RuntimeErrors from its C++ core
+            return _pass_through(ctx, f"onnxsim failed: {type(error).__name__}: {str(error).strip()[:500]}")
+        if not check_ok:
+            return _pass_through(ctx, "onnxsim's output did not match the original graph on random inputs")
+        baked = baked_dims(simplified, ctx.params.inputs, ctx.params.outputs)
+        if baked:
+            return _pass_through(ctx, "onnxsim fixed dynamic dims: " + "; ".join(baked))
+        onnx.save(simplified, str(ctx.output(GRAPH)))
+        return {"simplified": True, "nodes_before": nodes_before, "nodes_after": len(simplified.graph.node)}
+
+
+def _pass_through(ctx: TaskContext[SimplifyParams], reason: str) -> JsonDict:
     ctx.warn(f"graph passed through unsimplified: {reason}")
-    shutil.copyfile(ctx.inputs["model.onnx"], ctx.output(OUTPUT))
+    shutil.copyfile(ctx.inputs[GRAPH], ctx.output(GRAPH))
     return {"simplified": False, "reason": reason}
 
 
-TASK = TaskKind(kind="simplify", version=1, outputs=(OUTPUT,), tools=tools, run=run)
+KIND = Simplify()

@@ -6,28 +6,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import TaskError
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import Spec
+from trtbuild.spec.source import module_search_path
 from trtbuild.tasks.importing import import_attribute
+from trtbuild.tasks.params import ModelParams
 
 
 def load_model(
-    model: Mapping[str, Any], inputs: Mapping[str, Path], search_path: Sequence[str]
+    model: ModelParams, inputs: Mapping[str, Path], search_path: Sequence[str]
 ) -> Any:  # torch.nn.Module
     """The model in eval mode on the CPU, in fp32, with its checkpoint loaded when one is given."""
     import torch
 
-    factory = import_attribute(model["source"], search_path, "model.source")
+    factory = import_attribute(model.source, search_path, "model.source")
     # A model without a checkpoint is randomly initialised: seed the generator so that export and
     # validate (separate tasks, maybe separate processes) instantiate the very same weights.
     torch.manual_seed(0)
     try:
-        module = factory(**model["kwargs"])
+        module = factory(**model.kwargs)
     except Exception as error:
         raise TaskError(
-            f"calling {model['source']}(**model.kwargs) failed: {type(error).__name__}: {error}"
+            f"calling {model.source}(**model.kwargs) failed: {type(error).__name__}: {error}"
         ) from error
     if not isinstance(module, torch.nn.Module):
-        raise TaskError(f"{model['source']} returned {type(module).__name__}, not a torch.nn.Module")
+        raise TaskError(f"{model.source} returned {type(module).__name__}, not a torch.nn.Module")
     checkpoint = inputs.get("checkpoint")
     if checkpoint is not None:
         _load_checkpoint(module, checkpoint)
@@ -99,3 +102,20 @@ def with_declared_outputs(model: Any, example_args: Sequence[Any], names: Sequen
             return tuple(outputs[name] for name in names)
 
     return DeclaredOutputs(model).eval()
+
+
+def model_source_problems(spec: Spec) -> list[Problem]:
+    """The model source cannot be imported (checked before export or validate runs)."""
+    try:
+        import_attribute(spec.model.source, module_search_path(spec.directory), "model.source")
+    except TaskError as error:
+        return [
+            Problem(
+                str(error),
+                location=spec.location(("model", "source")),
+                field_path="model.source",
+                hint=" ".join(error.details)
+                or "check the module path and that its dependencies are installed",
+            )
+        ]
+    return []

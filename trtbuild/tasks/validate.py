@@ -1,68 +1,196 @@
 """validate: PyTorch fp32 reference vs the cell's ONNX graph (ONNX Runtime, CPU) and its engine.
 
-The engine is run only where a GPU its flavour supports is present; elsewhere its comparison is
+The engine is run only where a GPU its backend supports is present; elsewhere its comparison is
 recorded as skipped with the reason, never as passed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.backends.trt.runner import run_engine, why_engine_cannot_run
-from trtbuild.errors import TaskError
-from trtbuild.plan import toolchain
+from trtbuild import toolchain
+from trtbuild.backends.registry import get_backend
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, ProfileSpec, Spec, TensorSpec, Tolerance
+from trtbuild.tasks import build
+from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks import metrics as M
-from trtbuild.tasks.base import JsonDict, TaskContext, TaskKind
-from trtbuild.tasks.calibration import calibration_arrays, split_holdout
+from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
+from trtbuild.tasks.code import code_identity
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
+from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
 from trtbuild.tasks.sampling import random_arrays, sample_shapes
-from trtbuild.tasks.torch_model import as_output_list, load_model
+from trtbuild.tasks.torch_model import as_output_list, load_model, model_source_problems
 
+NAME = "validate"
 OUTPUT = "validation.json"
+DATA = "validation-data"  # the input name of validate.data's .npz
 
 
-def tools(params: Mapping[str, Any]) -> JsonDict:
-    return dict(toolchain.versions(("torch", "onnxruntime", "numpy")))
+@dataclass(frozen=True)
+class ValidationData:
+    """Real inputs: `batch` rows per compared sample, from validate.data's .npz, or the last
+    `holdout` samples of the calibration data."""
+
+    batch: int
+    holdout: int | None = None
+    calibration: calibrations.Calibration | None = None
 
 
-def run(ctx: TaskContext) -> JsonDict:
+@dataclass(frozen=True)
+class MetricParams:
+    function: str  # "module:function" returning {name: number}
+    package: str | None  # its distribution, when installed; local code is keyed by content
+
+
+@dataclass(frozen=True)
+class ValidateParams:
+    samples: int
+    seed: int
+    precision: str
+    tolerance: Tolerance
+    classifiers: tuple[str, ...]  # outputs with top-1 / top-5 agreement
+    metric: MetricParams | None
+    data: ValidationData | None  # None: seeded random inputs inside the profiles
+    # What the PyTorch reference and the engine run need.
+    model: ModelParams
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[OutputParams, ...]
+    profiles: tuple[ProfileSpec, ...]
+    backend: str
+    targets: tuple[str, ...]
+
+
+class Validate(TaskKind[ValidateParams]):
+    name = NAME
+    version = 9
+    outputs = (OUTPUT,)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
+        model, files = model_params(spec)
+        data, data_files = _validation_data(spec)
+        metric, metric_files = _metric(spec)
+        params = ValidateParams(
+            samples=spec.validate.samples,
+            seed=spec.validate.seed,
+            precision=cell.precision,
+            tolerance=spec.validate.tolerance.get(cell.precision) or Tolerance(),
+            classifiers=tuple(o.name for o in spec.outputs if o.classifier),
+            metric=metric,
+            data=data,
+            model=model,
+            inputs=spec.inputs,
+            outputs=output_params(spec),
+            profiles=spec.profiles,
+            backend=build.backend_of(spec),
+            targets=spec.build.targets,
+        )
+        return Derived(params, {**files, **data_files, **metric_files}, user_code_context(spec))
+
+    def tools(self, params: ValidateParams) -> JsonDict:
+        return dict(toolchain.versions(("torch", "onnxruntime", "numpy")))
+
+    def preflight(self, spec: Spec, tasks: Sequence[Planned[ValidateParams]]) -> list[Problem]:
+        return model_source_problems(spec)
+
+    def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
+        feeds_per_sample = _samples(ctx)
+        references = _reference_outputs(ctx, feeds_per_sample)
+        candidates, skipped = _candidates(ctx, feeds_per_sample)
+        report, failures = _compare(ctx, references, candidates, feeds_per_sample)
+        for candidate, why in skipped.items():
+            report["candidates"][candidate] = {"status": "skipped", "reason": why}
+        # With nothing compared, nothing is known: say so rather than pass or fail the gate.
+        verdict = "failed" if failures else ("passed" if candidates else "unverified")
+        if verdict == "unverified":
+            ctx.warn(
+                "nothing could be compared on this machine: "
+                + "; ".join(f"{c}: {w}" for c, w in skipped.items())
+            )
+        report.update(passed=not failures, verdict=verdict, failures=failures)
+        report, failures = M.json_safe(report), M.json_safe(failures)
+        ctx.output(OUTPUT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        engine_ran = "engine" not in skipped
+        return {
+            "passed": not failures,
+            "verdict": verdict,
+            "failures": failures,
+            "engine": "ran" if engine_ran else "skipped",
+        }
+
+
+def _validation_data(spec: Spec) -> tuple[ValidationData | None, dict[str, Path]]:
+    validate = spec.validate
+    if validate.data is not None:
+        return ValidationData(validate.data_batch), {DATA: validate.data}
+    if validate.holdout is not None and spec.calibration is not None:
+        calibration, files = calibrations.for_spec(spec)
+        return ValidationData(validate.data_batch, validate.holdout, calibration), dict(files)
+    return None, {}
+
+
+def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
+    metric = spec.validate.metric
+    if metric is None:
+        return None, {}
+    search_path = user_code_context(spec)["search_path"]
+    package, files = code_identity(metric.partition(":")[0], search_path, "metric:")
+    return MetricParams(metric, package), files
+
+
+def _candidates(
+    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
+) -> tuple[dict[str, list[list[Any]]], dict[str, str]]:
+    """Each candidate's outputs per sample, and the candidates that cannot run here, with why."""
     params = ctx.params
-    feeds_per_sample = _samples(params, ctx.inputs.get("validation-data"), ctx)
-    metric = _custom_metric(ctx)
-    references = _reference_outputs(ctx, feeds_per_sample)
-    output_names = [t["name"] for t in params["outputs"]]
-    tolerance = params["tolerance"]
-    candidates: dict[str, Any] = {}
+    names = [t.name for t in params.outputs]
+    candidates: dict[str, list[list[Any]]] = {}
     skipped: dict[str, str] = {}
-    onnxruntime_outputs = _onnxruntime_outputs(ctx, feeds_per_sample, output_names)
+    onnxruntime_outputs = _onnxruntime_outputs(ctx, feeds_per_sample, names)
     if isinstance(onnxruntime_outputs, str):
         skipped["onnxruntime"] = onnxruntime_outputs
     else:
         candidates["onnxruntime"] = onnxruntime_outputs
-    reason = why_engine_cannot_run(params["backend"], params["targets"])
+    backend = get_backend(params.backend)
+    reason = backend.why_engine_cannot_run(params.targets)
     if reason is None:
+        engine = ctx.inputs[build.ENGINE]
         candidates["engine"] = [
-            _ordered(run_engine(params["backend"], ctx.inputs["model.engine"], feeds), output_names)
-            for feeds in feeds_per_sample
+            _ordered(backend.run_engine(engine, feeds), names) for feeds in feeds_per_sample
         ]
+    else:
+        skipped["engine"] = reason
+    return candidates, skipped
+
+
+def _compare(
+    ctx: TaskContext[ValidateParams],
+    references: list[list[Any]],
+    candidates: Mapping[str, list[list[Any]]],
+    feeds_per_sample: list[dict[str, Any]],
+) -> tuple[JsonDict, list[dict[str, Any]]]:
+    """The report of every compared candidate and the overflow scan, and the gate's failures."""
+    params = ctx.params
+    metric = _custom_metric(ctx)
     report: JsonDict = {
-        "precision": params["precision"],
+        "precision": params.precision,
         "samples": len(feeds_per_sample),
-        "seed": params["seed"],
+        "seed": params.seed,
         "inputs": _inputs_origin(params),
         "shapes": [{name: list(a.shape) for name, a in feeds.items()} for feeds in feeds_per_sample],
-        "tolerance": tolerance,
+        "tolerance": tolerance_document(params.tolerance),
         "reference": "torch fp32 CPU",
         "candidates": {},
     }
     failures: list[dict[str, Any]] = []
     for candidate, outputs in candidates.items():
-        result = _compare_candidate(references, outputs, output_names, params, metric)
+        result = _compare_candidate(references, outputs, params, metric)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
     overflow = _overflow_scan(ctx, feeds_per_sample)
@@ -72,64 +200,60 @@ def run(ctx: TaskContext) -> JsonDict:
             {
                 "candidate": "onnxruntime",
                 "output": overflow["overflowed"][0],
-                "metric": f"{params['precision']} overflow",
+                "metric": f"{params.precision} overflow",
                 "value": f"{overflow['count']} tensor(s) Inf/NaN",
                 "threshold": "none",
             }
         )
-    if reason is not None:
-        skipped["engine"] = reason
-    for candidate, why in skipped.items():
-        report["candidates"][candidate] = {"status": "skipped", "reason": why}
-    # With nothing compared, nothing is known: say so rather than pass or fail the gate.
-    verdict = "failed" if failures else ("passed" if candidates else "unverified")
-    if verdict == "unverified":
-        ctx.warn(
-            "nothing could be compared on this machine: " + "; ".join(f"{c}: {w}" for c, w in skipped.items())
-        )
-    report.update(passed=not failures, verdict=verdict, failures=failures)
-    report, failures = M.json_safe(report), M.json_safe(failures)
-    ctx.output(OUTPUT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report, failures
+
+
+def tolerance_document(tolerance: Tolerance) -> JsonDict:
+    """The gates as validation.json and the gate functions read them."""
     return {
-        "passed": not failures,
-        "verdict": verdict,
-        "failures": failures,
-        "engine": "ran" if reason is None else "skipped",
+        "atol": tolerance.atol,
+        "rtol": tolerance.rtol,
+        "cosine": tolerance.cosine,
+        "top1": tolerance.top1,
+        "top5": tolerance.top5,
+        "custom": {name: {"min": low, "max": high} for name, (low, high) in sorted(tolerance.custom.items())},
     }
 
 
-def _samples(params: Mapping[str, Any], data: Path | None, ctx: TaskContext) -> list[dict[str, Any]]:
+def _samples(ctx: TaskContext[ValidateParams]) -> list[dict[str, Any]]:
     """Input feeds per compared sample: `samples` batches of the user's data, or seeded random
     inputs covering each profile's opt, min and max shapes."""
-    if data is not None or (params.get("data") or {}).get("holdout"):
-        return _data_samples(params, data, ctx)
-    shapes = sample_shapes(params["inputs"], params["profiles"], params["samples"], params["seed"])
-    return [
-        random_arrays(params["inputs"], sample, seed=params["seed"] * 100_003 + index)
-        for index, sample in enumerate(shapes)
-    ]
+    params = ctx.params
+    if params.data is not None:
+        return _data_samples(ctx, params.data)
+    return random_samples(params.inputs, params.profiles, params.samples, params.seed)
 
 
-def _data_samples(params: Mapping[str, Any], data: Path | None, ctx: TaskContext) -> list[dict[str, Any]]:
-    batch = params["data"]["batch"]
-    if data is None:  # the samples held out of the calibration data
-        holdout = params["data"]
-        everything = calibration_arrays(
-            holdout["calibration"], params["inputs"], ctx.inputs, ctx.context.get("search_path", [])
-        )
-        arrays = split_holdout(everything, holdout["holdout"])[1]
+def random_samples(
+    inputs: tuple[TensorSpec, ...], profiles: tuple[ProfileSpec, ...], samples: int, seed: int
+) -> list[dict[str, Any]]:
+    """Seeded inputs covering each profile's opt, min and max shapes, then random shapes."""
+    shapes = sample_shapes(inputs, profiles, samples, seed)
+    return [random_arrays(inputs, sample, seed=seed * 100_003 + index) for index, sample in enumerate(shapes)]
+
+
+def _data_samples(ctx: TaskContext[ValidateParams], data: ValidationData) -> list[dict[str, Any]]:
+    params, batch = ctx.params, data.batch
+    if data.calibration is not None and data.holdout:  # the samples held out of the calibration data
+        everything = data.calibration.load(ctx.inputs, ctx.search_path)
+        arrays = calibrations.split_holdout(everything, data.holdout)[1]
     else:
         import numpy as np
 
-        with np.load(data) as archive:
-            arrays = {t["name"]: archive[t["name"]] for t in params["inputs"] if t["name"] in archive.files}
-    missing = [t["name"] for t in params["inputs"] if t["name"] not in arrays]
+        with np.load(ctx.inputs[DATA]) as archive:
+            arrays = {t.name: archive[t.name] for t in params.inputs if t.name in archive.files}
+    missing = [t.name for t in params.inputs if t.name not in arrays]
     if missing:
         raise TaskError(
             f"the validation data has no arrays for inputs {missing}", ["name the arrays after the inputs"]
         )
     rows = min(len(array) for array in arrays.values())
-    count = min(params["samples"], rows // batch)
+    count = min(params.samples, rows // batch)
     if count == 0:
         raise TaskError(f"validate.data holds {rows} rows, fewer than one batch of {batch}")
     return [
@@ -137,40 +261,42 @@ def _data_samples(params: Mapping[str, Any], data: Path | None, ctx: TaskContext
     ]
 
 
-def _inputs_origin(params: Mapping[str, Any]) -> str:
-    data = params.get("data")
-    if not data:
+def _inputs_origin(params: ValidateParams) -> str:
+    data = params.data
+    if data is None:
         return "seeded random, inside the profiles"
-    return f"last {data['holdout']} calibration samples" if data.get("holdout") else "validate.data"
+    return f"last {data.holdout} calibration samples" if data.holdout else "validate.data"
 
 
-def _custom_metric(ctx: TaskContext) -> Callable[[Any, Any], Mapping[str, float]] | None:
-    spec = ctx.params.get("metric")
-    if not spec:
+def _custom_metric(ctx: TaskContext[ValidateParams]) -> Callable[[Any, Any], Mapping[str, float]] | None:
+    metric = ctx.params.metric
+    if metric is None:
         return None
-    function = import_attribute(spec["function"], ctx.context.get("search_path", []), "validate.metric")
+    function = import_attribute(metric.function, ctx.search_path, "validate.metric")
     if not callable(function):
-        raise TaskError(f"validate.metric {spec['function']} is not a function")
+        raise TaskError(f"validate.metric {metric.function} is not a function")
     return function  # type: ignore[no-any-return]
 
 
-def _reference_outputs(ctx: TaskContext, feeds_per_sample: list[dict[str, Any]]) -> list[list[Any]]:
+def _reference_outputs(
+    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
+) -> list[list[Any]]:
     import torch
 
     params = ctx.params
-    model = load_model(params["model"], ctx.inputs, ctx.context.get("search_path", []))
-    names = [t["name"] for t in params["outputs"]]
+    model = load_model(params.model, ctx.inputs, ctx.search_path)
+    names = [t.name for t in params.outputs]
     references = []
     with torch.inference_mode():
         for feeds in feeds_per_sample:
-            args = [torch.from_numpy(feeds[t["name"]]) for t in params["inputs"]]
+            args = [torch.from_numpy(feeds[t.name]) for t in params.inputs]
             outputs = as_output_list(model(*args), names)
             references.append([out.detach().float().numpy() for out in outputs])
     return references
 
 
 def _onnxruntime_outputs(
-    ctx: TaskContext, feeds_per_sample: list[dict[str, Any]], names: list[str]
+    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], names: list[str]
 ) -> list[list[Any]] | str:
     """The graph's outputs on ONNX Runtime's CPU provider, or why it cannot run the graph here."""
     import onnxruntime
@@ -182,7 +308,7 @@ def _onnxruntime_outputs(
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         session = onnxruntime.InferenceSession(
-            str(ctx.inputs["model.onnx"]), options, providers=["CPUExecutionProvider"]
+            str(ctx.inputs[build.GRAPH]), options, providers=["CPUExecutionProvider"]
         )
     except Exception as error:
         message = str(error).strip()
@@ -198,7 +324,7 @@ def _onnxruntime_outputs(
     return [session.run(names, feeds) for feeds in feeds_per_sample]
 
 
-def _overflow_scan(ctx: TaskContext, feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
+def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
     """fp16 / bf16 cells: run the graph once with every tensor materialised in its own type and list
     the tensors that overflow to Inf/NaN.
 
@@ -207,15 +333,15 @@ def _overflow_scan(ctx: TaskContext, feeds_per_sample: list[dict[str, Any]]) -> 
     Every sample is scanned (one at a time, so memory is one sample's activations): overflow depends
     on the values, and the largest inputs are the likeliest to overflow.
     """
-    precision = ctx.params["precision"]
-    if precision not in ("fp16", "bf16"):
+    precision = ctx.params.precision
+    if precision not in AUTOCAST_PRECISIONS:
         return {"status": "not needed"}
     import numpy as np
 
     bfloat16 = ml_dtype("bfloat16")
     overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
     try:
-        runner = Runner(load_onnx(ctx.inputs["model.onnx"]), "cell", precision)
+        runner = Runner(load_onnx(ctx.inputs[build.GRAPH]), "cell", precision)
         for feeds in feeds_per_sample:
             for name, value in runner.run(feeds):
                 low = value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
@@ -242,11 +368,11 @@ def _ordered(outputs: Mapping[str, Any], names: list[str]) -> list[Any]:
 def _compare_candidate(
     references: list[list[Any]],
     outputs: list[list[Any]],
-    names: list[str],
-    params: Mapping[str, Any],
+    params: ValidateParams,
     metric: Callable[[Any, Any], Mapping[str, float]] | None,
 ) -> JsonDict:
-    tolerance = params["tolerance"]
+    names = [t.name for t in params.outputs]
+    tolerance = tolerance_document(params.tolerance)
     per_output: JsonDict = {}
     failures: list[dict[str, Any]] = []
     for index, name in enumerate(names):
@@ -256,7 +382,7 @@ def _compare_candidate(
         if tolerance.get("atol") is not None or tolerance.get("rtol") is not None:
             atol, rtol = tolerance.get("atol") or 0.0, tolerance.get("rtol") or 0.0
             allclose = all(M.within_tolerance(ref, got, atol, rtol) for ref, got in pairs)
-        if name in params.get("classifiers", []):
+        if name in params.classifiers:
             worst.update(M.topk_agreement(pairs))
         if metric is not None:
             worst.update(_custom_values(metric, pairs, name))
@@ -284,4 +410,4 @@ def _custom_values(
     return totals
 
 
-TASK = TaskKind(kind="validate", version=8, outputs=(OUTPUT,), tools=tools, run=run)
+KIND = Validate()

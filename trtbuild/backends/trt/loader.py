@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.backends.trt import flavour as flavours
+from trtbuild.backends.base import BuildSettings, EngineIO
 from trtbuild.errors import TaskError
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    profiles: Sequence[Mapping[str, Any]]  # [{"name", "shapes": {input: {"min","opt","max"}}}]
-    workspace: int | None = None
-    optimization_level: int | None = None
-    targets: Sequence[str] = ()  # TensorRT-RTX compute capabilities, e.g. ("SM89",)
 
 
 @dataclass
@@ -29,20 +21,22 @@ class Network:
     parser: Any  # owns weights the network refers to: keep it alive until the build is done
 
 
-def network_from_onnx_path(flavour: str, path: Path) -> Network:
-    trt = flavours.import_module(flavour)
+def network_from_onnx_path(module: str, path: Path, *, ahead_of_time: bool) -> Network:
+    """`module`: tensorrt or tensorrt_rtx, the flavour's Python module."""
+    trt = importlib.import_module(module)
     logger = builder_logger(trt)
     builder = trt.Builder(logger)
     # Strongly typed networks are the only kind TensorRT 11 and TensorRT-RTX build: precision
-    # comes from the ONNX graph's types, not from builder flags.
+    # comes from the ONNX graph's types, not from builder flags. TensorRT-RTX (ahead of time) has
+    # no other kind and takes no flag; datacenter TensorRT 10 must be asked for it.
     flags = 0
-    if flavour == flavours.TENSORRT and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
+    if not ahead_of_time and hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):
         flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(path)):
         raise TaskError(
-            f"the {flavour} ONNX parser rejected the graph ({parser.num_errors} error(s))",
+            f"the {module} ONNX parser rejected the graph ({parser.num_errors} error(s))",
             [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)],
         )
     return Network(trt=trt, logger=logger, builder=builder, network=network, parser=parser)
@@ -60,7 +54,7 @@ def _parser_error(error: Any) -> str:
     return f"node '{node}' ({error.node_operator() or 'unknown op'}): {error.desc()}"
 
 
-def builder_config_from_settings(net: Network, flavour: str, settings: BuildSettings) -> Any:
+def builder_config_from_settings(net: Network, settings: BuildSettings, *, ahead_of_time: bool) -> Any:
     trt = net.trt
     config = net.builder.create_builder_config()
     if settings.workspace is not None:
@@ -73,8 +67,10 @@ def builder_config_from_settings(net: Network, flavour: str, settings: BuildSett
             profile.set_shape(name, tuple(shape["min"]), tuple(shape["opt"]), tuple(shape["max"]))
         config.add_optimization_profile(profile)
     if settings.targets:
-        if flavour != flavours.TENSORRT_RTX:
-            raise TaskError("build.targets applies to the tensorrt-rtx backend only")
+        if not ahead_of_time:
+            raise TaskError(
+                "build.targets applies only to a backend that builds ahead of time (tensorrt-rtx)"
+            )
         config.num_compute_capabilities = len(settings.targets)
         for index, target in enumerate(settings.targets):
             config.set_compute_capability(getattr(trt.ComputeCapability, target), index)
@@ -91,7 +87,7 @@ def engine_bytes_from_network(net: Network, config: Any) -> bytes:
     return bytes(memoryview(serialized))
 
 
-def describe_io(net: Network) -> dict[str, list[dict[str, Any]]]:
+def describe_io(net: Network) -> EngineIO:
     """The network's inputs and outputs: names, dtypes and shapes (-1 for a dynamic dim)."""
 
     def describe(tensor: Any) -> dict[str, Any]:

@@ -10,14 +10,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trtbuild.backends.trt import flavour as flavours
 from trtbuild.backends.trt.loader import dtype_name
 
 
-def why_engine_cannot_run(flavour: str, targets: Sequence[str]) -> str | None:
-    """None when this machine can run the engine, else the reason it cannot."""
-    if not flavours.installed(flavour):
-        return f"{flavour} is not installed ({flavours.INSTALL_HINTS[flavour]})"
+def why_engine_cannot_run(supported: Sequence[str] | None) -> str | None:
+    """None when this machine has a GPU that can run the engine, else the reason it cannot.
+    `supported`: the compute capabilities the engine was built for (None: the GPU it was built on)."""
     try:
         import torch
     except ImportError:
@@ -26,24 +24,24 @@ def why_engine_cannot_run(flavour: str, targets: Sequence[str]) -> str | None:
         return "no CUDA GPU is available on this machine"
     major, minor = torch.cuda.get_device_capability(0)
     device = f"SM{major}{minor}"
-    if flavour == flavours.TENSORRT_RTX:
-        supported = tuple(targets) or flavours.RTX_DEFAULT_TARGETS
-        if device not in supported:
-            name = torch.cuda.get_device_name(0)
-            return f"the GPU ({name}, {device}) is not among the engine's targets {list(supported)}"
+    if supported is not None and device not in supported:
+        name = torch.cuda.get_device_name(0)
+        return f"the GPU ({name}, {device}) is not among the engine's targets {list(supported)}"
     return None
 
 
-def run_engine(flavour: str, engine_path: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the engine once on numpy `feeds`; returns numpy outputs by name."""
+def run_engine(module: str, engine_path: Path, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the engine once on numpy `feeds` with the flavour's `module`; numpy outputs by name."""
+    import importlib
+
     import torch
 
-    trt = flavours.import_module(flavour)
+    trt = importlib.import_module(module)
     logger = trt.Logger(trt.Logger.WARNING)
     runtime = trt.Runtime(logger)
     engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
     if engine is None:
-        raise RuntimeError(f"{flavour} could not deserialize {engine_path.name}")
+        raise RuntimeError(f"{module} could not deserialize {engine_path.name}")
     context = engine.create_execution_context()
     device_tensors: dict[str, Any] = {}
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]

@@ -21,10 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trtbuild.backends.base import EngineIO
 from trtbuild.errors import TaskError
-
-REQUEST_FIELDS = ("flavour", "onnx", "engine", "profiles", "workspace", "optimization_level", "targets")
-
 
 # Everything the worker process sees is the same from one build to the next: its folder holds the
 # inputs under fixed names, its arguments and environment are fixed. With address randomisation off,
@@ -34,7 +32,7 @@ WORKER = "import sys; from trtbuild.backends.trt.worker import main; sys.exit(ma
 KEPT_ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "TRTBUILD_LOG")
 
 
-def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
+def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> EngineIO:
     """Build the engine `request` describes in a fresh process; returns the network's I/O
     description and leaves the engine at request["engine"]. Raises TaskError."""
     folder = workdir / "builder"
@@ -95,8 +93,8 @@ def _no_aslr() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from trtbuild.backends.base import BuildSettings
     from trtbuild.backends.trt.loader import (
-        BuildSettings,
         builder_config_from_settings,
         describe_io,
         engine_bytes_from_network,
@@ -106,14 +104,15 @@ def main(argv: list[str]) -> int:
     request = json.loads(Path(argv[0]).read_text())
     response_path = Path(request["response"])
     try:
-        net = network_from_onnx_path(request["flavour"], Path(request["onnx"]))
+        ahead_of_time = bool(request["ahead_of_time"])
+        net = network_from_onnx_path(request["module"], Path(request["onnx"]), ahead_of_time=ahead_of_time)
         settings = BuildSettings(
             profiles=request["profiles"],
             workspace=request["workspace"],
             optimization_level=request["optimization_level"],
             targets=request["targets"],
         )
-        config = builder_config_from_settings(net, request["flavour"], settings)
+        config = builder_config_from_settings(net, settings, ahead_of_time=ahead_of_time)
         Path(request["engine"]).write_bytes(engine_bytes_from_network(net, config))
         response: dict[str, Any] = describe_io(net)
     except TaskError as error:

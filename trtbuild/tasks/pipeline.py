@@ -1,0 +1,77 @@
+"""The pipeline, declared once as data: the stages a cell goes through, what each takes from which
+earlier stage, which are shared across cells, and which outputs land under build/<model>/<cell>/.
+
+The resolver, the report's stage order, the lock and triage all derive from this declaration:
+adding a task kind is a new module under `trtbuild/tasks/` plus one `Stage` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from trtbuild.tasks import build, export, precision, simplify, validate
+from trtbuild.tasks.base import TaskKind
+
+
+@dataclass(frozen=True)
+class From:
+    """An input that is an output of an earlier stage: the first of `stages` that the cell has
+    (a stage whose `derive` returns None is absent: simplify when `simplify: false`)."""
+
+    stages: tuple[str, ...]
+    output: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: TaskKind[Any]
+    inputs: Mapping[str, From] = field(default_factory=dict)  # input name -> where it comes from
+    # Independent of the cell's axes (precision, targets): named <model>/<kind> when every cell of
+    # the model shares it. Tasks identical across cells are merged whether shared or not.
+    shared: bool = False
+    artifacts: tuple[str, ...] = ()  # outputs materialised under build/<model>/<cell>/, same name
+
+    @property
+    def name(self) -> str:
+        return self.kind.name
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    stages: tuple[Stage, ...]
+
+    @property
+    def kinds(self) -> dict[str, TaskKind[Any]]:
+        return {stage.name: stage.kind for stage in self.stages}
+
+    def stage(self, name: str) -> Stage:
+        return next(stage for stage in self.stages if stage.name == name)
+
+    def with_stage(self, stage: Stage) -> Pipeline:
+        """This pipeline with `stage` appended (its inputs must name earlier stages)."""
+        return Pipeline((*self.stages, stage))
+
+
+GRAPH = From((simplify.NAME, export.NAME), export.OUTPUT)  # the fp32 graph: simplified if there is a simplify
+CELL_GRAPH = From((precision.NAME,), precision.GRAPH)  # the graph in the cell's precision
+
+PIPELINE = Pipeline(
+    (
+        Stage(export.KIND, shared=True),
+        Stage(simplify.KIND, {simplify.GRAPH: From((export.NAME,), export.OUTPUT)}, shared=True),
+        Stage(precision.KIND, {precision.GRAPH: GRAPH}, artifacts=(precision.GRAPH,)),
+        Stage(build.KIND, {build.GRAPH: CELL_GRAPH}, artifacts=(build.ENGINE, build.ENGINE_JSON)),
+        Stage(
+            validate.KIND,
+            {
+                build.GRAPH: CELL_GRAPH,
+                build.ENGINE: From((build.NAME,), build.ENGINE),
+                build.ENGINE_JSON: From((build.NAME,), build.ENGINE_JSON),
+            },
+            artifacts=(validate.OUTPUT,),
+        ),
+    )
+)
+KINDS = PIPELINE.kinds
