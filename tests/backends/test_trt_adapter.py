@@ -1,4 +1,4 @@
-"""The TensorRT adapter with the real TensorRT-RTX: builds, targets, parser errors, engine runs."""
+"""The TensorRT backends with the real TensorRT-RTX: builds, targets, parser errors, engine runs."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from trtbuild.backends.trt import flavour as flavours
+from trtbuild import toolchain
+from trtbuild.backends.base import BuildSettings
+from trtbuild.backends.registry import TENSORRT, TENSORRT_RTX, get_backend, resolve
 from trtbuild.backends.trt.loader import (
-    BuildSettings,
     builder_config_from_settings,
     describe_io,
     engine_bytes_from_network,
     network_from_onnx_path,
 )
-from trtbuild.backends.trt.runner import run_engine, why_engine_cannot_run
 from trtbuild.errors import TaskError
 
-RTX = flavours.TENSORRT_RTX
+RTX = get_backend(TENSORRT_RTX)
+MODULE = "tensorrt_rtx"
 PROFILE = {"name": "default", "shapes": {"x": {"min": [1, 4], "opt": [2, 4], "max": [8, 4]}}}
 
 
@@ -39,8 +40,10 @@ def write_onnx(path: Path, op: str = "Relu", domain: str = "") -> Path:
 
 
 def build(path: Path, targets: tuple[str, ...] = ("SM89",)) -> bytes:
-    net = network_from_onnx_path(RTX, path)
-    config = builder_config_from_settings(net, RTX, BuildSettings(profiles=[PROFILE], targets=targets))
+    net = network_from_onnx_path(MODULE, path, ahead_of_time=True)
+    config = builder_config_from_settings(
+        net, BuildSettings(profiles=[PROFILE], targets=targets), ahead_of_time=True
+    )
     return engine_bytes_from_network(net, config)
 
 
@@ -53,7 +56,7 @@ def test_builds_a_real_engine_on_the_cpu_deterministically(tmp_path: Path) -> No
 
 
 def test_describe_io_reports_names_dtypes_and_dynamic_dims(tmp_path: Path) -> None:
-    net = network_from_onnx_path(RTX, write_onnx(tmp_path / "relu.onnx"))
+    net = network_from_onnx_path(MODULE, write_onnx(tmp_path / "relu.onnx"), ahead_of_time=True)
     assert describe_io(net) == {
         "inputs": [{"name": "x", "dtype": "float32", "shape": [-1, 4]}],
         "outputs": [{"name": "y", "dtype": "float32", "shape": [-1, 4]}],
@@ -63,7 +66,7 @@ def test_describe_io_reports_names_dtypes_and_dynamic_dims(tmp_path: Path) -> No
 def test_parser_error_names_the_node_and_its_op(tmp_path: Path) -> None:
     path = write_onnx(tmp_path / "custom.onnx", op="NoSuchOp", domain="com.example")
     with pytest.raises(TaskError) as caught:
-        network_from_onnx_path(RTX, path)
+        network_from_onnx_path(MODULE, path, ahead_of_time=True)
     assert "ONNX parser rejected the graph" in str(caught.value)
     assert any("the_node" in detail and "NoSuchOp" in detail for detail in caught.value.details), (
         caught.value.details
@@ -71,14 +74,15 @@ def test_parser_error_names_the_node_and_its_op(tmp_path: Path) -> None:
 
 
 def test_auto_picks_tensorrt_rtx_without_a_gpu() -> None:
-    if flavours.installed(flavours.TENSORRT) and flavours.toolchain.nvidia_gpus():
+    if get_backend(TENSORRT).installed() and toolchain.nvidia_gpus():
         pytest.skip("this machine has datacenter TensorRT and a GPU: auto picks tensorrt here")
-    assert flavours.resolve("auto") == RTX
+    assert resolve("auto", ()) == TENSORRT_RTX
+    assert resolve("auto", ("SM89",)) == TENSORRT_RTX  # targets need a backend that builds ahead of time
 
 
 @pytest.mark.gpu
 def test_engine_runs_and_matches_relu(tmp_path: Path) -> None:
-    reason = why_engine_cannot_run(RTX, ("SM86", "SM89", "SM120"))
+    reason = RTX.why_engine_cannot_run(("SM86", "SM89", "SM120"))
     if reason is not None:
         pytest.skip(f"cannot run a TensorRT-RTX engine here: {reason}")
     import numpy as np
@@ -87,12 +91,12 @@ def test_engine_runs_and_matches_relu(tmp_path: Path) -> None:
     engine_path = tmp_path / "relu.engine"
     engine_path.write_bytes(build(path, targets=("SM86", "SM89", "SM120")))
     x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
-    outputs = run_engine(RTX, engine_path, {"x": x})
+    outputs = RTX.run_engine(engine_path, {"x": x})
     np.testing.assert_allclose(outputs["y"], np.maximum(x, 0))
 
 
 def test_no_gpu_reason_is_stated() -> None:
-    reason = why_engine_cannot_run(RTX, ("SM89",))
+    reason = RTX.why_engine_cannot_run(("SM89",))
     import torch
 
     if torch.cuda.is_available():
@@ -106,8 +110,6 @@ def test_resnet50_engine_bytes_do_not_depend_on_the_build(tmp_path: Path) -> Non
     address randomisation off, so two builds of the same graph give the same bytes."""
     import torch
     import torchvision
-
-    from trtbuild.backends.trt.worker import build_in_subprocess
 
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).eval()
@@ -129,16 +131,9 @@ def test_resnet50_engine_bytes_do_not_depend_on_the_build(tmp_path: Path) -> Non
     for attempt in range(2):
         workdir = tmp_path / f"build{attempt}"
         workdir.mkdir()
-        request = {
-            "flavour": RTX,
-            "onnx": str(onnx_path),
-            "engine": str(workdir / "model.engine"),
-            "profiles": [profile],
-            "workspace": None,
-            "optimization_level": None,
-            "targets": ["SM86", "SM89", "SM120"],
-        }
-        assert build_in_subprocess(request, workdir)["inputs"][0]["shape"] == [-1, 3, 224, 224]
+        settings = BuildSettings(profiles=[profile], targets=("SM86", "SM89", "SM120"))
+        io = RTX.build(onnx_path, workdir / "model.engine", settings, workdir)
+        assert io["inputs"][0]["shape"] == [-1, 3, 224, 224]
         engines.append((workdir / "model.engine").read_bytes())
     assert len(engines[0]) > 50_000_000
     assert engines[0] == engines[1]

@@ -47,17 +47,18 @@ def unsimplifiable_graph(path: Path) -> Path:
     return path
 
 
-def context(tmp_path: Path, source: Path) -> TaskContext:
+def context(tmp_path: Path, source: Path) -> TaskContext[simplify.SimplifyParams]:
     out = tmp_path / "out"
     out.mkdir()
-    return TaskContext(task_id="m/simplify", params={}, inputs={"model.onnx": source}, outdir=out)
+    params = simplify.SimplifyParams(inputs=(), outputs=())
+    return TaskContext(task_id="m/simplify", params=params, inputs={"model.onnx": source}, outdir=out)
 
 
 def test_simplify_folds_constants(tmp_path: Path) -> None:
     import onnx
 
     ctx = context(tmp_path, foldable_graph(tmp_path / "in.onnx"))
-    meta = simplify.run(ctx)
+    meta = simplify.KIND.run(ctx)
     assert meta == {"simplified": True, "nodes_before": 2, "nodes_after": 1}
     assert [n.op_type for n in onnx.load(str(ctx.output("model.onnx"))).graph.node] == ["Add"]
     assert ctx.warnings == []
@@ -69,7 +70,7 @@ def test_simplify_failure_passes_the_graph_through_with_a_warning(
     source = unsimplifiable_graph(tmp_path / "in.onnx")
     ctx = context(tmp_path, source)
     with caplog.at_level(logging.INFO):
-        meta = simplify.run(ctx)
+        meta = simplify.KIND.run(ctx)
     assert meta["simplified"] is False
     assert meta["reason"]
     assert ctx.output("model.onnx").read_bytes() == source.read_bytes()

@@ -13,11 +13,13 @@ from PIL import Image
 from tests.conftest import Project
 from trtbuild import api
 from trtbuild.errors import ConfigError
-from trtbuild.plan.calibration import calibration_inputs
 from trtbuild.plan.graph import TaskNode, canonical_json
-from trtbuild.spec.loader import load_spec, module_search_path
+from trtbuild.plan.plan import preflight
+from trtbuild.spec.loader import load_spec
 from trtbuild.spec.model import Spec
-from trtbuild.tasks.calibration import calibration_arrays
+from trtbuild.tasks import calibration as calibrations
+from trtbuild.tasks.base import params_json
+from trtbuild.tasks.calibration.from_callable import CallableCalibration, InputSignature
 
 CALIB_MODULE = """
 import numpy as np
@@ -76,7 +78,7 @@ def precision_keys(project: Project) -> dict[str, str]:
     for cell in ("fp32", "int8"):
         node = the_plan.graph.nodes[f"tiny/{cell}/precision"]
         hashes = {name: the_plan.store.hash_file(path) for name, path in node.files.items()}
-        keys[cell] = canonical_json([node.params, hashes])
+        keys[cell] = canonical_json([node.params_json, hashes])
     return keys
 
 
@@ -87,13 +89,14 @@ def config_problems(config: Path) -> str:
 
 
 def key_inputs(spec: Spec) -> tuple[dict[str, object], dict[str, Path]]:
-    inputs = [
-        {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "range": list(t.value_range)}
-        for t in spec.inputs
-    ]
-    profiles = [{"name": "default", "shapes": {"input": {"opt": [2, 3, 16, 16]}}}]
-    assert spec.calibration is not None
-    return calibration_inputs(spec.calibration, inputs, profiles, module_search_path(spec.directory))
+    """What the calibration puts in the precision task's key: its params (JSON) and its files."""
+    calibration, files = calibrations.for_spec(spec)
+    return params_json(calibration), files
+
+
+def arrays_of(node: TaskNode) -> dict[str, np.ndarray]:
+    """The calibration arrays the node's precision task would get."""
+    return node.params.calibration.load(node.files, node.context.get("search_path", []))  # type: ignore[no-any-return]
 
 
 # -- images -----------------------------------------------------------------------------------
@@ -110,16 +113,23 @@ def test_images_are_file_inputs_in_sorted_order_and_preprocess_is_params(tiny_pr
     assert list(files) == ["calibration:b/img00.png", "calibration:b/img01.png", "calibration:img05.png"]
     assert params == {
         "source": "images",
-        "input": {"name": "input", "shape": ["batch", 3, 16, 16], "dtype": "float32"},
+        "holdout": None,
+        "input": {
+            "name": "input",
+            "shape": ["batch", 3, 16, 16],
+            "dtype": "float32",
+            "value_range": [0.0, 1.0],
+        },
         "samples": None,
         "preprocess": {
             "resize": 16,
-            "crop": (16, 16),
+            "crop": [16, 16],
             "scale": 255.0,  # resolved here, so the key holds what the task uses
             "mean": [0.5, 0.5, 0.5],
             "std": [0.25],
             "layout": "NCHW",
         },
+        "others": None,
     }
 
 
@@ -144,7 +154,7 @@ def test_images_arrays_are_preprocessed_in_the_inputs_layout_and_dtype(tiny_proj
     write_images(tiny_project.root / "calib", 3)
     configure(tiny_project, IMAGES)
     node = precision_node(tiny_project)
-    arrays = calibration_arrays(node.params["calibration"], [], node.files)
+    arrays = arrays_of(node)
     assert list(arrays) == ["input"]
     assert arrays["input"].shape == (3, 3, 16, 16) and arrays["input"].dtype == np.float32
     # Flat colour (10 * i, 100, 200): ((pixel / 255) - 0.5) / 0.25 per channel.
@@ -163,8 +173,8 @@ def test_nhwc_uint8_input_gets_raw_pixels(tiny_project: Project) -> None:
     tiny_project.edit_config("[4, 3, 16, 16]", "[4, 16, 16, 3]")
     configure(tiny_project, "{source: images, path: calib, preprocess: {layout: NHWC}}")
     node = precision_node(tiny_project)
-    assert node.params["calibration"]["preprocess"]["scale"] == 1.0
-    arrays = calibration_arrays(node.params["calibration"], [], node.files)
+    assert node.params.calibration.preprocess.scale == 1.0
+    arrays = arrays_of(node)
     assert arrays["input"].shape == (2, 16, 16, 3) and arrays["input"].dtype == np.uint8
     assert arrays["input"][1, 0, 0].tolist() == [10, 100, 200]
 
@@ -209,7 +219,7 @@ def test_several_inputs_need_calibration_input(tiny_project: Project) -> None:
     assert "which one do the images feed" in problems and "input: input" in problems
     configure(tiny_project, "{source: images, path: calib, input: input, seed: 3}")
     node = precision_node(tiny_project)
-    arrays = calibration_arrays(node.params["calibration"], [], node.files)
+    arrays = arrays_of(node)
     # The input the images do not feed gets seeded random data, one sample per image.
     assert arrays["input"].shape == (2, 3, 16, 16) and arrays["scale"].shape == (2, 1)
 
@@ -218,12 +228,12 @@ def test_preflight_decodes_the_first_image_against_the_input(tiny_project: Proje
     write_images(tiny_project.root / "calib", 2, size=(20, 24))  # no resize/crop: 24x20 != 16x16
     configure(tiny_project, "{source: images, path: calib}")
     with pytest.raises(ConfigError) as raised:
-        api.preflight(api.plan([tiny_project.config], cache_dir=tiny_project.cache))
+        preflight(api.plan([tiny_project.config], cache_dir=tiny_project.cache))
     text = str(raised.value)
     assert "calibration.preprocess" in text and "int8" in text and "axis 2: 24 != 16" in text
     (tiny_project.root / "calib" / "img00.png").write_bytes(b"not a png")
     with pytest.raises(ConfigError, match=r"calibration.path: cell\(s\) int8: cannot read calibration image"):
-        api.preflight(api.plan([tiny_project.config], cache_dir=tiny_project.cache))
+        preflight(api.plan([tiny_project.config], cache_dir=tiny_project.cache))
 
 
 # -- callable -----------------------------------------------------------------------------------
@@ -239,6 +249,7 @@ def test_local_callable_is_keyed_by_its_package_code(tiny_project: Project) -> N
     params, files = key_inputs(load_spec(config))
     assert params == {
         "source": "callable",
+        "holdout": None,
         "function": "calibpkg.data:batches",
         "package": None,
         "samples": 4,
@@ -272,18 +283,18 @@ def test_installed_callable_is_keyed_by_its_distribution_version(tiny_project: P
     assert params["package"] == f"yaml=={version('PyYAML')}" and files == {}
 
 
-def callable_params(function: str, samples: int | None = None) -> dict[str, object]:
-    inputs = [{"name": "input", "shape": ["batch", 3, 16, 16], "dtype": "float32"}]
-    return {"source": "callable", "function": function, "samples": samples, "inputs": inputs, "package": None}
+def callable_params(function: str, samples: int | None = None) -> CallableCalibration:
+    inputs = (InputSignature("input", ("batch", 3, 16, 16), "float32"),)
+    return CallableCalibration(function=function, package=None, samples=samples, inputs=inputs)
 
 
 def test_callable_batches_are_concatenated_and_cut_at_samples(tmp_path: Path) -> None:
     (tmp_path / "calib_mod_a.py").write_text(CALIB_MODULE)
     search = [str(tmp_path)]
-    every = calibration_arrays(callable_params("calib_mod_a:batches"), [], {}, search)
+    every = callable_params("calib_mod_a:batches").load({}, search)
     assert every["input"].shape == (6, 3, 16, 16)
     # An endless generator is fine with `samples`: it is stopped once there is enough.
-    five = calibration_arrays(callable_params("calib_mod_a:forever", samples=5), [], {}, search)
+    five = callable_params("calib_mod_a:forever", samples=5).load({}, search)
     assert five["input"].shape == (5, 3, 16, 16)
 
 
@@ -291,7 +302,7 @@ def test_preflight_checks_the_callables_first_batch(tiny_project: Project) -> No
     (tiny_project.root / "calib_data.py").write_text(CALIB_MODULE)
     configure(tiny_project, "{source: callable, function: calib_data:wrong_dtype}")
     with pytest.raises(ConfigError) as raised:
-        api.preflight(api.plan([tiny_project.config], cache_dir=tiny_project.cache))
+        preflight(api.plan([tiny_project.config], cache_dir=tiny_project.cache))
     text = str(raised.value)
     assert "calibration.function: cell(s) int8: first batch of calib_data:wrong_dtype" in text
     assert "array 'input' is float64, input 'input' is float32" in text
