@@ -15,8 +15,9 @@ from trtbuild import api
 from trtbuild.errors import ConfigError
 from trtbuild.plan.calibration import calibration_inputs
 from trtbuild.plan.graph import TaskNode, canonical_json
-from trtbuild.spec.loader import load_spec, module_search_path
+from trtbuild.spec.loader import load_spec
 from trtbuild.spec.model import Spec
+from trtbuild.spec.source import module_search_path
 from trtbuild.tasks.calibration import calibration_arrays
 
 CALIB_MODULE = """

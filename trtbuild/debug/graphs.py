@@ -62,9 +62,9 @@ def cell_graphs(
     return CellGraphs(
         spec=cell.view,
         cell=cell,
-        reference=store.blob_path(results[upstream].outputs[GRAPH_OUTPUT].hash),
-        candidate=store.blob_path(results[precision.id].outputs[GRAPH_OUTPUT].hash),
-        exported=store.blob_path(results[chain[0]].outputs[GRAPH_OUTPUT].hash),
+        reference=store.local_path(results[upstream].outputs[GRAPH_OUTPUT].hash),
+        candidate=store.local_path(results[precision.id].outputs[GRAPH_OUTPUT].hash),
+        exported=store.local_path(results[chain[0]].outputs[GRAPH_OUTPUT].hash),
         validate_params=validate.params,
     )
 

@@ -12,7 +12,6 @@ import dataclasses
 import math
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from trtbuild.spec.model import (
     format_field_path,
 )
 from trtbuild.spec.semantic import check_spec
+from trtbuild.spec.source import module_search_path
 from trtbuild.spec.validate import sort_problems, validate_document
 from trtbuild.spec.yamlmarks import load_yaml
 
@@ -115,11 +115,6 @@ def _named(problems: list[Problem], cell: matrix.MatrixCell) -> list[Problem]:
 
 def _unique(problems: list[Problem]) -> list[Problem]:
     return list({(str(p.location), p.field_path, p.message): p for p in problems}.values())
-
-
-def module_search_path(config_dir: Path) -> list[str]:
-    """Where a model's `source` module is looked for: beside the config, the current directory, sys.path."""
-    return [str(config_dir), os.getcwd(), *sys.path]
 
 
 def parse_size(value: int | str) -> int:

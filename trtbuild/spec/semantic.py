@@ -22,7 +22,7 @@ from trtbuild.spec.model import (
     TensorSpec,
     format_field_path,
 )
-from trtbuild.spec.source import close_module_names, locate_module, missing_part
+from trtbuild.spec.source import close_module_names, locate_module, missing_part, module_search_path
 from trtbuild.spec.validate import did_you_mean, sort_problems
 from trtbuild.spec.yamlmarks import KEY_MARK, key_location
 
@@ -554,9 +554,7 @@ def _check_callable(spec: Spec, calibration: CalibrationSpec) -> Iterator[Proble
 
 
 def _module_search_path(spec: Spec) -> list[str]:
-    # Imported here: the loader imports this module. Same lookup as model.source.
-    from trtbuild.spec.loader import module_search_path
-
+    # Same lookup as model.source.
     return module_search_path(spec.directory)
 
 
@@ -572,8 +570,6 @@ def _check_validate(spec: Spec) -> Iterator[Problem]:
             "check the path; it is relative to the config file",
         )
     if validate.metric is not None:
-        from trtbuild.spec.loader import module_search_path
-
         module = validate.metric.partition(":")[0]
         if locate_module(module, module_search_path(spec.directory)) is None:
             yield _problem(

@@ -37,6 +37,11 @@ class ModuleLocation:
         return self.name.partition(".")[0]
 
 
+def module_search_path(config_dir: Path) -> list[str]:
+    """Where a model's `source` module is looked for: beside the config, the current directory, sys.path."""
+    return [str(config_dir), os.getcwd(), *sys.path]
+
+
 def locate_module(module: str, search_path: list[str]) -> ModuleLocation | None:
     """Locate dotted `module` on `search_path` part by part, importing nothing; None if not found."""
     spec = _find_spec(module, search_path)
