@@ -299,3 +299,18 @@ def test_temp_dir_is_removed_on_error_even_if_read_only(store: Store) -> None:
         raise RuntimeError("task failed")
     assert not d.exists()
     assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_read_blob_and_local_path(store: Store, tmp_path: Path) -> None:
+    digest = store.put_file(write(tmp_path / "metrics.json", b'{"cosine": 1.0}'))
+    assert store.read_blob(digest.hash) == b'{"cosine": 1.0}'
+    local = store.local_path(digest.hash)
+    assert local.read_bytes() == b'{"cosine": 1.0}'
+    assert stat.S_IMODE(local.stat().st_mode) == 0o444  # the blob itself: read-only
+    missing = hashlib.sha256(b"never stored").hexdigest()
+    with pytest.raises(StoreError, match="not in the store"):
+        store.read_blob(missing)
+    with pytest.raises(StoreError, match="not in the store"):
+        store.local_path(missing)
+    with pytest.raises(StoreError):
+        store.read_blob("../../etc/passwd")

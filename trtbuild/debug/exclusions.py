@@ -11,15 +11,14 @@ anchored (`/energy/Mul$`) to keep exactly the node triage named.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from trtbuild.errors import ConfigError, TrtbuildError, UsageError
+from trtbuild.files import write_atomic
 from trtbuild.spec.loader import load_spec
 
 _TOP_KEY = re.compile(r"^autocast\s*:(?P<rest>.*)$")
@@ -48,7 +47,7 @@ def write_exclusions(config: Path, cell_name: str, node_names: list[str]) -> Exc
             edit.added.append(node_pattern(name))
     if not edit.added:
         return edit
-    original = config.read_text()
+    original = config.read_text(encoding="utf-8")
     _write(config, add_to_text(original, edit.added))
     try:
         reloaded = load_spec(config)
@@ -191,14 +190,5 @@ def _matches(pattern: str, name: str) -> bool:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace the file atomically, keeping its permissions."""
-    mode = path.stat().st_mode
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as stream:
-            stream.write(text)
-        os.chmod(temp, mode & 0o7777)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Replace the file atomically, keeping its permissions: it is the user's file, edited in place."""
+    write_atomic(path, text, fsync=False, keep_mode=True)

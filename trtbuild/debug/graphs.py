@@ -22,8 +22,6 @@ from trtbuild.store import ActionResult
 from trtbuild.tasks import precision, validate
 from trtbuild.tasks.validate import ValidateParams
 
-GRAPH_OUTPUT = "model.onnx"
-
 
 @dataclass
 class CellGraphs:
@@ -64,9 +62,9 @@ def cell_graphs(
     return CellGraphs(
         spec=cell.view,
         cell=cell,
-        reference=store.blob_path(results[upstream].outputs[GRAPH_OUTPUT].hash),
-        candidate=store.blob_path(results[precision_node.id].outputs[GRAPH_OUTPUT].hash),
-        exported=store.blob_path(results[chain[0]].outputs[GRAPH_OUTPUT].hash),
+        reference=store.local_path(results[upstream].outputs[precision.GRAPH].hash),
+        candidate=store.local_path(results[precision_node.id].outputs[precision.GRAPH].hash),
+        exported=store.local_path(results[chain[0]].outputs[precision.GRAPH].hash),
         validate_params=validate_node.params,
     )
 

@@ -78,6 +78,43 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
     precision = graphs.cell.precision
     reference = tensors.load(graphs.reference)
     candidate = tensors.load(graphs.candidate)
+    match = _match(graphs, reference, candidate)
+    ref_runner = tensors.Runner(reference, "fp32", "fp32")
+    cand_runner = tensors.Runner(candidate, f"cell {graphs.cell.name} ({precision})", precision)
+    feeds_per_sample = _samples(graphs.validate_params)
+    errors, overflows = _measure(ref_runner, cand_runner, feeds_per_sample, match)
+    introducing = _introducing(match, errors, overflows, threshold)
+    graph_outputs = {
+        output.name: errors.get(match.as_produced(output.name), math.nan) for output in candidate.graph.output
+    }
+    return Triage(
+        cell=graphs.cell.name,
+        precision=precision,
+        threshold=threshold,
+        samples=len(feeds_per_sample),
+        compared=len(errors),
+        offenders=introducing[:top],
+        introducing=len(introducing),
+        outputs=graph_outputs,
+    )
+
+
+@dataclass(frozen=True)
+class _Match:
+    """How the cell's graph lines up with the fp32 graph, before anything is run."""
+
+    added: set[str]  # nodes the precision task inserted (Cast, Q/DQ): looked through, not compared
+    producers: dict[str, Any]  # candidate tensor -> the node that makes it
+    counterpart: dict[str, str]  # candidate tensor -> the fp32 tensor holding the same value
+    compared: list[Any]  # the candidate's other nodes, in graph order
+    wanted: set[str]  # their outputs that have an fp32 counterpart: the tensors measured
+    exported_nodes: dict[str, Any]  # node name -> the exporter's node, for its module path
+
+    def as_produced(self, name: str) -> str:
+        return _producer_output(name, self.producers, self.added)
+
+
+def _match(graphs: CellGraphs, reference: Any, candidate: Any) -> _Match:
     reference_nodes = {node.name: node for node in reference.graph.node}
     exported_nodes = (
         {node.name: node for node in tensors.load(graphs.exported).graph.node}
@@ -90,36 +127,55 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
         for node in candidate.graph.node
         if node.op_type in PASS_THROUGH_OPS and node.name not in reference_nodes
     }
-    producers = {name: node for node in candidate.graph.node for name in node.output if name}
     counterpart = _counterparts(candidate.graph.node, added, reference_tensors)
-    compared_nodes = [node for node in candidate.graph.node if node.name not in added]
-    wanted = {name for node in compared_nodes for name in node.output if name in counterpart}
+    compared = [node for node in candidate.graph.node if node.name not in added]
+    return _Match(
+        added=added,
+        producers={name: node for node in candidate.graph.node for name in node.output if name},
+        counterpart=counterpart,
+        compared=compared,
+        wanted={name for node in compared for name in node.output if name in counterpart},
+        exported_nodes=exported_nodes,
+    )
 
-    ref_runner = tensors.Runner(reference, "fp32", "fp32")
-    cand_runner = tensors.Runner(candidate, f"cell {graphs.cell.name} ({precision})", precision)
+
+def _measure(
+    ref_runner: tensors.Runner,
+    cand_runner: tensors.Runner,
+    feeds_per_sample: list[dict[str, Any]],
+    match: _Match,
+) -> tuple[dict[str, float], set[str]]:
+    """Each measured tensor's worst relative error over the samples, and the tensors that overflowed."""
     errors: dict[str, float] = {}
     overflows: set[str] = set()
-    feeds_per_sample = _samples(graphs.validate_params)
     for feeds in feeds_per_sample:
         ref_values = dict(ref_runner.run(feeds))
         for name, value in cand_runner.run(feeds):
-            if name not in wanted:
+            if name not in match.wanted:
                 continue
-            measured = relative_error(ref_values[counterpart[name]], value)
+            measured = relative_error(ref_values[match.counterpart[name]], value)
             if measured is None:
                 continue
             error, overflow = measured
             errors[name] = max(errors.get(name, 0.0), error)
             if overflow:
                 overflows.add(name)
+        # Every tensor of the fp32 graph: drop this sample's before the next sample's are made.
         del ref_values
+    return errors, overflows
+
+
+def _introducing(
+    match: _Match, errors: Mapping[str, float], overflows: set[str], threshold: float
+) -> list[NodeError]:
+    """The compared nodes, in graph order, whose error passes `threshold` while their inputs' does not."""
 
     def source_error(name: str) -> float:
         # Graph inputs and weights carry no error.
-        return errors.get(_producer_output(name, producers, added), 0.0)
+        return errors.get(match.as_produced(name), 0.0)
 
     introducing: list[NodeError] = []
-    for node in compared_nodes:
+    for node in match.compared:
         outputs = [name for name in node.output if name in errors]
         if not outputs:
             continue
@@ -130,27 +186,14 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
                 NodeError(
                     node=node.name,
                     op_type=node.op_type,
-                    module=_module(node, exported_nodes.get(node.name)),
+                    module=_module(node, match.exported_nodes.get(node.name)),
                     error=errors[worst],
                     input_error=input_error,
                     overflow=any(name in overflows for name in outputs),
                     output=worst,
                 )
             )
-    graph_outputs = {
-        output.name: errors.get(_producer_output(output.name, producers, added), math.nan)
-        for output in candidate.graph.output
-    }
-    return Triage(
-        cell=graphs.cell.name,
-        precision=precision,
-        threshold=threshold,
-        samples=len(feeds_per_sample),
-        compared=len(errors),
-        offenders=introducing[:top],
-        introducing=len(introducing),
-        outputs=graph_outputs,
-    )
+    return introducing
 
 
 def relative_error(reference: Any, candidate: Any) -> tuple[float, bool] | None:

@@ -8,13 +8,12 @@ a tool's version, an output's hash.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trtbuild import files
 from trtbuild.plan.graph import Graph
 from trtbuild.store import ActionResult
 
@@ -63,24 +62,8 @@ def render(config: Path, tasks: Mapping[str, Mapping[str, Any]]) -> str:
 
 def write_if_changed(path: Path, text: str) -> bool:
     """Write atomically; leave the file (and its mtime) alone when the content is the same."""
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        # mkstemp creates 0600; a lock is meant to be shared and committed: honour the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return True
+    # No fsync: a lock lost in a crash reads as none (see read_lock) and the next run rewrites it.
+    return files.write_if_changed(path, text, fsync=False)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trtbuild.errors import StoreError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.plan.graph import CellPlan, TaskNode
 from trtbuild.plan.plan import Plan
@@ -155,8 +156,8 @@ def _read_json(
         if digest is None:
             return None
         try:
-            loaded = json.loads(store.blob_path(digest.hash).read_text())
-        except (OSError, ValueError):
+            loaded = json.loads(store.read_blob(digest.hash))
+        except (StoreError, ValueError):
             return None  # collected after a gc: report the cell as not built rather than fail
         return loaded if isinstance(loaded, dict) else None
     return None

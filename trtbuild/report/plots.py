@@ -53,44 +53,60 @@ def accuracy(report: dict[str, Any]) -> str:
     names = [n for n in table.candidates(report) if any(_metrics(c, n)[0] is not None for c in cells)]
     figure = _figure(cells, height=3.6, columns=2)
     axes = figure.subplots(1, 2)
-    panels = (("1 − cosine (lower is better)", 0, "cosine"), ("max |Δ| (lower is better)", 1, "atol"))
-    for title, index, gate in panels:
-        ax = axes[index]
-        width = 0.8 / max(len(names), 1)
-        for k, name in enumerate(names):
-            xs, ys = [], []
-            for i, cell in enumerate(cells):
-                cosine, max_abs = _metrics(cell, name)
-                value = (1.0 - cosine if cosine is not None else None) if index == 0 else max_abs
-                if value is not None:
-                    xs.append(i - 0.4 + width * (k + 0.5))
-                    ys.append(max(value, FLOOR))
-            ax.bar(
-                xs,
-                ys,
-                width * 0.9,
-                label=table.CANDIDATE_TITLES.get(name, name),
-                color=CANDIDATE_COLOURS[k % len(CANDIDATE_COLOURS)],
-            )
-        for i, cell in enumerate(cells):
-            threshold = _gate(cell, gate)
-            if threshold is not None and threshold > 0:
-                ax.hlines(threshold, i - 0.45, i + 0.45, colors="#c00000", linestyles="--", linewidth=1.2)
-            if not any(_metrics(cell, name)[0] is not None for name in names):
-                ax.text(
-                    i,
-                    0.02,
-                    "not compared",
-                    rotation=90,
-                    ha="center",
-                    va="bottom",
-                    color="#a05a00",
-                    transform=ax.get_xaxis_transform(),
-                )
+    panels = (("1 − cosine (lower is better)", "cosine"), ("max |Δ| (lower is better)", "atol"))
+    for ax, (title, gate) in zip(axes, panels, strict=True):
+        _accuracy_panel(ax, cells, names, gate)
         ax.set_yscale("log")
         ax.set_title(title)
         _cell_ticks(ax, cells)
-    handles, labels = axes[0].get_legend_handles_labels()
+    _accuracy_legend(figure, axes[0], report, names)
+    return _svg(figure)
+
+
+def _accuracy_panel(ax: Any, cells: list[dict[str, Any]], names: list[str], gate: str) -> None:
+    """The bars of one metric (the one `gate` checks), each cell's gate, and a note on cells without bars."""
+    width = 0.8 / max(len(names), 1)
+    for k, name in enumerate(names):
+        xs, ys = [], []
+        for i, cell in enumerate(cells):
+            value = _accuracy_value(cell, name, gate)
+            if value is not None:
+                xs.append(i - 0.4 + width * (k + 0.5))
+                ys.append(max(value, FLOOR))
+        ax.bar(
+            xs,
+            ys,
+            width * 0.9,
+            label=table.CANDIDATE_TITLES.get(name, name),
+            color=CANDIDATE_COLOURS[k % len(CANDIDATE_COLOURS)],
+        )
+    for i, cell in enumerate(cells):
+        threshold = _gate(cell, gate)
+        if threshold is not None and threshold > 0:
+            ax.hlines(threshold, i - 0.45, i + 0.45, colors="#c00000", linestyles="--", linewidth=1.2)
+        if not any(_metrics(cell, name)[0] is not None for name in names):
+            ax.text(
+                i,
+                0.02,
+                "not compared",
+                rotation=90,
+                ha="center",
+                va="bottom",
+                color="#a05a00",
+                transform=ax.get_xaxis_transform(),
+            )
+
+
+def _accuracy_value(cell: dict[str, Any], name: str, gate: str) -> float | None:
+    """What the `gate` panel draws: 1 - cosine for the cosine gate, max |Δ| for atol."""
+    cosine, max_abs = _metrics(cell, name)
+    if gate == "cosine":
+        return 1.0 - cosine if cosine is not None else None
+    return max_abs
+
+
+def _accuracy_legend(figure: Figure, ax: Any, report: dict[str, Any], names: list[str]) -> None:
+    handles, labels = ax.get_legend_handles_labels()
     handles.append(Patch(facecolor="none", edgecolor="#c00000", linestyle="--"))
     labels.append("gate (tolerance)")
     # A candidate no cell could compare has no bars: say so where the bars would be named.
@@ -99,7 +115,6 @@ def accuracy(report: dict[str, Any]) -> str:
             handles.append(Patch(facecolor="#fff4dc", edgecolor="#a05a00"))
             labels.append(f"{table.CANDIDATE_TITLES.get(name, name)}: skipped")
     figure.legend(handles, labels, loc="outside right upper", frameon=False)
-    return _svg(figure)
 
 
 def sizes(report: dict[str, Any]) -> str:

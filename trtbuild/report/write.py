@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from trtbuild.exec.events import TaskEvent
+from trtbuild.files import write_atomic
 from trtbuild.plan.plan import Plan
 from trtbuild.report.collect import collect
 from trtbuild.report.render_html import NO_PLOTS_MARK
@@ -37,11 +36,13 @@ def write_model_report(document: dict[str, Any], directory: Path) -> list[Path]:
     from trtbuild.report.render_md import render_markdown
 
     directory.mkdir(parents=True, exist_ok=True)
-    _write_atomic(md_path, render_markdown(document))
-    _write_atomic(html_path, render_html(document))
+    # Atomic: readers (a browser, a CI artifact upload) see the old file or the new one, never half
+    # of one. No fsync: reports are derived files, cheap to redraw (`trtbuild report`).
+    write_atomic(md_path, render_markdown(document), fsync=False)
+    write_atomic(html_path, render_html(document), fsync=False)
     # Last: a current report.json vouches for the other two, so an interruption before this line
     # leaves an old or missing report.json, and the next run redraws everything.
-    _write_atomic(json_path, text)
+    write_atomic(json_path, text, fsync=False)
     return [json_path, md_path, html_path]
 
 
@@ -64,13 +65,3 @@ def _complete(html_path: Path) -> bool:
             return NO_PLOTS_MARK not in stream.read(256)
     except (OSError, UnicodeDecodeError):
         return False
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers (a browser, a CI artifact upload) see the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

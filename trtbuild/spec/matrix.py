@@ -153,37 +153,63 @@ def _named(
     marks: Mapping[FieldPath, Location],
     problems: list[Problem],
 ) -> list[MatrixCell]:
+    """The cells with their names; problems with the name template or duplicate names are added to
+    `problems`, and a cell the template cannot name is left out."""
+    if template is not None and cells and _has_unmatched_brace(template):
+        # Wrong for every cell alike: said once, and no cell is named. (With no cells there is
+        # nothing to name, and expand() has already said the matrix is empty.)
+        problems.append(
+            _problem(
+                marks,
+                ("matrix", "name"),
+                f"the name template {template!r} has an unmatched brace",
+                "write each placeholder as {axis}, e.g. '{precision}-{export.opset}'",
+            )
+        )
+        return []
     named: list[MatrixCell] = []
     for values, sources in cells:
-        if template is None:
-            ordered = [name for name in axis_names if name in values] + [
-                k for k in values if k not in axis_names
-            ]
-            name = "-".join(_text(values[key]) for key in ordered) or "default"
-        else:
-            if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
-                problems.append(
-                    _problem(
-                        marks,
-                        ("matrix", "name"),
-                        f"the name template {template!r} has an unmatched brace",
-                        "write each placeholder as {axis}, e.g. '{precision}-{export.opset}'",
-                    )
-                )
-                break
-            missing = [key for key in _PLACEHOLDER.findall(template) if key not in values]
-            if missing:
-                problems.append(
-                    _problem(
-                        marks,
-                        ("matrix", "name"),
-                        f"the name template uses {missing}, which cell {values} does not set",
-                        f"placeholders: {axis_names}",
-                    )
-                )
-                continue
-            name = _UNSAFE.sub("_", _fill(template, values))
-        named.append(MatrixCell(name=name, values=values, sources=sources))
+        name = _cell_name(values, axis_names, template, marks, problems)
+        if name is not None:
+            named.append(MatrixCell(name=name, values=values, sources=sources))
+    _check_unique_names(named, marks, problems)
+    return named
+
+
+def _has_unmatched_brace(template: str) -> bool:
+    rest = _PLACEHOLDER.sub("", template)
+    return "{" in rest or "}" in rest
+
+
+def _cell_name(
+    values: dict[str, Any],
+    axis_names: list[str],
+    template: str | None,
+    marks: Mapping[FieldPath, Location],
+    problems: list[Problem],
+) -> str | None:
+    """The cell's name: its values joined in axis order, or the template filled in. None (with a
+    problem) when the template names a value the cell does not set."""
+    if template is None:
+        ordered = [name for name in axis_names if name in values] + [k for k in values if k not in axis_names]
+        return "-".join(_text(values[key]) for key in ordered) or "default"
+    missing = [key for key in _PLACEHOLDER.findall(template) if key not in values]
+    if missing:
+        problems.append(
+            _problem(
+                marks,
+                ("matrix", "name"),
+                f"the name template uses {missing}, which cell {values} does not set",
+                f"placeholders: {axis_names}",
+            )
+        )
+        return None
+    return _UNSAFE.sub("_", _fill(template, values))
+
+
+def _check_unique_names(
+    named: list[MatrixCell], marks: Mapping[FieldPath, Location], problems: list[Problem]
+) -> None:
     seen: dict[str, MatrixCell] = {}
     for cell in named:
         if cell.name in seen:
@@ -197,7 +223,6 @@ def _named(
                 )
             )
         seen[cell.name] = cell
-    return named
 
 
 def _fill(template: str, values: Mapping[str, Any]) -> str:

@@ -21,11 +21,6 @@ from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 
 
-def module_search_path(config_dir: Path) -> list[str]:
-    """Where a model's `source` module is looked for: beside the config, the current directory, sys.path."""
-    return [str(config_dir), os.getcwd(), *sys.path]
-
-
 @dataclass(frozen=True)
 class ModuleLocation:
     """Where `name` would be imported from."""
@@ -40,6 +35,11 @@ class ModuleLocation:
     @property
     def top_level(self) -> str:
         return self.name.partition(".")[0]
+
+
+def module_search_path(config_dir: Path) -> list[str]:
+    """Where a model's `source` module is looked for: beside the config, the current directory, sys.path."""
+    return [str(config_dir), os.getcwd(), *sys.path]
 
 
 def locate_module(module: str, search_path: list[str]) -> ModuleLocation | None:

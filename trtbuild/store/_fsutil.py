@@ -1,4 +1,6 @@
-"""Small filesystem helpers shared by the store modules: temp names, fsync, tree removal."""
+"""Small filesystem helpers shared by the store modules: temp names, tree removal.
+
+Atomic file writes are :func:`trtbuild.files.write_atomic`."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ import secrets
 import shutil
 import stat
 from pathlib import Path
+
+# Action entries and GC roots: the owner writes, everyone reads (less the umask). Blobs are 0o444.
+FILE_MODE = 0o644
 
 
 def temp_name(directory: Path, stem: str) -> Path:
@@ -19,25 +24,6 @@ def unlink_quietly(path: Path) -> None:
     """Remove a file if it is there; never raises for a missing file."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def write_file_atomic(dest: Path, data: bytes, tmp_dir: Path) -> None:
-    """Write ``data`` to a temp file in ``tmp_dir`` (same filesystem), fsync it, then rename onto ``dest``."""
-    tmp = temp_name(tmp_dir, dest.name)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
 
 
 def rmtree_force(path: Path) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import StoreError
-from trtbuild.store._fsutil import unlink_quietly, write_file_atomic
+from trtbuild.files import write_atomic
+from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
 from trtbuild.store.cas import FileDigest
 
 AC_FORMAT_VERSION = 1
@@ -105,7 +106,7 @@ class ActionCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        write_file_atomic(path, data, self.tmp_dir)
+        write_atomic(path, data, temp_dir=self.tmp_dir, mode=FILE_MODE)
 
     def remove(self, key: str, expected: os.stat_result | None = None) -> None:
         """Delete an entry; with ``expected``, only if it is still the file that was read."""

@@ -51,6 +51,21 @@ class ContentStore:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
+    def read_blob(self, digest: str) -> bytes:
+        path = self.blob_path(digest)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob {digest} is not in the store (at {path})") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read blob {digest} at {path}: {exc.strerror or exc}") from exc
+
+    def local_path(self, digest: str) -> Path:
+        path = self.blob_path(digest)
+        if not path.is_file():
+            raise StoreError(f"blob {digest} is not in the store (at {path})")
+        return path
+
     def verify_blob(self, digest: str) -> bool:
         """Re-hash the blob (through the stat cache); delete it and return False if it is damaged."""
         path = self.blob_path(digest)

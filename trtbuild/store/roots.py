@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtbuild.errors import StoreError
-from trtbuild.store._fsutil import unlink_quietly, write_file_atomic
+from trtbuild.files import write_atomic
+from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
 from trtbuild.store.action_cache import check_key
 
 ROOTS_FORMAT_VERSION = 1
@@ -111,7 +112,7 @@ class Roots:
         try:
             self.roots_dir.mkdir(parents=True, exist_ok=True)
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            write_file_atomic(path, data, self.tmp_dir)
+            write_atomic(path, data, temp_dir=self.tmp_dir, mode=FILE_MODE)
         except OSError as exc:
             raise StoreError(f"cannot record GC root {path}: {exc.strerror or exc}") from exc
 

@@ -78,7 +78,22 @@ class Store:
         return self._cas.put_file(path, move=move)
 
     def blob_path(self, digest: str) -> Path:
+        """Where the blob would be in this store, whether or not it is there. The store's own layout:
+        code outside :mod:`trtbuild.store` uses :meth:`read_blob` or :meth:`local_path`."""
         return self._cas.blob_path(digest)
+
+    def read_blob(self, digest: str) -> bytes:
+        """The blob's content, as stored: not re-hashed (:meth:`verify_blob` does that, and
+        :meth:`get_action` has done it for the outputs of the result it returns). StoreError if the
+        blob is not in the store (gc may have collected it) or cannot be read."""
+        return self._cas.read_blob(digest)
+
+    def local_path(self, digest: str) -> Path:
+        """A local file holding the blob, for tools that take a path (onnx.load, ONNX Runtime).
+
+        Read-only: do not write, move or delete it. Here it is the blob itself, valid until gc collects
+        it; a remote store would fetch it first. StoreError if the blob is not in the store."""
+        return self._cas.local_path(digest)
 
     def has_blob(self, digest: str) -> bool:
         return self._cas.has_blob(digest)
