@@ -7,18 +7,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import EXIT_FAILED, EXIT_OK, ConfigError, LockMismatch, Problem, UsageError
+from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan.explain import differences, explain, known_material
-from trtbuild.plan.plan import Plan, preflight
-from trtbuild.plan.resolver import resolve
-from trtbuild.plan.status import plan_status
+from trtbuild.plan.plan import Plan, make_plan, preflight
 from trtbuild.report import write_reports
-from trtbuild.spec.loader import load_spec
+from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
-from trtbuild.store import ActionResult, Store, default_cache_dir
+from trtbuild.store import ActionResult
 from trtbuild.store.roots import lock_root_name, run_root_name
 
 
@@ -47,29 +45,7 @@ class RunResult:
 
 def load(configs: Iterable[Path | str]) -> list[Spec]:
     """Load and check every config; all problems of all configs are reported together."""
-    specs: list[Spec] = []
-    problems: list[Problem] = []
-    for config in configs:
-        try:
-            specs.append(load_spec(Path(config)))
-        except ConfigError as error:
-            problems += error.problems
-    first: dict[str, Spec] = {}
-    for spec in specs:
-        other = first.setdefault(spec.model.name, spec)
-        if other is not spec:
-            problems.append(
-                Problem(
-                    f"model name '{spec.model.name}' is also used by {other.path}: both would build into "
-                    f"build/{spec.model.name}/",
-                    location=spec.location(("model", "name")),
-                    field_path="model.name",
-                    hint="give each config's model its own name, or make one config with a matrix",
-                )
-            )
-    if problems:
-        raise ConfigError(problems)
-    return specs
+    return load_specs(configs)
 
 
 def plan(
@@ -79,17 +55,8 @@ def plan(
     only: Sequence[str] = (),
     use_cache: bool = True,
 ) -> Plan:
-    specs = load(configs)
-    graph = resolve(specs, only)
-    store = Store(cache_dir or default_cache_dir())
-    try:
-        store.root.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(
-            f"cannot use {store.root} as the cache: {error.strerror or error}; "
-            "pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
-        ) from error
-    return Plan(specs, graph, plan_status(graph, store, use_cache=use_cache), store)
+    """What would run and why, running nothing."""
+    return make_plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache)
 
 
 def run(

@@ -64,7 +64,7 @@ def _validations(verification: api.Verification) -> list[str]:
     return [
         f"{event.cells[0]} {event.meta.get('verdict', 'unknown')}"
         for event in verification.run.events
-        if event.kind == "validate" and event.cells
+        if "verdict" in event.meta and event.cells  # the tasks that gate: validate
     ]
 
 

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from trtbuild import api
 from trtbuild.errors import TaskError, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.plan.graph import Graph, TaskNode
-from trtbuild.plan.plan import Plan, preflight
+from trtbuild.plan.plan import Plan, make_plan, preflight
+from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.store import ActionResult
 from trtbuild.tasks import precision, validate
@@ -40,7 +40,7 @@ def cell_graphs(
     cache_dir: Path | None = None,
     on_event: Callable[[TaskEvent], None] | None = None,
 ) -> CellGraphs:
-    specs = api.load([config])
+    specs = load_specs([config])
     spec = specs[0]
     cell = next((c for c in spec.cells if c.name == cell_name), None)
     if cell is None:
@@ -52,7 +52,7 @@ def cell_graphs(
             f"cell {cell_name} is fp32: its graph is the fp32 graph, there is nothing to compare; "
             "name a fp16, bf16, int8 or fp8 cell"
         )
-    the_plan = api.plan([config], cache_dir=cache_dir, only=[cell_name])
+    the_plan = make_plan([config], cache_dir=cache_dir, only=[cell_name])
     precision_node = _node(the_plan.graph, precision.NAME, cell_name)
     validate_node = _node(the_plan.graph, validate.NAME, cell_name)
     upstream = precision_node.deps[precision.GRAPH].node_id

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from trtbuild.errors import ConfigError, Problem
+from trtbuild.errors import ConfigError, Problem, UsageError
 from trtbuild.plan.graph import Graph, TaskNode
-from trtbuild.plan.status import NodeStatus
+from trtbuild.plan.resolver import resolve
+from trtbuild.plan.status import NodeStatus, plan_status
+from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
-from trtbuild.store import Store
+from trtbuild.store import Store, default_cache_dir
 
 
 @dataclass
@@ -39,3 +43,24 @@ def preflight(plan: Plan) -> None:
                 problems += stage.kind.preflight(spec, nodes)
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))  # kinds that share a check report it once
+
+
+def make_plan(
+    configs: Iterable[Path | str],
+    *,
+    cache_dir: Path | None = None,
+    only: Sequence[str] = (),
+    use_cache: bool = True,
+) -> Plan:
+    """Load the configs, resolve their task graph and look every task up in the cache."""
+    specs = load_specs(configs)
+    graph = resolve(specs, only)
+    store = Store(cache_dir or default_cache_dir())
+    try:
+        store.root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(
+            f"cannot use {store.root} as the cache: {error.strerror or error}; "
+            "pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
+        ) from error
+    return Plan(specs, graph, plan_status(graph, store, use_cache=use_cache), store)

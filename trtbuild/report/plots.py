@@ -18,13 +18,8 @@ from matplotlib.patches import Patch
 from trtbuild import units
 from trtbuild.report import table
 
-STAGE_COLOURS = {
-    "export": "#4c72b0",
-    "simplify": "#8172b3",
-    "precision": "#dd8452",
-    "build": "#55a868",
-    "validate": "#c44e52",
-}
+# Stages in pipeline order take these colours in turn (export, simplify, precision, build, validate).
+STAGE_COLOURS = ["#4c72b0", "#8172b3", "#dd8452", "#55a868", "#c44e52", "#937860"]
 CANDIDATE_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
 FLOOR = 1e-16  # where an exact match (1 - cosine = 0, max |Δ| = 0) is drawn on a log axis: float64 eps
 # Pinned SVG ids and text drawn as paths: same bytes for the same report, no font needed to view it.
@@ -143,6 +138,10 @@ def sizes(report: dict[str, Any]) -> str:
     return _svg(figure)
 
 
+def _stage_colour(stages: list[str], stage: str) -> str:
+    return STAGE_COLOURS[stages.index(stage) % len(STAGE_COLOURS)]
+
+
 def stage_times(report: dict[str, Any]) -> str:
     """Seconds per stage, stacked per cell; shared stages hatched (they ran once for all cells)."""
     cells = report["cells"]
@@ -159,7 +158,7 @@ def stage_times(report: dict[str, Any]) -> str:
                     task["seconds"],
                     0.6,
                     bottom=bottoms[i],
-                    color=STAGE_COLOURS.get(stage, "#937860"),
+                    color=_stage_colour(stages, stage),
                     hatch="//" if task["shared_with"] else None,
                     edgecolor="white",
                     linewidth=0.5,
@@ -178,7 +177,7 @@ def stage_times(report: dict[str, Any]) -> str:
     ax.set_title("Time per stage (each stage's own run time, cached or not)")
     ax.margins(y=0.12)
     _cell_ticks(ax, cells)
-    handles = [Patch(color=STAGE_COLOURS.get(s, "#937860"), label=s) for s in stages]
+    handles = [Patch(color=_stage_colour(stages, s), label=s) for s in stages]
     handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="//", label="shared with other cells"))
     figure.legend(handles=handles, frameon=False, loc="outside right upper")
     return _svg(figure)

@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -280,3 +281,30 @@ def _preprocess(raw: dict[str, Any]) -> Preprocess:
         std=per_channel(raw.get("std", 1.0)),
         layout=raw.get("layout", "NCHW"),
     )
+
+
+def load_specs(configs: Iterable[Path | str]) -> list[Spec]:
+    """Load and check every config; all problems of all configs are reported together."""
+    specs: list[Spec] = []
+    problems: list[Problem] = []
+    for config in configs:
+        try:
+            specs.append(load_spec(Path(config)))
+        except ConfigError as error:
+            problems += error.problems
+    first: dict[str, Spec] = {}
+    for spec in specs:
+        other = first.setdefault(spec.model.name, spec)
+        if other is not spec:
+            problems.append(
+                Problem(
+                    f"model name '{spec.model.name}' is also used by {other.path}: both would build into "
+                    f"build/{spec.model.name}/",
+                    location=spec.location(("model", "name")),
+                    field_path="model.name",
+                    hint="give each config's model its own name, or make one config with a matrix",
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    return specs

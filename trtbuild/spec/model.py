@@ -24,7 +24,6 @@ PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
 AUTOCAST_PRECISIONS = ("fp16", "bf16")
 QUANTIZED_PRECISIONS = ("int8", "fp8")
 EXPORTERS = ("torchscript", "dynamo")
-BACKENDS = ("auto", "tensorrt", "tensorrt-rtx")
 # TensorRT-RTX ahead-of-time targets (trt.ComputeCapability members).
 COMPUTE_CAPABILITIES = ("SM75", "SM80", "SM86", "SM89", "SM120", "SM121")
 
