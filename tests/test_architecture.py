@@ -35,6 +35,7 @@ and a function-level import still ties two modules together. Imports of third-pa
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -387,3 +388,15 @@ def test_cycles_through_a_package_init_are_found() -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_no_function_is_over_50_lines() -> None:
+    """Functions fit on a screen: none in the package is longer than 50 lines (decorators aside)."""
+    long = []
+    for path in sorted((REPO / PACKAGE).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 50:
+                    long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, "split these functions:\n" + "\n".join(long)

@@ -18,6 +18,7 @@ from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult
 from trtbuild.store.roots import lock_root_name, run_root_name
+from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
 
 @dataclass
@@ -54,9 +55,11 @@ def plan(
     cache_dir: Path | None = None,
     only: Sequence[str] = (),
     use_cache: bool = True,
+    pipeline: Pipeline = PIPELINE,
 ) -> Plan:
-    """What would run and why, running nothing."""
-    return make_plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache)
+    """What would run and why, running nothing. `pipeline`: the stages to plan (a program may add
+    its own task kinds to the standard ones with `PIPELINE.with_stage`)."""
+    return make_plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
 
 
 def run(
@@ -71,10 +74,11 @@ def run(
     on_event: Callable[[TaskEvent], None] | None = None,
     locked: bool = False,
     write_lock: bool = True,
+    pipeline: Pipeline = PIPELINE,
 ) -> RunResult:
     """Build everything out of date. Config errors raise ConfigError before any task runs; with
     `locked`, a plan that differs from the lock raises LockMismatch, also before any task runs."""
-    the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache)
+    the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
     if locked:
         check_locked(the_plan)
     preflight(the_plan)

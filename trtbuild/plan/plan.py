@@ -13,6 +13,7 @@ from trtbuild.plan.status import NodeStatus, plan_status
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import Store, default_cache_dir
+from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
 
 @dataclass
@@ -51,10 +52,11 @@ def make_plan(
     cache_dir: Path | None = None,
     only: Sequence[str] = (),
     use_cache: bool = True,
+    pipeline: Pipeline = PIPELINE,
 ) -> Plan:
     """Load the configs, resolve their task graph and look every task up in the cache."""
     specs = load_specs(configs)
-    graph = resolve(specs, only)
+    graph = resolve(specs, only, pipeline)
     store = Store(cache_dir or default_cache_dir())
     try:
         store.root.mkdir(parents=True, exist_ok=True)
