@@ -186,7 +186,7 @@ class Verification:
         return EXIT_OK if all(a.identical for a in self.artifacts) else EXIT_FAILED
 
 
-def verify(configs: Iterable[Path | str], *, jobs: int = 1) -> Verification:
+def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline = PIPELINE) -> Verification:
     """Rebuild every task of the configs from scratch, in a temporary store, and compare each output's
     hash with the lock. The lock and the user's cache and build folder are left alone."""
     import tempfile
@@ -206,6 +206,7 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1) -> Verification:
             out_dir=Path(scratch) / "build",
             jobs=jobs,
             write_lock=False,
+            pipeline=pipeline,
         )
     artifacts = []
     for lock in locks.values():

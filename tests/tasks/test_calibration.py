@@ -19,7 +19,8 @@ from trtbuild.spec.loader import load_spec
 from trtbuild.spec.model import Spec
 from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks.base import params_json
-from trtbuild.tasks.calibration.from_callable import CallableCalibration, InputSignature
+from trtbuild.tasks.calibration.base import InputSignature
+from trtbuild.tasks.calibration.from_callable import CallableCalibration
 
 CALIB_MODULE = """
 import numpy as np
@@ -118,7 +119,6 @@ def test_images_are_file_inputs_in_sorted_order_and_preprocess_is_params(tiny_pr
             "name": "input",
             "shape": ["batch", 3, 16, 16],
             "dtype": "float32",
-            "value_range": [0.0, 1.0],
         },
         "samples": None,
         "preprocess": {

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from trtbuild import api
 from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
+from trtbuild.tasks.validate import OUTPUT as VALIDATION
 
 
 def add_parser(verbs: Any) -> None:
@@ -61,11 +62,15 @@ def _difference(artifact: api.VerifiedArtifact) -> str:
 
 
 def _validations(verification: api.Verification) -> list[str]:
-    return [
-        f"{event.cells[0]} {event.meta.get('verdict', 'unknown')}"
-        for event in verification.run.events
-        if "verdict" in event.meta and event.cells  # the tasks that gate: validate
-    ]
+    """Each rebuilt cell's verdict, from the task that made its validation.json."""
+    events = {event.id: event for event in verification.run.events}
+    verdicts = []
+    for cell in verification.run.plan.graph.cells:
+        for artifact in cell.artifacts:
+            event = events.get(artifact.node_id)
+            if artifact.filename == VALIDATION and event is not None:
+                verdicts.append(f"{cell.cell} {event.meta.get('verdict', 'unknown')}")
+    return verdicts
 
 
 def to_json(verification: api.Verification) -> dict[str, Any]:

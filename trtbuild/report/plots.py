@@ -17,9 +17,16 @@ from matplotlib.patches import Patch
 
 from trtbuild import units
 from trtbuild.report import table
+from trtbuild.tasks import build, export, precision, simplify, validate
 
-# Stages in pipeline order take these colours in turn (export, simplify, precision, build, validate).
-STAGE_COLOURS = ["#4c72b0", "#8172b3", "#dd8452", "#55a868", "#c44e52", "#937860"]
+STAGE_COLOURS = {
+    export.NAME: "#4c72b0",
+    simplify.NAME: "#8172b3",
+    precision.NAME: "#dd8452",
+    build.NAME: "#55a868",
+    validate.NAME: "#c44e52",
+}
+OTHER_STAGE_COLOUR = "#937860"  # a kind added to the pipeline later
 CANDIDATE_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#8172b3"]
 FLOOR = 1e-16  # where an exact match (1 - cosine = 0, max |Δ| = 0) is drawn on a log axis: float64 eps
 # Pinned SVG ids and text drawn as paths: same bytes for the same report, no font needed to view it.
@@ -139,7 +146,7 @@ def sizes(report: dict[str, Any]) -> str:
 
 
 def _stage_colour(stages: list[str], stage: str) -> str:
-    return STAGE_COLOURS[stages.index(stage) % len(STAGE_COLOURS)]
+    return STAGE_COLOURS.get(stage, OTHER_STAGE_COLOUR)
 
 
 def stage_times(report: dict[str, Any]) -> str:

@@ -3,8 +3,8 @@
 A task kind is one unit (one module under `trtbuild/tasks/`): a frozen params dataclass, the
 function deriving those params and the task's file inputs from a matrix cell, its preflight checks,
 the tool versions that enter its key, and `run`. Keys, lock entries and `--explain` are computed
-from the params dataclass (`params_json`), so a renamed field is a type error, not a silent key
-change. Heavy libraries are imported inside `run`, never at module import, so planning stays fast.
+from the params dataclass (`params_json`), so a misspelt field is a type error wherever it is read.
+Heavy libraries are imported inside `run`, never at module import, so planning stays fast.
 """
 
 from __future__ import annotations

@@ -16,12 +16,26 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
-from trtbuild.spec.model import Spec
+from trtbuild.spec.model import Dim, Spec, TensorSpec
 
 Files = dict[str, Path]
 Arrays = dict[str, Any]  # input name -> numpy array, every sample stacked along axis 0
 # (field under `calibration`, message, hint): one problem found before anything runs.
 SourceProblem = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class InputSignature:
+    """What calibration data is checked and shaped against: an input's name, dims and dtype (not its
+    value range, which only generated data uses: changing it must not rerun real-data calibration)."""
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str
+
+    @classmethod
+    def of(cls, tensor: TensorSpec) -> InputSignature:
+        return cls(tensor.name, tensor.shape, tensor.dtype)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
-from trtbuild.spec.model import Dim, Spec
+from trtbuild.spec.model import Spec
 from trtbuild.spec.source import module_search_path
-from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, SourceProblem
+from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, InputSignature, SourceProblem
 from trtbuild.tasks.code import code_identity
 from trtbuild.tasks.importing import import_attribute
 
@@ -20,15 +20,6 @@ HINT = (
     "the function must return or yield dicts {input name: array} (numpy or torch), batch first, "
     "with each input's dtype and fixed dims"
 )
-
-
-@dataclass(frozen=True)
-class InputSignature:
-    """What each batch is checked against: an input's name, fixed dims and dtype."""
-
-    name: str
-    shape: tuple[Dim, ...]
-    dtype: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +40,7 @@ class CallableCalibration(CalibrationSource):
         assert calibration is not None and calibration.function is not None  # the spec checks made sure
         module = calibration.function.partition(":")[0]
         package, files = code_identity(module, module_search_path(spec.directory), CODE_PREFIX)
-        inputs = tuple(InputSignature(t.name, t.shape, t.dtype) for t in spec.inputs)
+        inputs = tuple(InputSignature.of(t) for t in spec.inputs)
         return cls(
             function=calibration.function, package=package, samples=calibration.samples, inputs=inputs
         ), files

@@ -9,7 +9,14 @@ from typing import Any
 
 from trtbuild.errors import TaskError
 from trtbuild.spec.model import Preprocess, Spec, TensorSpec
-from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, SourceProblem, batched_shapes
+from trtbuild.tasks.calibration.base import (
+    Arrays,
+    CalibrationSource,
+    Files,
+    InputSignature,
+    SourceProblem,
+    batched_shapes,
+)
 from trtbuild.tasks.params import opt_shapes
 from trtbuild.tasks.sampling import random_arrays
 
@@ -36,7 +43,7 @@ class ImagesCalibration(CalibrationSource):
     so editing one of them reruns nothing. The preprocessing and the fed input are params."""
 
     source: str = "images"
-    input: TensorSpec
+    input: InputSignature
     samples: int | None
     preprocess: Preprocess  # with `scale` resolved: 255 for float inputs, 1 for integer ones
     others: RandomInputs | None = None
@@ -64,7 +71,9 @@ class ImagesCalibration(CalibrationSource):
             if rest
             else None
         )
-        return cls(input=tensor, samples=calibration.samples, preprocess=preprocess, others=others), files
+        return cls(
+            input=InputSignature.of(tensor), samples=calibration.samples, preprocess=preprocess, others=others
+        ), files
 
     def load(self, files: Mapping[str, Path], search_path: Sequence[str]) -> Arrays:
         import numpy as np
@@ -101,7 +110,7 @@ class ImagesCalibration(CalibrationSource):
         return _shape_problems(paths[0], list(sample.shape), self.input)
 
 
-def _shape_problems(first: Path, shape: list[int], tensor: TensorSpec) -> list[SourceProblem]:
+def _shape_problems(first: Path, shape: list[int], tensor: InputSignature) -> list[SourceProblem]:
     wrong = [
         f"axis {axis + 1}: {size} != {dim}"
         for axis, (size, dim) in enumerate(zip(shape, tensor.shape[1:], strict=True))
@@ -125,13 +134,13 @@ def image_paths(files: Mapping[str, Path]) -> list[Path]:
     return [files[name] for name in sorted(files) if name.startswith(IMAGE_PREFIX)]
 
 
-def image_channels(tensor: TensorSpec, layout: str) -> int:
+def image_channels(tensor: InputSignature, layout: str) -> int:
     """1 (grayscale) or 3 (RGB), from the input's channels axis; 3 when that axis is dynamic."""
     channels = tensor.shape[1 if layout == "NCHW" else 3]
     return channels if isinstance(channels, int) else 3
 
 
-def preprocess_image(path: Path, preprocess: Preprocess, tensor: TensorSpec) -> Any:
+def preprocess_image(path: Path, preprocess: Preprocess, tensor: InputSignature) -> Any:
     """One sample (numpy, no batch axis) from the image at `path`, in the input's layout and dtype."""
     import numpy as np
     from PIL import Image
