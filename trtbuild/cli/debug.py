@@ -11,18 +11,18 @@ import argparse
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
-from trtbuild.debug import precision as triage_module
-from trtbuild.debug.exclusions import write_exclusions
-from trtbuild.debug.graphs import cell_graphs
 from trtbuild.errors import EXIT_OK, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.spec.model import AUTOCAST_PRECISIONS
 from trtbuild.units import human_seconds
+
+if TYPE_CHECKING:
+    from trtbuild.debug import precision as triage_module
 
 
 def add_parser(verbs: Any) -> None:
@@ -70,6 +70,12 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _triage(args: argparse.Namespace) -> dict[str, Any]:
+    # Imported when this verb runs, not when the CLI starts: every other verb's start-up (a no-op
+    # `run` above all) would otherwise pay for the triage machinery it never uses.
+    from trtbuild.debug import precision as triage_module
+    from trtbuild.debug.exclusions import write_exclusions
+    from trtbuild.debug.graphs import cell_graphs
+
     threshold = args.threshold if args.threshold is not None else triage_module.DEFAULT_THRESHOLD
     top = args.top if args.top is not None else triage_module.DEFAULT_TOP
     graphs = cell_graphs(args.config, args.cell, cache_dir=args.cache_dir, on_event=_progress)

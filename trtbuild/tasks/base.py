@@ -10,7 +10,6 @@ Heavy libraries are imported inside `run`, never at module import, so planning s
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -29,9 +28,23 @@ P_co = TypeVar("P_co", covariant=True)
 
 def params_json(params: Any) -> JsonDict:
     """The canonical JSON form of a params dataclass: what enters the key and the lock."""
-    as_dict = dataclasses.asdict(params)
-    loaded: JsonDict = json.loads(json.dumps(as_dict, default=str))
-    return loaded
+    converted = _json_value(params)
+    assert isinstance(converted, dict), f"params must be a dataclass, not {type(params).__name__}"
+    return converted
+
+
+def _json_value(value: Any) -> Any:
+    """Dataclasses as dicts of their fields, tuples as lists, anything else not JSON as a string.
+    (`dataclasses.asdict` deep-copies every leaf: this runs for every task of every plan.)"""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return str(value)
 
 
 @dataclass(frozen=True)
