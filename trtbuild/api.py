@@ -46,7 +46,7 @@ class RunResult:
 
 def load(configs: Iterable[Path | str]) -> list[Spec]:
     """Load and check every config; all problems of all configs are reported together."""
-    return load_specs(configs)
+    return load_specs(configs, checks=PIPELINE.spec_checks)
 
 
 def plan(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def write_atomic(
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     kept = _permissions(path) if keep_mode else None
-    temp = _temp_path(Path(temp_dir) if temp_dir is not None else path.parent, path.name)
+    temp = temp_path(Path(temp_dir) if temp_dir is not None else path.parent, path.name)
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -69,9 +68,11 @@ def write_if_changed(path: Path, text: str, *, fsync: bool = True, temp_dir: Pat
     return True
 
 
-def _temp_path(directory: Path, name: str) -> Path:
-    # Hidden and unlikely to collide; O_EXCL makes a collision an error rather than a shared file.
-    return directory / f".{name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+def temp_path(directory: Path, name: str) -> Path:
+    """A fresh hidden name in `directory` (nothing is created). Unlikely to collide; writers open it
+    with O_EXCL, so a collision is an error rather than a shared file. (os.urandom rather than the
+    `secrets` module, whose import a no-op run would pay for.)"""
+    return directory / f".{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
 
 
 def _permissions(path: Path) -> int | None:

@@ -85,7 +85,7 @@ def precision_keys(project: Project) -> dict[str, str]:
 
 def config_problems(config: Path) -> str:
     with pytest.raises(ConfigError) as raised:
-        load_spec(config)
+        api.load([config])
     return "\n".join(problem.render() for problem in raised.value.problems)
 
 

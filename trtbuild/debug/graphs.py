@@ -20,6 +20,7 @@ from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.store import ActionResult
 from trtbuild.tasks import precision, validate
+from trtbuild.tasks.pipeline import PIPELINE
 from trtbuild.tasks.validate import ValidateParams
 
 
@@ -40,7 +41,7 @@ def cell_graphs(
     cache_dir: Path | None = None,
     on_event: Callable[[TaskEvent], None] | None = None,
 ) -> CellGraphs:
-    specs = load_specs([config])
+    specs = load_specs([config], checks=PIPELINE.spec_checks)
     spec = specs[0]
     cell = next((c for c in spec.cells if c.name == cell_name), None)
     if cell is None:

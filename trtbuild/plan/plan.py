@@ -55,9 +55,9 @@ def make_plan(
     pipeline: Pipeline = PIPELINE,
 ) -> Plan:
     """Load the configs, resolve their task graph and look every task up in the cache."""
-    specs = load_specs(configs)
-    graph = resolve(specs, only, pipeline)
     store = Store(cache_dir or default_cache_dir())
+    specs = load_specs(configs, checks=pipeline.spec_checks, validated=store.validated_documents())
+    graph = resolve(specs, only, pipeline)
     try:
         store.root.mkdir(parents=True, exist_ok=True)
     except OSError as error:

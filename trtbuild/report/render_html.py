@@ -8,10 +8,10 @@ from html import escape
 from typing import Any
 
 from trtbuild.report import table
+from trtbuild.report.marks import NO_PLOTS_MARK
 
 # Written at the top of a page drawn without matplotlib, so that the next run redraws it once
 # matplotlib is installed even though report.json has not changed.
-NO_PLOTS_MARK = "<!-- trtbuild: plots missing -->"
 FIGURE_CAPTIONS = {
     "accuracy": "Accuracy of each candidate against the PyTorch fp32 reference: worst over outputs and "
     "samples, log scale. Dashed red: the cell's gate. A candidate that was not compared has no bar.",

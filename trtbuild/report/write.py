@@ -11,7 +11,7 @@ from trtbuild.exec.events import TaskEvent
 from trtbuild.files import write_atomic
 from trtbuild.plan.plan import Plan
 from trtbuild.report.collect import collect
-from trtbuild.report.render_html import NO_PLOTS_MARK
+from trtbuild.report.marks import NO_PLOTS_MARK
 
 NAMES = ("report.json", "report.md", "report.html")
 

@@ -12,7 +12,7 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +37,9 @@ from trtbuild.spec.model import (
     ValidateSpec,
     format_field_path,
 )
-from trtbuild.spec.semantic import check_spec
+from trtbuild.spec.semantic import SpecCheck, check_spec
 from trtbuild.spec.source import module_search_path
-from trtbuild.spec.validate import sort_problems, validate_document
+from trtbuild.spec.validate import ValidatedDocuments, sort_problems, validate_document
 from trtbuild.spec.yamlmarks import load_yaml
 
 _SIZE_UNITS = {
@@ -56,27 +56,31 @@ _SIZE_UNITS = {
 _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(" + "|".join(_SIZE_UNITS) + r")\s*$")
 
 
-def load_spec(path: Path) -> Spec:
+def load_spec(
+    path: Path, *, checks: Sequence[SpecCheck] = (), validated: ValidatedDocuments | None = None
+) -> Spec:
     """Load, validate and normalise the config at `path`. Raises ConfigError with every problem found.
 
     A config with a matrix is validated and normalised once per cell, on the document as that cell
-    sees it; problems common to several cells are reported once.
+    sees it; problems common to several cells are reported once. `checks` are more checks of each
+    cell's view, from the layers above (a task kind's checks of the config it reads); `validated`
+    remembers documents that passed the schema, so an unchanged config is not validated again.
     """
     path = Path(path).absolute()
     document, marks = load_yaml(path)
-    problems = validate_document(document, marks, path) + _non_finite(document, marks)
+    problems = validate_document(document, marks, path, validated) + _non_finite(document, marks)
     if problems:
         raise ConfigError(problems)
     cells: list[Cell] = []
     for matrix_cell in matrix.expand(document, marks, path):
         view_document = matrix.cell_document(document, matrix_cell)
         view_marks = matrix.cell_marks(marks, matrix_cell)
-        schema_problems = _named(validate_document(view_document, view_marks, path), matrix_cell)
+        schema_problems = _named(validate_document(view_document, view_marks, path, validated), matrix_cell)
         if schema_problems:
             problems += schema_problems  # the semantic checks need a well-typed document
             continue
         view = normalise(view_document, path, view_marks)
-        problems += _named(check_spec(view, module_search_path(path.parent)), matrix_cell)
+        problems += _named(check_spec(view, module_search_path(path.parent), checks), matrix_cell)
         precision = view.cells[0].precision
         # Without a matrix the one cell is named after its precision: build/<model>/fp32/.
         cell_name = matrix_cell.name if matrix_cell.values else precision
@@ -283,13 +287,18 @@ def _preprocess(raw: dict[str, Any]) -> Preprocess:
     )
 
 
-def load_specs(configs: Iterable[Path | str]) -> list[Spec]:
+def load_specs(
+    configs: Iterable[Path | str],
+    *,
+    checks: Sequence[SpecCheck] = (),
+    validated: ValidatedDocuments | None = None,
+) -> list[Spec]:
     """Load and check every config; all problems of all configs are reported together."""
     specs: list[Spec] = []
     problems: list[Problem] = []
     for config in configs:
         try:
-            specs.append(load_spec(Path(config)))
+            specs.append(load_spec(Path(config), checks=checks, validated=validated))
         except ConfigError as error:
             problems += error.problems
     first: dict[str, Spec] = {}

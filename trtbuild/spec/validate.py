@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
+import importlib.metadata
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from trtbuild.errors import Location, Problem
 from trtbuild.spec.model import FieldPath, format_field_path
@@ -42,19 +45,63 @@ def load_schema() -> dict[str, Any]:
     return schema
 
 
+class ValidatedDocuments(Protocol):
+    """Digests of documents that passed schema validation (the cache keeps them between runs)."""
+
+    def __contains__(self, digest: object) -> bool: ...
+
+    def add(self, digest: str) -> None: ...
+
+
 @functools.cache
 def _validator() -> Draft202012Validator:
+    # jsonschema is imported only when a document must be validated: with its format checkers it is
+    # a sixth of a fully cached run's start-up, and an unchanged config needs no second look.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(load_schema())
 
 
-def validate_document(document: Any, marks: dict[FieldPath, Location], file: Path) -> list[Problem]:
-    """Every schema violation in `document`, one Problem per mistake, in file order."""
+def validate_document(
+    document: Any,
+    marks: dict[FieldPath, Location],
+    file: Path,
+    validated: ValidatedDocuments | None = None,
+) -> list[Problem]:
+    """Every schema violation in `document`, one Problem per mistake, in file order. A document whose
+    digest is in `validated` passed this very schema before, with this jsonschema: it is not checked
+    again; one that passes now is added."""
+    digest = document_digest(document) if validated is not None else None
+    if validated is not None and digest in validated:
+        return []
     explainer = _Explainer(marks, file)
     errors = _drop_consequences(list(_validator().iter_errors(document)))
     problems, errors = explainer.skipped_levels(errors)
     for error in errors:
         problems.extend(explainer.explain(error))
+    if validated is not None and digest is not None and not problems:
+        validated.add(digest)
     return sort_problems(_unique(problems))
+
+
+def document_digest(document: Any) -> str:
+    """What a schema verdict depends on: the schema, the validator's version and the document."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=repr)
+    material = f"{_schema_digest()}\n{_jsonschema_version()}\n{text}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@functools.cache
+def _schema_digest() -> str:
+    return hashlib.sha256(SCHEMA_PATH.read_bytes()).hexdigest()
+
+
+@functools.cache
+def _jsonschema_version() -> str:
+    try:
+        return importlib.metadata.version("jsonschema")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _drop_consequences(errors: list[ValidationError]) -> list[ValidationError]:
@@ -346,6 +393,8 @@ class _Explainer:
         if len(fitting) == 1:
             # The value has the shape of exactly one alternative: explain why that one failed.
             sub_errors = [e for e in error.context or () if e.relative_schema_path[0] == fitting[0]]
+            from jsonschema.exceptions import best_match  # only on an anyOf failure
+
             chosen = best_match(sub_errors) if sub_errors else None
             if chosen is not None:
                 yield from self.explain(chosen)

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import stat
 from pathlib import Path
 
 # Action entries and GC roots: the owner writes, everyone reads (less the umask). Blobs are 0o444.
 FILE_MODE = 0o644
-
-
-def temp_name(directory: Path, stem: str) -> Path:
-    """A fresh, unlikely-to-collide name in ``directory`` (nothing is created)."""
-    return directory / f".{stem}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
 
 
 def unlink_quietly(path: Path) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtbuild.errors import StoreError
-from trtbuild.store._fsutil import rmtree_force, temp_name, unlink_quietly
+from trtbuild.files import temp_path
+from trtbuild.store._fsutil import rmtree_force, unlink_quietly
 from trtbuild.store.hashing import CHUNK_SIZE, StatCache
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
@@ -98,7 +99,7 @@ class ContentStore:
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"cannot store {src}: not a regular file")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(self.tmp_dir, "blob")
+        tmp = temp_path(self.tmp_dir, "blob")
         moved = False
         try:
             if move:
@@ -174,7 +175,7 @@ class ContentStore:
                     pass
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_name(dest.parent, dest.name)
+            tmp = temp_path(dest.parent, dest.name)
             try:
                 try:
                     os.link(blob, tmp)

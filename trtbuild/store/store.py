@@ -7,6 +7,7 @@ Layout under ``root``::
     roots/<name>.json              GC roots: the keys a lock file or a recent run needs (see roots.py)
     tmp/                           temp files and dirs; same filesystem, so renames are atomic
     locks/<name>.lock              inter-process locks
+    validated/<first 2>/<digest>   configs that passed schema validation (see validated.py)
     stat-cache.sqlite              (path, size, mtime_ns, inode, dev) -> sha256
 
 Blobs are hard-linked into build directories by :meth:`Store.materialize`, so a user editing such a file
@@ -37,6 +38,7 @@ from trtbuild.store.cas import ContentStore, FileDigest, check_digest
 from trtbuild.store.hashing import StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
+from trtbuild.store.validated import ValidatedDocuments
 
 
 def default_cache_dir() -> Path:
@@ -60,6 +62,10 @@ class Store:
         self._cas = ContentStore(self.root / "cas", self._tmp, self._stat_cache)
         self._ac = ActionCache(self.root / "ac", self._tmp)
         self._roots = Roots(self.root / "roots", self._tmp)
+
+    def validated_documents(self) -> ValidatedDocuments:
+        """The configs that passed schema validation before (nothing is created until one does)."""
+        return ValidatedDocuments(self.root / "validated", self._tmp)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"

@@ -119,6 +119,11 @@ class TaskKind(ABC, Generic[P]):
     def run(self, ctx: TaskContext[P]) -> JsonDict:
         """Make the outputs; returns metadata stored beside them."""
 
+    def check_spec(self, spec: Spec) -> list[Problem]:
+        """Problems of the config this kind reads, found when it is loaded (for each cell's view):
+        what the schema cannot say and needs no data read (a file that must exist, say)."""
+        return []
+
     def preflight(self, spec: Spec, tasks: Sequence[Planned[P]]) -> list[Problem]:
         """Problems found before anything runs, in what the tasks that must run need (a missing
         library, unreadable calibration data). May import what planning may not."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtbuild.spec.semantic import SpecCheck
 from trtbuild.tasks import build, export, precision, simplify, validate
 from trtbuild.tasks.base import TaskKind
 
@@ -48,6 +49,11 @@ class Pipeline:
 
     def stage(self, name: str) -> Stage:
         return next(stage for stage in self.stages if stage.name == name)
+
+    @property
+    def spec_checks(self) -> tuple[SpecCheck, ...]:
+        """Each kind's checks of the config it reads, run when a config is loaded."""
+        return tuple(stage.kind.check_spec for stage in self.stages)
 
     def with_stage(self, stage: Stage) -> Pipeline:
         """This pipeline with `stage` appended (its inputs must name earlier stages)."""

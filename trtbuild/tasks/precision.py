@@ -53,6 +53,9 @@ class Precision(TaskKind[PrecisionParams]):
             return Derived(params, files, user_code_context(spec))
         return Derived(PrecisionParams(cell.precision))
 
+    def check_spec(self, spec: Spec) -> list[Problem]:
+        return calibrations.spec_problems(spec)
+
     def tools(self, params: PrecisionParams) -> JsonDict:
         if params.precision == "fp32":
             return {}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from trtbuild.errors import Problem
 from trtbuild.spec.model import Spec
+from trtbuild.tasks.calibration import spec_checks
 from trtbuild.tasks.calibration.base import CalibrationSource, Files, split_holdout
 from trtbuild.tasks.calibration.from_callable import CallableCalibration
 from trtbuild.tasks.calibration.from_npz import NpzCalibration
@@ -19,6 +21,11 @@ Calibration = NpzCalibration | ImagesCalibration | CallableCalibration | RandomC
 SOURCES: dict[str, type[Calibration]] = {
     cls.source: cls for cls in (NpzCalibration, ImagesCalibration, CallableCalibration, RandomCalibration)
 }
+
+
+def spec_problems(spec: Spec) -> list[Problem]:
+    """Problems of the config's calibration block, found when it is loaded (each cell's view)."""
+    return list(spec_checks.spec_problems(spec, dict(SOURCES)))
 
 
 def for_spec(spec: Spec) -> tuple[Calibration, Files]:
@@ -34,4 +41,12 @@ def _with_holdout(calibration: Calibration, holdout: int) -> Calibration:
     return dataclasses.replace(calibration, holdout=holdout)
 
 
-__all__ = ["SOURCES", "Calibration", "CalibrationSource", "Files", "for_spec", "split_holdout"]
+__all__ = [
+    "SOURCES",
+    "Calibration",
+    "CalibrationSource",
+    "Files",
+    "for_spec",
+    "spec_problems",
+    "split_holdout",
+]

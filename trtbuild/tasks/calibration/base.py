@@ -10,13 +10,13 @@ package is imported at plan time.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from trtbuild.errors import TaskError
-from trtbuild.spec.model import Dim, Spec, TensorSpec
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import CalibrationSpec, Dim, Spec, TensorSpec
 
 Files = dict[str, Path]
 Arrays = dict[str, Any]  # input name -> numpy array, every sample stacked along axis 0
@@ -43,6 +43,15 @@ class CalibrationSource(ABC):
     source: str  # its name in the spec (`calibration.source`)
     # Validate on the last `holdout` samples (validate.data.holdout): calibration uses the rest.
     holdout: int | None = None
+
+    # The fields of the spec's `calibration` block this source reads (besides `source`).
+    fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def spec_problems(cls, spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+        """Problems of the config's calibration block for this source, found when it is loaded
+        (a file or module that must exist); its data is read later, by `preflight`."""
+        return iter(())
 
     def production_ready(self) -> bool:
         """False for random data (for trying things out): the precision task marks its output."""

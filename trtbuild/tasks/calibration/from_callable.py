@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from trtbuild.errors import TaskError
-from trtbuild.spec.model import Spec
-from trtbuild.spec.source import module_search_path
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import CalibrationSpec, Spec
+from trtbuild.spec.semantic import field_problem
+from trtbuild.spec.source import close_module_names, locate_module, missing_part, module_search_path
+from trtbuild.spec.validate import did_you_mean
 from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, InputSignature, SourceProblem
 from trtbuild.tasks.code import code_identity
 from trtbuild.tasks.importing import import_attribute
@@ -33,6 +35,34 @@ class CallableCalibration(CalibrationSource):
     package: str | None
     samples: int | None
     inputs: tuple[InputSignature, ...]
+
+    fields: ClassVar[frozenset[str]] = frozenset({"function", "samples"})
+
+    @classmethod
+    def spec_problems(cls, spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+        if calibration.function is None:
+            yield field_problem(
+                spec,
+                ("calibration",),
+                "source callable needs `function`",
+                "add `function: calib_data:batches`, a function in calib_data.py next to the config that "
+                "returns or yields {input name: array} batches",
+            )
+            return
+        module = calibration.function.partition(":")[0]
+        search_path = module_search_path(spec.directory)
+        if locate_module(module, search_path) is not None:
+            return
+        missing, _ = missing_part(module, search_path)
+        suggestion = did_you_mean(missing, close_module_names(missing, search_path))
+        yield field_problem(
+            spec,
+            ("calibration", "function"),
+            f"cannot find module '{missing}' of calibration function {calibration.function}",
+            (f"did you mean '{suggestion}'? " if suggestion else "")
+            + f"put {missing.replace('.', '/')}.py next to the config ({spec.directory}), or install the "
+            "package that provides it",
+        )
 
     @classmethod
     def derive(cls, spec: Spec) -> tuple[CallableCalibration, Files]:

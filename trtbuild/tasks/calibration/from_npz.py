@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from trtbuild.spec.model import Spec, TensorSpec
+from trtbuild.errors import Problem
+from trtbuild.spec.model import CalibrationSpec, Spec, TensorSpec
+from trtbuild.spec.semantic import field_problem
 from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, SourceProblem
 
 FILE = "calibration"  # the precision task's input name for the .npz
@@ -15,6 +18,25 @@ FILE = "calibration"  # the precision task's input name for the .npz
 @dataclass(frozen=True, kw_only=True)
 class NpzCalibration(CalibrationSource):
     source: str = "npz"  # the file's content is keyed as a file input
+
+    fields: ClassVar[frozenset[str]] = frozenset({"path"})
+
+    @classmethod
+    def spec_problems(cls, spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+        if calibration.path is None:
+            yield field_problem(
+                spec,
+                ("calibration",),
+                "source npz needs `path`",
+                "add `path: calib.npz`, relative to the config",
+            )
+        elif not calibration.path.is_file():
+            yield field_problem(
+                spec,
+                ("calibration", "path"),
+                f"calibration file {calibration.path} does not exist",
+                "check the path; it is relative to the config file",
+            )
 
     @classmethod
     def derive(cls, spec: Spec) -> tuple[NpzCalibration, Files]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from trtbuild.spec.model import Spec, TensorSpec
 from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, batched_shapes
@@ -15,6 +16,7 @@ from trtbuild.tasks.sampling import random_arrays
 @dataclass(frozen=True, kw_only=True)
 class RandomCalibration(CalibrationSource):
     source: str = "random"
+    fields: ClassVar[frozenset[str]] = frozenset({"samples", "seed"})
     samples: int | None
     seed: int
     shapes: dict[str, list[int]]  # the first profile's opt shape, per input

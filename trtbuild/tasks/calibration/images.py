@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from trtbuild.errors import TaskError
-from trtbuild.spec.model import Preprocess, Spec, TensorSpec
+from trtbuild.errors import Problem, TaskError
+from trtbuild.spec.model import CalibrationSpec, Preprocess, Spec, TensorSpec
 from trtbuild.tasks.calibration.base import (
     Arrays,
     CalibrationSource,
@@ -17,6 +17,7 @@ from trtbuild.tasks.calibration.base import (
     SourceProblem,
     batched_shapes,
 )
+from trtbuild.tasks.calibration.image_checks import image_source_problems
 from trtbuild.tasks.params import opt_shapes
 from trtbuild.tasks.sampling import random_arrays
 
@@ -50,6 +51,12 @@ class ImagesCalibration(CalibrationSource):
 
     def production_ready(self) -> bool:
         return self.others is None  # random data for the other inputs is not fit to ship
+
+    fields: ClassVar[frozenset[str]] = frozenset({"path", "input", "samples", "seed", "preprocess"})
+
+    @classmethod
+    def spec_problems(cls, spec: Spec, calibration: CalibrationSpec) -> Iterator[Problem]:
+        return image_source_problems(spec, calibration)
 
     @classmethod
     def derive(cls, spec: Spec) -> tuple[ImagesCalibration, Files]:

@@ -1,0 +1,62 @@
+"""An unchanged config is not validated against the schema again: the cache remembers documents that
+passed, so a fully cached run does not even import jsonschema. A changed config is always validated."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import Project
+from trtbuild.spec.validate import document_digest
+from trtbuild.store import Store
+
+
+def plan_in_fresh_interpreter(project: Project) -> dict[str, object]:
+    """`trtbuild plan` in a new interpreter: its exit status and whether jsonschema got imported."""
+    probe = textwrap.dedent(
+        f"""
+        import json, sys
+        from trtbuild.cli import main
+        status = main(["plan", {str(project.config)!r}])
+        print(json.dumps({{"status": status, "jsonschema": "jsonschema" in sys.modules}}), file=sys.stderr)
+        """
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=project.root,
+        env={"TRTBUILD_CACHE_DIR": str(project.cache), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report: dict[str, object] = json.loads(completed.stderr.strip().splitlines()[-1])
+    return report
+
+
+def test_an_unchanged_config_is_not_validated_again(tiny_project: Project) -> None:
+    assert plan_in_fresh_interpreter(tiny_project) == {"status": 0, "jsonschema": True}
+    markers = list((tiny_project.cache / "validated").rglob("*"))
+    assert [m for m in markers if m.is_file()], "the valid document was remembered"
+    assert plan_in_fresh_interpreter(tiny_project) == {"status": 0, "jsonschema": False}
+
+
+def test_a_changed_config_is_validated_and_its_error_reported(tiny_project: Project) -> None:
+    assert plan_in_fresh_interpreter(tiny_project)["status"] == 0
+    tiny_project.edit_config("opset: 17", "opset: seventeen")
+    assert plan_in_fresh_interpreter(tiny_project) == {"status": 2, "jsonschema": True}
+    completed = tiny_project.trtbuild("plan", str(tiny_project.config))
+    assert completed.returncode == 2 and "opset" in completed.stderr
+
+
+def test_the_digest_covers_the_document_and_the_schema(tiny_project: Project) -> None:
+    document = {"model": {"name": "tiny"}, "export": {"opset": 17}}
+    assert document_digest(document) == document_digest(json.loads(json.dumps(document)))
+    assert document_digest(document) != document_digest({**document, "export": {"opset": 18}})
+    validated = Store(tiny_project.cache).validated_documents()
+    digest = document_digest(document)
+    assert digest not in validated
+    validated.add(digest)
+    assert digest in validated
+    assert "not-a-digest" not in validated
