@@ -78,6 +78,8 @@ def summary(report: GcReport) -> str:
     )
     if report.temp_removed:
         text += f", {_count(report.temp_removed, 'temp leftover')}"
+    if report.validated_removed:
+        text += f", {_count(report.validated_removed, 'validated-config marker')}"
     text += (
         f" (kept {_count(report.actions_kept, 'entry')}, {_count(report.blobs_kept, 'blob')}"
         f" for {_count(report.locks_kept, 'lock')} and {_count(report.runs_kept, 'run')})"

@@ -56,7 +56,9 @@ def make_plan(
 ) -> Plan:
     """Load the configs, resolve their task graph and look every task up in the cache."""
     store = Store(cache_dir or default_cache_dir())
-    specs = load_specs(configs, checks=pipeline.spec_checks, validated=store.validated_documents())
+    # --no-cache trusts nothing from the cache: not even which configs passed the schema before.
+    validated = store.validated_documents() if use_cache else None
+    specs = load_specs(configs, checks=pipeline.spec_checks, validated=validated)
     graph = resolve(specs, only, pipeline)
     try:
         store.root.mkdir(parents=True, exist_ok=True)

@@ -85,15 +85,19 @@ def validate_document(
 
 
 def document_digest(document: Any) -> str:
-    """What a schema verdict depends on: the schema, the validator's version and the document."""
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=repr)
-    material = f"{_schema_digest()}\n{_jsonschema_version()}\n{text}"
+    """What a schema verdict depends on: the schema, the validator's version and the document.
+
+    The document is spelled by `repr`, which keeps every type apart (1, 1.0, True and "1"; an int
+    key and a str key; a date and a string), unlike JSON. Its key order is kept too: the same
+    document written in another order is only validated once more."""
+    material = f"{_schema_digest()}\n{_jsonschema_version()}\n{document!r}"
     return hashlib.sha256(material.encode()).hexdigest()
 
 
 @functools.cache
 def _schema_digest() -> str:
-    return hashlib.sha256(SCHEMA_PATH.read_bytes()).hexdigest()
+    """The schema and this module's own code: what the schema check accepts depends on both."""
+    return hashlib.sha256(SCHEMA_PATH.read_bytes() + Path(__file__).read_bytes()).hexdigest()
 
 
 @functools.cache

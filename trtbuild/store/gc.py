@@ -14,6 +14,7 @@ progress has not written its root yet, and the store refreshes mtimes on use (se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -42,6 +43,7 @@ class GcReport:
     blobs_removed: int = 0
     blobs_kept: int = 0
     temp_removed: int = 0
+    validated_removed: int = 0  # markers of configs that passed the schema, unused for a day
     bytes_freed: int = 0
     # Blobs removed from the store but still hard-linked elsewhere (e.g. into build/): their space comes
     # back only when those links go too, so it is not counted in bytes_freed.
@@ -80,6 +82,7 @@ def collect_garbage(
         referenced = _collect_actions(store, live, cutoff, report)
         _collect_blobs(store, referenced, cutoff, report)
         _collect_temp(store, now - TEMP_MAX_AGE_S, report)
+        _collect_validated(store, now - TEMP_MAX_AGE_S, report)
     return report
 
 
@@ -183,6 +186,16 @@ def _collect_temp(store: Store, cutoff: float, report: GcReport) -> None:
                 store.remove_temp_entry(path)
             report.temp_removed += 1
             report.bytes_freed += size
+
+
+def _collect_validated(store: Store, cutoff: float, report: GcReport) -> None:
+    """Markers of validated configs not used for a while: recreated by one validation if needed."""
+    for marker, mtime in list(store.validated_documents().iter_markers()):
+        if mtime < cutoff:
+            if not report.dry_run:
+                with contextlib.suppress(OSError):
+                    marker.unlink(missing_ok=True)
+            report.validated_removed += 1
 
 
 def _link_count(path: Path) -> int:

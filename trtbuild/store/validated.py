@@ -1,15 +1,17 @@
 """Digests of config documents that passed schema validation, kept so that an unchanged config is not
 validated (nor jsonschema imported) again on the next run.
 
-One empty marker file per digest under ``validated/<first 2 hex>/``. Markers are only ever added;
-losing them costs one validation. Whoever can write the cache can plant one, and so make a run skip
-the schema check of the document with that digest: the same trust as the action cache, whose entries
-decide far more.
+One empty marker file per digest under ``validated/<first 2 hex>/``; a hit refreshes its mtime, and
+`trtbuild gc` removes markers unused for a day (losing one costs one validation). Whoever can write
+the cache can plant one, and so make a run skip the schema check of the document with that digest:
+the same trust as the action cache, whose entries decide far more. `--no-cache` reads no marker.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from trtbuild.files import write_atomic
@@ -26,7 +28,18 @@ class ValidatedDocuments:
         return self.root / digest[:2] / digest
 
     def __contains__(self, digest: object) -> bool:
-        return isinstance(digest, str) and bool(_DIGEST.match(digest)) and self._marker(digest).is_file()
+        """Whether `digest` passed before. A marker that cannot be read counts as absent (the document
+        is validated again); a hit marks the marker used, where the cache is writable."""
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            return False
+        marker = self._marker(digest)
+        try:
+            if not os.path.isfile(marker):
+                return False
+            os.utime(marker)
+        except OSError:
+            pass
+        return True
 
     def add(self, digest: str) -> None:
         """Best effort: a cache that cannot be written only means validating again next time."""
@@ -39,3 +52,18 @@ class ValidatedDocuments:
             write_atomic(marker, b"", temp_dir=self._tmp, fsync=False)
         except OSError:
             pass
+
+    def iter_markers(self) -> Iterator[tuple[Path, float]]:
+        """(path, mtime) of every marker, for gc; unreadable entries are skipped."""
+        if not self.root.is_dir():
+            return
+        for shard in sorted(self.root.iterdir()):
+            try:
+                entries = sorted(shard.iterdir()) if shard.is_dir() else []
+            except OSError:
+                continue
+            for marker in entries:
+                try:
+                    yield marker, marker.lstat().st_mtime
+                except OSError:
+                    continue
