@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import Project, states
+from tests.conftest import REPO, Project, states
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,8 @@ def test_second_run_runs_nothing_and_imports_no_heavy_library(tiny_project: Proj
     completed = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=tiny_project.root,
-        env={"TRTBUILD_CACHE_DIR": str(tiny_project.cache), "PATH": "/usr/bin:/bin"},
+        # PYTHONPATH: this checkout's trtbuild, whatever the environment has installed.
+        env={"TRTBUILD_CACHE_DIR": str(tiny_project.cache), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=300,

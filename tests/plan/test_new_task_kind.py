@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import Project
 from trtbuild import api
 from trtbuild.spec.model import Cell, Spec
-from trtbuild.tasks import export
+from trtbuild.tasks import build, export
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.pipeline import PIPELINE, From, Pipeline, Stage
 
@@ -85,3 +85,65 @@ def test_a_fixture_kind_is_planned_keyed_locked_and_explained(tiny_project: Proj
     reasons = api.explain_plan(changed)
     assert reasons["tiny/count-nodes"] == ['count-nodes.op_types: ["Conv"] -> ["Conv", "Gemm"]']
     assert changed.to_run() == ["tiny/count-nodes"]  # nothing else depends on it
+
+
+class Fingerprint(TaskKind[CountParams]):
+    """A stage that leaves no file under build/: still planned, locked and explained."""
+
+    name = "fingerprint"
+    version = 1
+    outputs = ("fingerprint.txt",)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[CountParams]:
+        return Derived(CountParams(()))
+
+    def tools(self, params: CountParams) -> JsonDict:
+        return {}
+
+    def run(self, ctx: TaskContext[CountParams]) -> JsonDict:
+        ctx.output("fingerprint.txt").write_text(str(ctx.inputs["engine.json"].stat().st_size))
+        return {}
+
+
+def test_a_stage_without_artifacts_is_locked(tiny_project: Project) -> None:
+    stage = Stage(Fingerprint(), {"engine.json": From((build.NAME,), build.ENGINE_JSON)})
+    pipeline = PIPELINE.with_stage(stage)
+    result = api.run(
+        [tiny_project.config], cache_dir=tiny_project.cache, out_dir=tiny_project.out, pipeline=pipeline
+    )
+    assert result.exit_status == 0, [event.reason for event in result.failed_tasks]
+    lock = json.loads(tiny_project.config.with_suffix(".lock").read_text())["tasks"]
+    assert lock["tiny/fp32/fingerprint"]["cells"] == ["fp32"]
+    assert not (tiny_project.out / "tiny" / "fp32" / "fingerprint.txt").exists()
+    api.check_locked(api.plan([tiny_project.config], cache_dir=tiny_project.cache, pipeline=pipeline))
+
+
+@pytest.mark.parametrize(
+    ("stage", "words"),
+    [
+        (
+            Stage(CountNodes(()), {"g": From((export.NAME,), "graph.onnx")}),
+            r"stage export makes no graph\.onnx",
+        ),
+        (Stage(CountNodes(()), {"g": From(("later",), export.OUTPUT)}), "none of them earlier"),
+        (Stage(CountNodes(()), artifacts=("count.json",)), r"artifact count\.json is not among its outputs"),
+        (Stage(Fingerprint(), artifacts=("fingerprint.txt",)), ""),
+    ],
+)
+def test_a_mistaken_declaration_is_refused_when_made(stage: Stage, words: str) -> None:
+    if not words:  # a correct declaration is accepted
+        PIPELINE.with_stage(stage)
+        return
+    with pytest.raises(ValueError, match=words):
+        PIPELINE.with_stage(stage)
+
+
+def test_two_stages_cannot_put_the_same_file_in_a_cell() -> None:
+    class Clash(Fingerprint):
+        name = "clash"
+        outputs = (build.ENGINE_JSON,)
+
+    with pytest.raises(ValueError, match=r"artifact engine\.json is also build's"):
+        PIPELINE.with_stage(Stage(Clash(), artifacts=(build.ENGINE_JSON,)))
+    with pytest.raises(ValueError, match="declared twice"):
+        PIPELINE.with_stage(PIPELINE.stages[0])

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import Project
+from tests.conftest import REPO, Project
 from trtbuild.spec.validate import document_digest
 from trtbuild.store import Store
 
@@ -26,7 +26,7 @@ def plan_in_fresh_interpreter(project: Project) -> dict[str, object]:
     completed = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=project.root,
-        env={"TRTBUILD_CACHE_DIR": str(project.cache), "PATH": "/usr/bin:/bin"},
+        env={"TRTBUILD_CACHE_DIR": str(project.cache), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -88,7 +88,10 @@ def test_no_cache_validates_even_a_remembered_config(tiny_project: Project) -> N
         print("jsonschema" in sys.modules, file=sys.stderr)
         """
     )
-    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300
+    )
     assert completed.stderr.strip().splitlines()[-1] == "True", completed.stderr
 
 

@@ -25,18 +25,20 @@ def lock_path(config: Path) -> Path:
 
 
 def config_tasks(graph: Graph, config: Path) -> list[str]:
-    """Ids of the tasks the config's cells need, in graph order (their artifacts and everything upstream)."""
-    return graph.upstream(a.node_id for cell in graph.cells if cell.config == config for a in cell.artifacts)
+    """Ids of the tasks the config's cells use, in graph order: every stage's, whether or not it
+    leaves a file under build/."""
+    return list(cells_by_task(graph, config))
 
 
 def cells_by_task(graph: Graph, config: Path) -> dict[str, list[str]]:
-    """Task id -> the config's cells whose artifacts depend on it."""
+    """Task id -> the config's cells that use it, in graph order."""
+    mine = {(cell.model, cell.cell) for cell in graph.cells if cell.config == config}
     cells: dict[str, list[str]] = {}
-    for cell in graph.cells:
-        if cell.config == config:
-            for node_id in graph.upstream(a.node_id for a in cell.artifacts):
-                cells.setdefault(node_id, []).append(cell.cell)
-    return {node_id: sorted(names) for node_id, names in cells.items()}
+    for node in graph.nodes.values():
+        used_by = sorted(cell for cell in node.cells if (node.model, cell) in mine)
+        if used_by:
+            cells[node.id] = used_by
+    return cells
 
 
 def lock_entry(

@@ -2,7 +2,8 @@
 earlier stage, which are shared across cells, and which outputs land under build/<model>/<cell>/.
 
 The resolver, the report's stage order, the lock and triage all derive from this declaration:
-adding a task kind is a new module under `trtbuild/tasks/` plus one `Stage` here.
+adding a task kind is a new module under `trtbuild/tasks/` plus one `Stage` here (the steps, with
+the tests to update, are in docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class Stage:
 class Pipeline:
     stages: tuple[Stage, ...]
 
+    def __post_init__(self) -> None:
+        problems = declaration_problems(self.stages)
+        if problems:
+            raise ValueError("pipeline declaration: " + "; ".join(problems))
+
     @property
     def kinds(self) -> dict[str, TaskKind[Any]]:
         return {stage.name: stage.kind for stage in self.stages}
@@ -58,6 +64,39 @@ class Pipeline:
     def with_stage(self, stage: Stage) -> Pipeline:
         """This pipeline with `stage` appended (its inputs must name earlier stages)."""
         return Pipeline((*self.stages, stage))
+
+
+def declaration_problems(stages: tuple[Stage, ...]) -> list[str]:
+    """Mistakes in a declaration, caught when it is made rather than as a KeyError mid-run: a stage
+    named twice, an input from a stage that is not earlier or an output it does not make, an
+    artifact the stage does not make or another stage already puts in the cell's folder."""
+    problems: list[str] = []
+    earlier: dict[str, Stage] = {}
+    artifacts: dict[str, str] = {}
+    for stage in stages:
+        if stage.name in earlier:
+            problems.append(f"stage {stage.name} is declared twice")
+        for name, source in stage.inputs.items():
+            found = [earlier[s] for s in source.stages if s in earlier]
+            if not found:
+                problems.append(
+                    f"{stage.name}: input {name} comes from {source.stages}, none of them earlier"
+                )
+            problems += [
+                f"{stage.name}: input {name}: stage {s.name} makes no {source.output}"
+                for s in found
+                if source.output not in s.kind.outputs
+            ]
+        for artifact in stage.artifacts:
+            if artifact not in stage.kind.outputs:
+                problems.append(
+                    f"{stage.name}: artifact {artifact} is not among its outputs {stage.kind.outputs}"
+                )
+            elif artifact in artifacts:
+                problems.append(f"{stage.name}: artifact {artifact} is also {artifacts[artifact]}'s")
+            artifacts.setdefault(artifact, stage.name)
+        earlier[stage.name] = stage
+    return problems
 
 
 GRAPH = From((simplify.NAME, export.NAME), export.OUTPUT)  # the fp32 graph: simplified if there is a simplify
