@@ -183,3 +183,15 @@ def test_export_key_follows_imported_helper_modules_and_namespace_packages(tiny_
         after = export_key(tiny_project)
         assert after != before, path
         before = after
+
+
+def test_the_example_config_plans_one_export_and_simplify_and_three_of_the_rest(tmp_path: Path) -> None:
+    from tests.conftest import REPO
+
+    graph = api.plan([REPO / "configs" / "resnet.yaml"], cache_dir=tmp_path / "cache").graph
+    per_cell = [f"resnet50/{cell}/{kind}" for cell in ("fp32", "fp16", "int8") for kind in KINDS_PER_CELL]
+    assert list(graph.nodes) == ["resnet50/export", "resnet50/simplify", *per_cell]
+    assert graph.nodes["resnet50/export"].cells == ["fp32", "fp16", "int8"]
+
+
+KINDS_PER_CELL = ("precision", "build", "validate")
