@@ -83,7 +83,7 @@ def run(
         check_locked(the_plan)
     preflight(the_plan)
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
-    executor = LocalExecutor(the_plan.graph, the_plan.store, options, on_event)
+    executor = LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event)
     events = executor.run()
     # A gate's failures are in its task's result (validate's, today), cached or not.
     gate_failures = [
@@ -136,7 +136,7 @@ def locks_of(the_plan: Plan) -> dict[str, lockfile.Lock | None]:
 
 def explain_plan(the_plan: Plan) -> dict[str, list[str]]:
     """Task id -> why it is cached or must run, measured against the lock."""
-    return explain(the_plan.graph.nodes, the_plan.statuses, the_plan.store, locks_of(the_plan))
+    return explain(the_plan.graph.nodes, the_plan.statuses, the_plan.hasher, locks_of(the_plan))
 
 
 def check_locked(the_plan: Plan) -> None:
@@ -154,7 +154,7 @@ def check_locked(the_plan: Plan) -> None:
             if entry is None:
                 problems.append(f"{node_id}: new task, not in {path.name}")
                 continue
-            material = known_material(node, the_plan.store, the_plan.statuses[node_id])
+            material = known_material(node, the_plan.hasher, the_plan.statuses[node_id])
             problems += [f"{node_id}: {line}" for line in differences(node, entry, material)]
         problems += [
             f"{node_id}: in {path.name} but no longer planned"

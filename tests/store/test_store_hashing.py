@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trtbuild.errors import StoreError
-from trtbuild.store import Store, sha256_file
+from trtbuild.store import FileHasher, Store, sha256_file
 from trtbuild.store import hashing as hashing_module
 
 OLD_NS = 1_600_000_000_000_000_000  # 2020; far outside the racy window
@@ -47,11 +47,11 @@ def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
 
 def test_unchanged_file_is_not_rehashed(tmp_path: Path, calls: list[str]) -> None:
     f = make_old(tmp_path / "input.bin", b"weights v1")
-    store = Store(tmp_path / "cache")
+    store = FileHasher(tmp_path / "cache")
     expected = hashlib.sha256(b"weights v1").hexdigest()
     assert store.hash_file(f) == expected
     assert store.hash_file(f) == expected
-    assert Store(tmp_path / "cache").hash_file(f) == expected  # persisted in sqlite, shared
+    assert FileHasher(tmp_path / "cache").hash_file(f) == expected  # persisted in sqlite, shared
     assert len(calls) == 1
     assert (tmp_path / "cache" / "stat-cache.sqlite").is_file()
 
@@ -60,7 +60,7 @@ def test_stat_cache_trusts_size_and_mtime_then_rehashes_when_mtime_changes(
     tmp_path: Path, calls: list[str]
 ) -> None:
     f = make_old(tmp_path / "input.bin", b"AAAA")
-    store = Store(tmp_path / "cache")
+    store = FileHasher(tmp_path / "cache")
     h_a = store.hash_file(f)
     # Same inode, same size, mtime restored: the cache trusts its entry (documented limitation).
     with open(f, "r+b") as fh:
@@ -76,7 +76,7 @@ def test_stat_cache_trusts_size_and_mtime_then_rehashes_when_mtime_changes(
 
 def test_size_or_inode_change_rehashes(tmp_path: Path, calls: list[str]) -> None:
     f = make_old(tmp_path / "input.bin", b"12345")
-    store = Store(tmp_path / "cache")
+    store = FileHasher(tmp_path / "cache")
     store.hash_file(f)
     make_old(f, b"123456")  # size differs, mtime the same
     assert store.hash_file(f) == hashlib.sha256(b"123456").hexdigest()
@@ -91,14 +91,14 @@ def test_recently_modified_file_is_not_cached(tmp_path: Path, calls: list[str]) 
     """A file modified just now could change again within the same mtime tick: never trust it."""
     f = tmp_path / "fresh.bin"
     f.write_bytes(b"fresh")
-    store = Store(tmp_path / "cache")
+    store = FileHasher(tmp_path / "cache")
     store.hash_file(f)
     store.hash_file(f)
     assert len(calls) == 2
 
 
 def test_hash_file_errors_are_store_errors(tmp_path: Path) -> None:
-    store = Store(tmp_path / "cache")
+    store = FileHasher(tmp_path / "cache")
     with pytest.raises(StoreError, match="missing"):
         store.hash_file(tmp_path / "missing")
     with pytest.raises(StoreError):
@@ -110,13 +110,13 @@ def test_damaged_stat_cache_database_falls_back_to_hashing(tmp_path: Path) -> No
     root.mkdir()
     (root / "stat-cache.sqlite").write_bytes(b"this is not a sqlite database" * 100)
     f = make_old(tmp_path / "f", b"data")
+    assert FileHasher(root).hash_file(f) == hashlib.sha256(b"data").hexdigest()
     store = Store(root)
-    assert store.hash_file(f) == hashlib.sha256(b"data").hexdigest()
     assert store.verify_blob(store.put_file(f).hash)
 
 
 def test_stat_cache_uses_wal(tmp_path: Path) -> None:
-    store = Store(tmp_path / "cache")
+    store = FileHasher(tmp_path / "cache")
     store.hash_file(make_old(tmp_path / "f", b"x"))
     conn = sqlite3.connect(tmp_path / "cache" / "stat-cache.sqlite")
     try:

@@ -78,7 +78,7 @@ def precision_keys(project: Project) -> dict[str, str]:
     keys = {}
     for cell in ("fp32", "int8"):
         node = the_plan.graph.nodes[f"tiny/{cell}/precision"]
-        hashes = {name: the_plan.store.hash_file(path) for name, path in node.files.items()}
+        hashes = {name: the_plan.hasher.hash_file(path) for name, path in node.files.items()}
         keys[cell] = canonical_json([node.params_json, hashes])
     return keys
 

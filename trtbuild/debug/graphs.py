@@ -86,9 +86,11 @@ def _results(
         return cached
     # Run only this chain: a graph without cells materialises nothing under build/.
     chain = Graph(the_plan.graph.pipeline, {node_id: the_plan.graph.nodes[node_id] for node_id in node_ids})
-    sub_plan = Plan(the_plan.specs, chain, {i: the_plan.statuses[i] for i in node_ids}, the_plan.store)
+    statuses = {i: the_plan.statuses[i] for i in node_ids}
+    sub_plan = Plan(the_plan.specs, chain, statuses, the_plan.store, the_plan.hasher)
     preflight(sub_plan)
-    executor = LocalExecutor(chain, the_plan.store, RunOptions(out_dir=Path("build")), on_event)
+    options = RunOptions(out_dir=Path("build"))
+    executor = LocalExecutor(chain, the_plan.store, the_plan.hasher, options, on_event)
     for event in executor.run():
         if event.state == "failed":
             raise TaskError(f"{event.id} failed: {event.reason}", list(event.details))

@@ -20,7 +20,7 @@ from trtbuild.errors import TaskError
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.status import node_key
-from trtbuild.store import ActionResult, Store
+from trtbuild.store import ActionResult, FileHasher, Store
 from trtbuild.tasks.base import TaskContext
 
 log = logging.getLogger("trtbuild.exec")
@@ -39,11 +39,13 @@ class LocalExecutor:
         self,
         graph: Graph,
         store: Store,
+        hasher: FileHasher,
         options: RunOptions,
         on_event: Callable[[TaskEvent], None] | None = None,
     ) -> None:
         self.graph = graph
         self.store = store
+        self.hasher = hasher
         self.options = options
         self.on_event = on_event or (lambda event: None)
         self.results: dict[str, ActionResult] = {}
@@ -113,7 +115,7 @@ class LocalExecutor:
         )
 
     def _execute(self, node: TaskNode) -> TaskEvent:
-        keyed = node_key(node, self.store, self.results)
+        keyed = node_key(node, self.hasher, self.results)
         assert keyed is not None, "dependencies finished before their dependents start"
         key, material = keyed
         self.materials[node.id] = (key, material)

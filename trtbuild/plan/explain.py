@@ -15,18 +15,18 @@ from trtbuild.plan.graph import TaskNode
 from trtbuild.plan.keys import key_material
 from trtbuild.plan.lock import Lock
 from trtbuild.plan.status import NodeStatus
-from trtbuild.store import Store
+from trtbuild.store import FileHasher
 
 # Input names of files hashed by content, by prefix, and how to show them.
 FILE_INPUT_PREFIXES = ("source:", "calibration:", "calibration-code:", "metric:")
 
 
-def known_material(node: TaskNode, store: Store, status: NodeStatus) -> dict[str, Any]:
+def known_material(node: TaskNode, hasher: FileHasher, status: NodeStatus) -> dict[str, Any]:
     """The key material as far as it is known before running anything: complete when the node's key
     is known, else everything but the hashes of inputs that upstream tasks have yet to make."""
     if status.material is not None:
         return status.material
-    inputs = {name: store.hash_file(path) for name, path in node.files.items()}
+    inputs = {name: hasher.hash_file(path) for name, path in node.files.items()}
     return key_material(node.kind, node.task.version, node.params_json, inputs, node.task.tools(node.params))
 
 
@@ -87,7 +87,7 @@ def _short(value: Any) -> str:
 def explain(
     nodes: Mapping[str, TaskNode],
     statuses: Mapping[str, NodeStatus],
-    store: Store,
+    hasher: FileHasher,
     locks: Mapping[str, Lock | None],
 ) -> dict[str, list[str]]:
     """Task id -> why it is cached or must run. `locks` maps task id -> the lock of its config."""
@@ -104,7 +104,7 @@ def explain(
         elif entry is None:
             reasons[node_id] = ["new task: not in the lock"]
         else:
-            found = differences(node, entry, known_material(node, store, status))
+            found = differences(node, entry, known_material(node, hasher, status))
             waiting = [d.node_id for d in node.deps.values() if statuses[d.node_id].state == "run"]
             if waiting and not any(line.startswith("input changed") for line in found):
                 found.append(f"inputs from {', '.join(dict.fromkeys(waiting))}, which runs")

@@ -12,7 +12,7 @@ from trtbuild.plan.resolver import resolve
 from trtbuild.plan.status import NodeStatus, plan_status
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
-from trtbuild.store import Store, default_cache_dir
+from trtbuild.store import FileHasher, Store, default_cache_dir
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
 
@@ -22,6 +22,7 @@ class Plan:
     graph: Graph
     statuses: dict[str, NodeStatus]
     store: Store
+    hasher: FileHasher  # the user's files, by content (a stat cache under the cache dir)
 
     def to_run(self) -> list[str]:
         return [node_id for node_id, status in self.statuses.items() if status.state == "run"]
@@ -67,4 +68,5 @@ def make_plan(
             f"cannot use {store.root} as the cache: {error.strerror or error}; "
             "pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
         ) from error
-    return Plan(specs, graph, plan_status(graph, store, use_cache=use_cache), store)
+    hasher = FileHasher(store.root)
+    return Plan(specs, graph, plan_status(graph, store, hasher, use_cache=use_cache), store, hasher)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.keys import key_material, task_key
-from trtbuild.store import ActionResult, Store
+from trtbuild.store import ActionResult, FileHasher, Store
 
 State = Literal["cached", "run"]
 
@@ -29,9 +29,11 @@ class NodeStatus:
     result: ActionResult | None = None
 
 
-def input_hashes(node: TaskNode, store: Store, results: Mapping[str, ActionResult]) -> dict[str, str] | None:
+def input_hashes(
+    node: TaskNode, hasher: FileHasher, results: Mapping[str, ActionResult]
+) -> dict[str, str] | None:
     """Content hash of each input, or None when an upstream output is not known yet."""
-    hashes = {name: store.hash_file(path) for name, path in node.files.items()}
+    hashes = {name: hasher.hash_file(path) for name, path in node.files.items()}
     for name, dep in node.deps.items():
         upstream = results.get(dep.node_id)
         if upstream is None:
@@ -41,9 +43,9 @@ def input_hashes(node: TaskNode, store: Store, results: Mapping[str, ActionResul
 
 
 def node_key(
-    node: TaskNode, store: Store, results: Mapping[str, ActionResult]
+    node: TaskNode, hasher: FileHasher, results: Mapping[str, ActionResult]
 ) -> tuple[str, dict[str, Any]] | None:
-    hashes = input_hashes(node, store, results)
+    hashes = input_hashes(node, hasher, results)
     if hashes is None:
         return None
     kind = node.task
@@ -51,11 +53,13 @@ def node_key(
     return task_key(material), material
 
 
-def plan_status(graph: Graph, store: Store, *, use_cache: bool = True) -> dict[str, NodeStatus]:
+def plan_status(
+    graph: Graph, store: Store, hasher: FileHasher, *, use_cache: bool = True
+) -> dict[str, NodeStatus]:
     statuses: dict[str, NodeStatus] = {}
     results: dict[str, ActionResult] = {}
     for node in graph.nodes.values():
-        keyed = node_key(node, store, results)
+        keyed = node_key(node, hasher, results)
         if keyed is None:
             waiting = [d.node_id for d in node.deps.values() if d.node_id not in results]
             statuses[node.id] = NodeStatus(node.id, "run", f"after {', '.join(dict.fromkeys(waiting))}")

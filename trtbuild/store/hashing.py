@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from trtbuild.errors import StoreError
+
 CHUNK_SIZE = 1 << 20
 RACY_WINDOW_NS = 2_000_000_000
 BUSY_TIMEOUT_S = 30.0
@@ -55,6 +57,9 @@ def _i64(value: int) -> int:
 
 def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, _i64(st.st_ino), _i64(st.st_dev))
+
+
+STAT_CACHE_NAME = "stat-cache.sqlite"  # under the cache root, beside cas/ and ac/
 
 
 class StatCache:
@@ -159,3 +164,20 @@ class StatCache:
             if cached[0] == os.getpid():
                 cached[1].close()
             self._local.conn = None
+
+
+class FileHasher:
+    """sha256 of the user's files that tasks read (model code, checkpoints, calibration data), with
+    the cache's stat cache: a file whose size, mtime, inode and device are unchanged is not read.
+
+    Kept apart from the store on purpose: the store holds blobs and action results (and may be
+    remote); hashing the files of this checkout is a local matter whatever store is used."""
+
+    def __init__(self, cache_root: Path) -> None:
+        self._stat_cache = StatCache(Path(cache_root).expanduser().absolute() / STAT_CACHE_NAME)
+
+    def hash_file(self, path: Path) -> str:
+        try:
+            return self._stat_cache.hash_file(path)
+        except OSError as exc:
+            raise StoreError(f"cannot hash {path}: {exc.strerror or exc}") from exc

@@ -35,7 +35,7 @@ from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
 from trtbuild.store.action_cache import ActionCache, ActionResult, check_key
 from trtbuild.store.cas import ContentStore, FileDigest, check_digest
-from trtbuild.store.hashing import StatCache
+from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
 from trtbuild.store.validated import ValidatedDocuments
@@ -58,7 +58,7 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self._tmp = self.root / "tmp"
-        self._stat_cache = StatCache(self.root / "stat-cache.sqlite")
+        self._stat_cache = StatCache(self.root / STAT_CACHE_NAME)
         self._cas = ContentStore(self.root / "cas", self._tmp, self._stat_cache)
         self._ac = ActionCache(self.root / "ac", self._tmp)
         self._roots = Roots(self.root / "roots", self._tmp)
@@ -69,14 +69,6 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
-
-    # -- hashing ------------------------------------------------------------------------------------
-    def hash_file(self, path: Path) -> str:
-        """sha256 of a file, re-using the stat cache when size, mtime, inode and device are unchanged."""
-        try:
-            return self._stat_cache.hash_file(path)
-        except OSError as exc:
-            raise StoreError(f"cannot hash {path}: {exc.strerror or exc}") from exc
 
     # -- blobs --------------------------------------------------------------------------------------
     def put_file(self, path: Path, *, move: bool = False) -> FileDigest:
