@@ -118,6 +118,20 @@ def run_cli(*args: str, cwd: Path, cache: Path, check: bool = False) -> subproce
     return completed
 
 
+def in_fresh_interpreter(project: Project, probe: str) -> subprocess.CompletedProcess[str]:
+    """Run the Python source `probe` in a new interpreter in the project's folder, with its cache and
+    this checkout's trtbuild (PYTHONPATH), whatever the environment has installed."""
+    env = {"TRTBUILD_CACHE_DIR": str(project.cache), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(probe)],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.fixture
 def tiny_project(tmp_path: Path) -> Project:
     root = tmp_path / "project"

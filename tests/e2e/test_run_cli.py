@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
-from tests.conftest import REPO, Project, states
+from tests.conftest import Project, in_fresh_interpreter, states
 
 pytestmark = pytest.mark.slow
 
@@ -56,24 +53,14 @@ def test_second_run_runs_nothing_and_imports_no_heavy_library(tiny_project: Proj
     first = tiny_project.run_json()
     assert set(states(first).values()) == {"ran"}
     # Run the CLI in-process in a fresh interpreter, then list which heavy modules got imported.
-    probe = textwrap.dedent(
-        f"""
+    probe = f"""
         import json, sys
         from trtbuild.cli import main
         status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
         heavy = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)
         print(json.dumps({{"status": status, "heavy": heavy}}), file=sys.stderr)
         """
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=tiny_project.root,
-        # PYTHONPATH: this checkout's trtbuild, whatever the environment has installed.
-        env={"TRTBUILD_CACHE_DIR": str(tiny_project.cache), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = in_fresh_interpreter(tiny_project, probe)
     report = json.loads(completed.stderr.strip().splitlines()[-1])
     assert report == {"status": 0, "heavy": []}
     assert "Nothing to do: all 5 tasks are cached." in completed.stdout

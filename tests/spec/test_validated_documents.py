@@ -8,29 +8,20 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import REPO, Project
+from tests.conftest import REPO, Project, in_fresh_interpreter
 from trtbuild.spec.validate import document_digest
 from trtbuild.store import Store
 
 
 def plan_in_fresh_interpreter(project: Project) -> dict[str, object]:
     """`trtbuild plan` in a new interpreter: its exit status and whether jsonschema got imported."""
-    probe = textwrap.dedent(
-        f"""
+    probe = f"""
         import json, sys
         from trtbuild.cli import main
         status = main(["plan", {str(project.config)!r}])
         print(json.dumps({{"status": status, "jsonschema": "jsonschema" in sys.modules}}), file=sys.stderr)
         """
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=project.root,
-        env={"TRTBUILD_CACHE_DIR": str(project.cache), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    completed = in_fresh_interpreter(project, probe)
     report: dict[str, object] = json.loads(completed.stderr.strip().splitlines()[-1])
     return report
 
