@@ -24,7 +24,7 @@ from trtbuild.tasks.params import (
     user_code_context,
 )
 from trtbuild.tasks.sampling import example_shapes, random_arrays
-from trtbuild.tasks.torch_model import load_model, model_source_problems, with_declared_outputs
+from trtbuild.tasks.torch_model import input_binding, load_model, model_source_problems, with_declared_outputs
 
 NAME = "export"
 OUTPUT = "model.onnx"
@@ -42,7 +42,7 @@ class ExportParams:
 
 class Export(TaskKind[ExportParams]):
     name = NAME
-    version = 5
+    version = 6  # 6: inputs bound to forward's parameters by name
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:
@@ -80,23 +80,35 @@ class Export(TaskKind[ExportParams]):
         return {"exporter": params.exporter, "opset": params.opset, "exporter_notes": notes}
 
 
-def _traceable_model(ctx: TaskContext[ExportParams]) -> tuple[Any, tuple[Any, ...]]:
-    """The model, wrapped to return the declared outputs in order, and its example inputs."""
+@dataclass(frozen=True)
+class Traceable:
+    model: Any  # torch.nn.Module, returning the declared outputs in order
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    input_names: list[str]  # in the order the graph takes them
+
+
+def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
+    """The model, wrapped to return the declared outputs in order, and its example inputs bound to
+    `forward`'s parameters by name."""
     import torch
 
     params = ctx.params
     model = load_model(params.model, ctx.inputs, ctx.search_path)
     arrays = random_arrays(params.inputs, params.example_shapes, seed=0)
-    args = tuple(torch.from_numpy(arrays[t.name]) for t in params.inputs)
-    return with_declared_outputs(model, args, [t.name for t in params.outputs]), args
+    binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
+    if binding.note:
+        ctx.warn(binding.note)
+    args, kwargs = binding.call_arguments({name: torch.from_numpy(array) for name, array in arrays.items()})
+    model = with_declared_outputs(model, (args, kwargs), [t.name for t in params.outputs])
+    return Traceable(model, args, kwargs, list(binding.order))
 
 
-def _export(ctx: TaskContext[ExportParams], traced: tuple[Any, tuple[Any, ...]]) -> list[str]:
+def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:
     """Run the exporter; returns its notes (warnings other than deprecations), at most ten."""
     import torch
 
     params = ctx.params
-    model, args = traced
     dynamo = params.exporter == "dynamo"
     # The dynamo exporter's own graph optimisation is kept; simplify is a task of its own.
     options: dict[str, Any] = {"optimize": True, "verify": False, "external_data": False} if dynamo else {}
@@ -106,10 +118,11 @@ def _export(ctx: TaskContext[ExportParams], traced: tuple[Any, tuple[Any, ...]])
         warnings.simplefilter("always")
         try:
             torch.onnx.export(
-                model,
-                args,
+                traced.model,
+                traced.args,
                 str(ctx.output(OUTPUT)),
-                input_names=[t.name for t in params.inputs],
+                kwargs=traced.kwargs or None,
+                input_names=traced.input_names,
                 output_names=[t.name for t in params.outputs],
                 opset_version=params.opset,
                 dynamic_axes=dynamic_axes((*params.inputs, *params.outputs)) or None,

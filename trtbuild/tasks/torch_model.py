@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import Spec
 from trtbuild.spec.source import module_search_path
+from trtbuild.tasks.binding import Binding, bind
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.params import ModelParams
 
@@ -81,13 +83,19 @@ def as_output_list(result: Any, names: Sequence[str]) -> list[Any]:
     return leaves
 
 
-def with_declared_outputs(model: Any, example_args: Sequence[Any], names: Sequence[str]) -> Any:
-    """The model, checked against the declared outputs on the example inputs; a model returning a
-    dict is wrapped to return its values in the declared order, so ONNX outputs get the right names."""
+def with_declared_outputs(
+    model: Any, example: tuple[tuple[Any, ...], dict[str, Any]], names: Sequence[str]
+) -> Any:
+    """The model, checked against the declared outputs on the example (args, kwargs); a model returning
+    a dict is wrapped to return its values in the declared order, so ONNX outputs get the right names.
+    The wrapper shows the model's own `forward` signature, so inputs still bind by name."""
+    import inspect
+
     import torch
 
+    args, kwargs = example
     with torch.no_grad():
-        result = model(*example_args)
+        result = model(*args, **kwargs)
     as_output_list(result, names)  # raises a clear error on a count or name mismatch
     if not isinstance(result, Mapping):
         return model
@@ -97,17 +105,31 @@ def with_declared_outputs(model: Any, example_args: Sequence[Any], names: Sequen
             super().__init__()
             self.inner = inner
 
-        def forward(self, *args: Any) -> tuple[Any, ...]:
-            outputs = self.inner(*args)
+        def forward(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+            outputs = self.inner(*args, **kwargs)
             return tuple(outputs[name] for name in names)
 
-    return DeclaredOutputs(model).eval()
+    wrapped = DeclaredOutputs(model).eval()
+    with contextlib.suppress(TypeError, ValueError):  # exporters read it to map keyword inputs
+        DeclaredOutputs.forward.__signature__ = inspect.signature(type(model).forward)  # type: ignore[attr-defined]
+    return wrapped
+
+
+def input_binding(model: Any, source: str, declared: Sequence[str]) -> Binding:
+    """How the declared inputs bind to the instantiated model's `forward` (see binding.py)."""
+    found = bind(model.forward, declared, f"{source} (forward)")
+    if isinstance(found, list):
+        messages = [problem.message for problem in found]
+        raise TaskError(messages[0], [*messages[1:], "name the config's inputs after forward's parameters"])
+    return found
 
 
 def model_source_problems(spec: Spec) -> list[Problem]:
-    """The model source cannot be imported (checked before export or validate runs)."""
+    """The model source cannot be imported, or (for an nn.Module class) its `forward` does not take
+    the declared inputs: checked before export or validate runs. A factory's model is checked when
+    the export instantiates it."""
     try:
-        import_attribute(spec.model.source, module_search_path(spec.directory), "model.source")
+        source = import_attribute(spec.model.source, module_search_path(spec.directory), "model.source")
     except TaskError as error:
         return [
             Problem(
@@ -118,4 +140,18 @@ def model_source_problems(spec: Spec) -> list[Problem]:
                 or "check the module path and that its dependencies are installed",
             )
         ]
-    return []
+    forward = getattr(source, "forward", None) if isinstance(source, type) else None
+    if forward is None:
+        return []
+    found = bind(forward, [t.name for t in spec.inputs], f"{spec.model.source}.forward", unbound=True)
+    if not isinstance(found, list):
+        return []
+    return [
+        Problem(
+            problem.message,
+            location=spec.location(("inputs", problem.input) if problem.input else ("inputs",)),
+            field_path=f"inputs.{problem.input}" if problem.input else "inputs",
+            hint="name the inputs after forward's parameters: they are passed by name",
+        )
+        for problem in found
+    ]

@@ -26,7 +26,7 @@ from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
 from trtbuild.tasks.sampling import random_arrays, sample_shapes
-from trtbuild.tasks.torch_model import as_output_list, load_model, model_source_problems
+from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
 
 NAME = "validate"
 OUTPUT = "validation.json"
@@ -69,7 +69,7 @@ class ValidateParams:
 
 class Validate(TaskKind[ValidateParams]):
     name = NAME
-    version = 9
+    version = 10  # 10: the PyTorch reference takes its inputs by name
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -285,12 +285,13 @@ def _reference_outputs(
 
     params = ctx.params
     model = load_model(params.model, ctx.inputs, ctx.search_path)
+    binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
     names = [t.name for t in params.outputs]
     references = []
     with torch.inference_mode():
         for feeds in feeds_per_sample:
-            args = [torch.from_numpy(feeds[t.name]) for t in params.inputs]
-            outputs = as_output_list(model(*args), names)
+            args, kwargs = binding.call_arguments({n: torch.from_numpy(a) for n, a in feeds.items()})
+            outputs = as_output_list(model(*args, **kwargs), names)
             references.append([out.detach().float().numpy() for out in outputs])
     return references
 

@@ -1,0 +1,102 @@
+"""Inputs reach `forward` by name, whatever order the config lists them in (issue 9, finding 1).
+
+On 7722d02 a config listing `scale` before `x` for `forward(self, x, scale)` exported the `scale`
+tensor into `x`; validation compared the same mistake on both sides and passed. Here the exported
+graph's input named `x` is forward's `x`, names forward does not take are a config error before
+anything runs, and a `forward(*args)` model is fed by position with a warning.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from tests.conftest import Project
+
+pytestmark = pytest.mark.slow
+
+MODELS = '''
+import torch
+
+
+class Ordered(torch.nn.Module):
+    """Not symmetric in its inputs: feeding one into the other shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(4))
+
+    def forward(self, x, scale):
+        return x * self.weight * 2.0 - scale
+
+
+class ByPosition(torch.nn.Module):
+    def forward(self, *tensors):
+        return tensors[0] * 2.0 - tensors[1]
+'''
+
+CONFIG = """\
+model: {{name: ordered, source: "models:{source}"}}
+inputs:
+  {first}: {{shape: [batch, {first_width}], dtype: float32}}
+  {second}: {{shape: [batch, {second_width}], dtype: float32}}
+outputs:
+  y: {{shape: [batch, 4]}}
+export: {{opset: 17, exporter: {exporter}}}
+profiles:
+  default:
+    {first}: {{min: [1, {first_width}], opt: [2, {first_width}], max: [4, {first_width}]}}
+    {second}: {{min: [1, {second_width}], opt: [2, {second_width}], max: [4, {second_width}]}}
+build: {{targets: [SM89]}}
+validate: {{samples: 2}}
+"""
+
+
+def configure(project: Project, source: str, first: str, second: str, exporter: str = "torchscript") -> None:
+    (project.root / "models.py").write_text(MODELS)
+    widths = {"x": 4, "scale": 1, "a": 4, "b": 1}
+    project.write_config(
+        CONFIG.format(
+            source=source,
+            first=first,
+            second=second,
+            first_width=widths.get(first, 4),
+            second_width=widths.get(second, 1),
+            exporter=exporter,
+        )
+    )
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_inputs_listed_out_of_order_reach_forward_by_name(tiny_project: Project, exporter: str) -> None:
+    import onnxruntime
+
+    configure(tiny_project, "Ordered", "scale", "x", exporter)
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    graph = tiny_project.out / "ordered" / "fp32" / "model.onnx"
+    session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    x = np.full((2, 4), 3.0, np.float32)
+    scale = np.full((2, 1), 1.0, np.float32)
+    (y,) = session.run(["y"], {"x": x, "scale": scale})
+    np.testing.assert_allclose(y, np.full((2, 4), 5.0), rtol=1e-6)  # 3 * 1 * 2 - 1, not 1 * 2 - 3
+
+
+def test_a_name_forward_does_not_take_is_a_config_error_before_anything_runs(tiny_project: Project) -> None:
+    configure(tiny_project, "Ordered", "x", "scal")
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 2, completed.stderr
+    assert "tiny.yaml:4:" in completed.stderr  # the line of the input `scal`
+    assert "input 'scal' is not a parameter of models:Ordered.forward (it takes x, scale)" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tiny_project.out / "ordered").exists()
+
+
+def test_a_forward_taking_args_is_fed_by_position_with_a_warning(tiny_project: Project) -> None:
+    configure(tiny_project, "ByPosition", "a", "b")
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    text = textwrap.dedent(completed.stdout + completed.stderr)
+    assert "takes its inputs by position: fed in the config's order (a, b)" in text

@@ -1,0 +1,75 @@
+"""How the config's inputs reach the model's `forward`: by name, as a user writes them.
+
+Declared inputs are matched to `forward`'s parameters by name, whatever their order, so a config
+listing `input_ids, token_type_ids` can never feed `token_type_ids` into the second parameter
+(BERT's `attention_mask`). Only a `forward` whose parameters have no usable names (`*args`, or
+positional-only parameters) is fed by position, in the declared order, and the export says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+@dataclass(frozen=True)
+class BindingProblem:
+    input: str | None  # the declared input it is about, if one
+    message: str
+
+
+@dataclass(frozen=True)
+class Binding:
+    by_name: bool
+    order: tuple[str, ...]  # the inputs in the order the graph takes them: forward's, when by name
+    note: str = ""  # said to the user when the binding is not plainly by name
+    # By name, and the inputs are forward's leading parameters in that order: positional arguments
+    # bind the same way (and keep the exported graph exactly as a positional export made it).
+    leading: bool = False
+
+    def call_arguments(self, feeds: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """(args, kwargs) for `forward`, from values by input name."""
+        if self.by_name and not self.leading:
+            return (), {name: feeds[name] for name in self.order}
+        return tuple(feeds[name] for name in self.order), {}
+
+
+def bind(
+    forward: Callable[..., Any], declared: Sequence[str], owner: str, *, unbound: bool = False
+) -> Binding | list[BindingProblem]:
+    """The binding of the declared input names to `forward`, or what is wrong with them (one message
+    each). `owner` names the model for the messages, e.g. "tinynet:TwoInputNet.forward";
+    `unbound`: `forward` is the class's function, whose first parameter is `self`."""
+    try:
+        parameters = list(inspect.signature(forward).parameters.values())[1 if unbound else 0 :]
+    except (TypeError, ValueError):  # a builtin or C extension forward: no signature to read
+        return Binding(False, tuple(declared), f"{owner} has no readable signature: inputs fed by position")
+    named = [p for p in parameters if p.kind in _NAMED]
+    names = {p.name for p in named}
+    takes_kwargs = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
+    unknown = [name for name in declared if name not in names]
+    if not unknown or takes_kwargs:
+        missing = [p.name for p in named if p.default is p.empty and p.name not in declared]
+        if missing:
+            message = f"{owner} needs {_quoted(missing)}, which the config does not declare among its inputs"
+            return [BindingProblem(None, message)]
+        order = tuple(p.name for p in named if p.name in declared) + tuple(
+            n for n in declared if n not in names
+        )
+        return Binding(True, order)
+    if not named and any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in parameters):
+        note = f"{owner} takes its inputs by position: fed in the config's order ({', '.join(declared)})"
+        return Binding(False, tuple(declared), note)
+    accepted = ", ".join(p.name for p in named) or "nothing by name"
+    return [
+        BindingProblem(name, f"input '{name}' is not a parameter of {owner} (it takes {accepted})")
+        for name in unknown
+    ]
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
