@@ -43,32 +43,60 @@ def bind(
 ) -> Binding | list[BindingProblem]:
     """The binding of the declared input names to `forward`, or what is wrong with them (one message
     each). `owner` names the model for the messages, e.g. "tinynet:TwoInputNet.forward";
-    `unbound`: `forward` is the class's function, whose first parameter is `self`."""
+    `unbound`: `forward` is the class's function, whose first parameter is `self`.
+
+    Every declared name a parameter of `forward` (or `forward` takes **kwargs): by name. No declared
+    name among them: by position, in the config's order (one input can only go one place; several
+    are said). Some names matching and some not: a mistake, named input by input."""
     try:
         parameters = list(inspect.signature(forward).parameters.values())[1 if unbound else 0 :]
     except (TypeError, ValueError):  # a builtin or C extension forward: no signature to read
         return Binding(False, tuple(declared), f"{owner} has no readable signature: inputs fed by position")
     named = [p for p in parameters if p.kind in _NAMED]
     names = {p.name for p in named}
-    takes_kwargs = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
     unknown = [name for name in declared if name not in names]
-    if not unknown or takes_kwargs:
-        missing = [p.name for p in named if p.default is p.empty and p.name not in declared]
-        if missing:
-            message = f"{owner} needs {_quoted(missing)}, which the config does not declare among its inputs"
-            return [BindingProblem(None, message)]
-        order = tuple(p.name for p in named if p.name in declared) + tuple(
-            n for n in declared if n not in names
-        )
-        return Binding(True, order)
-    if not named and any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in parameters):
-        note = f"{owner} takes its inputs by position: fed in the config's order ({', '.join(declared)})"
-        return Binding(False, tuple(declared), note)
+    if not unknown or any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return _by_name(parameters, named, declared, owner)
+    if len(unknown) == len(declared):
+        return _by_position(parameters, declared, owner)
     accepted = ", ".join(p.name for p in named) or "nothing by name"
     return [
         BindingProblem(name, f"input '{name}' is not a parameter of {owner} (it takes {accepted})")
         for name in unknown
     ]
+
+
+def _by_name(
+    parameters: list[inspect.Parameter], named: list[inspect.Parameter], declared: Sequence[str], owner: str
+) -> Binding | list[BindingProblem]:
+    missing = [p.name for p in named if p.default is p.empty and p.name not in declared]
+    if missing:
+        message = f"{owner} needs {_quoted(missing)}, which the config does not declare among its inputs"
+        return [BindingProblem(None, message)]
+    extra = tuple(name for name in declared if name not in {p.name for p in named})  # into **kwargs
+    order = tuple(p.name for p in named if p.name in declared) + extra
+    leading = not extra and order == tuple(p.name for p in parameters[: len(order)])
+    return Binding(True, order, leading=leading)
+
+
+def _by_position(
+    parameters: list[inspect.Parameter], declared: Sequence[str], owner: str
+) -> Binding | list[BindingProblem]:
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    takes_args = any(p.kind == p.VAR_POSITIONAL for p in parameters)
+    required = [p for p in positional if p.default is p.empty]
+    if len(declared) < len(required) or (len(declared) > len(positional) and not takes_args):
+        takes = ", ".join(p.name for p in positional) or "no positional inputs"
+        message = (
+            f"none of the inputs {', '.join(declared)} is a parameter of {owner}, and there are "
+            f"{len(declared)} of them for its positional parameters ({takes})"
+        )
+        return [BindingProblem(name, message) for name in declared]
+    note = ""
+    if len(declared) > 1:
+        takes = ", ".join(p.name for p in positional[: len(declared)]) or "*args"
+        note = f"{owner} takes ({takes}): the inputs {', '.join(declared)} are fed by position, in that order"
+    return Binding(False, tuple(declared), note)
 
 
 def _quoted(names: Sequence[str]) -> str:

@@ -121,13 +121,11 @@ def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:
                 traced.model,
                 traced.args,
                 str(ctx.output(OUTPUT)),
-                kwargs=traced.kwargs or None,
-                input_names=traced.input_names,
                 output_names=[t.name for t in params.outputs],
                 opset_version=params.opset,
-                dynamic_axes=dynamic_axes((*params.inputs, *params.outputs)) or None,
                 dynamo=dynamo,
                 **options,
+                **_input_options(traced, params, dynamo),
             )
         except Exception as error:
             raise TaskError(
@@ -140,6 +138,22 @@ def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:
             ) from error
     notes = {_first_line(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)}
     return sorted(notes)[:10]
+
+
+def _input_options(traced: Traceable, params: ExportParams, dynamo: bool) -> dict[str, Any]:
+    """How the exporter learns the inputs' names and dynamic dims. Inputs passed by keyword under the
+    dynamo exporter are named by their keywords and take `dynamic_shapes` keyed the same way: its
+    translation of `input_names` and `dynamic_axes` maps them onto forward's parameters by position,
+    which is wrong as soon as the config leaves one out."""
+    axes = dynamic_axes((*params.inputs, *params.outputs))
+    if dynamo and traced.kwargs:
+        shapes = {name: axes.get(name, {}) for name in traced.kwargs}
+        return {"kwargs": traced.kwargs, "dynamic_shapes": shapes}
+    return {
+        "kwargs": traced.kwargs or None,
+        "input_names": traced.input_names,
+        "dynamic_axes": axes or None,
+    }
 
 
 def _first_line(value: object) -> str:

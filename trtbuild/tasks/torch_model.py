@@ -117,7 +117,7 @@ def with_declared_outputs(
 
 def input_binding(model: Any, source: str, declared: Sequence[str]) -> Binding:
     """How the declared inputs bind to the instantiated model's `forward` (see binding.py)."""
-    found = bind(model.forward, declared, f"{source} (forward)")
+    found = bind(model.forward, declared, f"{source}.forward")
     if isinstance(found, list):
         messages = [problem.message for problem in found]
         raise TaskError(messages[0], [*messages[1:], "name the config's inputs after forward's parameters"])
