@@ -2,8 +2,9 @@
 
 Declared inputs are matched to `forward`'s parameters by name, whatever their order, so a config
 listing `input_ids, token_type_ids` can never feed `token_type_ids` into the second parameter
-(BERT's `attention_mask`). Only a `forward` whose parameters have no usable names (`*args`, or
-positional-only parameters) is fed by position, in the declared order, and the export says so.
+(BERT's `attention_mask`). When no declared name is a parameter (`input` for `forward(self, x)`,
+or `forward(*args)`), the inputs go by position in the declared order, and with several of them the
+export says so; some names matching and some not is a mistake, reported input by input (`bind`).
 """
 
 from __future__ import annotations
