@@ -17,9 +17,6 @@ from trtbuild.plan.lock import Lock
 from trtbuild.plan.status import NodeStatus
 from trtbuild.store import FileHasher
 
-# Input names of files hashed by content, by prefix, and how to show them.
-FILE_INPUT_PREFIXES = ("source:", "calibration:", "calibration-code:", "metric:")
-
 
 def known_material(node: TaskNode, hasher: FileHasher, status: NodeStatus) -> dict[str, Any]:
     """The key material as far as it is known before running anything: complete when the node's key
@@ -64,10 +61,9 @@ def _input_line(node: TaskNode, name: str, existed: bool) -> str:
 
 
 def _input_name(name: str) -> str:
-    for prefix in FILE_INPUT_PREFIXES:
-        if name.startswith(prefix):
-            return name.removeprefix(prefix)
-    return name
+    """A keyed file's path as the user knows it: task kinds name such inputs `<role>:<path>`
+    (`source:tinynet.py`, `calibration:img00.png`), other inputs by a plain name."""
+    return name.partition(":")[2] or name
 
 
 def _changed(before: Any, after: Any, path: str) -> Iterator[tuple[str, Any, Any]]:

@@ -16,6 +16,7 @@ from trtbuild import toolchain
 from trtbuild.backends.registry import get_backend
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, ProfileSpec, Spec, TensorSpec, Tolerance
+from trtbuild.spec.source import module_search_path
 from trtbuild.tasks import build
 from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks import metrics as M
@@ -39,8 +40,12 @@ class ValidationData:
     `holdout` samples of the calibration data."""
 
     batch: int
-    holdout: int | None = None
+    # The calibration source, holding out its last `holdout` samples (None: validate.data's .npz).
     calibration: calibrations.Calibration | None = None
+
+    @property
+    def holdout(self) -> int | None:
+        return self.calibration.holdout if self.calibration is not None else None
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,7 @@ def _validation_data(spec: Spec) -> tuple[ValidationData | None, dict[str, Path]
         return ValidationData(validate.data_batch), {DATA: validate.data}
     if validate.holdout is not None and spec.calibration is not None:
         calibration, files = calibrations.for_spec(spec)
-        return ValidationData(validate.data_batch, validate.holdout, calibration), dict(files)
+        return ValidationData(validate.data_batch, calibration), dict(files)
     return None, {}
 
 
@@ -139,7 +144,7 @@ def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
     metric = spec.validate.metric
     if metric is None:
         return None, {}
-    search_path = user_code_context(spec)["search_path"]
+    search_path = module_search_path(spec.directory)
     package, files = code_identity(metric.partition(":")[0], search_path, "metric:")
     return MetricParams(metric, package), files
 

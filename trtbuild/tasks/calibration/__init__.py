@@ -1,7 +1,7 @@
 """Calibration data for Q/DQ quantization: one class per source (npz, images, callable, random).
 
-Each class serves keying (its fields and `derive`), preflight and loading; `for_spec` picks the
-class the spec's `calibration.source` names.
+Each class serves the config checks at load (`spec_problems`, `fields`), keying (its fields and
+`derive`), preflight and loading; `for_spec` picks the class the spec's `calibration.source` names.
 """
 
 from __future__ import annotations
@@ -33,12 +33,7 @@ def for_spec(spec: Spec) -> tuple[Calibration, Files]:
     assert spec.calibration is not None
     calibration, files = SOURCES[spec.calibration.source].derive(spec)
     holdout = spec.validate.holdout  # those samples validate instead
-    return (calibration if holdout is None else _with_holdout(calibration, holdout)), files
-
-
-def _with_holdout(calibration: Calibration, holdout: int) -> Calibration:
-
-    return dataclasses.replace(calibration, holdout=holdout)
+    return (calibration if holdout is None else dataclasses.replace(calibration, holdout=holdout)), files
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +72,7 @@ class ImagesCalibration(CalibrationSource):
         if preprocess.scale is None:
             # Pixels are 0..255: float inputs want [0, 1] before mean/std, integer inputs raw values.
             scale = 1.0 if tensor.dtype.startswith(("int", "uint")) else 255.0
-            preprocess = Preprocess(**{**preprocess.__dict__, "scale": scale})
+            preprocess = dataclasses.replace(preprocess, scale=scale)
         rest = tuple(t for t in spec.inputs if t.name != name)
         others = (
             RandomInputs(inputs=rest, shapes=opt_shapes(rest, spec.profiles), seed=calibration.seed)
