@@ -1,9 +1,10 @@
 """`load_spec`: YAML file -> validated, normalised, checked `Spec`, or one ConfigError listing every problem.
 
 The stages run in order and each stops the load if it found problems: YAML (syntax, duplicate keys),
-schema (types, unknown fields, ranges), then semantic checks on the normalised spec (profiles against
-inputs, the model source, the checkpoint). The semantic checks need a well-typed document, so a config
-with schema errors reports those first.
+schema (types, unknown fields, ranges), profiles by dim name (`profiles.py`, which expands them to
+shapes per input), then semantic checks on the normalised spec (profiles against inputs, the model
+source, the checkpoint). The semantic checks need a well-typed document, so a config with schema
+errors reports those first.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from trtbuild.spec.model import (
     ValidateSpec,
     format_field_path,
 )
+from trtbuild.spec.profiles import per_input_profiles, profile_problems
 from trtbuild.spec.semantic import SpecCheck, check_spec
 from trtbuild.spec.source import module_search_path
 from trtbuild.spec.validate import ValidatedDocuments, sort_problems, validate_document
@@ -75,9 +77,11 @@ def load_spec(
     for matrix_cell in matrix.expand(document, marks, path):
         view_document = matrix.cell_document(document, matrix_cell)
         view_marks = matrix.cell_marks(marks, matrix_cell)
-        schema_problems = _named(validate_document(view_document, view_marks, path, validated), matrix_cell)
-        if schema_problems:
-            problems += schema_problems  # the semantic checks need a well-typed document
+        # The semantic checks need a well-typed document, with profiles that expand to shapes per input.
+        own = _named(validate_document(view_document, view_marks, path, validated), matrix_cell)
+        own = own or _named(profile_problems(view_document, view_marks), matrix_cell)
+        if own:
+            problems += own
             continue
         view = normalise(view_document, path, view_marks)
         problems += _named(check_spec(view, module_search_path(path.parent), checks), matrix_cell)
@@ -143,7 +147,7 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         outputs=_outputs(document["outputs"]),
         export=_export(document.get("export", {})),
         simplify=bool(document.get("simplify", True)),
-        profiles=tuple(_profile(name, raw) for name, raw in document.get("profiles", {}).items()),
+        profiles=tuple(_profile(name, raw) for name, raw in per_input_profiles(document).items()),
         build=_build(document.get("build", {})),
         validate=_validate(document.get("validate", {}), path.parent),
         cells=(Cell(name=precision, precision=precision),),
@@ -198,7 +202,7 @@ def _outputs(raw: list[str] | dict[str, Any]) -> tuple[OutputSpec, ...]:
     return tuple(outputs)
 
 
-def _profile(name: str, raw: dict[str, Any]) -> ProfileSpec:
+def _profile(name: str, raw: dict[str, dict[str, list[int]]]) -> ProfileSpec:
     shapes = {
         input_name: ShapeRange(
             min=tuple(int(d) for d in ranges["min"]),

@@ -24,7 +24,7 @@ from typing import Any
 
 from trtbuild.errors import Location, Problem
 from trtbuild.spec.model import FieldPath
-from trtbuild.spec.yamlmarks import KEY_MARK, key_location
+from trtbuild.spec.yamlmarks import KEY_MARK, problem_at
 
 RESERVED = ("include", "exclude", "name")
 # Fields that say which model a config is about, not how to build it: not matrix axes.
@@ -53,7 +53,7 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
         cells = [cell for cell in cells if not _matches(cell, entry)]
         if len(cells) == before:
             problems.append(
-                _problem(
+                problem_at(
                     marks,
                     ("matrix", "exclude", index),
                     "this exclude entry matches no cell",
@@ -65,13 +65,13 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
         cells = _include(cells, entry, axis_names, ("matrix", "include", index))
     if not cells:
         problems.append(
-            _problem(marks, ("matrix",), "the matrix has no cells left", "exclude fewer cells", at_key=True)
+            problem_at(marks, ("matrix",), "the matrix has no cells left", "exclude fewer cells", at_key=True)
         )
     for cell in cells:
         for path in cell[0]:
             if path.startswith(NOT_AXES):
                 problems.append(
-                    _problem(
+                    problem_at(
                         marks,
                         ("matrix",),
                         f"'{path}' cannot vary across cells",
@@ -95,7 +95,7 @@ def _axes(
     if isinstance(precision, list):
         if "precision" in matrix:
             problems.append(
-                _problem(
+                problem_at(
                     marks,
                     ("matrix", "precision"),
                     "precision is given twice",
@@ -159,7 +159,7 @@ def _named(
         # Wrong for every cell alike: said once, and no cell is named. (With no cells there is
         # nothing to name, and expand() has already said the matrix is empty.)
         problems.append(
-            _problem(
+            problem_at(
                 marks,
                 ("matrix", "name"),
                 f"the name template {template!r} has an unmatched brace",
@@ -196,7 +196,7 @@ def _cell_name(
     missing = [key for key in _PLACEHOLDER.findall(template) if key not in values]
     if missing:
         problems.append(
-            _problem(
+            problem_at(
                 marks,
                 ("matrix", "name"),
                 f"the name template uses {missing}, which cell {values} does not set",
@@ -214,7 +214,7 @@ def _check_unique_names(
     for cell in named:
         if cell.name in seen:
             problems.append(
-                _problem(
+                problem_at(
                     marks,
                     ("matrix",),
                     f"two cells are both named '{cell.name}': {seen[cell.name].values} and {cell.values}",
@@ -264,6 +264,10 @@ def cell_marks(marks: Mapping[FieldPath, Location], cell: MatrixCell) -> dict[Fi
         if location is None:
             continue
         parts = tuple(path.split("."))
+        # The value the matrix replaced had items and fields of its own: their marks point at text
+        # this cell does not read, so its problems point at the matrix instead.
+        for stale in [mark for mark in result if len(mark) > len(parts) and mark[: len(parts)] == parts]:
+            del result[stale]
         result[parts] = location
         # Fields the matrix creates (a misspelt axis, say) have no mark of their own: point them,
         # and their keys, at the matrix entry that wrote them rather than at line 1.
@@ -271,20 +275,6 @@ def cell_marks(marks: Mapping[FieldPath, Location], cell: MatrixCell) -> dict[Fi
             result.setdefault(parts[:end], location)
             result.setdefault((*parts[:end], KEY_MARK), location)
     return result
-
-
-def _problem(
-    marks: Mapping[FieldPath, Location], path: FieldPath, message: str, hint: str, *, at_key: bool = False
-) -> Problem:
-    from trtbuild.spec.model import format_field_path
-
-    location = key_location(dict(marks), path) if at_key else None
-    if location is None:
-        for end in range(len(path), -1, -1):
-            location = marks.get(path[:end])
-            if location is not None:
-                break
-    return Problem(message, location, format_field_path(path), hint)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -204,13 +204,23 @@ class _Explainer:
         rest = []
         for error in errors:
             path = tuple(error.absolute_path)
-            fields = _schema(error).get("properties", {})
-            if error.validator == "type" and path and isinstance(path[-1], str) and path[-1] in fields:
+            fields = self._fields(error)
+            if fields and path and isinstance(path[-1], str) and path[-1] in fields:
                 fields_by_parent.setdefault(path[:-1], []).append(path[-1])
             else:
                 rest.append(error)
         problems = [self._skipped_level(parent, keys) for parent, keys in fields_by_parent.items()]
         return problems, rest
+
+    def _fields(self, error: ValidationError) -> dict[str, Any]:
+        """The fields of the mapping expected where `error` found something else, if it was one."""
+        if error.validator == "type":
+            return dict(_schema(error).get("properties", {}))
+        if error.validator == "anyOf" and not isinstance(_instance(error), dict):
+            # An entry written one of several ways (a profile's: [min, opt, max] or a mapping).
+            branches = [self._resolve(branch) for branch in _value(error)]
+            return {key: field for branch in branches for key, field in branch.get("properties", {}).items()}
+        return {}
 
     def _skipped_level(self, parent: FieldPath, keys: list[str]) -> Problem:
         keys = sorted(keys, key=lambda key: _line_column(key_location(self.marks, (*parent, key))))

@@ -25,7 +25,7 @@ trtbuild config is a name.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +82,20 @@ def location_of(node: Node, file: Path) -> Location:
     return Location(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def key_location(marks: dict[FieldPath, Location], path: FieldPath) -> Location | None:
+def key_location(marks: Mapping[FieldPath, Location], path: FieldPath) -> Location | None:
     """Where the key that introduced `path` is written, falling back to its value's mark."""
     return marks.get((*path, KEY_MARK)) or marks.get(path)
+
+
+def problem_at(
+    marks: Mapping[FieldPath, Location], path: FieldPath, message: str, hint: str, *, at_key: bool = False
+) -> Problem:
+    """A problem at `path` of a loaded document (at its key, for an entry that should not be there),
+    or at its nearest ancestor with a mark: checks made before the document is normalised use it."""
+    location = key_location(marks, path) if at_key else None
+    for end in range(len(path), -1, -1):
+        location = location or marks.get(path[:end])
+    return Problem(message, location, format_field_path(path), hint)
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
