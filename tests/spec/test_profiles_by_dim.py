@@ -164,3 +164,9 @@ def test_a_matrix_axis_over_a_dims_sizes(write_config: Write, one_problem: OnePr
     problem = one_problem(path)  # the second cell's sizes, at the line of the matrix that wrote them
     assert problem.location is not None and problem.location.line == 10
     assert problem.message.startswith("cell ") and "min/opt/max of dim 'seq' are 32/16/1" in problem.message
+
+
+def test_no_profiles_suggests_both_forms(write_config: Write, one_problem: OneProblem) -> None:
+    problem = one_problem(write_config(HEAD.removesuffix("profiles:\n")))
+    assert "ids: {min: [1, 1], opt: [8, 8], max: [32, 32]}" in problem.hint
+    assert "or, by dim name: profiles: {default: {batch: [1, 8, 32], seq: [1, 8, 32]}}" in problem.hint

@@ -82,6 +82,9 @@ def _no_profiles(spec: Spec, dynamic: list[TensorSpec]) -> Problem:
     first = dynamic[0]
     dims = ", ".join(f"'{d}'" for d in dict.fromkeys(first.dynamic_dims.values()))
     lines = ["profiles:", "  default:"] + [f"    {_snippet_line(t, {})}" for t in dynamic]
+    symbols = dict.fromkeys(d for t in dynamic for d in t.dynamic_dims.values())
+    by_dim = ", ".join(f"{symbol}: {list(_SNIPPET_RANGE)}" for symbol in symbols)
+    lines.append(f"or, by dim name: profiles: {{default: {{{by_dim}}}}}")
     hint = "add a profile (and adjust the sizes of the dynamic dims):\n" + "\n".join(lines)
     return field_problem(
         spec,
