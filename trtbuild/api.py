@@ -10,6 +10,7 @@ from typing import Any
 from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
+from trtbuild.exec.owners import check_owners, claim_owners
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan.explain import differences, explain, known_material
 from trtbuild.plan.plan import Plan, make_plan, preflight
@@ -31,6 +32,7 @@ class RunResult:
     locks: list[Path] = field(default_factory=list)  # written (or confirmed unchanged) lock files
     materials: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # id -> (key, material)
     results: dict[str, ActionResult] = field(default_factory=dict)  # id -> outputs of finished tasks
+    notices: list[str] = field(default_factory=list)  # what the user should know, though nothing failed
 
     @property
     def failed_tasks(self) -> list[TaskEvent]:
@@ -76,12 +78,16 @@ def run(
     write_lock: bool = True,
     pipeline: Pipeline = PIPELINE,
 ) -> RunResult:
-    """Build everything out of date. Config errors raise ConfigError before any task runs; with
-    `locked`, a plan that differs from the lock raises LockMismatch, also before any task runs."""
+    """Build everything out of date. Config errors raise ConfigError before any task runs (as does
+    an `out_dir/<model>/` that another config's runs own); with `locked`, a plan that differs from
+    the lock raises LockMismatch, also before any task runs."""
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
     if locked:
         check_locked(the_plan)
+    # Another config's build folder is a config error before anything runs (exec/owners.py).
+    notices = check_owners(the_plan.specs, Path(out_dir))
     preflight(the_plan)
+    claim_owners(the_plan.specs, Path(out_dir))
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
     executor = LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event)
     events = executor.run()
@@ -93,7 +99,7 @@ def run(
         for failure in event.meta.get("failures", [])
     ]
     reports = write_reports(the_plan, events, Path(out_dir))
-    result = RunResult(the_plan, events, Path(out_dir), gate_failures, reports)
+    result = RunResult(the_plan, events, Path(out_dir), gate_failures, reports, notices=notices)
     keys = sorted({key for key, _ in executor.materials.values()})
     the_plan.store.add_root(run_root_name(), keys)
     result.materials = dict(executor.materials)

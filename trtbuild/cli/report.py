@@ -14,6 +14,7 @@ from rich.table import Table
 
 from trtbuild import api
 from trtbuild.cli.console import output_console
+from trtbuild.exec.owners import check_owners
 from trtbuild.report import load_report, write_reports
 from trtbuild.report import table as rows
 
@@ -42,8 +43,12 @@ def add_parser(verbs: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     # Runs nothing: cells whose tasks are not in the cache are reported as not built.
     the_plan = api.plan(args.configs, cache_dir=args.cache_dir)
+    # A folder another config's runs own keeps its report: the same config error as `run`'s.
+    notices = check_owners(the_plan.specs, Path(args.out))
     paths = write_reports(the_plan, None, Path(args.out))
     console = output_console()
+    for notice in notices:
+        console.print(f"[yellow]note:[/] {notice}", highlight=False)
     print_comparisons(paths, console)
     for path in paths:
         console.print(str(path), markup=False, highlight=False)

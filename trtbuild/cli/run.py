@@ -87,6 +87,8 @@ def print_summary(result: api.RunResult, console: Console) -> None:
         seconds = sum(e.seconds for e in result.events)
         parts = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         console.print(f"{total} tasks: {parts} ({human_seconds(seconds)} of task time)")
+    for notice in result.notices:
+        console.print(f"[yellow]note:[/] {notice}", highlight=False)
     _print_cells(result, console)
     print_comparisons(result.reports, console)
     if result.gate_failures:
@@ -157,5 +159,6 @@ def to_json(result: api.RunResult) -> dict[str, Any]:
             for cell in result.plan.graph.cells
         ],
         "gate_failures": result.gate_failures,
+        "notices": result.notices,
         "reports": [str(path) for path in result.reports],
     }

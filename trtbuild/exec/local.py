@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +18,13 @@ from typing import Any
 
 from trtbuild.errors import TaskError
 from trtbuild.exec.events import TaskEvent, TaskState
-from trtbuild.plan.graph import Graph, TaskNode
+from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.status import node_key
 from trtbuild.store import ActionResult, FileHasher, Store
 from trtbuild.tasks.base import TaskContext
 
 log = logging.getLogger("trtbuild.exec")
+Signature = tuple[int, int, int, int]  # inode, device, size, mtime: what an in-place write changes
 
 
 @dataclass
@@ -164,21 +165,17 @@ class LocalExecutor:
     def _run_task(self, node: TaskNode, key: str) -> ActionResult:
         kind = node.task
         with self.store.temp_dir(f"{node.kind}-") as workdir:
-            inputs = dict(node.files)
-            input_dir = workdir / "inputs"
-            input_dir.mkdir()
-            for name, dep in node.deps.items():
-                # Link the blob under the input's own name: tools print and sometimes care about it.
-                path = input_dir / name
-                self.store.materialize(self.results[dep.node_id].outputs[dep.output].hash, path)
-                inputs[name] = path
+            inputs, linked = self._link_inputs(node, workdir / "inputs")
             outdir = workdir / "out"
             outdir.mkdir()
             ctx = TaskContext(
                 task_id=node.id, params=node.params, inputs=inputs, outdir=outdir, context=node.context
             )
             started = time.perf_counter()
-            meta = kind.run(ctx)
+            try:
+                meta = kind.run(ctx)
+            finally:
+                self._check_inputs_unchanged(node, inputs, linked)
             seconds = time.perf_counter() - started
             missing = [name for name in kind.outputs if not (outdir / name).is_file()]
             if missing:
@@ -189,6 +186,52 @@ class LocalExecutor:
         )
         self.store.put_action(key, result)
         return result
+
+    def _link_inputs(self, node: TaskNode, input_dir: Path) -> tuple[dict[str, Path], dict[str, Signature]]:
+        """The task's inputs: its files, and each upstream output linked from the cache under the
+        input's own name (tools print it and sometimes care about it), with how it looked."""
+        inputs: dict[str, Path] = dict(node.files)
+        linked: dict[str, Signature] = {}
+        input_dir.mkdir()
+        for name, dep in node.deps.items():
+            path = input_dir / name
+            self.store.materialize(self._digest(dep), path)
+            inputs[name] = path
+            linked[name] = _signature(path)
+        return inputs, linked
+
+    def _check_inputs_unchanged(
+        self, node: TaskNode, inputs: Mapping[str, Path], linked: Mapping[str, Signature]
+    ) -> None:
+        """Fail the task if it wrote to an input: a linked input is the cache's blob itself (read-only,
+        which does not stop root), which is also the upstream's result and other cells' files under
+        the output folder. Left alone, later tasks would read content their keys do not name, and
+        the next lookup would find the blob damaged and drop it (a cache miss that a run reports
+        as "not built yet"). A touched file whose bytes are the same is fine."""
+        for name, before in linked.items():
+            dep = node.deps[name]
+            digest = self._digest(dep)
+            if _signature(inputs[name]) == before or self.store.verify_blob(digest):
+                continue
+            # verify_blob has dropped the damaged blob; the files linked to it go too.
+            self._unlink_artifacts(digest)
+            raise TaskError(
+                f"the task wrote to its input {name} ({dep.node_id}'s {dep.output}) in place, damaging "
+                "the cached file: it has been dropped from the cache and the next run rebuilds it. "
+                "A task must hand tools that rewrite their input a copy of it"
+            )
+
+    def _digest(self, dep: Dep) -> str:
+        return self.results[dep.node_id].outputs[dep.output].hash
+
+    def _unlink_artifacts(self, digest: str) -> None:
+        for cell in self.graph.cells:
+            for artifact in cell.artifacts:
+                result = self.results.get(artifact.node_id)
+                if result is not None and result.outputs[artifact.output].hash == digest:
+                    (self.options.out_dir / cell.model / cell.cell / artifact.filename).unlink(
+                        missing_ok=True
+                    )
 
     def _clear_artifacts(self) -> None:
         """Remove the planned cells' artifacts from the output folder before running: each comes back
@@ -208,3 +251,11 @@ class LocalExecutor:
                     destination = self.options.out_dir / cell.model / cell.cell / artifact.filename
                     self.store.materialize(result.outputs[artifact.output].hash, destination)
                     log.debug("materialised %s", os.fspath(destination))
+
+
+def _signature(path: Path) -> Signature:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1, -1, -1)  # removed: compared as changed, and the blob is checked
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)

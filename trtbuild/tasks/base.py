@@ -79,7 +79,7 @@ class TaskContext(Generic[P]):
 
     task_id: str
     params: P  # exactly what entered the key
-    inputs: Mapping[str, Path]  # input name -> a read-only file
+    inputs: Mapping[str, Path]  # input name -> a read-only file (a link to the cache: never write it)
     outdir: Path  # write each declared output here, under its declared name
     context: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("trtbuild.task"))

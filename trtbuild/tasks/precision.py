@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
     if calibration is None:  # the spec checks require calibration data for quantized cells
         raise TaskError(f"the {precision} cell has no calibration data")
     quantize(
-        onnx_path=str(source),
+        onnx_path=str(_private_copy(source, ctx.outdir / "modelopt-input")),
         quantize_mode=precision,
         calibration_data=calibration.calibration_arrays(ctx.inputs, ctx.search_path),
         output_path=str(ctx.output(GRAPH)),
@@ -147,6 +148,19 @@ def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
         meta["production_ready"] = False
         ctx.warn("calibrated on random data: fine for trying things out, not fit for production")
     return meta
+
+
+def _private_copy(source: Path, folder: Path) -> Path:
+    """A copy of the graph for a tool that rewrites its input: ModelOpt's quantize runs
+    `onnx.shape_inference.infer_shapes_path` on it, which writes the file in place. The task's
+    input is a hard link to the cache's blob (read-only, which does not stop root), and the same
+    blob is the upstream's result and other cells' `model.onnx`: written through, it no longer
+    matches its hash, and the cache drops it. Same file name, so ModelOpt names its
+    intermediate files as before; the folder goes with the task's scratch space."""
+    folder.mkdir()
+    copy = folder / source.name
+    shutil.copyfile(source, copy)
+    return copy
 
 
 KIND = Precision()
