@@ -13,6 +13,7 @@ from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.exec.owners import check_owners, claim_owners
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan.explain import differences, explain, known_material
+from trtbuild.plan.graph import CellPlan
 from trtbuild.plan.plan import Plan, make_plan, preflight
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_specs
@@ -33,6 +34,8 @@ class RunResult:
     materials: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # id -> (key, material)
     results: dict[str, ActionResult] = field(default_factory=dict)  # id -> outputs of finished tasks
     notices: list[str] = field(default_factory=list)  # what the user should know, though nothing failed
+    # Cells of the configs that --only left out: the reports show them as the cache holds them.
+    cells_not_run: list[CellPlan] = field(default_factory=list)
 
     @property
     def failed_tasks(self) -> list[TaskEvent]:
@@ -81,6 +84,7 @@ def run(
     """Build everything out of date. Config errors raise ConfigError before any task runs (as does
     an `out_dir/<model>/` that another config's runs own); with `locked`, a plan that differs from
     the lock raises LockMismatch, also before any task runs."""
+    configs = list(configs)
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
     if locked:
         check_locked(the_plan)
@@ -98,8 +102,13 @@ def run(
         if event.state in ("ran", "cached")
         for failure in event.meta.get("failures", [])
     ]
-    reports = write_reports(the_plan, events, Path(out_dir))
+    # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
+    # the config had no others: planned again, without --only, those come from the cache.
+    every_cell = plan(configs, cache_dir=cache_dir, pipeline=pipeline) if only else the_plan
+    reports = write_reports(every_cell, events, Path(out_dir))
     result = RunResult(the_plan, events, Path(out_dir), gate_failures, reports, notices=notices)
+    planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
+    result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
     keys = sorted({key for key, _ in executor.materials.values()})
     the_plan.store.add_root(run_root_name(), keys)
     result.materials = dict(executor.materials)

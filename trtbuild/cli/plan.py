@@ -26,6 +26,10 @@ def add_parser(verbs: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     the_plan = api.plan(args.configs, cache_dir=args.cache_dir, only=args.only, use_cache=not args.no_cache)
+    # The checks `run` makes before starting (a model factory that does not exist, a missing
+    # backend): a plan that says "would run" must not hide what `run` refuses. Like run, it checks
+    # only kinds with tasks to run, so a fully cached plan still imports no torch.
+    api.preflight(the_plan)
     reasons = api.explain_plan(the_plan) if args.explain else None
     if args.json:
         print(json.dumps(to_json(the_plan, reasons), indent=2, sort_keys=True))

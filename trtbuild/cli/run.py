@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trtbuild import api
@@ -58,7 +59,7 @@ def _run(args: argparse.Namespace, progress: Console) -> api.RunResult:
     def on_event(event: TaskEvent) -> None:
         style = STATE_STYLES[event.state]
         seconds = f"  {human_seconds(event.seconds)}" if event.state == "ran" else ""
-        why = f"  ({event.reason})" if event.state in ("failed", "skipped") else ""
+        why = f"  ({escape(event.reason)})" if event.state in ("failed", "skipped") else ""
         progress.print(f"  [{style}]{event.state:<7}[/] {event.id}{seconds}{why}", highlight=False)
         for detail in event.details:
             progress.print(f"            {detail}", markup=False, highlight=False)
@@ -90,6 +91,7 @@ def print_summary(result: api.RunResult, console: Console) -> None:
     for notice in result.notices:
         console.print(f"[yellow]note:[/] {notice}", highlight=False)
     _print_cells(result, console)
+    _print_cells_not_run(result, console)
     print_comparisons(result.reports, console)
     if result.gate_failures:
         table = Table(title="Validation gates failed", title_style="bold red")
@@ -103,10 +105,11 @@ def print_summary(result: api.RunResult, console: Console) -> None:
                 )
             )
         console.print(table)
-    for event in result.failed_tasks:
-        console.print(f"[bold red]failed:[/] {event.id}: {event.reason}", highlight=False)
-    if result.exit_status:
+    # A failure's message is in the comparison table's notes above, once; its details in the log.
+    if result.exit_status and counts["ran"]:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
+    elif result.exit_status:
+        console.print("Nothing was built: fix the cause and run again.")
 
 
 def _cell_text(value: object) -> str:
@@ -127,6 +130,18 @@ def _print_cells(result: api.RunResult, console: Console) -> None:
         console.print(
             f"[bold]{cell.model}/{cell.cell}[/]: {engine} ({human_bytes(engine.stat().st_size)}), "
             f"{directory / 'engine.json'}; validation {verdict}",
+            highlight=False,
+        )
+
+
+def _print_cells_not_run(result: api.RunResult, console: Console) -> None:
+    models: dict[str, list[str]] = {}
+    for cell in result.cells_not_run:
+        models.setdefault(cell.model, []).append(cell.cell)
+    for model, cells in models.items():
+        console.print(
+            f"[bold]{model}[/]: not run in this invocation (--only): {escape(', '.join(cells))}; "
+            "the report shows them as the cache holds them",
             highlight=False,
         )
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 TaskState = Literal["cached", "ran", "failed", "skipped"]
+
+# Terminal control sequences (CSI colours, OSC links, two-byte escapes). Libraries colour their
+# messages for a terminal (torch.onnx's "\x1b[96mThis is step 1/3\x1b[0m"); in a piped log, --json
+# or report.md they are noise, and a rich console would print them raw.
+ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def plain_text(text: str) -> str:
+    """`text` without terminal control sequences."""
+    return ANSI_ESCAPE.sub("", text)
 
 
 @dataclass
@@ -21,6 +32,12 @@ class TaskEvent:
     warnings: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)  # a failure's particulars (parser errors, ...)
     meta: dict[str, Any] = field(default_factory=dict)  # what the task recorded (gate results, sizes)
+
+    def __post_init__(self) -> None:
+        # Every consumer (progress, --json, reports) reads these: clean them once, here.
+        self.reason = plain_text(self.reason)
+        self.details = [plain_text(line) for line in self.details]
+        self.warnings = [plain_text(line) for line in self.warnings]
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)

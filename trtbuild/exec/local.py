@@ -76,8 +76,7 @@ class LocalExecutor:
                         running[pool.submit(self._execute, node)] = node
                 if not running:
                     if stopped or not progressed:
-                        for node in remaining:
-                            self._finish(self._event(node, "skipped", "not started after a failure"))
+                        self._skip_unstarted(remaining)
                         break
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -89,14 +88,31 @@ class LocalExecutor:
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
 
     def _blocker(self, node: TaskNode) -> str | None:
-        """ "wait" while an upstream is unfinished; a skip reason if one did not succeed; else None."""
+        """ "wait" while an upstream is unfinished; a skip reason if one did not succeed; else None.
+        A skipped upstream passes its own reason on, so every dependent names the failure itself."""
         for dep in node.deps.values():
             upstream = self.events.get(dep.node_id)
             if upstream is None:
                 return "wait"
-            if upstream.state in ("failed", "skipped"):
-                return f"{dep.node_id} {upstream.state}"
+            if upstream.state == "failed":
+                return f"{dep.node_id} failed"
+            if upstream.state == "skipped":
+                return upstream.reason
         return None
+
+    def _skip_unstarted(self, remaining: list[TaskNode]) -> None:
+        """Skip what was not started after a failure stopped the run (in graph order, so each
+        node's upstreams have their events): a dependent of the failure says so, the rest say what
+        stopped them."""
+        failed = next((e.id for e in self.events.values() if e.state == "failed"), None)
+        stopped = (
+            f"not started after {failed} failed (--keep-going runs what does not depend on it)"
+            if failed
+            else "not started"
+        )
+        for node in remaining:
+            blocker = self._blocker(node)
+            self._finish(self._event(node, "skipped", blocker if blocker and blocker != "wait" else stopped))
 
     def _finish(self, event: TaskEvent) -> None:
         self.events[event.id] = event

@@ -5,6 +5,8 @@ run that only hits the cache writes the same bytes as the run that built everyth
 `trtbuild report` writes them too. That is why a task's state here is the state of its result
 ("built", whether it ran now or earlier — "seconds" is always the time it took when it ran) and
 not this run's ran/cached, which the run's --json output and its closing table carry instead.
+The plan may cover more cells than the run did (`run --only`): a report lists every cell of its
+configs, and those the run left out are shown as the cache holds them.
 Artifact contents come from the store by hash, never from build/, which may hold files of an
 earlier run.
 """
@@ -15,7 +17,6 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import StoreError
@@ -27,17 +28,19 @@ from trtbuild.store import ActionResult, Store
 
 # Bump when the document's layout or the way md/html render it changes: report.html is redrawn only
 # when report.json changes, so a new renderer must change the document to take effect.
-REPORT_FORMAT = 1
+REPORT_FORMAT = 2  # 2: the config by its absolute path, in report.md's header too; grouped notes
 # A task's result: built (now or in an earlier run), failed or skipped in this run, or not built.
 BUILT, FAILED, SKIPPED, NOT_BUILT = "built", "failed", "skipped", "not built"
 
 Document = dict[str, Any]
 
 
-def collect(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path) -> dict[str, Document]:
-    """Model name -> its report document. `events` None (`trtbuild report`): what the cache holds."""
-    by_id = {event.id: event for event in events or ()}
-    results = _results(plan, by_id, events is not None)
+def collect(plan: Plan, events: Sequence[TaskEvent] | None) -> dict[str, Document]:
+    """Model name -> its report document. `events` None (`trtbuild report`): what the cache holds.
+    Events are matched to the plan's tasks by model, kind and cell, not by id: a run of some cells
+    names a shared task after the first of its cells that it planned."""
+    by_id = _events_by_node(plan, events or ())
+    results = _results(plan, by_id)
     cells_of = {(str(spec.path), cell.name): cell for spec in plan.specs for cell in spec.cells}
     documents: dict[str, Document] = {}
     for cell_plan in plan.graph.cells:
@@ -50,7 +53,9 @@ def collect(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path) -> di
         ]
         nodes = _in_stage_order(nodes, [stage.name for stage in plan.graph.pipeline.stages])
         record = _cell(cell_plan, spec_cell, nodes, results, by_id, plan.store)
-        record["config"] = os.path.relpath(cell_plan.config, Path(out_dir).absolute() / cell_plan.model)
+        # Absolute: report.html is read from a browser, a CI artifact or another folder, where a
+        # path relative to the current directory (or to the report) names nothing.
+        record["config"] = os.path.abspath(cell_plan.config)
         document["cells"].append(record)
     for document in documents.values():
         _summarise(document)
@@ -61,12 +66,26 @@ def _new_document(model: str) -> Document:
     return {"format": REPORT_FORMAT, "model": model, "cells": []}
 
 
-def _results(plan: Plan, events: Mapping[str, TaskEvent], have_events: bool) -> dict[str, ActionResult]:
-    """Node id -> its action result, for every node whose output exists now."""
+def _events_by_node(plan: Plan, events: Sequence[TaskEvent]) -> dict[str, TaskEvent]:
+    """The plan's node id -> this run's event for that task (a cell has one task of each kind)."""
+    by_place = {(e.model, e.kind, cell): e for e in events for cell in e.cells}
+    found: dict[str, TaskEvent] = {}
+    for node in plan.graph.nodes.values():
+        places = [(node.model, node.kind, cell) for cell in node.cells]
+        event = next((by_place[place] for place in places if place in by_place), None)
+        if event is not None:
+            found[node.id] = event
+    return found
+
+
+def _results(plan: Plan, events: Mapping[str, TaskEvent]) -> dict[str, ActionResult]:
+    """Node id -> its action result, for every node whose output exists now. A task this run did
+    not finish has none, whatever the cache held when planning; one it did not plan (a cell left
+    out by --only) has what the cache holds."""
     results: dict[str, ActionResult] = {}
     for node_id, status in plan.statuses.items():
         event = events.get(node_id)
-        if have_events and (event is None or event.state not in ("ran", "cached") or event.key is None):
+        if event is not None and (event.state not in ("ran", "cached") or event.key is None):
             continue
         if status.result is not None and (event is None or event.key == status.key):
             results[node_id] = status.result

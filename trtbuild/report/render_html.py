@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from trtbuild.report import table
@@ -75,12 +76,14 @@ def _figures(report: dict[str, Any]) -> tuple[list[tuple[str, str]], str]:
 
 
 def _summary(report: dict[str, Any]) -> str:
-    configs = sorted({cell["config"] for cell in report["cells"]})
+    configs = ", ".join(
+        f'<a href="{escape(Path(config).as_uri())}">{escape(config)}</a>' for config in table.configs(report)
+    )
     chips = "".join(
         f'<span class="chip {table.VERDICT_TONES.get(verdict, "muted")}">{n} {escape(verdict)}</span>'
         for verdict, n in report["summary"].items()
     )
-    return f"{len(report['cells'])} cells from {escape(', '.join(configs))} {chips}"
+    return f"{len(report['cells'])} cells from {configs} {chips}"
 
 
 def _table(report: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ NOTE_MARKS = {"bad": "**failed** ", "warn": "**note** ", "muted": "", "ok": "", 
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [f"# {report['model']}: build report", ""]
     summary = ", ".join(f"{n} {verdict}" for verdict, n in report["summary"].items())
-    lines += [f"{len(report['cells'])} cells: {summary}.", ""]
+    lines += [f"{len(report['cells'])} cells from {', '.join(table.configs(report))}: {summary}.", ""]
     headers = table.headers(report)
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("| " + " | ".join("---" for _ in headers) + " |")

@@ -31,6 +31,11 @@ def candidates(report: dict[str, Any]) -> list[str]:
     return [n for n in CANDIDATE_ORDER if n in names] + sorted(names - set(CANDIDATE_ORDER))
 
 
+def configs(report: dict[str, Any]) -> list[str]:
+    """The configs the report's cells come from, by absolute path."""
+    return sorted({cell["config"] for cell in report["cells"]})
+
+
 def headers(report: dict[str, Any]) -> list[str]:
     return [
         "cell",
@@ -128,16 +133,24 @@ def _cell_notes(cell: dict[str, Any]) -> list[tuple[str, Tone]]:
                 "bad",
             )
         )
-    for task in cell["tasks"]:
-        if task["state"] in ("failed", "skipped") and task.get("reason"):
-            found.append(
-                (
-                    f"{task['id']} {task['state']}: {task['reason']}",
-                    "bad" if task["state"] == "failed" else "warn",
-                )
-            )
-    if cell["status"] == "not built":
-        missing = [t["kind"] for t in cell["tasks"] if t["state"] == "not built"]
+    return found + _task_notes(cell["tasks"])
+
+
+def _task_notes(tasks: list[dict[str, Any]]) -> list[tuple[str, Tone]]:
+    """A failure once, with its message; the tasks it kept from running as one line per reason,
+    which names the failure without repeating it; then what was never built at all."""
+    found: list[tuple[str, Tone]] = [
+        (f"{task['id']} failed: {task.get('reason') or 'no reason recorded'}", "bad")
+        for task in tasks
+        if task["state"] == "failed"
+    ]
+    skipped: dict[str, list[str]] = {}
+    for task in tasks:
+        if task["state"] == "skipped":
+            skipped.setdefault(task.get("reason") or "not run", []).append(task["kind"])
+    found += [(f"{', '.join(kinds)} skipped: {reason}", "warn") for reason, kinds in skipped.items()]
+    missing = [task["kind"] for task in tasks if task["state"] == "not built"]
+    if missing:
         found.append((f"not built yet ({', '.join(missing)}): run `trtbuild run` for it", "muted"))
     return found
 

@@ -20,7 +20,7 @@ def write_reports(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path 
     """Each model's report files under `out_dir`/<model>/; `events` None reports what the cache holds.
     Returns every model's report paths (json, md, html), whether rewritten or already current."""
     paths: list[Path] = []
-    for model, document in collect(plan, events, Path(out_dir)).items():
+    for model, document in collect(plan, events).items():
         paths += write_model_report(document, Path(out_dir) / model)
     return paths
 

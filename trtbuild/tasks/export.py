@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,14 +129,7 @@ def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:
                 **_input_options(traced, params, dynamo),
             )
         except Exception as error:
-            raise TaskError(
-                f"torch.onnx.export ({params.exporter}, opset {params.opset}) failed: "
-                f"{type(error).__name__}: {_first_line(error)}",
-                [
-                    "try the other exporter (export.exporter: torchscript | dynamo) or another opset",
-                    *captured.getvalue().strip().splitlines()[-5:],
-                ],
-            ) from error
+            raise _export_failed(error, params, captured.getvalue()) from error
     notes = {_first_line(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)}
     return sorted(notes)[:10]
 
@@ -154,6 +148,44 @@ def _input_options(traced: Traceable, params: ExportParams, dynamo: bool) -> dic
         "input_names": traced.input_names,
         "dynamic_axes": axes or None,
     }
+
+
+# Enough for torch.export's explanation and the user's line that raised it, not a graph dump.
+MAX_DETAIL_LINES = 40
+MAX_HEADLINE_LINES = 5
+
+
+def _export_failed(error: Exception, params: ExportParams, printed: str) -> TaskError:
+    """The exporter's failure as a message that names what went wrong. The dynamo exporter wraps
+    torch.export's error in one that opens with "Next steps:" for torch developers; its cause says
+    what in the model could not be exported, and where."""
+    cause = error
+    while isinstance(cause.__cause__, Exception):
+        cause = cause.__cause__
+    lines = [paragraph.splitlines() for paragraph in _paragraphs(str(cause))] or [[""]]
+    # The first paragraph is the message, kept whole unless it is a dump (a graph, a long trace).
+    if len(lines[0]) > MAX_HEADLINE_LINES:
+        lines = [lines[0][:1], lines[0][1:], *lines[1:]]
+    headline = " ".join(" ".join(lines[0]).split())
+    details = [line for paragraph in lines[1:] for line in paragraph if line.strip()]
+    if len(details) > MAX_DETAIL_LINES:
+        details = [*details[:MAX_DETAIL_LINES], f"... ({len(details) - MAX_DETAIL_LINES} more lines)"]
+    wrapped = [f"torch.onnx raised it as {type(error).__name__}"] if cause is not error else []
+    return TaskError(
+        f"torch.onnx.export ({params.exporter}, opset {params.opset}) failed: "
+        f"{type(cause).__name__}: {headline}",
+        [
+            *details,
+            *wrapped,
+            "try the other exporter (export.exporter: torchscript | dynamo) or another opset",
+            *printed.strip().splitlines()[-5:],
+        ],
+    )
+
+
+def _paragraphs(text: str) -> list[str]:
+    """`text` split at blank lines, empty ones dropped."""
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
 
 
 def _first_line(value: object) -> str:
