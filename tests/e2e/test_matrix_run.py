@@ -18,7 +18,14 @@ def test_targets_axis_shares_precision_tasks(tiny_project: Project) -> None:
     document = tiny_project.run_json()
     assert document["exit_status"] == 0, document
     # The graph in a precision does not depend on the GPU it is built for.
-    assert ran_kinds(document) == {"export": 1, "simplify": 1, "precision": 2, "build": 4, "validate": 4}
+    assert ran_kinds(document) == {
+        "export": 1,
+        "simplify": 1,
+        "probe": 1,
+        "precision": 2,
+        "build": 4,
+        "validate": 4,
+    }
     built = {cell["cell"] for cell in document["cells"]}
     assert built == {"fp32-SM86", "fp32-SM89", "fp16-SM86", "fp16-SM89"}
     for cell in built:
@@ -28,7 +35,14 @@ def test_targets_axis_shares_precision_tasks(tiny_project: Project) -> None:
 def test_opset_axis_makes_one_export_per_opset(tiny_project: Project) -> None:
     with_matrix(tiny_project, "matrix:\n  export.opset: [17, 18]\nbuild: {targets: [SM89]}")
     document = tiny_project.run_json()
-    assert ran_kinds(document) == {"export": 2, "simplify": 2, "precision": 2, "build": 2, "validate": 2}
+    assert ran_kinds(document) == {
+        "export": 2,
+        "simplify": 2,
+        "probe": 2,
+        "precision": 2,
+        "build": 2,
+        "validate": 2,
+    }
     ids = {task["id"] for task in document["tasks"]}
     assert {"tiny/17/export", "tiny/18/export"} <= ids
 
@@ -39,6 +53,7 @@ def test_only_runs_the_selected_cells(tiny_project: Project) -> None:
     assert {task["id"] for task in document["tasks"]} == {
         "tiny/export",
         "tiny/simplify",
+        "tiny/probe",
         "tiny/fp16/precision",
         "tiny/fp16/build",
         "tiny/fp16/validate",

@@ -27,7 +27,14 @@ def test_cells_share_export_and_simplify(tiny_project: Project) -> None:
     set_precisions(tiny_project, "[fp32, fp16, int8]")
     document = tiny_project.run_json()
     assert document["exit_status"] == 0, document
-    assert ran_kinds(document) == {"export": 1, "simplify": 1, "precision": 3, "build": 3, "validate": 3}
+    assert ran_kinds(document) == {
+        "export": 1,
+        "simplify": 1,
+        "probe": 1,
+        "precision": 3,
+        "build": 3,
+        "validate": 3,
+    }
     import onnx
 
     int8_ops = {node.op_type for node in onnx.load(str(tiny_project.out / "tiny/int8/model.onnx")).graph.node}

@@ -40,6 +40,7 @@ EXPECTED = {
     | {f"inputs[].{f}" for f in TENSOR}
     | {"example_shapes.input", "opset", "exporter"},
     "simplify": OUTPUTS | {f"inputs[].{f}" for f in TENSOR},
+    "probe": OUTPUTS | PROFILES | {f"inputs[].{f}" for f in TENSOR},
     "precision:fp32": {"precision", "autocast", "calibration"},
     "precision:fp16": {
         "precision",

@@ -19,18 +19,22 @@ def export_key(project: Project) -> str:
     return key
 
 
-def test_graph_is_export_simplify_precision_build_validate(tiny_project: Project) -> None:
+def test_graph_is_export_simplify_probe_precision_build_validate(tiny_project: Project) -> None:
     the_plan = api.plan([tiny_project.config], cache_dir=tiny_project.cache)
     graph = the_plan.graph
     assert list(graph.nodes) == [
         "tiny/export",
         "tiny/simplify",
+        "tiny/probe",
         "tiny/fp32/precision",
         "tiny/fp32/build",
         "tiny/fp32/validate",
     ]
     assert graph.nodes["tiny/simplify"].deps["model.onnx"].node_id == "tiny/export"
+    assert graph.nodes["tiny/probe"].deps["model.onnx"].node_id == "tiny/simplify"
     assert graph.nodes["tiny/fp32/precision"].deps["model.onnx"].node_id == "tiny/simplify"
+    # The cell's graph waits for the probe: nothing is calibrated or built before it passes.
+    assert graph.nodes["tiny/fp32/precision"].deps["probe.json"].node_id == "tiny/probe"
     assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/fp32/precision"
     assert {d.node_id for d in graph.nodes["tiny/fp32/validate"].deps.values()} == {
         "tiny/fp32/precision",
@@ -40,6 +44,7 @@ def test_graph_is_export_simplify_precision_build_validate(tiny_project: Project
         "not in cache",
         "after tiny/export",
         "after tiny/simplify",
+        "after tiny/simplify, tiny/probe",
         "after tiny/fp32/precision",
         "after tiny/fp32/precision, tiny/fp32/build",
     ]
@@ -52,18 +57,28 @@ def test_simplify_off_builds_from_the_export(tiny_project: Project) -> None:
     graph = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
     assert "tiny/simplify" not in graph.nodes
     assert graph.nodes["tiny/fp32/precision"].deps["model.onnx"].node_id == "tiny/export"
+    assert graph.nodes["tiny/probe"].deps["model.onnx"].node_id == "tiny/export"
+
+
+def test_probe_off_leaves_the_probe_out(tiny_project: Project) -> None:
+    tiny_project.edit_config(
+        "export: {opset: 17, exporter: torchscript}", "export: {opset: 17}\nprobe: false"
+    )
+    graph = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
+    assert "tiny/probe" not in graph.nodes
+    assert set(graph.nodes["tiny/fp32/precision"].deps) == {"model.onnx"}
 
 
 def test_identical_tasks_across_configs_are_one_node(tiny_project: Project) -> None:
     twin = tiny_project.root / "twin.yaml"
     twin.write_text(tiny_project.config.read_text().replace("name: tiny", "name: twin"))
     graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
-    assert len(graph.nodes) == 5, list(graph.nodes)
+    assert len(graph.nodes) == 6, list(graph.nodes)
     assert [(c.model, c.cell) for c in graph.cells] == [("tiny", "fp32"), ("twin", "fp32")]
     # A different opset in the twin: its export differs, so everything after it does too.
     twin.write_text(twin.read_text().replace("opset: 17", "opset: 18"))
     graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
-    assert len(graph.nodes) == 10
+    assert len(graph.nodes) == 12
     assert "twin/export" in graph.nodes
 
 
@@ -147,7 +162,7 @@ def test_key_covers_scheme_kind_version_params_inputs_and_tools() -> None:
 def test_only_selects_cells_and_rejects_unknown_ones(tiny_project: Project) -> None:
     from trtbuild.errors import UsageError
 
-    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 5
+    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 6
     with pytest.raises(UsageError, match="--only names no cell: fp64"):
         api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp64"])
 
@@ -185,12 +200,12 @@ def test_export_key_follows_imported_helper_modules_and_namespace_packages(tiny_
         before = after
 
 
-def test_the_example_config_plans_one_export_and_simplify_and_three_of_the_rest(tmp_path: Path) -> None:
+def test_the_example_config_plans_one_export_simplify_and_probe_and_three_of_the_rest(tmp_path: Path) -> None:
     from tests.conftest import REPO
 
     graph = api.plan([REPO / "configs" / "resnet.yaml"], cache_dir=tmp_path / "cache").graph
     per_cell = [f"resnet50/{cell}/{kind}" for cell in ("fp32", "fp16", "int8") for kind in KINDS_PER_CELL]
-    assert list(graph.nodes) == ["resnet50/export", "resnet50/simplify", *per_cell]
+    assert list(graph.nodes) == ["resnet50/export", "resnet50/simplify", "resnet50/probe", *per_cell]
     assert graph.nodes["resnet50/export"].cells == ["fp32", "fp16", "int8"]
 
 

@@ -49,7 +49,11 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
             task=stage.kind,
             model=model,
             params=derived.params,
-            deps={name: _dep(source, made, stage.name) for name, source in stage.inputs.items()},
+            deps={
+                name: _dep(source, made, stage.name)
+                for name, source in stage.inputs.items()
+                if not (source.optional and not any(s in made for s in source.stages))
+            },
             files=dict(derived.files),
             context=dict(derived.context),
             cells=[cell.name],

@@ -153,6 +153,7 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         cells=(Cell(name=precision, precision=precision),),
         autocast=_autocast(document.get("autocast", {})),
         calibration=_calibration(document.get("calibration"), path.parent),
+        probe=bool(document.get("probe", True)),
         marks=dict(marks),
     )
 

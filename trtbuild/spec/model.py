@@ -211,6 +211,7 @@ class Spec:
     cells: tuple[Cell, ...]
     autocast: AutocastSpec = field(default_factory=AutocastSpec)
     calibration: CalibrationSpec | None = None
+    probe: bool = True  # run the graph at every profile's edges before building (tasks/probe.py)
     marks: dict[FieldPath, Location] = field(default_factory=dict, compare=False, repr=False)
 
     @property

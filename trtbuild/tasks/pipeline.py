@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trtbuild.spec.semantic import SpecCheck
-from trtbuild.tasks import build, export, precision, simplify, validate
+from trtbuild.tasks import build, export, precision, probe, simplify, validate
 from trtbuild.tasks.base import TaskKind
 
 
@@ -24,6 +24,8 @@ class From:
 
     stages: tuple[str, ...]
     output: str
+    # Optional: a cell without any of `stages` (the probe when `probe: false`) goes without it.
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,14 @@ PIPELINE = Pipeline(
     (
         Stage(export.KIND, shared=True),
         Stage(simplify.KIND, {simplify.GRAPH: From((export.NAME,), export.OUTPUT)}, shared=True),
-        Stage(precision.KIND, {precision.GRAPH: GRAPH}, artifacts=(precision.GRAPH,)),
+        # Every cell's graph is made after the probe passed: no calibration or build of a graph that
+        # fails inside the profiles.
+        Stage(probe.KIND, {probe.GRAPH: GRAPH}, shared=True),
+        Stage(
+            precision.KIND,
+            {precision.GRAPH: GRAPH, probe.OUTPUT: From((probe.NAME,), probe.OUTPUT, optional=True)},
+            artifacts=(precision.GRAPH,),
+        ),
         Stage(build.KIND, {build.GRAPH: CELL_GRAPH}, artifacts=(build.ENGINE, build.ENGINE_JSON)),
         Stage(
             validate.KIND,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from trtbuild.spec.model import ProfileSpec, TensorSpec
@@ -40,10 +41,55 @@ def example_shapes(inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec]
     return shapes
 
 
+@dataclass(frozen=True)
+class ShapePoint:
+    """One set of input shapes inside a profile: every dynamic dim at its opt size, except at most
+    one moved to its min or max, so a failure there is that dim's alone."""
+
+    profile: str
+    dim: str | None  # the dim moved off opt; None: all at opt
+    bound: str  # "opt", "min" or "max"
+    sizes: dict[str, int]  # every dynamic dim's size at this point
+    shapes: Shapes
+
+
+def profile_points(inputs: Sequence[TensorSpec], profile: ProfileSpec) -> list[ShapePoint]:
+    """The profile's opt shapes, then each dynamic dim alone at its min and at its max.
+
+    Moving all dims together (the old samples: all-min, all-max) hides which dim a graph baked in,
+    and can pass where one dim alone fails (a traced batch*seq product). Points equal to an earlier
+    one are left out (a dim whose min is its opt)."""
+    bounds: dict[str, dict[str, int]] = {}  # dim -> {"min": .., "opt": .., "max": ..}
+    for tensor in inputs:
+        shapes = profile.shapes[tensor.name]
+        for axis, dim in tensor.dynamic_dims.items():
+            # A dim shared by several inputs takes its range from the first (the spec checks agree).
+            bounds.setdefault(
+                dim, {"min": shapes.min[axis], "opt": shapes.opt[axis], "max": shapes.max[axis]}
+            )
+    opt = {dim: sizes["opt"] for dim, sizes in bounds.items()}
+    moves: list[tuple[str | None, str, dict[str, int]]] = [(None, "opt", opt)] + [
+        (dim, bound, {**opt, dim: bounds[dim][bound]}) for dim in bounds for bound in ("min", "max")
+    ]
+    points: list[ShapePoint] = []
+    seen: list[dict[str, int]] = []
+    for moved, bound, sizes in moves:
+        if sizes in seen:
+            continue
+        seen.append(sizes)
+        points.append(ShapePoint(profile.name, moved, bound, sizes, _shapes_at(inputs, sizes)))
+    return points
+
+
+def _shapes_at(inputs: Sequence[TensorSpec], sizes: dict[str, int]) -> Shapes:
+    return {t.name: [sizes[d] if isinstance(d, str) else int(d) for d in t.shape] for t in inputs}
+
+
 def sample_shapes(
     inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec], samples: int, seed: int
 ) -> list[Shapes]:
-    """`samples` input shape sets that cover each profile's opt, min and max, then random shapes.
+    """`samples` input shape sets: each profile's `profile_points` in turn (round-robin across
+    profiles), then random shapes inside the profiles.
 
     A symbolic dim shared by several inputs gets one value per sample, so the inputs stay consistent.
     """
@@ -51,29 +97,26 @@ def sample_shapes(
         static = {t.name: [int(d) for d in t.shape] for t in inputs}
         return [static for _ in range(samples)]
     rng = random.Random(seed)
+    points = [profile_points(inputs, profile) for profile in profiles]
     result: list[Shapes] = []
     for index in range(samples):
-        profile = profiles[index % len(profiles)]
+        which = index % len(profiles)
         round_ = index // len(profiles)
-        fixed = ("opt", "min", "max")[round_] if round_ < 3 else None
-        symbols: dict[str, int] = {}
-        shapes: Shapes = {}
-        for tensor in inputs:
-            low = profile_shape(profile, tensor.name, "min")
-            mid = profile_shape(profile, tensor.name, "opt")
-            high = profile_shape(profile, tensor.name, "max")
-            shape = []
-            for axis, dim in enumerate(tensor.shape):
-                if not isinstance(dim, str):
-                    shape.append(int(dim))
-                    continue
-                if dim not in symbols:
-                    bounds = {"opt": mid[axis], "min": low[axis], "max": high[axis]}
-                    symbols[dim] = bounds[fixed] if fixed else rng.randint(low[axis], high[axis])
-                shape.append(symbols[dim])
-            shapes[tensor.name] = shape
-        result.append(shapes)
+        if round_ < len(points[which]):
+            result.append(points[which][round_].shapes)
+        else:
+            result.append(_random_shapes(inputs, profiles[which], rng))
     return result
+
+
+def _random_shapes(inputs: Sequence[TensorSpec], profile: ProfileSpec, rng: random.Random) -> Shapes:
+    sizes: dict[str, int] = {}
+    for tensor in inputs:
+        low, high = profile.shapes[tensor.name].min, profile.shapes[tensor.name].max
+        for axis, dim in tensor.dynamic_dims.items():
+            if dim not in sizes:
+                sizes[dim] = rng.randint(low[axis], high[axis])
+    return _shapes_at(inputs, sizes)
 
 
 def random_arrays(inputs: Sequence[TensorSpec], shapes: Shapes, seed: int) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class ValidateParams:
 
 class Validate(TaskKind[ValidateParams]):
     name = NAME
-    version = 10  # 10: the PyTorch reference takes its inputs by name
+    version = 11  # 11: samples move each dynamic dim on its own (sampling.profile_points)
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
