@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trtbuild import api
@@ -18,6 +19,7 @@ from trtbuild.exec.events import TaskEvent
 from trtbuild.units import human_bytes, human_seconds
 
 STATE_STYLES = {"ran": "green", "cached": "dim", "failed": "bold red", "skipped": "yellow"}
+SUMMARY_DETAILS = 10  # a failure's detail lines repeated in the final summary
 
 
 def add_parser(verbs: Any) -> None:
@@ -58,7 +60,7 @@ def _run(args: argparse.Namespace, progress: Console) -> api.RunResult:
     def on_event(event: TaskEvent) -> None:
         style = STATE_STYLES[event.state]
         seconds = f"  {human_seconds(event.seconds)}" if event.state == "ran" else ""
-        why = f"  ({event.reason})" if event.state in ("failed", "skipped") else ""
+        why = f"  ({escape(event.reason)})" if event.state in ("failed", "skipped") else ""
         progress.print(f"  [{style}]{event.state:<7}[/] {event.id}{seconds}{why}", highlight=False)
         for detail in event.details:
             progress.print(f"            {detail}", markup=False, highlight=False)
@@ -102,7 +104,13 @@ def print_summary(result: api.RunResult, console: Console) -> None:
             )
         console.print(table)
     for event in result.failed_tasks:
-        console.print(f"[bold red]failed:[/] {event.id}: {event.reason}", highlight=False)
+        # The details (the parser's other nodes, the builder's errors, the hint) scrolled past
+        # with the progress lines: the summary is where the user looks.
+        console.print(f"[bold red]failed:[/] {event.id}: {escape(event.reason)}", highlight=False)
+        for detail in event.details[:SUMMARY_DETAILS]:
+            console.print(f"  {detail}", markup=False, highlight=False)
+        if len(event.details) > SUMMARY_DETAILS:
+            console.print(f"  ... {len(event.details) - SUMMARY_DETAILS} more above", highlight=False)
     if result.exit_status:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
 
