@@ -140,14 +140,14 @@ class LocalExecutor:
                     details=error.details,
                     seconds=time.perf_counter() - started,
                 )
-            except Exception as error:  # a bug or an unexpected library failure: keep the trace, not print it
-                details = traceback.format_exc().splitlines()[-8:]
+            except Exception as error:  # a bug, or a library failure the task does not turn into a message
+                log.debug("%s failed", node.id, exc_info=True)
                 return self._event(
                     node,
                     "failed",
                     f"{type(error).__name__}: {error}",
                     key=key,
-                    details=details,
+                    details=unexpected_failure_details(error),
                     seconds=time.perf_counter() - started,
                 )
             reason = "not in cache" if self.options.use_cache else "--no-cache"
@@ -208,3 +208,15 @@ class LocalExecutor:
                     destination = self.options.out_dir / cell.model / cell.cell / artifact.filename
                     self.store.materialize(result.outputs[artifact.output].hash, destination)
                     log.debug("materialised %s", os.fspath(destination))
+
+
+def unexpected_failure_details(error: BaseException) -> list[str]:
+    """Where an exception no task turned into a TaskError came from, and what to do: the traceback
+    itself goes to the debug log, not to the user's terminal."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = [f"raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"] if frames else []
+    return [
+        *where,
+        "hint: trtbuild does not handle this failure yet: rerun with TRTBUILD_LOG=debug for the "
+        "traceback, and report it",
+    ]
