@@ -67,10 +67,41 @@ def test_parser_error_names_the_node_and_its_op(tmp_path: Path) -> None:
     path = write_onnx(tmp_path / "custom.onnx", op="NoSuchOp", domain="com.example")
     with pytest.raises(TaskError) as caught:
         network_from_onnx_path(MODULE, path, ahead_of_time=True)
-    assert "ONNX parser rejected the graph" in str(caught.value)
-    assert any("the_node" in detail and "NoSuchOp" in detail for detail in caught.value.details), (
-        caught.value.details
+    # The node and its op in the message itself: a run's summary shows the message.
+    assert "ONNX parser rejected node 'the_node' (NoSuchOp)" in str(caught.value)
+    assert any("no importer for NoSuchOp" in detail for detail in caught.value.details), caught.value.details
+
+
+def test_builder_failure_quotes_the_builders_error(tmp_path: Path) -> None:
+    """A Reshape to a constant (5, 12) cannot take the profile's opt (2, 3, 4): the builder returns no
+    engine and says why only through its logger."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = numpy_helper.from_array(np.array([5, 12], dtype=np.int64), "shape")
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="baked_reshape")
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[shape],
     )
+    path = tmp_path / "baked.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    net = network_from_onnx_path(MODULE, path, ahead_of_time=True)
+    profile = {"name": "default", "shapes": {"x": {"min": [1, 2, 4], "opt": [2, 3, 4], "max": [4, 8, 4]}}}
+    config = builder_config_from_settings(
+        net, BuildSettings(profiles=[profile], targets=("SM89",)), ahead_of_time=True
+    )
+    with pytest.raises(TaskError) as caught:
+        engine_bytes_from_network(net, config)
+    message = str(caught.value)
+    assert message.startswith("the builder returned no engine: "), message
+    assert "violate shape constraints: IShuffleLayer baked_reshape" in message
+    assert " at /_src/" not in message  # TensorRT's source locations are dropped
+    assert caught.value.details[-1].startswith("hint: a profile's shapes contradict")
 
 
 def test_auto_picks_tensorrt_rtx_without_a_gpu() -> None:

@@ -43,10 +43,25 @@ class _QuietLibraries(logging.Filter):
         return record.levelno >= logging.ERROR or not record.name.startswith(CHATTY_LIBRARIES)
 
 
+class _OnlyOurDebug(logging.Filter):
+    """TRTBUILD_LOG=debug is trtbuild's debug log (the builder's included), not every library's:
+    matplotlib alone logs thousands of font lookups at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (
+            record.levelno >= logging.INFO or record.name == "trtbuild" or record.name.startswith("trtbuild.")
+        )
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Other libraries' loggers inherit the root's level, at most as chatty as INFO: they do not even
+    # make their debug records. trtbuild's own logger takes the level asked for.
+    libraries_level = max(logging.getLevelName(level), logging.INFO)
+    logging.basicConfig(level=libraries_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("trtbuild").setLevel(level)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # a library that lowers its own logger's level still stops here
+        handler.addFilter(_OnlyOurDebug())
         if logging.getLevelName(level) in (logging.WARNING, logging.ERROR, logging.CRITICAL):
             handler.addFilter(_QuietLibraries())
 
@@ -64,7 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging(os.environ.get("TRTBUILD_LOG", "WARNING").upper())
+    level = os.environ.get("TRTBUILD_LOG", "WARNING").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        error_console().print(
+            f"[bold red]error:[/] TRTBUILD_LOG={level.lower()} is not a log level: "
+            "use debug, info, warning or error",
+            highlight=False,
+        )
+        return EXIT_USAGE
+    configure_logging(level)
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)

@@ -19,6 +19,7 @@ from trtbuild.exec.events import TaskEvent
 from trtbuild.units import human_bytes, human_seconds
 
 STATE_STYLES = {"ran": "green", "cached": "dim", "failed": "bold red", "skipped": "yellow"}
+SUMMARY_DETAILS = 10  # a failure's detail lines repeated in the final summary
 
 
 def add_parser(verbs: Any) -> None:
@@ -105,7 +106,16 @@ def print_summary(result: api.RunResult, console: Console) -> None:
                 )
             )
         console.print(table)
-    # A failure's message is in the comparison table's notes above, once; its details in the log.
+    # A failure's message is in the comparison table's notes above, once; what the library said
+    # with it (the parser's other nodes, the builder's errors, the hint) scrolled past with the
+    # progress lines, so it follows here: the summary is where the user looks.
+    for event in result.failed_tasks:
+        if event.details:
+            console.print(f"[bold red]{event.id}[/] failed; with it:", highlight=False)
+        for detail in event.details[:SUMMARY_DETAILS]:
+            console.print(f"  {detail}", markup=False, highlight=False)
+        if len(event.details) > SUMMARY_DETAILS:
+            console.print(f"  ... {len(event.details) - SUMMARY_DETAILS} more above", highlight=False)
     if result.exit_status and counts["ran"]:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
     elif result.exit_status:

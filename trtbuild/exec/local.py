@@ -157,14 +157,14 @@ class LocalExecutor:
                     details=error.details,
                     seconds=time.perf_counter() - started,
                 )
-            except Exception as error:  # a bug or an unexpected library failure: keep the trace, not print it
-                details = traceback.format_exc().splitlines()[-8:]
+            except Exception as error:  # a bug, or a library failure the task does not turn into a message
+                log.debug("%s failed", node.id, exc_info=True)
                 return self._event(
                     node,
                     "failed",
                     f"{type(error).__name__}: {error}",
                     key=key,
-                    details=details,
+                    details=unexpected_failure_details(error),
                     seconds=time.perf_counter() - started,
                 )
             reason = "not in cache" if self.options.use_cache else "--no-cache"
@@ -275,3 +275,15 @@ def _signature(path: Path) -> Signature:
     except OSError:
         return (-1, -1, -1, -1)  # removed: compared as changed, and the blob is checked
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+def unexpected_failure_details(error: BaseException) -> list[str]:
+    """Where an exception no task turned into a TaskError came from, and what to do: the traceback
+    itself goes to the debug log, not to the user's terminal."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = [f"raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"] if frames else []
+    return [
+        *where,
+        "hint: trtbuild does not handle this failure yet: rerun with TRTBUILD_LOG=debug for the "
+        "traceback, and report it",
+    ]

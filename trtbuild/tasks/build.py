@@ -31,7 +31,7 @@ class BuildParams:
 
 class Build(TaskKind[BuildParams]):
     name = NAME
-    version = 5
+    version = 6  # 6: the builder logs through a logger of ours (the worker allocates differently)
     outputs = (ENGINE, ENGINE_JSON)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[BuildParams]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
+from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 
 # ORT's type strings for the inputs we may have to feed in another dtype (keep_io_types: false).
 _FEED_TYPES = {"tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64"}
@@ -42,7 +43,7 @@ class Runner:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # its errors reach the user through the TaskError
         # No fusions: each node should compute as the graph says, in the graph's types, so an
         # error shows up at the node that makes it.
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -64,7 +65,8 @@ class Runner:
                     f"ONNX Runtime (CPU) cannot run the {what} graph: "
                     f"{message.split(':', 3)[-1].strip()[:300]}.{hint}"
                 ) from error
-            raise TaskError(f"ONNX Runtime cannot load the {what} graph: {message[:500]}") from error
+            raise onnxruntime_failure(error, f"ONNX Runtime cannot load the {what} graph") from error
+        self.what = what
         self.names = [output.name for output in self.session.get_outputs()]
         self.feed_types = {i.name: _FEED_TYPES.get(i.type) for i in self.session.get_inputs()}
 
@@ -76,4 +78,9 @@ class Runner:
             for name, value in feeds.items()
             if name in self.feed_types
         }
-        yield from zip(self.names, self.session.run(self.names, cast), strict=True)
+        try:
+            values = self.session.run(self.names, cast)
+        except Exception as error:  # ORT's exceptions carry the node; a traceback would hide it
+            doing = f"ONNX Runtime could not run the {self.what} graph on {feeds_description(cast)}"
+            raise onnxruntime_failure(error, doing) from error
+        yield from zip(self.names, values, strict=True)

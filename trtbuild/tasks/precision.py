@@ -23,8 +23,10 @@ from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, AutocastSpec, Cell, Spec
 from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
+from trtbuild.tasks.onnxruntime_errors import onnxruntime_failure
 from trtbuild.tasks.params import user_code_context
 from trtbuild.tasks.precision_checks import calibration_problems, modelopt_problems
+from trtbuild.tasks.shape_annotations import drop_intermediate_shapes, drop_intermediate_shapes_in_file
 
 NAME = "precision"
 GRAPH = "model.onnx"  # its input and its output
@@ -42,7 +44,7 @@ class PrecisionParams:
 
 class Precision(TaskKind[PrecisionParams]):
     name = NAME
-    version = 2
+    version = 3  # 3: intermediate shape annotations dropped from the graph it hands on
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
@@ -86,10 +88,26 @@ class Precision(TaskKind[PrecisionParams]):
             except TaskError:
                 raise
             except Exception as error:  # ModelOpt raises a variety of errors from its ONNX passes
-                raise TaskError(
-                    f"ModelOpt could not make the {precision} graph: {type(error).__name__}: {error}",
-                    captured.getvalue().strip().splitlines()[-5:],
-                ) from error
+                raise _modelopt_failure(ctx.params, error, captured.getvalue()) from error
+
+
+def _modelopt_failure(params: PrecisionParams, error: Exception, output: str) -> TaskError:
+    """ModelOpt's exception as a message: ONNX Runtime's (ModelOpt runs the graph to calibrate and to
+    pick what AutoCast converts) name a node; what ModelOpt printed last comes with it."""
+    doing = f"ModelOpt could not make the {params.precision} graph"
+    if "ONNXRuntimeError" in str(error):
+        failure = onnxruntime_failure(error, f"{doing}: ONNX Runtime failed")
+        message, hints = str(failure), failure.details
+    else:
+        message, hints = f"{doing}: {type(error).__name__}: {error}", []
+    if params.autocast is not None:
+        hints.append(
+            "hint: keep the failing node in fp32 (autocast.exclude_nodes) or its op type "
+            "(autocast.exclude_op_types); TRTBUILD_LOG=info shows ModelOpt's log"
+        )
+    else:
+        hints.append("hint: TRTBUILD_LOG=info shows ModelOpt's log")
+    return TaskError(message, [*output.strip().splitlines()[-5:], *hints])
 
 
 def _quiet_modelopt(quiet: bool) -> None:
@@ -121,9 +139,16 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
         nodes_to_exclude=list(options.exclude_nodes) or None,
         op_types_to_exclude=list(options.exclude_op_types) or None,
     )
+    # AutoCast names dims it could not infer `unk`, one name for different sizes: not handed on.
+    dropped = drop_intermediate_shapes(model)
     onnx.save(model, str(ctx.output(GRAPH)))
     kept = sum(1 for node in model.graph.node if node.op_type == "Cast")
-    return {"precision": precision, "method": "modelopt autocast", "casts": kept}
+    return {
+        "precision": precision,
+        "method": "modelopt autocast",
+        "casts": kept,
+        "shape_annotations_dropped": dropped,
+    }
 
 
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
@@ -141,7 +166,12 @@ def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
         # quantize() reconfigures ModelOpt's logging at this level on every call.
         log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
-    meta: JsonDict = {"precision": precision, "method": "modelopt q/dq", "calibration": calibration.source}
+    meta: JsonDict = {
+        "precision": precision,
+        "method": "modelopt q/dq",
+        "calibration": calibration.source,
+        "shape_annotations_dropped": drop_intermediate_shapes_in_file(ctx.output(GRAPH)),
+    }
     if not calibration.production_ready():
         # Random calibration (for every input, or for inputs the images do not feed) is marked so
         # that no one ships it by mistake.

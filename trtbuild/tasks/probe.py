@@ -22,7 +22,7 @@ from trtbuild.errors import TaskError
 from trtbuild.spec.model import Cell, ProfileSpec, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT
-from trtbuild.tasks.onnxruntime_errors import read_failure
+from trtbuild.tasks.onnxruntime_errors import read_onnxruntime_error
 from trtbuild.tasks.params import OutputParams, output_params
 from trtbuild.tasks.sampling import ShapePoint, profile_points, random_arrays
 
@@ -64,7 +64,8 @@ class Probe(TaskKind[ProbeParams]):
             raise TaskError(
                 f"the graph fails at {len(failed)} of the {len(records)} shape sets its profiles allow "
                 "(each dynamic dim moved on its own to its min and max); nothing was built",
-                [_failure_line(record, params.inputs) for record in failed] + [f"hint: {HINT}"],
+                [_failure_line(record, params.inputs) for record in failed]
+                + [f"hint: {hint}" for hint in dict.fromkeys(record["hint"] for record in failed)],
             )
         document = {"status": "passed", "points": records}
         ctx.output(OUTPUT).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -93,7 +94,7 @@ def _session(ctx: TaskContext[ProbeParams]) -> Any | None:
             str(ctx.inputs[GRAPH]), options, providers=["CPUExecutionProvider"]
         )
     except Exception as error:  # ORT raises its own pybind exception types
-        reason = f"ONNX Runtime (CPU) cannot load the graph: {read_failure(error)}"
+        reason = f"ONNX Runtime (CPU) cannot load the graph: {_fault_text(error)}"
         ctx.warn(f"shape probe skipped: {reason}; dims baked into the graph will only show in the build")
         document = {"status": "skipped", "reason": reason, "points": []}
         ctx.output(OUTPUT).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -119,12 +120,18 @@ def _probe(session: Any, params: ProbeParams, point: ShapePoint, index: int) -> 
     try:
         arrays = dict(zip(names, session.run(names, feeds), strict=True))
     except Exception as error:  # ORT raises its own pybind exception types
-        return {**record, "status": "failed", "error": str(read_failure(error))}
+        fault = read_onnxruntime_error(error)
+        return {**record, "status": "failed", "error": _fault_text(error), "hint": fault.hint}
     record["outputs"] = {name: list(array.shape) for name, array in arrays.items()}
     wrong = _output_mismatches(params.outputs, arrays, point.sizes)
     if wrong:
-        return {**record, "status": "failed", "error": "; ".join(wrong)}
+        return {**record, "status": "failed", "error": "; ".join(wrong), "hint": HINT}
     return {**record, "status": "passed"}
+
+
+def _fault_text(error: BaseException) -> str:
+    fault = read_onnxruntime_error(error)
+    return f"{fault.where()} failed: {fault.reason}" if fault.node is not None else fault.reason
 
 
 def _output_mismatches(

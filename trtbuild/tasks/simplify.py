@@ -14,6 +14,7 @@ from trtbuild.spec.model import Cell, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import baked_dims
 from trtbuild.tasks.params import OutputParams, output_params
+from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
 
 NAME = "simplify"
 GRAPH = "model.onnx"  # its input and its output
@@ -28,7 +29,7 @@ class SimplifyParams:
 
 class Simplify(TaskKind[SimplifyParams]):
     name = NAME
-    version = 2
+    version = 3  # 3: intermediate shape annotations dropped
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[SimplifyParams] | None:
@@ -54,8 +55,15 @@ class Simplify(TaskKind[SimplifyParams]):
         baked = baked_dims(simplified, ctx.params.inputs, ctx.params.outputs)
         if baked:
             return _pass_through(ctx, "onnxsim fixed dynamic dims: " + "; ".join(baked))
+        # onnxsim annotates tensors from its own shape inference (dims named unk__N): not handed on.
+        dropped = drop_intermediate_shapes(simplified)
         onnx.save(simplified, str(ctx.output(GRAPH)))
-        return {"simplified": True, "nodes_before": nodes_before, "nodes_after": len(simplified.graph.node)}
+        return {
+            "simplified": True,
+            "nodes_before": nodes_before,
+            "nodes_after": len(simplified.graph.node),
+            "shape_annotations_dropped": dropped,
+        }
 
 
 def _pass_through(ctx: TaskContext[SimplifyParams], reason: str) -> JsonDict:

@@ -25,6 +25,7 @@ from trtbuild.tasks.code import code_identity
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
+from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
 from trtbuild.tasks.sampling import random_arrays, sample_shapes
 from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
@@ -294,9 +295,20 @@ def _reference_outputs(
     names = [t.name for t in params.outputs]
     references = []
     with torch.inference_mode():
-        for feeds in feeds_per_sample:
+        for index, feeds in enumerate(feeds_per_sample):
             args, kwargs = binding.call_arguments({n: torch.from_numpy(a) for n, a in feeds.items()})
-            outputs = as_output_list(model(*args, **kwargs), names)
+            try:
+                result = model(*args, **kwargs)
+            except Exception as error:  # the user's model, on a shape the profiles allow
+                where = f"sample {index + 1} of {len(feeds_per_sample)} ({feeds_description(feeds)})"
+                raise TaskError(
+                    f"the PyTorch model failed on {where}: {type(error).__name__}: {error}",
+                    [
+                        "hint: the profiles allow these shapes, so the model must take them: fix the "
+                        "model or narrow the profiles"
+                    ],
+                ) from error
+            outputs = as_output_list(result, names)
             references.append([out.detach().float().numpy() for out in outputs])
     return references
 
@@ -308,7 +320,7 @@ def _onnxruntime_outputs(
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # its errors reach the user through the TaskError, once
     # Run the graph as written: ONNX Runtime's optimizer removes fp16 round trips (Cast pairs
     # around ops it computes in fp32), which hides exactly the overflows a GPU engine would hit.
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -322,12 +334,21 @@ def _onnxruntime_outputs(
         # machine's runtime, not a defect of the graph.
         if "NOT_IMPLEMENTED" in message:
             return f"ONNX Runtime (CPU) cannot run this graph: {message.split(':', 3)[-1].strip()[:300]}"
-        raise TaskError(f"ONNX Runtime cannot load the graph: {message[:500]}") from error
+        raise onnxruntime_failure(error, "ONNX Runtime cannot load the cell's graph") from error
     graph_outputs = [o.name for o in session.get_outputs()]
     missing = [name for name in names if name not in graph_outputs]
     if missing:
         raise TaskError(f"the ONNX graph has no outputs named {missing}; it has {graph_outputs}")
-    return [session.run(names, feeds) for feeds in feeds_per_sample]
+    outputs = []
+    for index, feeds in enumerate(feeds_per_sample):
+        try:
+            outputs.append(session.run(names, feeds))
+        except Exception as error:  # ORT's exceptions carry the node; a traceback would hide it
+            where = f"sample {index + 1} of {len(feeds_per_sample)} ({feeds_description(feeds)})"
+            raise onnxruntime_failure(
+                error, f"ONNX Runtime could not run the cell's graph on {where}"
+            ) from error
+    return outputs
 
 
 def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
@@ -354,6 +375,7 @@ def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict
                 if low and not np.isfinite(value.astype(np.float32)).all():
                     overflowed[name] = None
     except TaskError as error:
+        ctx.warn(f"the {precision} overflow scan was skipped: {error}")
         return {"status": "skipped", "reason": str(error)}
     return {"status": "checked", "count": len(overflowed), "overflowed": list(overflowed)[:10]}
 

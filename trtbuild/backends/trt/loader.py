@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trtbuild.backends.base import BuildSettings, EngineIO
+from trtbuild.backends.trt.failures import builder_failure, parser_failure
 from trtbuild.errors import TaskError
 
 
@@ -21,10 +21,11 @@ class Network:
     parser: Any  # owns weights the network refers to: keep it alive until the build is done
 
 
-def network_from_onnx_path(module: str, path: Path, *, ahead_of_time: bool) -> Network:
-    """`module`: tensorrt or tensorrt_rtx, the flavour's Python module."""
+def network_from_onnx_path(module: str, path: Path, *, ahead_of_time: bool, logger: Any = None) -> Network:
+    """`module`: tensorrt or tensorrt_rtx, the flavour's Python module. `logger`: a
+    `builder_logger`, one of its own by default."""
     trt = importlib.import_module(module)
-    logger = builder_logger(trt)
+    logger = logger if logger is not None else builder_logger(trt)
     builder = trt.Builder(logger)
     # Strongly typed networks are the only kind TensorRT 11 and TensorRT-RTX build: precision
     # comes from the ONNX graph's types, not from builder flags. TensorRT-RTX (ahead of time) has
@@ -35,23 +36,26 @@ def network_from_onnx_path(module: str, path: Path, *, ahead_of_time: bool) -> N
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(path)):
-        raise TaskError(
-            f"the {module} ONNX parser rejected the graph ({parser.num_errors} error(s))",
-            [_parser_error(parser.get_error(i)) for i in range(parser.num_errors)],
-        )
+        raise parser_failure(module, [parser.get_error(i) for i in range(parser.num_errors)])
     return Network(trt=trt, logger=logger, builder=builder, network=network, parser=parser)
 
 
-def builder_logger(trt: Any) -> Any:
-    """TensorRT's logger at ERROR: its warnings (per-layer notes on Q/DQ scales and the like) are
-    printed straight from C++ by the hundred. TRTBUILD_LOG=info or debug shows them."""
-    verbose = logging.getLogger("trtbuild").getEffectiveLevel() <= logging.INFO
-    return trt.Logger(trt.Logger.INFO if verbose else trt.Logger.ERROR)
+def builder_logger(trt: Any, *, verbose: bool = False) -> Any:
+    """A TensorRT logger that keeps its messages instead of printing them from C++: errors and
+    warnings (Q/DQ graphs get warnings by the hundred), and info and verbose ones too if `verbose`.
+    A failure quotes them; the build worker hands them to trtbuild's log (TRTBUILD_LOG)."""
+    keep = int(trt.ILogger.Severity.VERBOSE if verbose else trt.ILogger.Severity.WARNING)
 
+    class KeptLog(trt.ILogger):  # type: ignore[misc]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.lines: list[tuple[str, str]] = []  # (severity name, message)
 
-def _parser_error(error: Any) -> str:
-    node = error.node_name() or f"#{error.node()}"
-    return f"node '{node}' ({error.node_operator() or 'unknown op'}): {error.desc()}"
+        def log(self, severity: Any, message: str) -> None:
+            if int(severity) <= keep:
+                self.lines.append((severity.name, message))
+
+    return KeptLog()
 
 
 def builder_config_from_settings(net: Network, settings: BuildSettings, *, ahead_of_time: bool) -> Any:
@@ -80,10 +84,7 @@ def builder_config_from_settings(net: Network, settings: BuildSettings, *, ahead
 def engine_bytes_from_network(net: Network, config: Any) -> bytes:
     serialized = net.builder.build_serialized_network(net.network, config)
     if serialized is None:
-        raise TaskError(
-            "the builder returned no engine",
-            ["rerun with TRTBUILD_LOG=debug for the builder's log; check the profiles cover the graph"],
-        )
+        raise builder_failure(net.logger.lines)
     return bytes(memoryview(serialized))
 
 

@@ -11,7 +11,9 @@ also keeps a crash or a leak inside the builder away from the run.
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -30,6 +32,8 @@ from trtbuild.errors import TaskError
 FIXED_NAMES = {"onnx": "model.onnx", "engine": "model.engine", "response": "build-response.json"}
 WORKER = "import sys; from trtbuild.backends.trt.worker import main; sys.exit(main(['build-request.json']))"
 KEPT_ENVIRONMENT = ("PATH", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "TRTBUILD_LOG")
+# What TensorRT logged while building, shown at TRTBUILD_LOG=info (warnings) and debug (everything).
+builder_log = logging.getLogger("trtbuild.builder")
 
 
 def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> EngineIO:
@@ -43,6 +47,8 @@ def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> EngineIO:
         "onnx": FIXED_NAMES["onnx"],
         "engine": FIXED_NAMES["engine"],
         "response": FIXED_NAMES["response"],
+        # TensorRT's info and verbose messages are kept only when they will be shown.
+        "verbose_log": builder_log.isEnabledFor(logging.DEBUG),
     }
     (folder / "build-request.json").write_text(json.dumps(fixed, sort_keys=True))
     environment = {name: os.environ[name] for name in KEPT_ENVIRONMENT if name in os.environ}
@@ -61,6 +67,9 @@ def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> EngineIO:
         completed = subprocess.run(
             command, cwd=folder, env=environment, capture_output=True, text=True, check=False
         )
+    for stream in (completed.stdout, completed.stderr):
+        if stream.strip():
+            builder_log.debug("the builder process printed:\n%s", stream.strip())
     try:
         response: dict[str, Any] = json.loads(response_path.read_text())
     except (OSError, ValueError):
@@ -68,10 +77,19 @@ def build_in_subprocess(request: Mapping[str, Any], workdir: Path) -> EngineIO:
         raise TaskError(
             f"the engine builder process died (exit status {completed.returncode})", log
         ) from None
+    replay_builder_log(response.pop("log", []))
     if "error" in response:
         raise TaskError(response["error"], response.get("details", []))
     os.replace(folder / FIXED_NAMES["engine"], request["engine"])
     return response
+
+
+def replay_builder_log(lines: list[list[str]]) -> None:
+    """TensorRT's messages from the worker into trtbuild's log: warnings and errors at INFO (a
+    failure quotes the relevant ones itself), info and verbose messages at DEBUG."""
+    for severity, message in lines:
+        level = logging.DEBUG if severity in ("INFO", "VERBOSE") else logging.INFO
+        builder_log.log(level, "[%s] %s", severity, message)
 
 
 def _interpreter() -> str:
@@ -93,6 +111,24 @@ def _no_aslr() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    from trtbuild.backends.trt.loader import builder_logger
+
+    request = json.loads(Path(argv[0]).read_text())
+    lines: list[tuple[str, str]] = []  # what TensorRT logged, for the parent's log and the failure
+    try:
+        logger = builder_logger(importlib.import_module(request["module"]), verbose=request["verbose_log"])
+        lines = logger.lines
+        response: dict[str, Any] = _engine_from_request(request, logger)
+    except TaskError as error:
+        response = {"error": str(error), "details": error.details}
+    except Exception as error:  # the builder's own exceptions: report them, do not print a traceback
+        response = {"error": f"{type(error).__name__}: {error}", "details": []}
+    Path(request["response"]).write_text(json.dumps({**response, "log": lines}))
+    return 0
+
+
+def _engine_from_request(request: Mapping[str, Any], logger: Any) -> EngineIO:
+    """Build the engine `request` describes, write it to request["engine"]; returns its I/O."""
     from trtbuild.backends.base import BuildSettings
     from trtbuild.backends.trt.loader import (
         builder_config_from_settings,
@@ -101,26 +137,19 @@ def main(argv: list[str]) -> int:
         network_from_onnx_path,
     )
 
-    request = json.loads(Path(argv[0]).read_text())
-    response_path = Path(request["response"])
-    try:
-        ahead_of_time = bool(request["ahead_of_time"])
-        net = network_from_onnx_path(request["module"], Path(request["onnx"]), ahead_of_time=ahead_of_time)
-        settings = BuildSettings(
-            profiles=request["profiles"],
-            workspace=request["workspace"],
-            optimization_level=request["optimization_level"],
-            targets=request["targets"],
-        )
-        config = builder_config_from_settings(net, settings, ahead_of_time=ahead_of_time)
-        Path(request["engine"]).write_bytes(engine_bytes_from_network(net, config))
-        response: dict[str, Any] = describe_io(net)
-    except TaskError as error:
-        response = {"error": str(error), "details": error.details}
-    except Exception as error:  # the builder's own exceptions: report them, do not print a traceback
-        response = {"error": f"{type(error).__name__}: {error}", "details": []}
-    response_path.write_text(json.dumps(response))
-    return 0
+    ahead_of_time = bool(request["ahead_of_time"])
+    net = network_from_onnx_path(
+        request["module"], Path(request["onnx"]), ahead_of_time=ahead_of_time, logger=logger
+    )
+    settings = BuildSettings(
+        profiles=request["profiles"],
+        workspace=request["workspace"],
+        optimization_level=request["optimization_level"],
+        targets=request["targets"],
+    )
+    config = builder_config_from_settings(net, settings, ahead_of_time=ahead_of_time)
+    Path(request["engine"]).write_bytes(engine_bytes_from_network(net, config))
+    return describe_io(net)
 
 
 if __name__ == "__main__":
