@@ -24,6 +24,7 @@ from trtbuild.spec.model import (
     BuildSpec,
     CalibrationSpec,
     Cell,
+    CodeSpec,
     ExportSpec,
     FieldPath,
     ModelSpec,
@@ -149,6 +150,7 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         cells=(Cell(name=precision, precision=precision),),
         autocast=_autocast(document.get("autocast", {})),
         calibration=_calibration(document.get("calibration"), path.parent),
+        code=CodeSpec(exclude=tuple(document.get("code", {}).get("exclude", ()))),
         marks=dict(marks),
     )
 
