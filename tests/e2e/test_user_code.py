@@ -1,8 +1,10 @@
 """Only the user's own code is hashed into keys, wherever installed packages live (issue 9, finding 10).
 
 On d561ae9 a package importable from outside site-packages (`pip install --target DIR` on PYTHONPATH,
-a folder a `.pth` file adds) was walked and hashed as if it were the user's code: with torch there,
-`trtbuild plan` hashed thousands of files for minutes while printing nothing. Here a package with
+a folder a `.pth` file adds) was walked and hashed as if it were the user's code: with a copy of
+torch, sympy, networkx and numpy (4,951 .py files, their *.dist-info beside them) on PYTHONPATH,
+`trtbuild plan` on the tiny model printed nothing for 6 min 57 s, then "internal error: KeyError:
+'setuptools._distutils'" (a folder without __init__.py inside a package). Here a package with
 pip's metadata beside it is installed code, wherever it is; the walk through the user's own code is
 capped, with a config error naming what it walked; `plan --explain` lists the files hashed.
 """
