@@ -12,7 +12,7 @@ from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.exec.owners import check_owners, claim_owners
 from trtbuild.plan import lock as lockfile
-from trtbuild.plan.explain import differences, explain, known_material
+from trtbuild.plan.explain import differences, explain, keyed_code, known_material
 from trtbuild.plan.graph import CellPlan
 from trtbuild.plan.plan import Plan, make_plan, preflight
 from trtbuild.report import write_reports
@@ -20,6 +20,7 @@ from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult
 from trtbuild.store.roots import lock_root_name, run_root_name
+from trtbuild.tasks.code import CodeIdentity
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
 
@@ -154,6 +155,11 @@ def explain_plan(the_plan: Plan) -> dict[str, list[str]]:
     return explain(the_plan.graph.nodes, the_plan.statuses, the_plan.hasher, locks_of(the_plan))
 
 
+def explain_code(the_plan: Plan) -> dict[str, list[tuple[str, CodeIdentity]]]:
+    """Model -> (config field, the user's code it names): the files hashed into the keys."""
+    return keyed_code(the_plan.specs, the_plan.graph)
+
+
 def check_locked(the_plan: Plan) -> None:
     """Raise LockMismatch listing every difference between the plan and the locks."""
     problems: list[str] = []
@@ -239,6 +245,7 @@ __all__ = [
     "Verification",
     "VerifiedArtifact",
     "check_locked",
+    "explain_code",
     "explain_plan",
     "load",
     "locks_of",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trtbuild.spec.source import distribution_version, locate_module, missing_part
+from trtbuild.spec.source import distribution_version, locate_module, location_version, missing_part
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,3 +101,60 @@ def test_loading_a_spec_imports_no_heavy_library(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def dist_info(folder: Path, name: str, version: str, record: list[str] | None = None) -> Path:
+    """What pip writes beside a package it installs (`pip install --target` writes the same)."""
+    metadata = folder / f"{name}-{version}.dist-info"
+    metadata.mkdir(parents=True)
+    (metadata / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (metadata / "RECORD").write_text("".join(f"{line},,\n" for line in record or []))
+    return metadata
+
+
+def test_a_package_with_pip_metadata_beside_it_is_installed_wherever_it_lives(tmp_path: Path) -> None:
+    target = tmp_path / "target"  # not a site dir: a folder on PYTHONPATH
+    (target / "thirdlib_for_source_test" / "sub").mkdir(parents=True)
+    (target / "thirdlib_for_source_test" / "__init__.py").write_text("")
+    (target / "thirdlib_for_source_test" / "sub" / "mod.py").write_text("")
+    metadata = dist_info(target, "thirdlib_for_source_test", "1.2")
+    for name in ("thirdlib_for_source_test", "thirdlib_for_source_test.sub.mod"):
+        location = locate_module(name, [str(target)])
+        assert location is not None and location.installed and location.metadata == metadata, location
+    assert location_version(location) == "1.2"
+
+
+def test_a_distribution_named_otherwise_is_found_from_its_record(tmp_path: Path) -> None:
+    (tmp_path / "pil_for_source_test").mkdir()
+    (tmp_path / "pil_for_source_test" / "__init__.py").write_text("")
+    (tmp_path / "mine_for_source_test.py").write_text("")
+    record = ["pil_for_source_test/__init__.py", "pillowish-10.0.dist-info/METADATA", "../../bin/tool"]
+    metadata = dist_info(tmp_path, "pillowish", "10.0", record)
+    location = locate_module("pil_for_source_test", [str(tmp_path)])
+    assert location is not None and location.installed and location.metadata == metadata
+    # The user's own module beside installed ones is still the user's.
+    mine = locate_module("mine_for_source_test", [str(tmp_path)])
+    assert mine is not None and not mine.installed and mine.metadata is None
+
+
+def test_an_egg_info_beside_a_package_is_a_source_checkout_not_an_install(tmp_path: Path) -> None:
+    # `pip install -e .` and `setup.py develop` leave <name>.egg-info in the user's own checkout.
+    (tmp_path / "devpkg_for_source_test").mkdir()
+    (tmp_path / "devpkg_for_source_test" / "__init__.py").write_text("")
+    (tmp_path / "devpkg_for_source_test.egg-info").mkdir()
+    (tmp_path / "devpkg_for_source_test.egg-info" / "PKG-INFO").write_text("Name: devpkg\nVersion: 0.1\n")
+    location = locate_module("devpkg_for_source_test", [str(tmp_path)])
+    assert location is not None and not location.installed
+
+
+def test_a_folder_without_init_inside_a_package_is_located(tmp_path: Path) -> None:
+    # importlib builds such a namespace package's path from its imported parent: nothing is imported here.
+    (tmp_path / "nspkg_for_source_test" / "sub").mkdir(parents=True)
+    (tmp_path / "nspkg_for_source_test" / "__init__.py").write_text("")
+    (tmp_path / "nspkg_for_source_test" / "sub" / "net.py").write_text("")
+    location = locate_module("nspkg_for_source_test.sub.net", [str(tmp_path)])
+    assert location is not None and location.origin == tmp_path / "nspkg_for_source_test" / "sub" / "net.py"
+    assert not location.installed
+    namespace = locate_module("nspkg_for_source_test.sub", [str(tmp_path)])
+    assert namespace is not None and namespace.origin is None and namespace.is_package
+    assert locate_module("nspkg_for_source_test.nothing", [str(tmp_path)]) is None

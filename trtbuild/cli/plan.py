@@ -6,11 +6,13 @@ import argparse
 import json
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
 from trtbuild.cli.console import output_console
+from trtbuild.tasks.code import CodeIdentity
 
 
 def add_parser(verbs: Any) -> None:
@@ -19,7 +21,8 @@ def add_parser(verbs: Any) -> None:
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="say why each task must run: the param, input or tool that changed",
+        help="say why each task must run (the param, input or tool that changed) and which files of "
+        "your code the keys hash",
     )
     parser.set_defaults(handler=handle)
 
@@ -31,8 +34,15 @@ def handle(args: argparse.Namespace) -> int:
     # only kinds with tasks to run, so a fully cached plan still imports no torch.
     api.preflight(the_plan)
     reasons = api.explain_plan(the_plan) if args.explain else None
+    code = api.explain_code(the_plan) if args.explain else None
     if args.json:
-        print(json.dumps(to_json(the_plan, reasons), indent=2, sort_keys=True))
+        document = to_json(the_plan, reasons)
+        if code is not None:
+            document["code"] = {
+                model: [{"field": name, **identity.as_json()} for name, identity in uses]
+                for model, uses in code.items()
+            }
+        print(json.dumps(document, indent=2, sort_keys=True))
         return 0
     table = Table(show_edge=False, box=None, pad_edge=False)
     for column in ("task", "state", "why", "inputs from", "cells"):
@@ -45,11 +55,24 @@ def handle(args: argparse.Namespace) -> int:
         table.add_row(node.id, state, why, upstream, ", ".join(node.cells))
     console = output_console()
     console.print(table)
+    if code is not None:
+        print_code(console, code)
     count = len(the_plan.to_run())
     console.print(
         f"{count} of {len(the_plan.statuses)} tasks would run." if count else "Everything is cached."
     )
     return 0
+
+
+def print_code(console: Console, code: dict[str, list[tuple[str, CodeIdentity]]]) -> None:
+    """The user's code the keys hash, per model and config field; what the walk did not follow."""
+    console.print("Your code, hashed into the keys (following imports, up to installed packages):")
+    for model, uses in code.items():
+        for name, identity in uses:
+            first, *rest = identity.describe()
+            console.print(f"  {model} {name}: {first}", markup=False, highlight=False)
+            for line in rest:
+                console.print(f"    {line}", markup=False, highlight=False)
 
 
 def to_json(the_plan: api.Plan, reasons: dict[str, list[str]] | None = None) -> dict[str, Any]:

@@ -8,14 +8,16 @@ without one, a task that is not cached simply is `not in cache`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from trtbuild.plan.graph import TaskNode
+from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.keys import key_material
 from trtbuild.plan.lock import Lock
 from trtbuild.plan.status import NodeStatus
+from trtbuild.spec.model import Spec
 from trtbuild.store import FileHasher
+from trtbuild.tasks.code import CodeIdentity, code_named_by
 
 
 def known_material(node: TaskNode, hasher: FileHasher, status: NodeStatus) -> dict[str, Any]:
@@ -106,3 +108,18 @@ def explain(
                 found.append(f"inputs from {', '.join(dict.fromkeys(waiting))}, which runs")
             reasons[node_id] = found or [status.reason]
     return reasons
+
+
+def keyed_code(specs: Iterable[Spec], graph: Graph) -> dict[str, list[tuple[str, CodeIdentity]]]:
+    """Model -> (config field, the user's code it names) for the planned cells: which files of the
+    user's code the keys hash, and which installed or excluded packages the walk did not follow."""
+    planned = {(cell.model, cell.cell) for cell in graph.cells}
+    found: dict[str, list[tuple[str, CodeIdentity]]] = {}
+    for spec in specs:
+        for cell in spec.cells:
+            if (spec.model.name, cell.name) not in planned:
+                continue
+            uses = found.setdefault(spec.model.name, [])
+            # Cells share their code unless a matrix axis changes it: list each walk once.
+            uses += [use for use in code_named_by(cell.view).items() if use not in uses]
+    return found

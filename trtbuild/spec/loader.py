@@ -25,6 +25,7 @@ from trtbuild.spec.model import (
     BuildSpec,
     CalibrationSpec,
     Cell,
+    CodeSpec,
     ExportSpec,
     FieldPath,
     ModelSpec,
@@ -154,6 +155,7 @@ def normalise(document: dict[str, Any], path: Path, marks: dict[FieldPath, Locat
         autocast=_autocast(document.get("autocast", {})),
         calibration=_calibration(document.get("calibration"), path.parent),
         probe=bool(document.get("probe", True)),
+        code=CodeSpec(exclude=tuple(document.get("code", {}).get("exclude", ()))),
         marks=dict(marks),
     )
 

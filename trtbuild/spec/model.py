@@ -140,6 +140,15 @@ class ValidateSpec:
 
 
 @dataclass(frozen=True)
+class CodeSpec:
+    """What of the user's Python is hashed into keys (see `tasks/code.py`)."""
+
+    # Modules (and their submodules) the walk through the model's imports does not follow, nor hash:
+    # someone else's code on the path without package metadata.
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AutocastSpec:
     keep_io_types: bool = True
     exclude_nodes: tuple[str, ...] = ()
@@ -212,6 +221,7 @@ class Spec:
     autocast: AutocastSpec = field(default_factory=AutocastSpec)
     calibration: CalibrationSpec | None = None
     probe: bool = True  # run the graph at every profile's edges before building (tasks/probe.py)
+    code: CodeSpec = field(default_factory=CodeSpec)
     marks: dict[FieldPath, Location] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -12,7 +12,7 @@ from typing import Any
 
 from trtbuild.spec.model import Dim, ProfileSpec, Spec, TensorSpec
 from trtbuild.spec.source import module_search_path
-from trtbuild.tasks.code import code_identity
+from trtbuild.tasks.code import code_of
 
 Shapes = dict[str, list[int]]
 
@@ -56,10 +56,11 @@ def opt_shapes(inputs: tuple[TensorSpec, ...], profiles: tuple[ProfileSpec, ...]
 
 def model_params(spec: Spec) -> tuple[ModelParams, dict[str, Path]]:
     """The model's identity and the files it is keyed by: its local code and its checkpoint."""
-    package, files = code_identity(spec.model.module, module_search_path(spec.directory), "source:")
+    code = code_of(spec, ("model", "source"), spec.model.module)
+    files = code.keyed("source:")
     if spec.model.checkpoint is not None:
         files["checkpoint"] = spec.model.checkpoint
-    return ModelParams(spec.model.source, dict(spec.model.kwargs), package), files
+    return ModelParams(spec.model.source, dict(spec.model.kwargs), code.package), files
 
 
 def user_code_context(spec: Spec) -> dict[str, Any]:

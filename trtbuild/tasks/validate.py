@@ -16,12 +16,11 @@ from trtbuild import toolchain
 from trtbuild.backends.registry import get_backend
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, ProfileSpec, Spec, TensorSpec, Tolerance
-from trtbuild.spec.source import module_search_path
 from trtbuild.tasks import build
 from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
-from trtbuild.tasks.code import code_identity
+from trtbuild.tasks.code import code_of
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
@@ -145,9 +144,8 @@ def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
     metric = spec.validate.metric
     if metric is None:
         return None, {}
-    search_path = module_search_path(spec.directory)
-    package, files = code_identity(metric.partition(":")[0], search_path, "metric:")
-    return MetricParams(metric, package), files
+    code = code_of(spec, ("validate", "metric"), metric.partition(":")[0])
+    return MetricParams(metric, code.package), code.keyed("metric:")
 
 
 def _candidates(

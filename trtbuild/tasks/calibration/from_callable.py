@@ -13,7 +13,7 @@ from trtbuild.spec.semantic import field_problem
 from trtbuild.spec.source import close_module_names, locate_module, missing_part, module_search_path
 from trtbuild.spec.validate import did_you_mean
 from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, InputSignature, SourceProblem
-from trtbuild.tasks.code import code_identity
+from trtbuild.tasks.code import code_of
 from trtbuild.tasks.importing import import_attribute
 
 # The precision task's file inputs for the local code of the function.
@@ -69,11 +69,11 @@ class CallableCalibration(CalibrationSource):
         calibration = spec.calibration
         assert calibration is not None and calibration.function is not None  # the spec checks made sure
         module = calibration.function.partition(":")[0]
-        package, files = code_identity(module, module_search_path(spec.directory), CODE_PREFIX)
+        code = code_of(spec, ("calibration", "function"), module)
         inputs = tuple(InputSignature.of(t) for t in spec.inputs)
         return cls(
-            function=calibration.function, package=package, samples=calibration.samples, inputs=inputs
-        ), files
+            function=calibration.function, package=code.package, samples=calibration.samples, inputs=inputs
+        ), code.keyed(CODE_PREFIX)
 
     def load(self, files: Mapping[str, Path], search_path: Sequence[str]) -> Arrays:
         """The function's batches, checked one by one, concatenated, cut at `samples`."""
