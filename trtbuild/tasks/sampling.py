@@ -1,13 +1,12 @@
-"""Seeded input data inside the profiles' ranges, shared by export (example inputs) and validate.
+"""Seeded input shapes inside the profiles' ranges, shared by export (example inputs) and validate.
 
-numpy is imported by the functions that need it: this module is imported at plan time.
+The values that fill them are `values.py`'s.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
 
 from trtbuild.spec.model import ProfileSpec, TensorSpec
 
@@ -74,31 +73,3 @@ def sample_shapes(
             shapes[tensor.name] = shape
         result.append(shapes)
     return result
-
-
-def random_arrays(inputs: Sequence[TensorSpec], shapes: Shapes, seed: int) -> dict[str, Any]:
-    """Seeded arrays (numpy) with each input's shape and dtype, values inside its declared range."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    arrays: dict[str, Any] = {}
-    for tensor in inputs:
-        shape = shapes[tensor.name]
-        low, high = tensor.value_range
-        dtype = tensor.dtype
-        if dtype == "bool":
-            arrays[tensor.name] = rng.random(shape) < 0.5
-        elif dtype.startswith(("int", "uint")):
-            arrays[tensor.name] = rng.integers(int(low), max(int(high), int(low) + 1), shape).astype(dtype)
-        else:
-            values = rng.uniform(low, high, shape).astype(np.float32)
-            arrays[tensor.name] = values if dtype == "float32" else cast_float(values, dtype)
-    return arrays
-
-
-def cast_float(values: Any, dtype: str) -> Any:
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return values.astype(ml_dtypes.bfloat16)
-    return values.astype(dtype)

@@ -28,7 +28,7 @@ class SimplifyParams:
 
 class Simplify(TaskKind[SimplifyParams]):
     name = NAME
-    version = 2
+    version = 3  # 3: the inputs' `values` generators replace their `value_range`
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[SimplifyParams] | None:
