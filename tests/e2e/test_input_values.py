@@ -59,14 +59,15 @@ profiles:
   default:
     x: {{min: [1, 1, 8], opt: [2, 4, 8], max: [4, 6, 8]}}
     mask: {{min: [1, 1], opt: [2, 4], max: [4, 6]}}
+precision: {precision}
 build: {{targets: [SM89]}}
 validate: {{samples: 3, seed: 4}}
 """
 
 
-def configure(project: Project, mask: str) -> None:
+def configure(project: Project, mask: str, precision: str = "fp32") -> None:
     (project.root / "attention.py").write_text(MODEL)
-    project.write_config(CONFIG.format(mask=mask))
+    project.write_config(CONFIG.format(mask=mask, precision=precision))
 
 
 def run(project: Project) -> tuple[int, str]:
@@ -75,8 +76,8 @@ def run(project: Project) -> tuple[int, str]:
     return completed.returncode, completed.stdout + completed.stderr
 
 
-def validation(project: Project) -> dict:
-    return json.loads((project.out / "attn" / "fp32" / "validation.json").read_text())
+def validation(project: Project, cell: str = "fp32") -> dict:
+    return json.loads((project.out / "attn" / cell / "validation.json").read_text())
 
 
 def test_a_nan_reference_fails_the_cell_saying_so(tiny_project: Project) -> None:
@@ -95,12 +96,19 @@ def test_a_nan_reference_fails_the_cell_saying_so(tiny_project: Project) -> None
 
 
 def test_a_mask_with_a_valid_prefix_validates(tiny_project: Project) -> None:
-    configure(tiny_project, "values: {kind: mask}")
+    configure(tiny_project, "values: {kind: mask}", "[fp32, fp16]")
     status, output = run(tiny_project)
     assert status == 0, output
-    report = validation(tiny_project)
-    assert report["verdict"] == "passed" and report["failures"] == []
-    assert report["candidates"]["onnxruntime"]["outputs"]["y"]["compared"] == 3
+    for cell in ("fp32", "fp16"):
+        report = validation(tiny_project, cell)
+        assert report["verdict"] == "passed" and report["failures"] == []
+        assert report["candidates"]["onnxruntime"]["outputs"]["y"]["compared"] == 3
+    # The -inf that masks the padding is the graph's own, not an fp16 overflow.
+    assert validation(tiny_project, "fp16")["overflow_scan"] == {
+        "status": "checked",
+        "count": 0,
+        "overflowed": [],
+    }
 
 
 def test_mask_values_from_an_npz(tiny_project: Project) -> None:

@@ -107,8 +107,11 @@ class Validate(TaskKind[ValidateParams]):
 
     def preflight(self, spec: Spec, tasks: Sequence[Planned[ValidateParams]]) -> list[Problem]:
         problems = model_source_problems(spec)
-        if tasks:  # the .npz arrays must fill every shape the profiles allow
-            problems += npz_problems(spec, largest_shapes(spec.inputs, spec.profiles), tasks[0].files)
+        for task in tasks:  # the .npz arrays must fill every shape the profiles allow
+            largest = largest_shapes(task.params.inputs, task.params.profiles)
+            problems += [
+                p for p in npz_problems(spec, task.params.inputs, largest, task.files) if p not in problems
+            ]
         return problems
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
@@ -206,7 +209,8 @@ def _compare(
         result = _compare_candidate(references, outputs, params, metric, unusable)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
-    overflow = _overflow_scan(ctx, feeds_per_sample)
+    usable = [f for k, f in enumerate(feeds_per_sample) if not any(k in s for s in unusable.values())]
+    overflow = _overflow_scan(ctx, usable)
     report["overflow_scan"] = overflow
     if overflow.get("overflowed"):
         failures.append(
@@ -358,7 +362,7 @@ def _onnxruntime_outputs(
 
 def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
     """fp16 / bf16 cells: run the graph once with every tensor materialised in its own type and list
-    the tensors that overflow to Inf/NaN.
+    the tensors where an overflow to Inf/NaN starts.
 
     The output comparison alone misses these on a CPU: ONNX Runtime computes chains of fp16 ops it
     has no fp16 kernel for in fp32, so an intermediate that a GPU would overflow never does here.
@@ -368,20 +372,53 @@ def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict
     precision = ctx.params.precision
     if precision not in AUTOCAST_PRECISIONS:
         return {"status": "not needed"}
-    import numpy as np
-
-    bfloat16 = ml_dtype("bfloat16")
     overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
     try:
-        runner = Runner(load_onnx(ctx.inputs[build.GRAPH]), "cell", precision)
+        model = load_onnx(ctx.inputs[build.GRAPH])
+        runner = Runner(model, "cell", precision)
+        held = {i.name for i in model.graph.initializer if not _finite(_initializer(i))}
         for feeds in feeds_per_sample:
-            for name, value in runner.run(feeds):
-                low = value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
-                if low and not np.isfinite(value.astype(np.float32)).all():
-                    overflowed[name] = None
+            overflowed.update(dict.fromkeys(_overflow_starts(model, dict(runner.run(feeds)), held)))
     except TaskError as error:
         return {"status": "skipped", "reason": str(error)}
     return {"status": "checked", "count": len(overflowed), "overflowed": list(overflowed)[:10]}
+
+
+def _overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> list[str]:
+    """The fp16/bf16 tensors, in graph order, that a node makes Inf/NaN from finite inputs. An
+    infinity the graph holds on purpose (a Constant or an initializer `held`: masked_fill(-inf)
+    before a softmax) and what is computed from it are no overflow."""
+    import numpy as np
+
+    bfloat16 = ml_dtype("bfloat16")
+    broken = held | {name for name, value in tensors.items() if not _finite(value)}
+    starts = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" or any(name in broken for name in node.input):
+            continue
+        for name in node.output:
+            value = tensors.get(name)
+            low = value is not None and (
+                value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
+            )
+            if low and name in broken:
+                starts.append(name)
+    return starts
+
+
+def _finite(value: Any) -> bool:
+    """No Inf/NaN in a float array (bfloat16 included); other arrays always are."""
+    import numpy as np
+
+    bfloat16 = ml_dtype("bfloat16")
+    floating = value.dtype.kind == "f" or (bfloat16 is not None and value.dtype == bfloat16)
+    return not floating or bool(np.isfinite(value.astype(np.float32)).all())
+
+
+def _initializer(tensor: Any) -> Any:
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(tensor)
 
 
 def ml_dtype(name: str) -> Any:
@@ -463,7 +500,7 @@ def _reference_failures(
                 "threshold": "all finite",
             }
         )
-    if unusable:
+    if unusable and ctx.params.data is None:
         ctx.warn(
             "the reference (PyTorch) produced NaN/Inf, so those samples could not be validated: if an "
             "input needs particular values (an attention mask, token ids), declare them with "

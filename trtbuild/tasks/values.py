@@ -131,13 +131,16 @@ def npz_array(tensor: TensorSpec, values: NpzValues, archive: Mapping[str, Any],
 
 
 def npz_problems(
-    spec: Spec, largest: Mapping[str, Sequence[int]], files: Mapping[str, Path]
+    spec: Spec,
+    inputs: Sequence[TensorSpec],
+    largest: Mapping[str, Sequence[int]],
+    files: Mapping[str, Path],
 ) -> list[Problem]:
     """Problems of the inputs' .npz arrays, read before anything runs: each must fill its input at
     the `largest` size per axis a sample takes."""
     return [
         field_problem(spec, ("inputs", name, "values", "path"), message, NPZ_HINT)
-        for name, message in npz_messages(spec.inputs, largest, files)
+        for name, message in npz_messages(inputs, largest, files)
     ]
 
 
