@@ -97,6 +97,8 @@ class Choice:
 
 @dataclass(frozen=True)
 class Constant:
+    """Every element the same value."""
+
     value: Scalar = 0
     kind: str = "constant"
 
@@ -121,6 +123,7 @@ Values = Uniform | Integers | Mask | Choice | Constant | NpzValues
 
 
 def is_integral(dtype: str) -> bool:
+    """An integer dtype (bool is not one: it takes true and false)."""
     return dtype.startswith(("int", "uint"))
 
 
