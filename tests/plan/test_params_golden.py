@@ -24,7 +24,8 @@ def leaf_paths(value: Any, prefix: str = "") -> set[str]:
     return {prefix}
 
 
-TENSOR = {"name", "shape", "dtype", "value_range"}
+# The tiny config's float input: its `values` are the default uniform [0, 1).
+TENSOR = {"name", "shape", "dtype", "values.kind", "values.low", "values.high"}
 PROFILES = {
     "profiles[].name",
     "profiles[].shapes.input.min",

@@ -14,10 +14,12 @@ from trtbuild.spec.model import (
     BuildSpec,
     Cell,
     ExportSpec,
+    Integers,
     OutputSpec,
     ShapeRange,
     TensorSpec,
     Tolerance,
+    Uniform,
 )
 
 WriteConfig = Callable[..., Path]
@@ -29,7 +31,7 @@ def test_good_config_loads_with_defaults(write_config: WriteConfig, good_text: s
     assert spec.path == path and spec.path.is_absolute()
     assert spec.model.module == "json" and spec.model.attr == "JSONDecoder"
     assert spec.model.kwargs == {} and spec.model.checkpoint is None
-    assert spec.inputs == (TensorSpec("input", ("batch", 3, 224, 224), "float32", (0.0, 1.0)),)
+    assert spec.inputs == (TensorSpec("input", ("batch", 3, 224, 224), "float32", Uniform(0.0, 1.0)),)
     assert spec.outputs == (OutputSpec("logits"),)
     assert spec.export == ExportSpec(opset=17, exporter="torchscript")
     assert spec.simplify is True
@@ -100,7 +102,7 @@ def test_all_sections(write_config: WriteConfig, tmp_path: Path) -> None:
     )
     assert spec.model.checkpoint == tmp_path / "weights" / "w.pt"
     assert spec.model.kwargs == {"width": 2}
-    assert spec.inputs[0].value_range == (0.0, 1000.0)
+    assert spec.inputs[0].values == Integers(0, 1000)  # `range` on an integer input: whole numbers
     assert spec.outputs == (OutputSpec("logits", ("batch", "seq", 8)), OutputSpec("pooled", None))
     assert spec.export == ExportSpec(opset=18, exporter="dynamo")
     assert spec.simplify is False

@@ -32,6 +32,7 @@ class CellGraphs:
     candidate: Path  # the cell's precision graph
     exported: Path  # the exporter's graph: onnxsim drops the node metadata where dynamo records scopes
     validate_params: ValidateParams  # inputs, profiles, samples, seed: triage feeds what validate feeds
+    validate_files: dict[str, Path]  # validate's file inputs: the .npz files of inputs' values
 
 
 def cell_graphs(
@@ -67,6 +68,7 @@ def cell_graphs(
         candidate=store.local_path(results[precision_node.id].outputs[precision.GRAPH].hash),
         exported=store.local_path(results[chain[0]].outputs[precision.GRAPH].hash),
         validate_params=validate_node.params,
+        validate_files=dict(validate_node.files),
     )
 
 

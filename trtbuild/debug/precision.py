@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trtbuild.debug import scopes
@@ -81,7 +82,7 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
     match = _match(graphs, reference, candidate)
     ref_runner = tensors.Runner(reference, "fp32", "fp32")
     cand_runner = tensors.Runner(candidate, f"cell {graphs.cell.name} ({precision})", precision)
-    feeds_per_sample = _samples(graphs.validate_params)
+    feeds_per_sample = _samples(graphs.validate_params, graphs.validate_files)
     errors, overflows = _measure(ref_runner, cand_runner, feeds_per_sample, match)
     introducing = _introducing(match, errors, overflows, threshold)
     graph_outputs = {
@@ -266,9 +267,9 @@ def _module(node: Any, exported_node: Any) -> str | None:
     return None
 
 
-def _samples(params: ValidateParams) -> list[dict[str, Any]]:
+def _samples(params: ValidateParams, files: Mapping[str, Path]) -> list[dict[str, Any]]:
     """The inputs validate compares on (seeded, inside the profiles)."""
-    return random_samples(params.inputs, params.profiles, params.samples, params.seed)
+    return random_samples(params.inputs, params.profiles, params.samples, params.seed, files)
 
 
 def _json_float(value: float) -> float | str:

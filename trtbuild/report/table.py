@@ -6,6 +6,8 @@ comparison is "warn" and says "skipped", never "passed".
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,19 +94,32 @@ def candidate_entry(cell: dict[str, Any], name: str) -> Entry:
         return Entry("skipped", "warn")
     cosine, max_abs = worst_metrics(candidate)
     metrics = f"cos {_num(cosine, 'cos')} · max|Δ| {_num(max_abs)}"
-    return Entry(
-        f"{'passed' if candidate['passed'] else 'FAILED'} · {metrics}", "ok" if candidate["passed"] else "bad"
-    )
+    verdict = f"{'passed' if candidate['passed'] else 'FAILED'}{_fewer_samples(cell, candidate)}"
+    return Entry(f"{verdict} · {metrics}", "ok" if candidate["passed"] else "bad")
+
+
+def _fewer_samples(cell: dict[str, Any], candidate: dict[str, Any]) -> str:
+    """ " on 1 of 3 samples" when some samples were not compared (their reference was NaN/Inf)."""
+    samples = (cell["validation"] or {}).get("samples")
+    counts = [o["compared"] for o in (candidate.get("outputs") or {}).values() if "compared" in o]
+    if samples is None or not counts or min(counts) >= samples:
+        return ""
+    return f" on {min(counts)} of {samples} samples"
 
 
 def worst_metrics(candidate: dict[str, Any]) -> tuple[float | None, float | None]:
     """The lowest cosine and the largest max |Δ| over the candidate's outputs (None: unknown)."""
     outputs = list((candidate.get("outputs") or {}).values())
-    cosines = [o.get("cosine") for o in outputs]
-    errors = [o.get("max_abs") for o in outputs]
-    cosine = None if not cosines or None in cosines else min(c for c in cosines if c is not None)
-    max_abs = None if not errors or None in errors else max(e for e in errors if e is not None)
-    return cosine, max_abs
+    return _worst([o.get("cosine") for o in outputs], min), _worst([o.get("max_abs") for o in outputs], max)
+
+
+def _worst(values: list[Any], pick: Callable[[list[float]], float]) -> float | None:
+    """NaN when any output's is (validation.json spells it "nan": a comparison with NaN would just
+    drop it), None when any is unknown."""
+    if not values or None in values:
+        return None
+    numbers = [float(value) for value in values]  # float() reads the "nan" / "inf" spellings
+    return math.nan if any(math.isnan(n) for n in numbers) else pick(numbers)
 
 
 def notes(report: dict[str, Any]) -> list[Entry]:
@@ -188,6 +203,8 @@ def _seconds_text(cell: dict[str, Any]) -> str:
 def _num(value: float | None, kind: str = "") -> str:
     if value is None:
         return "n/a"
+    if not math.isfinite(value):
+        return str(value)
     if kind == "cos":
         return f"{value:.6f}" if value < 0.999999 else f"1−{max(1.0 - value, 0.0):.1e}"
     return f"{value:.2g}" if value else "0"

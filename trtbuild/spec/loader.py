@@ -25,10 +25,15 @@ from trtbuild.spec.model import (
     BuildSpec,
     CalibrationSpec,
     Cell,
+    Choice,
     CodeSpec,
+    Constant,
     ExportSpec,
     FieldPath,
+    Integers,
+    Mask,
     ModelSpec,
+    NpzValues,
     OutputSpec,
     Preprocess,
     ProfileSpec,
@@ -36,13 +41,17 @@ from trtbuild.spec.model import (
     Spec,
     TensorSpec,
     Tolerance,
+    Uniform,
     ValidateSpec,
+    Values,
     format_field_path,
+    is_integral,
 )
 from trtbuild.spec.profiles import per_input_profiles, profile_problems
 from trtbuild.spec.semantic import SpecCheck, check_spec
 from trtbuild.spec.source import module_search_path
 from trtbuild.spec.validate import ValidatedDocuments, sort_problems, validate_document
+from trtbuild.spec.value_checks import value_problems
 from trtbuild.spec.yamlmarks import load_yaml
 
 _SIZE_UNITS = {
@@ -85,7 +94,8 @@ def load_spec(
             problems += own
             continue
         view = normalise(view_document, path, view_marks)
-        problems += _named(check_spec(view, module_search_path(path.parent), checks), matrix_cell)
+        search_path = module_search_path(path.parent)
+        problems += _named(check_spec(view, search_path, (value_problems, *checks)), matrix_cell)
         precision = view.cells[0].precision
         # Without a matrix the one cell is named after its precision: build/<model>/fp32/.
         cell_name = matrix_cell.name if matrix_cell.values else precision
@@ -182,16 +192,42 @@ def _dim(dim: int | float | str) -> int | str:
 
 def _input(name: str, raw: dict[str, Any]) -> TensorSpec:
     dtype = raw.get("dtype", "float32")
-    # Generated integer inputs (indices, token ids) default to small non-negative values, where
-    # [0, 1) would make them all zero.
-    default_range = (0.0, 10.0) if dtype.startswith(("int", "uint")) else (0.0, 1.0)
-    low, high = raw.get("range", default_range)
     return TensorSpec(
         name=name,
         shape=tuple(_dim(d) for d in raw["shape"]),
         dtype=dtype,
-        value_range=(float(low), float(high)),
+        values=_values(name, dtype, raw),
     )
+
+
+def _values(name: str, dtype: str, raw: dict[str, Any]) -> Values:
+    """The input's value generator: `values`, else `range` (whole numbers on an integer input),
+    else the default: [0, 1) for floats, 0..9 for integers (indices, token ids: [0, 1) would make
+    them all zero), both values for bool."""
+    if "values" in raw:
+        return _value_generator(name, raw["values"])
+    if "range" in raw:
+        low, high = raw["range"]
+        return Integers(int(low), int(high)) if is_integral(dtype) else Uniform(float(low), float(high))
+    if dtype == "bool":
+        return Choice()
+    return Integers() if is_integral(dtype) else Uniform()
+
+
+def _value_generator(name: str, raw: dict[str, Any]) -> Values:
+    kind = raw["kind"]
+    if kind == "uniform":
+        return Uniform(float(raw["low"]), float(raw["high"]))
+    if kind == "integers":
+        return Integers(int(raw["low"]), int(raw["high"]))
+    if kind == "mask":
+        valid = raw.get("valid")
+        return Mask(None if valid is None else (int(valid[0]), int(valid[1])))
+    if kind == "choice":
+        return Choice(tuple(raw["of"]))
+    if kind == "constant":
+        return Constant(raw["value"])
+    return NpzValues(path=raw["path"], key=raw.get("key", name))
 
 
 def _outputs(raw: list[str] | dict[str, Any]) -> tuple[OutputSpec, ...]:

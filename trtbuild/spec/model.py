@@ -7,6 +7,7 @@ an unimportable model source, say — can still point at the line to fix.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,13 +56,83 @@ class ModelSpec:
         return f"{self.module}:{self.attr}"
 
 
+Scalar = bool | int | float
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Real numbers drawn uniformly from [low, high) (`range: [low, high]` is short for it)."""
+
+    low: float = 0.0
+    high: float = 1.0
+    kind: str = "uniform"
+
+
+@dataclass(frozen=True)
+class Integers:
+    """Whole numbers drawn uniformly from [low, high): token ids, class indices."""
+
+    low: int = 0
+    high: int = 10
+    kind: str = "integers"
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Per row (along the last axis), ones for a prefix and zeros after it, as padding leaves an
+    attention mask. The prefix length is drawn per row from `valid` (shortest, longest), at most
+    the row's length; None: from 1 to the whole row. Never an all-zero row."""
+
+    valid: tuple[int, int] | None = None
+    kind: str = "mask"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Each element drawn uniformly from the listed values."""
+
+    of: tuple[Scalar, ...] = (False, True)
+    kind: str = "choice"
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Every element the same value."""
+
+    value: Scalar = 0
+    kind: str = "constant"
+
+
+@dataclass(frozen=True)
+class NpzValues:
+    """The array `key` of an .npz file: each sample takes its leading part along every dynamic axis
+    (an axis of size 1 is repeated instead)."""
+
+    # As the config writes it, relative to the config's folder: keys stay the same in any checkout
+    # (the tasks key the file's content as a file input).
+    path: str
+    key: str
+    kind: str = "npz"
+
+    def resolve(self, directory: Path) -> Path:
+        return Path(os.path.normpath(directory / Path(self.path).expanduser()))
+
+
+# How the values of a generated input (validation, random calibration, export's example) are made.
+Values = Uniform | Integers | Mask | Choice | Constant | NpzValues
+
+
+def is_integral(dtype: str) -> bool:
+    """An integer dtype (bool is not one: it takes true and false)."""
+    return dtype.startswith(("int", "uint"))
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     shape: Shape
     dtype: str = "float32"
-    # Values of generated inputs are drawn uniformly from [low, high); ints from [low, high).
-    value_range: tuple[float, float] = (0.0, 1.0)
+    values: Values = field(default_factory=Uniform)
 
     @property
     def dynamic_dims(self) -> dict[int, str]:

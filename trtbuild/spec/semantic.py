@@ -37,7 +37,6 @@ def check_spec(spec: Spec, search_path: list[str], checks: Sequence[SpecCheck] =
         *(problem for check in checks for problem in check(spec)),
         *_check_profiles(spec),
         *_check_outputs(spec),
-        *_check_ranges(spec),
         *_check_source(spec, search_path),
         *_check_checkpoint(spec),
         *_check_validate(spec),
@@ -244,7 +243,7 @@ def _check_symbolic(
             )
 
 
-# -- outputs, ranges --------------------------------------------------------------------------
+# -- outputs --------------------------------------------------------------------------------------
 
 
 def _check_outputs(spec: Spec) -> Iterator[Problem]:
@@ -270,18 +269,6 @@ def _check_outputs(spec: Spec) -> Iterator[Problem]:
                 yield field_problem(
                     spec, (*path, "shape", axis), f"dim '{dim}' does not appear in any input", hint
                 )
-
-
-def _check_ranges(spec: Spec) -> Iterator[Problem]:
-    for tensor in spec.inputs:
-        low, high = tensor.value_range
-        if not low < high:
-            yield field_problem(
-                spec,
-                ("inputs", tensor.name, "range"),
-                f"range [{low:g}, {high:g}] is empty: low must be below high",
-                "write the range as [low, high], e.g. [0, 1]",
-            )
 
 
 # -- model source, checkpoint -------------------------------------------------------------------

@@ -24,8 +24,9 @@ from trtbuild.tasks.params import (
     output_params,
     user_code_context,
 )
-from trtbuild.tasks.sampling import example_shapes, random_arrays
+from trtbuild.tasks.sampling import example_shapes
 from trtbuild.tasks.torch_model import input_binding, load_model, model_source_problems, with_declared_outputs
+from trtbuild.tasks.values import generated_arrays, npz_files
 
 NAME = "export"
 OUTPUT = "model.onnx"
@@ -43,7 +44,7 @@ class ExportParams:
 
 class Export(TaskKind[ExportParams]):
     name = NAME
-    version = 6  # 6: inputs bound to forward's parameters by name
+    version = 7  # 7: example inputs made by each input's `values` generator
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:
@@ -56,7 +57,7 @@ class Export(TaskKind[ExportParams]):
             opset=spec.export.opset,
             exporter=spec.export.exporter,
         )
-        return Derived(params, files, user_code_context(spec))
+        return Derived(params, {**files, **npz_files(spec)}, user_code_context(spec))
 
     def tools(self, params: ExportParams) -> JsonDict:
         names = ("torch", "onnx", "onnxscript") if params.exporter == "dynamo" else ("torch", "onnx")
@@ -96,7 +97,7 @@ def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
 
     params = ctx.params
     model = load_model(params.model, ctx.inputs, ctx.search_path)
-    arrays = random_arrays(params.inputs, params.example_shapes, seed=0)
+    arrays = generated_arrays(params.inputs, params.example_shapes, 0, ctx.inputs)
     binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
     if binding.note:
         ctx.warn(binding.note)

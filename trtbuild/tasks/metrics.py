@@ -76,14 +76,17 @@ def within_tolerance(reference: Any, candidate: Any, atol: float, rtol: float) -
 
 
 def aggregate(per_sample: list[dict[str, float]]) -> dict[str, float]:
-    """Worst case over samples: the largest error, the smallest cosine."""
+    """Worst case over samples: the largest error, the smallest cosine; NaN if any sample's is."""
     worst: dict[str, float] = {}
     for metrics in per_sample:
         for name, value in metrics.items():
-            if name in ("cosine", "finite", "top1", "top5"):
-                worst[name] = min(worst.get(name, value), value)
+            seen = worst.get(name, value)
+            if math.isnan(seen) or math.isnan(value):  # min() and max() would drop a NaN
+                worst[name] = math.nan
+            elif name in ("cosine", "finite", "top1", "top5"):
+                worst[name] = min(seen, value)
             else:
-                worst[name] = max(worst.get(name, value), value)
+                worst[name] = max(seen, value)
     return worst
 
 
@@ -105,7 +108,7 @@ def gate(
         )
     for name in ("cosine", "top1", "top5"):
         threshold = tolerance.get(name)
-        if threshold is not None and name in metrics and metrics[name] < threshold:
+        if threshold is not None and name in metrics and not metrics[name] >= threshold:  # NaN fails
             failures.append(
                 {"output": output, "metric": name, "value": metrics[name], "threshold": threshold}
             )

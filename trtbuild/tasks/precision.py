@@ -44,7 +44,7 @@ class PrecisionParams:
 
 class Precision(TaskKind[PrecisionParams]):
     name = NAME
-    version = 3  # 3: intermediate shape annotations dropped from the graph it hands on
+    version = 4  # 3: shape annotations dropped; 4: random calibration data from the `values` generators
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:

@@ -24,7 +24,8 @@ from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT
 from trtbuild.tasks.onnxruntime_errors import read_onnxruntime_error
 from trtbuild.tasks.params import OutputParams, output_params
-from trtbuild.tasks.sampling import ShapePoint, profile_points, random_arrays
+from trtbuild.tasks.sampling import ShapePoint, profile_points
+from trtbuild.tasks.values import generated_arrays, npz_files
 
 NAME = "probe"
 GRAPH = "model.onnx"  # the fp32 graph, simplified when there is a simplify
@@ -47,7 +48,8 @@ class Probe(TaskKind[ProbeParams]):
     def derive(self, spec: Spec, cell: Cell) -> Derived[ProbeParams] | None:
         if not spec.probe:
             return None
-        return Derived(ProbeParams(spec.inputs, output_params(spec), spec.profiles))
+        # An input whose values come from an .npz is read from it here too: its file is keyed.
+        return Derived(ProbeParams(spec.inputs, output_params(spec), spec.profiles), npz_files(spec))
 
     def tools(self, params: ProbeParams) -> JsonDict:
         return dict(toolchain.versions(("onnxruntime", "numpy")))
@@ -58,7 +60,7 @@ class Probe(TaskKind[ProbeParams]):
         if session is None:
             return {"probed": False}
         points = shape_points(params.inputs, params.profiles)
-        records = [_probe(session, params, point, index) for index, point in enumerate(points)]
+        records = [_probe(session, ctx, point, index) for index, point in enumerate(points)]
         failed = [record for record in records if record["status"] == "failed"]
         if failed:
             raise TaskError(
@@ -101,12 +103,13 @@ def _session(ctx: TaskContext[ProbeParams]) -> Any | None:
         return None
 
 
-def _probe(session: Any, params: ProbeParams, point: ShapePoint, index: int) -> JsonDict:
+def _probe(session: Any, ctx: TaskContext[ProbeParams], point: ShapePoint, index: int) -> JsonDict:
     """Run the graph at `point`; the record says which shapes, and what failed or came out."""
+    params = ctx.params
     graph_inputs = {i.name for i in session.get_inputs()}
     feeds = {
         name: array
-        for name, array in random_arrays(params.inputs, point.shapes, SEED + index).items()
+        for name, array in generated_arrays(params.inputs, point.shapes, SEED + index, ctx.inputs).items()
         if name in graph_inputs  # an input the graph dropped is reported by export's lint
     }
     record: JsonDict = {

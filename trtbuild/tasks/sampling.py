@@ -1,6 +1,6 @@
-"""Seeded input data inside the profiles' ranges, shared by export (example inputs) and validate.
+"""Seeded input shapes inside the profiles' ranges, shared by export (example inputs) and validate.
 
-numpy is imported by the functions that need it: this module is imported at plan time.
+The values that fill them are `values.py`'s.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from trtbuild.spec.model import ProfileSpec, TensorSpec
 
@@ -117,31 +116,3 @@ def _random_shapes(inputs: Sequence[TensorSpec], profile: ProfileSpec, rng: rand
             if dim not in sizes:
                 sizes[dim] = rng.randint(low[axis], high[axis])
     return _shapes_at(inputs, sizes)
-
-
-def random_arrays(inputs: Sequence[TensorSpec], shapes: Shapes, seed: int) -> dict[str, Any]:
-    """Seeded arrays (numpy) with each input's shape and dtype, values inside its declared range."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    arrays: dict[str, Any] = {}
-    for tensor in inputs:
-        shape = shapes[tensor.name]
-        low, high = tensor.value_range
-        dtype = tensor.dtype
-        if dtype == "bool":
-            arrays[tensor.name] = rng.random(shape) < 0.5
-        elif dtype.startswith(("int", "uint")):
-            arrays[tensor.name] = rng.integers(int(low), max(int(high), int(low) + 1), shape).astype(dtype)
-        else:
-            values = rng.uniform(low, high, shape).astype(np.float32)
-            arrays[tensor.name] = values if dtype == "float32" else cast_float(values, dtype)
-    return arrays
-
-
-def cast_float(values: Any, dtype: str) -> Any:
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return values.astype(ml_dtypes.bfloat16)
-    return values.astype(dtype)

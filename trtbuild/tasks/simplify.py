@@ -29,7 +29,7 @@ class SimplifyParams:
 
 class Simplify(TaskKind[SimplifyParams]):
     name = NAME
-    version = 3  # 3: intermediate shape annotations dropped
+    version = 4  # 3: shape annotations dropped; 4: the inputs' `values` generators replace `value_range`
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[SimplifyParams] | None:

@@ -26,8 +26,9 @@ from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
-from trtbuild.tasks.sampling import random_arrays, sample_shapes
+from trtbuild.tasks.sampling import sample_shapes
 from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
+from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
 
 NAME = "validate"
 OUTPUT = "validation.json"
@@ -74,7 +75,9 @@ class ValidateParams:
 
 class Validate(TaskKind[ValidateParams]):
     name = NAME
-    version = 11  # 11: samples move each dynamic dim on its own (sampling.profile_points)
+    # 11: samples move each dynamic dim on its own (sampling.profile_points); 12: inputs made by
+    # their `values` generators, a NaN/Inf reference fails its samples, which are not compared
+    version = 12
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -96,13 +99,20 @@ class Validate(TaskKind[ValidateParams]):
             backend=build.backend_of(spec),
             targets=spec.build.targets,
         )
-        return Derived(params, {**files, **data_files, **metric_files}, user_code_context(spec))
+        files = {**files, **data_files, **metric_files, **npz_files(spec)}
+        return Derived(params, files, user_code_context(spec))
 
     def tools(self, params: ValidateParams) -> JsonDict:
         return dict(toolchain.versions(("torch", "onnxruntime", "numpy")))
 
     def preflight(self, spec: Spec, tasks: Sequence[Planned[ValidateParams]]) -> list[Problem]:
-        return model_source_problems(spec)
+        problems = model_source_problems(spec)
+        for task in tasks:  # the .npz arrays must fill every shape the profiles allow
+            largest = largest_shapes(task.params.inputs, task.params.profiles)
+            problems += [
+                p for p in npz_problems(spec, task.params.inputs, largest, task.files) if p not in problems
+            ]
+        return problems
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
         feeds_per_sample = _samples(ctx)
@@ -192,12 +202,14 @@ def _compare(
         "reference": "torch fp32 CPU",
         "candidates": {},
     }
-    failures: list[dict[str, Any]] = []
+    unusable = _nonfinite_references(references, [t.name for t in params.outputs])
+    failures = _reference_failures(ctx, unusable, report["shapes"])
     for candidate, outputs in candidates.items():
-        result = _compare_candidate(references, outputs, params, metric)
+        result = _compare_candidate(references, outputs, params, metric, unusable)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
-    overflow = _overflow_scan(ctx, feeds_per_sample)
+    usable = [f for k, f in enumerate(feeds_per_sample) if not any(k in s for s in unusable.values())]
+    overflow = _overflow_scan(ctx, usable)
     report["overflow_scan"] = overflow
     if overflow.get("overflowed"):
         failures.append(
@@ -230,15 +242,34 @@ def _samples(ctx: TaskContext[ValidateParams]) -> list[dict[str, Any]]:
     params = ctx.params
     if params.data is not None:
         return _data_samples(ctx, params.data)
-    return random_samples(params.inputs, params.profiles, params.samples, params.seed)
+    return random_samples(params.inputs, params.profiles, params.samples, params.seed, ctx.inputs)
 
 
 def random_samples(
-    inputs: tuple[TensorSpec, ...], profiles: tuple[ProfileSpec, ...], samples: int, seed: int
+    inputs: tuple[TensorSpec, ...],
+    profiles: tuple[ProfileSpec, ...],
+    samples: int,
+    seed: int,
+    files: Mapping[str, Path],
 ) -> list[dict[str, Any]]:
-    """Seeded inputs covering each profile's opt, min and max shapes, then random shapes."""
+    """Seeded inputs at each profile's opt shapes and each dynamic dim alone at its min and max,
+    then random shapes, with values made by each input's generator (`files`: the task's, for
+    inputs read from an .npz)."""
     shapes = sample_shapes(inputs, profiles, samples, seed)
-    return [random_arrays(inputs, sample, seed=seed * 100_003 + index) for index, sample in enumerate(shapes)]
+    return [
+        generated_arrays(inputs, sample, seed * 100_003 + index, files) for index, sample in enumerate(shapes)
+    ]
+
+
+def largest_shapes(inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec]) -> dict[str, list[int]]:
+    """Each input's largest size per axis that a validation sample can take."""
+    return {
+        tensor.name: [
+            dim if isinstance(dim, int) else max(p.shapes[tensor.name].max[axis] for p in profiles)
+            for axis, dim in enumerate(tensor.shape)
+        ]
+        for tensor in inputs
+    }
 
 
 def _data_samples(ctx: TaskContext[ValidateParams], data: ValidationData) -> list[dict[str, Any]]:
@@ -268,7 +299,7 @@ def _data_samples(ctx: TaskContext[ValidateParams], data: ValidationData) -> lis
 def _inputs_origin(params: ValidateParams) -> str:
     data = params.data
     if data is None:
-        return "seeded random, inside the profiles"
+        return "seeded, inside the profiles, made by each input's values"
     return f"last {data.holdout} calibration samples" if data.holdout else "validate.data"
 
 
@@ -351,7 +382,7 @@ def _onnxruntime_outputs(
 
 def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
     """fp16 / bf16 cells: run the graph once with every tensor materialised in its own type and list
-    the tensors that overflow to Inf/NaN.
+    the tensors where an overflow to Inf/NaN starts.
 
     The output comparison alone misses these on a CPU: ONNX Runtime computes chains of fp16 ops it
     has no fp16 kernel for in fp32, so an intermediate that a GPU would overflow never does here.
@@ -361,21 +392,54 @@ def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict
     precision = ctx.params.precision
     if precision not in AUTOCAST_PRECISIONS:
         return {"status": "not needed"}
-    import numpy as np
-
-    bfloat16 = ml_dtype("bfloat16")
     overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
     try:
-        runner = Runner(load_onnx(ctx.inputs[build.GRAPH]), "cell", precision)
+        model = load_onnx(ctx.inputs[build.GRAPH])
+        runner = Runner(model, "cell", precision)
+        held = {i.name for i in model.graph.initializer if not _finite(_initializer(i))}
         for feeds in feeds_per_sample:
-            for name, value in runner.run(feeds):
-                low = value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
-                if low and not np.isfinite(value.astype(np.float32)).all():
-                    overflowed[name] = None
+            overflowed.update(dict.fromkeys(_overflow_starts(model, dict(runner.run(feeds)), held)))
     except TaskError as error:
         ctx.warn(f"the {precision} overflow scan was skipped: {error}")
         return {"status": "skipped", "reason": str(error)}
     return {"status": "checked", "count": len(overflowed), "overflowed": list(overflowed)[:10]}
+
+
+def _overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> list[str]:
+    """The fp16/bf16 tensors, in graph order, that a node makes Inf/NaN from finite inputs. An
+    infinity the graph holds on purpose (a Constant or an initializer `held`: masked_fill(-inf)
+    before a softmax) and what is computed from it are no overflow."""
+    import numpy as np
+
+    bfloat16 = ml_dtype("bfloat16")
+    broken = held | {name for name, value in tensors.items() if not _finite(value)}
+    starts = []
+    for node in model.graph.node:
+        if node.op_type == "Constant" or any(name in broken for name in node.input):
+            continue
+        for name in node.output:
+            value = tensors.get(name)
+            low = value is not None and (
+                value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
+            )
+            if low and name in broken:
+                starts.append(name)
+    return starts
+
+
+def _finite(value: Any) -> bool:
+    """No Inf/NaN in a float array (bfloat16 included); other arrays always are."""
+    import numpy as np
+
+    bfloat16 = ml_dtype("bfloat16")
+    floating = value.dtype.kind == "f" or (bfloat16 is not None and value.dtype == bfloat16)
+    return not floating or bool(np.isfinite(value.astype(np.float32)).all())
+
+
+def _initializer(tensor: Any) -> Any:
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(tensor)
 
 
 def ml_dtype(name: str) -> Any:
@@ -396,13 +460,23 @@ def _compare_candidate(
     outputs: list[list[Any]],
     params: ValidateParams,
     metric: Callable[[Any, Any], Mapping[str, float]] | None,
+    unusable: Mapping[str, list[int]],
 ) -> JsonDict:
+    """The candidate's metrics per output and its failed gates, on the samples whose reference is
+    finite (`unusable`: the others, per output)."""
     names = [t.name for t in params.outputs]
     tolerance = tolerance_document(params.tolerance)
     per_output: JsonDict = {}
     failures: list[dict[str, Any]] = []
     for index, name in enumerate(names):
-        pairs = [(ref[index], got[index]) for ref, got in zip(references, outputs, strict=True)]
+        pairs = [
+            (ref[index], got[index])
+            for sample, (ref, got) in enumerate(zip(references, outputs, strict=True))
+            if sample not in unusable.get(name, ())
+        ]
+        if not pairs:  # nothing to compare with: the reference's failure says why
+            per_output[name] = {"compared": 0}
+            continue
         worst = M.aggregate([M.compare(ref, got) for ref, got in pairs])
         allclose: bool | None = None  # None: no atol/rtol gate was asked for
         if tolerance.get("atol") is not None or tolerance.get("rtol") is not None:
@@ -412,9 +486,52 @@ def _compare_candidate(
             worst.update(M.topk_agreement(pairs))
         if metric is not None:
             worst.update(_custom_values(metric, pairs, name))
-        per_output[name] = {**worst, "allclose": allclose}
+        per_output[name] = {**worst, "allclose": allclose, "compared": len(pairs)}
         failures += M.gate(name, worst, allclose, tolerance)
     return {"status": "compared", "outputs": per_output, "passed": not failures, "failures": failures}
+
+
+def _nonfinite_references(references: list[list[Any]], names: list[str]) -> dict[str, list[int]]:
+    """Output name -> the samples whose PyTorch reference holds NaN or Inf."""
+    import numpy as np
+
+    found: dict[str, list[int]] = {}
+    for sample, outputs in enumerate(references):
+        for name, output in zip(names, outputs, strict=True):
+            if not np.isfinite(output).all():
+                found.setdefault(name, []).append(sample)
+    return found
+
+
+def _reference_failures(
+    ctx: TaskContext[ValidateParams], unusable: Mapping[str, list[int]], shapes: list[dict[str, list[int]]]
+) -> list[dict[str, Any]]:
+    """A NaN/Inf reference fails its samples: nothing can be validated against it, and a metric
+    computed around it would look fine. Usually an input the model cannot take (an all-padding
+    attention mask, token ids past the vocabulary): say so, and how to generate proper ones."""
+    failures = []
+    for name, samples in unusable.items():
+        which = "; ".join(f"sample {k} ({_shapes_text(shapes[k])})" for k in samples)
+        failures.append(
+            {
+                "candidate": "reference",
+                "output": name,
+                "metric": "finite",
+                "value": f"the reference (PyTorch) produced NaN/Inf for {which}",
+                "threshold": "all finite",
+            }
+        )
+    if unusable and ctx.params.data is None:
+        ctx.warn(
+            "the reference (PyTorch) produced NaN/Inf, so those samples could not be validated: if an "
+            "input needs particular values (an attention mask, token ids), declare them with "
+            "`values:` under the input (kinds mask, integers, choice, constant, npz)"
+        )
+    return failures
+
+
+def _shapes_text(shapes: Mapping[str, list[int]]) -> str:
+    return ", ".join(f"{name} {list(shape)}" for name, shape in shapes.items())
 
 
 def _custom_values(

@@ -27,7 +27,7 @@ SourceProblem = tuple[str, str, str]
 @dataclass(frozen=True)
 class InputSignature:
     """What calibration data is checked and shaped against: an input's name, dims and dtype (not its
-    value range, which only generated data uses: changing it must not rerun real-data calibration)."""
+    `values`, which only generated data uses: changing them must not rerun real-data calibration)."""
 
     name: str
     shape: tuple[Dim, ...]

@@ -1,4 +1,4 @@
-"""calibration source random: seeded data inside each input's range (for trying things out)."""
+"""calibration source random: seeded data made by each input's `values` (for trying things out)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from trtbuild.spec.model import Spec, TensorSpec
-from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, batched_shapes
+from trtbuild.tasks.calibration.base import Arrays, CalibrationSource, Files, SourceProblem, batched_shapes
 from trtbuild.tasks.params import opt_shapes
-from trtbuild.tasks.sampling import random_arrays
+from trtbuild.tasks.values import NPZ_HINT, generated_arrays, npz_files, npz_messages
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +33,21 @@ class RandomCalibration(CalibrationSource):
             seed=spec.calibration.seed,
             shapes=opt_shapes(spec.inputs, spec.profiles),
             inputs=spec.inputs,
-        ), {}
+        ), npz_files(spec)
 
     def load(self, files: Mapping[str, Path], search_path: Sequence[str]) -> Arrays:
+        return generated_arrays(self.inputs, self._shapes(), self.seed, files)
+
+    def preflight(
+        self, spec: Spec, files: Mapping[str, Path], search_path: Sequence[str]
+    ) -> list[SourceProblem]:
+        """Inputs read from an .npz: their arrays fill the calibration batch."""
+        hint = f"{NPZ_HINT}; random calibration stacks its samples along a dynamic first axis"
+        return [
+            ("samples", f"input '{name}': {message}", hint)
+            for name, message in npz_messages(self.inputs, self._shapes(), files)
+        ]
+
+    def _shapes(self) -> dict[str, list[int]]:
         samples = self.samples if self.samples is not None else 16
-        return random_arrays(self.inputs, batched_shapes(self.shapes, self.inputs, samples), self.seed)
+        return batched_shapes(self.shapes, self.inputs, samples)

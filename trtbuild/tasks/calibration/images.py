@@ -20,7 +20,7 @@ from trtbuild.tasks.calibration.base import (
 )
 from trtbuild.tasks.calibration.image_checks import image_source_problems
 from trtbuild.tasks.params import opt_shapes
-from trtbuild.tasks.sampling import random_arrays
+from trtbuild.tasks.values import generated_arrays, npz_files
 
 # The precision task's file inputs for the images used, named by their path inside the folder.
 IMAGE_PREFIX = "calibration:"
@@ -32,7 +32,7 @@ class CropError(TaskError):
 
 @dataclass(frozen=True, kw_only=True)
 class RandomInputs:
-    """Inputs the images do not feed: seeded random data, as source random makes it."""
+    """Inputs the images do not feed: seeded data made by their `values`, as source random makes it."""
 
     inputs: tuple[TensorSpec, ...]
     shapes: dict[str, list[int]]
@@ -79,6 +79,8 @@ class ImagesCalibration(CalibrationSource):
             if rest
             else None
         )
+        if others is not None:
+            files.update(npz_files(spec, others.inputs))
         return cls(
             input=InputSignature.of(tensor), samples=calibration.samples, preprocess=preprocess, others=others
         ), files
@@ -99,7 +101,7 @@ class ImagesCalibration(CalibrationSource):
         arrays = {self.input.name: np.stack(samples)}
         if self.others is not None:
             shapes = batched_shapes(self.others.shapes, self.others.inputs, len(samples))
-            arrays.update(random_arrays(self.others.inputs, shapes, seed=self.others.seed))
+            arrays.update(generated_arrays(self.others.inputs, shapes, self.others.seed, files))
         return arrays
 
     def preflight(
