@@ -42,7 +42,9 @@ class ExportParams:
 
 class Export(TaskKind[ExportParams]):
     name = NAME
-    version = 6  # 6: inputs bound to forward's parameters by name
+    # 6: inputs bound to forward's parameters by name; 7: a dict-returning model's node names carry
+    # no wrapper prefix (`/energy/Mul`, not `/inner/energy/Mul`)
+    version = 7
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:

@@ -21,9 +21,15 @@ from trtbuild import toolchain
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, AutocastSpec, Cell, Spec
 from trtbuild.tasks import calibration as calibrations
+from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.params import user_code_context
-from trtbuild.tasks.precision_checks import calibration_problems, modelopt_problems
+from trtbuild.tasks.precision_checks import (
+    autocast_context,
+    calibration_problems,
+    exclude_nodes_problems,
+    modelopt_problems,
+)
 
 NAME = "precision"
 GRAPH = "model.onnx"  # its input and its output
@@ -41,12 +47,14 @@ class PrecisionParams:
 
 class Precision(TaskKind[PrecisionParams]):
     name = NAME
-    version = 2
+    version = 3  # 3: an autocast.exclude_nodes pattern that matches no node fails the task
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
         if cell.precision in AUTOCAST_PRECISIONS:
-            return Derived(PrecisionParams(cell.precision, autocast=spec.autocast))
+            return Derived(
+                PrecisionParams(cell.precision, autocast=spec.autocast), {}, autocast_context(spec)
+            )
         if cell.precision in QUANTIZED_PRECISIONS and spec.calibration is not None:
             calibration, files = calibrations.for_spec(spec)
             params = PrecisionParams(cell.precision, calibration=calibration)
@@ -54,7 +62,7 @@ class Precision(TaskKind[PrecisionParams]):
         return Derived(PrecisionParams(cell.precision))
 
     def check_spec(self, spec: Spec) -> list[Problem]:
-        return calibrations.spec_problems(spec)
+        return [*calibrations.spec_problems(spec), *exclude_nodes_problems(spec)]
 
     def tools(self, params: PrecisionParams) -> JsonDict:
         if params.precision == "fp32":
@@ -113,6 +121,7 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     precision = ctx.params.precision
+    _check_exclude_nodes(ctx, source, options)
     model = convert_to_mixed_precision(
         onnx_path=str(source),
         low_precision_type=precision,
@@ -123,6 +132,32 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
     onnx.save(model, str(ctx.output(GRAPH)))
     kept = sum(1 for node in model.graph.node if node.op_type == "Cast")
     return {"precision": precision, "method": "modelopt autocast", "casts": kept}
+
+
+def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, options: AutocastSpec) -> None:
+    """Every exclude_nodes pattern keeps some node: AutoCast ignores one that keeps none, which
+    would leave the node the user meant in low precision without a word."""
+    if not options.exclude_nodes:
+        return
+    import onnx
+
+    names = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
+    missed = node_patterns.unmatched(options.exclude_nodes, names)
+    if not missed:
+        return
+    where = list(ctx.context.get("exclude_nodes_at", []))
+    located = [f"{where[m.index]}: " if m.index < len(where) and where[m.index] else "" for m in missed]
+    raise TaskError(
+        "; ".join(
+            f"{at}autocast.exclude_nodes[{m.index}] {m.pattern!r} matches no node of the graph"
+            for at, m in zip(located, missed, strict=True)
+        ),
+        [
+            *(f"{m.pattern!r}: {m.hint}" for m in missed),
+            "node names are those of the graph given to AutoCast (the simplified export); "
+            "`trtbuild debug precision CONFIG --cell NAME` names the nodes to keep in fp32",
+        ],
+    )
 
 
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
