@@ -110,7 +110,9 @@ def test_triage_names_the_node_where_the_gates_inf_first_appears(capped: Project
     assert "No node introduces" not in table.stdout
     assert "Inf/NaN first appears in /energy/Mul_output_0_cast_to_fp16" in " ".join(table.stdout.split())
 
-    capped.trtbuild("debug", "precision", str(capped.config), "--cell", "fp16", "--write-exclusions", check=True)
+    capped.trtbuild(
+        "debug", "precision", str(capped.config), "--cell", "fp16", "--write-exclusions", check=True
+    )
     assert load_spec(capped.config).autocast.exclude_nodes == ("/energy/Mul$", "/Tanh$")
     second = capped.run_json()
     assert second["exit_status"] == 0, fp16_failures(capped)
@@ -119,7 +121,9 @@ def test_triage_names_the_node_where_the_gates_inf_first_appears(capped: Project
 def test_an_exclude_nodes_pattern_that_matches_no_node_fails_its_cell(tiny_project: Project) -> None:
     project = tiny_project
     # AutoCast matches from the start of the name (re.match): `conv/Conv` misses `/conv/Conv`.
-    project.edit_config("build:\n", "precision: [fp32, fp16]\nautocast:\n  exclude_nodes: ['conv/Conv']\nbuild:\n")
+    project.edit_config(
+        "build:\n", "precision: [fp32, fp16]\nautocast:\n  exclude_nodes: ['conv/Conv']\nbuild:\n"
+    )
     completed = project.trtbuild("run", str(project.config), "--out", str(project.out), "--keep-going")
     # d561ae9: exit 0, the pattern ignored in silence and the conv converted to fp16.
     assert completed.returncode == 1, completed.stdout + completed.stderr
