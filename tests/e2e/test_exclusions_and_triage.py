@@ -92,8 +92,8 @@ def test_triage_names_the_node_where_the_gates_inf_first_appears(capped: Project
     # The square is already kept in fp32 (a first round of triage named it); tanh, in fp16, reads
     # it through a Cast that turns its largest values into Inf, and tanh(Inf) = 1.
     configure(capped, "{}", "autocast:\n  exclude_nodes: ['/energy/Mul$']\n")
-    first = capped.run_json()
-    assert first["exit_status"] == 1
+    first = capped.trtbuild("run", str(capped.config), "--out", str(capped.out))
+    assert first.returncode == 1, first.stderr
     assert [f["metric"] for f in fp16_failures(capped)] == ["fp16 overflow"]
 
     report = triage(capped)
@@ -105,6 +105,8 @@ def test_triage_names_the_node_where_the_gates_inf_first_appears(capped: Project
     assert tanh["error"] < 1e-2  # its output is fine: relative error alone cannot find it
     assert report["first_inf_nan"]["node"] == "/Tanh"
     assert report["first_inf_nan"]["tensor"] == "/energy/Mul_output_0_cast_to_fp16"
+    # The gate's table points at the triage.
+    assert f"`trtbuild debug precision {capped.config} --cell fp16`" in first.stdout
 
     table = capped.trtbuild("debug", "precision", str(capped.config), "--cell", "fp16", check=True)
     assert "No node introduces" not in table.stdout

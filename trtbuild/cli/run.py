@@ -101,10 +101,26 @@ def print_summary(result: api.RunResult, console: Console) -> None:
                 )
             )
         console.print(table)
+        for hint in _triage_hints(result):
+            console.print(hint, highlight=False)
     for event in result.failed_tasks:
         console.print(f"[bold red]failed:[/] {event.id}: {event.reason}", highlight=False)
     if result.exit_status:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
+
+
+def _triage_hints(result: api.RunResult) -> list[str]:
+    """The command that names the nodes behind a low-precision cell's failed gate."""
+    hints: dict[str, None] = {}
+    for failure in result.gate_failures:
+        node = result.plan.graph.nodes.get(failure.get("task", ""))
+        if node is None or getattr(node.params, "precision", "fp32") == "fp32":
+            continue
+        for cell in result.plan.graph.cells:
+            if cell.model == node.model and cell.cell in node.cells:
+                command = f"trtbuild debug precision {cell.config} --cell {cell.cell}"
+                hints[f"  hint: `{command}` names the nodes where the error or Inf/NaN starts"] = None
+    return list(hints)
 
 
 def _cell_text(value: object) -> str:
