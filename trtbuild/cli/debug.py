@@ -109,11 +109,13 @@ def _print_report(report: triage_module.Triage) -> None:
         f"{report.samples} sample(s); graph outputs: {outputs}",
         highlight=False,
     )
+    if report.first_inf_nan is not None:
+        console.print(_inf_nan_text(report.first_inf_nan), highlight=False)
     if not report.offenders:
         console.print(f"No node introduces a relative error above {report.threshold:g}.")
         return
     table = Table(show_edge=False, box=None, pad_edge=False)
-    for column in ("node", "op", "module", "error", "input error", "overflow"):
+    for column in ("node", "op", "module", "error", "input error", "overflow", "Inf/NaN"):
         table.add_column(column)
     for offender in report.offenders:
         table.add_row(
@@ -123,14 +125,36 @@ def _print_report(report: triage_module.Triage) -> None:
             _error(offender.error),
             _error(offender.input_error),
             "[red]yes[/]" if offender.overflow else "no",
+            _INF_NAN_COLUMN.get(offender.inf_nan or "", "-"),
         )
     console.print(table)
     more = report.introducing - len(report.offenders)
     console.print(
-        f"{report.introducing} node(s) introduce a relative error above {report.threshold:g}"
+        f"{report.introducing} node(s) introduce Inf/NaN or a relative error above {report.threshold:g}"
         + (f"; {more} more not shown (--top)." if more > 0 else "."),
         highlight=False,
     )
+
+
+# Where a node's Inf/NaN comes from, as the table says it.
+_INF_NAN_COLUMN = {"output": "[red]its output[/]", "input": "[red]cast input[/]"}
+
+
+def _inf_nan_text(first: triage_module.InfNan) -> str:
+    """Where the overflow gate's first Inf/NaN comes from, and what keeping which node does."""
+    where = f"Inf/NaN first appears in {first.tensor}"
+    if first.in_fp32:
+        return (
+            f"{where} ({first.made_by}), where the fp32 graph holds Inf/NaN too: the model makes it, "
+            "not the precision; keeping nodes in fp32 cannot remove it."
+        )
+    if first.made_by != first.node:
+        return (
+            f"{where}, made from a finite fp32 value by a Cast or Q/DQ the precision task added on "
+            f"the way into {first.node} ({first.op_type}): keep {first.node} in fp32 and it reads "
+            "the fp32 value."
+        )
+    return f"{where}, the output of {first.node} ({first.op_type}): keep it in fp32."
 
 
 def _print_edit(config: Path, added: list[str], covered: list[str], any_offenders: bool) -> None:

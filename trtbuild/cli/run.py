@@ -106,6 +106,8 @@ def print_summary(result: api.RunResult, console: Console) -> None:
                 )
             )
         console.print(table)
+        for hint in _triage_hints(result):
+            console.print(hint, highlight=False)
     # A failure's message is in the comparison table's notes above, once; what the library said
     # with it (the parser's other nodes, the builder's errors, the hint) scrolled past with the
     # progress lines, so it follows here: the summary is where the user looks.
@@ -120,6 +122,20 @@ def print_summary(result: api.RunResult, console: Console) -> None:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
     elif result.exit_status:
         console.print("Nothing was built: fix the cause and run again.")
+
+
+def _triage_hints(result: api.RunResult) -> list[str]:
+    """The command that names the nodes behind a low-precision cell's failed gate."""
+    hints: dict[str, None] = {}
+    for failure in result.gate_failures:
+        node = result.plan.graph.nodes.get(failure.get("task", ""))
+        if node is None or getattr(node.params, "precision", "fp32") == "fp32":
+            continue
+        for cell in result.plan.graph.cells:
+            if cell.model == node.model and cell.cell in node.cells:
+                command = f"trtbuild debug precision {cell.config} --cell {cell.cell}"
+                hints[f"  hint: `{command}` names the nodes where the error or Inf/NaN starts"] = None
+    return list(hints)
 
 
 def _cell_text(value: object) -> str:

@@ -5,8 +5,8 @@ edit of the few lines involved; the result is loaded again with the normal loade
 problem the original text is put back.
 
 AutoCast matches `exclude_nodes` entries as regular expressions from the start of the node name
-(`re.match`), so a bare `/Mul` would also keep `/Mul_1` in fp32; each name is written escaped and
-anchored (`/energy/Mul$`) to keep exactly the node triage named.
+(`re.match`, see `tasks/node_patterns.py`), so a bare `/Mul` would also keep `/Mul_1` in fp32; each
+name is written escaped and anchored (`/energy/Mul$`) to keep exactly the node triage named.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import yaml
 from trtbuild.errors import ConfigError, TrtbuildError, UsageError
 from trtbuild.files import write_atomic
 from trtbuild.spec.loader import load_spec
+from trtbuild.tasks import node_patterns
 
 _TOP_KEY = re.compile(r"^autocast\s*:(?P<rest>.*)$")
 _CHILD_KEY = re.compile(r"^(?P<indent>[ ]+)exclude_nodes\s*:(?P<rest>.*)$")
@@ -31,20 +32,16 @@ class ExclusionEdit:
     covered: list[str] = field(default_factory=list)  # node names an existing pattern already matched
 
 
-def node_pattern(node_name: str) -> str:
-    return re.escape(node_name) + "$"
-
-
 def write_exclusions(config: Path, cell_name: str, node_names: list[str]) -> ExclusionEdit:
     spec = load_spec(config)
     cell = next(c for c in spec.cells if c.name == cell_name)
     existing = list(cell.view.autocast.exclude_nodes)
     edit = ExclusionEdit()
     for name in dict.fromkeys(node_names):
-        if any(_matches(pattern, name) for pattern in existing + edit.added):
+        if any(node_patterns.matches(pattern, name) for pattern in existing + edit.added):
             edit.covered.append(name)
         else:
-            edit.added.append(node_pattern(name))
+            edit.added.append(node_patterns.exact_pattern(name))
     if not edit.added:
         return edit
     original = config.read_text(encoding="utf-8")
@@ -180,13 +177,6 @@ def _indent(line: str) -> int:
 def _quote(pattern: str) -> str:
     # Single quotes: no escapes inside, so a regex's backslashes stay as they are.
     return "'" + pattern.replace("'", "''") + "'"
-
-
-def _matches(pattern: str, name: str) -> bool:
-    try:
-        return re.match(pattern, name) is not None
-    except re.error:
-        return pattern == name
 
 
 def _write(path: Path, text: str) -> None:

@@ -11,6 +11,14 @@ their producers made them, before any added Cast or Q/DQ) does not: that is wher
 introduced. Later nodes only carry it on. Errors a Cast or Q/DQ adds on the way in (an fp32 value
 too large for fp16, a quantization step) are charged to the node that consumes them, which is the
 node to keep in higher precision.
+
+Inf and NaN are tracked on their own, as the fp16/bf16 overflow gate sees them: in every tensor,
+the added ones included. Where one first appears from finite inputs is reported even when the next
+node absorbs it (`tanh(inf)`, a softmax over `-inf`), which leaves every relative error small: the
+node that makes it, or, when an added Cast or Q/DQ makes it (an fp32 value beyond fp16's range cast
+down), the node that reads it, which is the node to keep in fp32. Where the fp32 graph holds
+Inf/NaN at the same place the model makes it, not the precision: that is said, not reported as a
+node to exclude.
 """
 
 from __future__ import annotations
@@ -43,12 +51,30 @@ class NodeError:
     input_error: float  # the worst of its inputs', as their producers made them
     overflow: bool  # NaN/Inf where fp32 is finite, or an fp16 value beyond ±65504
     output: str  # the output tensor with the worst error
+    # Where Inf/NaN first appears at this node: "output" (it makes it), "input" (an added Cast or
+    # Q/DQ makes it on the way in); None: no Inf/NaN starts here.
+    inf_nan: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
         for name in ("error", "input_error"):
             record[name] = _json_float(record[name])
         return record
+
+
+@dataclass(frozen=True)
+class InfNan:
+    """A tensor where Inf/NaN appears although every input of its producer is finite."""
+
+    tensor: str
+    node: str  # the node to keep in fp32: the producer, or the reader when an added node made it
+    op_type: str
+    module: str | None
+    made_by: str  # the node that computed the tensor (an added Cast or Q/DQ, or `node` itself)
+    in_fp32: bool  # the fp32 graph holds Inf/NaN there too: the model makes it, not the precision
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -58,9 +84,11 @@ class Triage:
     threshold: float
     samples: int
     compared: int  # candidate tensors compared with an fp32 tensor
-    offenders: list[NodeError]  # the first `top` nodes that introduce an error, in graph order
-    introducing: int  # how many nodes introduce an error past the threshold in all
+    # The first `top` nodes where Inf/NaN starts, then those that introduce an error, in graph order.
+    offenders: list[NodeError]
+    introducing: int  # how many nodes introduce Inf/NaN or an error past the threshold in all
     outputs: dict[str, float] = field(default_factory=dict)  # each graph output's error
+    first_inf_nan: InfNan | None = None  # where the overflow gate's Inf/NaN starts, in graph order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +99,7 @@ class Triage:
             "compared": self.compared,
             "introducing": self.introducing,
             "offenders": [o.to_json() for o in self.offenders],
+            "first_inf_nan": self.first_inf_nan.to_json() if self.first_inf_nan else None,
             "outputs": {name: _json_float(error) for name, error in self.outputs.items()},
         }
 
@@ -83,20 +112,23 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
     ref_runner = tensors.Runner(reference, "fp32", "fp32")
     cand_runner = tensors.Runner(candidate, f"cell {graphs.cell.name} ({precision})", precision)
     feeds_per_sample = _samples(graphs.validate_params, graphs.validate_files)
-    errors, overflows = _measure(ref_runner, cand_runner, feeds_per_sample, match)
-    introducing = _introducing(match, errors, overflows, threshold)
+    measured = _measure(ref_runner, cand_runner, feeds_per_sample, match)
+    sources = _inf_nan_sources(match, measured.inf_nan)
+    introducing = _introducing(match, measured, threshold, sources)
     graph_outputs = {
-        output.name: errors.get(match.as_produced(output.name), math.nan) for output in candidate.graph.output
+        output.name: measured.errors.get(match.as_produced(output.name), math.nan)
+        for output in candidate.graph.output
     }
     return Triage(
         cell=graphs.cell.name,
         precision=precision,
         threshold=threshold,
         samples=len(feeds_per_sample),
-        compared=len(errors),
+        compared=len(measured.errors),
         offenders=introducing[:top],
         introducing=len(introducing),
         outputs=graph_outputs,
+        first_inf_nan=sources[0] if sources else None,
     )
 
 
@@ -104,8 +136,10 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
 class _Match:
     """How the cell's graph lines up with the fp32 graph, before anything is run."""
 
+    nodes: list[Any]  # every node of the cell's graph, in graph order
     added: set[str]  # nodes the precision task inserted (Cast, Q/DQ): looked through, not compared
     producers: dict[str, Any]  # candidate tensor -> the node that makes it
+    consumers: dict[str, list[Any]]  # candidate tensor -> the nodes that read it, in graph order
     counterpart: dict[str, str]  # candidate tensor -> the fp32 tensor holding the same value
     compared: list[Any]  # the candidate's other nodes, in graph order
     wanted: set[str]  # their outputs that have an fp32 counterpart: the tensors measured
@@ -113,6 +147,9 @@ class _Match:
 
     def as_produced(self, name: str) -> str:
         return _producer_output(name, self.producers, self.added)
+
+    def module(self, node: Any) -> str | None:
+        return _module(node, self.exported_nodes.get(node.name))
 
 
 def _match(graphs: CellGraphs, reference: Any, candidate: Any) -> _Match:
@@ -123,16 +160,21 @@ def _match(graphs: CellGraphs, reference: Any, candidate: Any) -> _Match:
         else reference_nodes
     )
     reference_tensors = {name for node in reference.graph.node for name in node.output if name}
+    nodes = list(candidate.graph.node)
     added = {
-        node.name
-        for node in candidate.graph.node
-        if node.op_type in PASS_THROUGH_OPS and node.name not in reference_nodes
+        node.name for node in nodes if node.op_type in PASS_THROUGH_OPS and node.name not in reference_nodes
     }
-    counterpart = _counterparts(candidate.graph.node, added, reference_tensors)
-    compared = [node for node in candidate.graph.node if node.name not in added]
+    counterpart = _counterparts(nodes, added, reference_tensors)
+    compared = [node for node in nodes if node.name not in added]
+    consumers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in dict.fromkeys(node.input):
+            consumers.setdefault(name, []).append(node)
     return _Match(
+        nodes=nodes,
         added=added,
-        producers={name: node for node in candidate.graph.node for name in node.output if name},
+        producers={name: node for node in nodes for name in node.output if name},
+        consumers=consumers,
         counterpart=counterpart,
         compared=compared,
         wanted={name for node in compared for name in node.output if name in counterpart},
@@ -140,36 +182,86 @@ def _match(graphs: CellGraphs, reference: Any, candidate: Any) -> _Match:
     )
 
 
+@dataclass
+class _Measured:
+    errors: dict[str, float] = field(default_factory=dict)  # measured tensor -> worst relative error
+    overflows: set[str] = field(default_factory=set)  # measured tensors that overflowed
+    # Every candidate tensor holding Inf/NaN -> whether the fp32 graph holds it there too.
+    inf_nan: dict[str, bool] = field(default_factory=dict)
+
+
 def _measure(
     ref_runner: tensors.Runner,
     cand_runner: tensors.Runner,
     feeds_per_sample: list[dict[str, Any]],
     match: _Match,
-) -> tuple[dict[str, float], set[str]]:
-    """Each measured tensor's worst relative error over the samples, and the tensors that overflowed."""
-    errors: dict[str, float] = {}
-    overflows: set[str] = set()
+) -> _Measured:
+    """Each measured tensor's worst relative error over the samples, and where Inf/NaN is."""
+    measured = _Measured()
     for feeds in feeds_per_sample:
         ref_values = dict(ref_runner.run(feeds))
         for name, value in cand_runner.run(feeds):
+            reference = ref_values.get(match.counterpart.get(name, ""))
+            in_fp32 = inf_nan(reference, value)
+            if in_fp32 is not None:
+                # Across samples, "only where fp32 has it too" holds if it holds in every sample.
+                measured.inf_nan[name] = measured.inf_nan.get(name, True) and in_fp32
             if name not in match.wanted:
                 continue
-            measured = relative_error(ref_values[match.counterpart[name]], value)
-            if measured is None:
+            result = relative_error(reference, value)
+            if result is None:
                 continue
-            error, overflow = measured
-            errors[name] = max(errors.get(name, 0.0), error)
+            error, overflow = result
+            measured.errors[name] = max(measured.errors.get(name, 0.0), error)
             if overflow:
-                overflows.add(name)
+                measured.overflows.add(name)
         # Every tensor of the fp32 graph: drop this sample's before the next sample's are made.
         del ref_values
-    return errors, overflows
+    return measured
+
+
+def _inf_nan_sources(match: _Match, inf_nan: Mapping[str, bool]) -> list[InfNan]:
+    """Each tensor, in graph order, where Inf/NaN appears from finite inputs, with the node to blame:
+    its producer, or the nodes reading it when an added Cast or Q/DQ made it."""
+    sources: list[InfNan] = []
+    for node in match.nodes:
+        # Whether each input holding Inf/NaN holds it only where the fp32 graph does too.
+        inputs = [inf_nan[name] for name in node.input if name in inf_nan]
+        for tensor in (name for name in node.output if name in inf_nan):
+            in_fp32 = inf_nan[tensor]
+            if inputs and (in_fp32 or not all(inputs)):
+                continue  # carried on from an earlier source
+            blamed = _readers(match, tensor) if node.name in match.added else [node]
+            sources += [
+                InfNan(tensor, b.name, b.op_type, match.module(b), node.name, in_fp32) for b in blamed
+            ]
+    return sources
+
+
+def _readers(match: _Match, tensor: str) -> list[Any]:
+    """The compared nodes that read `tensor`, through added nodes; its producer's value's producer
+    when none does (an added Cast straight into a graph output)."""
+    readers: list[Any] = []
+    pending = [tensor]
+    while pending:
+        for node in match.consumers.get(pending.pop(), []):
+            if node.name in match.added:
+                pending += [name for name in node.output if name]
+            elif node not in readers:
+                readers.append(node)
+    producer = match.producers.get(match.as_produced(tensor))
+    if not readers and producer is not None and producer.name not in match.added:
+        readers.append(producer)
+    return readers
 
 
 def _introducing(
-    match: _Match, errors: Mapping[str, float], overflows: set[str], threshold: float
+    match: _Match, measured: _Measured, threshold: float, sources: list[InfNan]
 ) -> list[NodeError]:
-    """The compared nodes, in graph order, whose error passes `threshold` while their inputs' does not."""
+    """The compared nodes whose error passes `threshold` while their inputs' does not, and those
+    where Inf/NaN first appears (first, in graph order: they fail the overflow gate)."""
+    errors = measured.errors
+    blamed = {source.node: source for source in reversed(sources) if not source.in_fp32}
 
     def source_error(name: str) -> float:
         # Graph inputs and weights carry no error.
@@ -178,23 +270,42 @@ def _introducing(
     introducing: list[NodeError] = []
     for node in match.compared:
         outputs = [name for name in node.output if name in errors]
-        if not outputs:
-            continue
-        worst = max(outputs, key=lambda name: errors[name])
+        source = blamed.get(node.name)
+        worst = max(outputs, key=lambda name: errors[name]) if outputs else None
+        error = errors[worst] if worst is not None else math.nan
         input_error = max((source_error(name) for name in node.input if name), default=0.0)
-        if errors[worst] > threshold and not input_error > threshold:
-            introducing.append(
-                NodeError(
-                    node=node.name,
-                    op_type=node.op_type,
-                    module=_module(node, match.exported_nodes.get(node.name)),
-                    error=errors[worst],
-                    input_error=input_error,
-                    overflow=any(name in overflows for name in outputs),
-                    output=worst,
-                )
+        if source is None and not (error > threshold and not input_error > threshold):
+            continue
+        introducing.append(
+            NodeError(
+                node=node.name,
+                op_type=node.op_type,
+                module=match.module(node),
+                error=error,
+                input_error=input_error,
+                overflow=source is not None or any(name in measured.overflows for name in outputs),
+                output=worst or (source.tensor if source is not None else ""),
+                inf_nan=None if source is None else "output" if source.made_by == node.name else "input",
             )
-    return introducing
+        )
+    return sorted(introducing, key=lambda offender: offender.inf_nan is None)
+
+
+def inf_nan(reference: Any, candidate: Any) -> bool | None:
+    """None when `candidate` holds no Inf/NaN; else whether `reference` (the fp32 tensor of the same
+    value, None if there is none) holds Inf/NaN wherever the candidate does."""
+    import numpy as np
+
+    got = np.asarray(candidate)
+    if got.dtype.kind not in "fV":  # floats, and ml_dtypes' bfloat16 / fp8
+        return None
+    bad = ~np.isfinite(got.astype(np.float32))
+    if not bad.any():
+        return None
+    ref = None if reference is None else np.asarray(reference, dtype=np.float64)
+    if ref is None or ref.shape != got.shape:
+        return False
+    return not bool((bad & np.isfinite(ref)).any())
 
 
 def relative_error(reference: Any, candidate: Any) -> tuple[float, bool] | None:

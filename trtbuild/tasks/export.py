@@ -44,7 +44,9 @@ class ExportParams:
 
 class Export(TaskKind[ExportParams]):
     name = NAME
-    version = 7  # 7: example inputs made by each input's `values` generator
+    # 6: inputs bound to forward's parameters by name; 7: example inputs made by each input's
+    # `values` generator; 8: a dict-returning model's node names carry no wrapper prefix
+    version = 8
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:

@@ -22,10 +22,16 @@ from trtbuild import toolchain
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, AutocastSpec, Cell, Spec
 from trtbuild.tasks import calibration as calibrations
+from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.onnxruntime_errors import onnxruntime_failure
 from trtbuild.tasks.params import user_code_context
-from trtbuild.tasks.precision_checks import calibration_problems, modelopt_problems
+from trtbuild.tasks.precision_checks import (
+    autocast_context,
+    calibration_problems,
+    exclude_nodes_problems,
+    modelopt_problems,
+)
 from trtbuild.tasks.shape_annotations import drop_intermediate_shapes, drop_intermediate_shapes_in_file
 
 NAME = "precision"
@@ -44,12 +50,16 @@ class PrecisionParams:
 
 class Precision(TaskKind[PrecisionParams]):
     name = NAME
-    version = 4  # 3: shape annotations dropped; 4: random calibration data from the `values` generators
+    # 3: shape annotations dropped; 4: random calibration data from the `values` generators;
+    # 5: an autocast.exclude_nodes pattern that matches no node fails the task
+    version = 5
     outputs = (GRAPH,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
         if cell.precision in AUTOCAST_PRECISIONS:
-            return Derived(PrecisionParams(cell.precision, autocast=spec.autocast))
+            return Derived(
+                PrecisionParams(cell.precision, autocast=spec.autocast), {}, autocast_context(spec)
+            )
         if cell.precision in QUANTIZED_PRECISIONS and spec.calibration is not None:
             calibration, files = calibrations.for_spec(spec)
             params = PrecisionParams(cell.precision, calibration=calibration)
@@ -57,7 +67,7 @@ class Precision(TaskKind[PrecisionParams]):
         return Derived(PrecisionParams(cell.precision))
 
     def check_spec(self, spec: Spec) -> list[Problem]:
-        return calibrations.spec_problems(spec)
+        return [*calibrations.spec_problems(spec), *exclude_nodes_problems(spec)]
 
     def tools(self, params: PrecisionParams) -> JsonDict:
         if params.precision == "fp32":
@@ -132,6 +142,7 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     precision = ctx.params.precision
+    _check_exclude_nodes(ctx, source, options)
     model = convert_to_mixed_precision(
         onnx_path=str(source),
         low_precision_type=precision,
@@ -149,6 +160,32 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
         "casts": kept,
         "shape_annotations_dropped": dropped,
     }
+
+
+def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, options: AutocastSpec) -> None:
+    """Every exclude_nodes pattern keeps some node: AutoCast ignores one that keeps none, which
+    would leave the node the user meant in low precision without a word."""
+    if not options.exclude_nodes:
+        return
+    import onnx
+
+    names = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node]
+    missed = node_patterns.unmatched(options.exclude_nodes, names)
+    if not missed:
+        return
+    where = list(ctx.context.get("exclude_nodes_at", []))
+    located = [f"{where[m.index]}: " if m.index < len(where) and where[m.index] else "" for m in missed]
+    raise TaskError(
+        "; ".join(
+            f"{at}autocast.exclude_nodes[{m.index}] {m.pattern!r} matches no node of the graph"
+            for at, m in zip(located, missed, strict=True)
+        ),
+        [
+            *(f"{m.pattern!r}: {m.hint}" for m in missed),
+            "node names are those of the graph given to AutoCast (the simplified export); "
+            "`trtbuild debug precision CONFIG --cell NAME` names the nodes to keep in fp32",
+        ],
+    )
 
 
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:

@@ -1,6 +1,9 @@
-"""The precision task's preflight: ModelOpt is installed, and the calibration data reads as the
-task will read it. Cells with the same calibration read the same data: each such group is checked
-once, and its problems name every cell of the group."""
+"""The precision task's checks. When the config loads: each autocast.exclude_nodes pattern is a
+regular expression. Preflight: ModelOpt is installed, and the calibration data reads as the task
+will read it. Cells with the same calibration read the same data: each such group is checked once,
+and its problems name every cell of the group. Whether each exclude_nodes pattern matches a node
+is known only once the graph exists: the task checks it (`autocast_context` says where each
+pattern is written)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from trtbuild import toolchain
 from trtbuild.errors import Problem
 from trtbuild.spec.model import Spec
+from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Planned, params_json
 
 MODELOPT_HINT = (
@@ -53,3 +57,28 @@ def calibration_problems(spec: Spec, tasks: Sequence[Planned[Any]]) -> list[Prob
             for field, message, hint in first.params.calibration.preflight(spec, first.files, search_path)
         ]
     return problems
+
+
+def exclude_nodes_problems(spec: Spec) -> list[Problem]:
+    problems = []
+    for index, pattern in enumerate(spec.autocast.exclude_nodes):
+        error = node_patterns.regex_error(pattern)
+        if error is not None:
+            escaped = node_patterns.exact_pattern(pattern)
+            problems.append(
+                Problem(
+                    f"{pattern!r} is not a regular expression ({error})",
+                    location=spec.location(("autocast", "exclude_nodes", index)),
+                    field_path=f"autocast.exclude_nodes[{index}]",
+                    hint=f"a backslash escapes a special character: {escaped!r} is the name as written",
+                )
+            )
+    return problems
+
+
+def autocast_context(spec: Spec) -> dict[str, Any]:
+    """Where each exclude_nodes pattern is written (file:line:col), for the task's messages."""
+    locations = [
+        spec.location(("autocast", "exclude_nodes", i)) for i in range(len(spec.autocast.exclude_nodes))
+    ]
+    return {"exclude_nodes_at": [str(location) if location else "" for location in locations]}
