@@ -47,6 +47,10 @@ EXPECTED = {
         "autocast.keep_io_types",
         "autocast.exclude_nodes",
         "autocast.exclude_op_types",
+        # precision v3: AutoCast's thresholds
+        "autocast.data_max",
+        "autocast.init_max",
+        "autocast.max_depth_of_reduction",
     },
     "precision:int8": {"precision", "autocast"}
     | {f"calibration.{f}" for f in ("source", "holdout", "samples", "seed", "shapes.input")}
@@ -57,6 +61,7 @@ EXPECTED = {
     | PROFILES
     | {f"inputs[].{f}" for f in TENSOR}
     | {"samples", "seed", "precision", "classifiers", "metric", "data", "backend", "targets"}
+    | {"min_low_precision"}  # validate v11: the low-precision share gate
     | {f"tolerance.{f}" for f in ("atol", "rtol", "cosine", "top1", "top5", "custom")},
 }
 

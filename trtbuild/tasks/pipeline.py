@@ -15,6 +15,7 @@ from typing import Any
 from trtbuild.spec.semantic import SpecCheck
 from trtbuild.tasks import build, export, precision, simplify, validate
 from trtbuild.tasks.base import TaskKind
+from trtbuild.tasks.precision_record import RECORD
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ PIPELINE = Pipeline(
     (
         Stage(export.KIND, shared=True),
         Stage(simplify.KIND, {simplify.GRAPH: From((export.NAME,), export.OUTPUT)}, shared=True),
-        Stage(precision.KIND, {precision.GRAPH: GRAPH}, artifacts=(precision.GRAPH,)),
+        Stage(precision.KIND, {precision.GRAPH: GRAPH}, artifacts=(precision.GRAPH, RECORD)),
         Stage(build.KIND, {build.GRAPH: CELL_GRAPH}, artifacts=(build.ENGINE, build.ENGINE_JSON)),
         Stage(
             validate.KIND,
@@ -114,6 +115,7 @@ PIPELINE = Pipeline(
                 build.GRAPH: CELL_GRAPH,
                 build.ENGINE: From((build.NAME,), build.ENGINE),
                 build.ENGINE_JSON: From((build.NAME,), build.ENGINE_JSON),
+                RECORD: From((precision.NAME,), RECORD),
             },
             artifacts=(validate.OUTPUT,),
         ),

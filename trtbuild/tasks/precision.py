@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import sys
@@ -24,6 +25,7 @@ from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.params import user_code_context
 from trtbuild.tasks.precision_checks import calibration_problems, modelopt_problems
+from trtbuild.tasks.precision_record import RECORD, autocast_reasons, mostly_not, record, summary
 
 NAME = "precision"
 GRAPH = "model.onnx"  # its input and its output
@@ -41,8 +43,8 @@ class PrecisionParams:
 
 class Precision(TaskKind[PrecisionParams]):
     name = NAME
-    version = 2
-    outputs = (GRAPH,)
+    version = 3  # 3: precision.json (nodes and weights per type, kept nodes); AutoCast's thresholds
+    outputs = (GRAPH, RECORD)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
         if cell.precision in AUTOCAST_PRECISIONS:
@@ -70,7 +72,7 @@ class Precision(TaskKind[PrecisionParams]):
         source = ctx.inputs[GRAPH]
         if precision == "fp32":
             os.link(source, ctx.output(GRAPH))
-            return {"precision": "fp32", "method": "pass-through"}
+            return _write_record(ctx, {"precision": "fp32", "method": "pass-through"})
         quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         captured = io.StringIO()
         with (
@@ -113,40 +115,56 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
     precision = ctx.params.precision
-    model = convert_to_mixed_precision(
-        onnx_path=str(source),
-        low_precision_type=precision,
-        keep_io_types=options.keep_io_types,
-        nodes_to_exclude=list(options.exclude_nodes) or None,
-        op_types_to_exclude=list(options.exclude_op_types) or None,
-    )
+    with autocast_reasons() as reasons:
+        model = convert_to_mixed_precision(
+            onnx_path=str(source),
+            low_precision_type=precision,
+            keep_io_types=options.keep_io_types,
+            nodes_to_exclude=list(options.exclude_nodes) or None,
+            op_types_to_exclude=list(options.exclude_op_types) or None,
+            data_max=options.data_max,
+            init_max=options.init_max,
+            max_depth_of_reduction=options.max_depth_of_reduction,
+        )
     onnx.save(model, str(ctx.output(GRAPH)))
-    kept = sum(1 for node in model.graph.node if node.op_type == "Cast")
-    return {"precision": precision, "method": "modelopt autocast", "casts": kept}
+    return _write_record(ctx, record(model, precision, "modelopt autocast", reasons))
 
 
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
+    import onnx
     from modelopt.onnx.quantization import quantize
 
     precision, calibration = ctx.params.precision, ctx.params.calibration
     if calibration is None:  # the spec checks require calibration data for quantized cells
         raise TaskError(f"the {precision} cell has no calibration data")
+    output = ctx.output(GRAPH)
     quantize(
         onnx_path=str(source),
         quantize_mode=precision,
         calibration_data=calibration.calibration_arrays(ctx.inputs, ctx.search_path),
-        output_path=str(ctx.output(GRAPH)),
+        output_path=str(output),
         calibration_eps=["cpu"],
         # quantize() reconfigures ModelOpt's logging at this level on every call.
         log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
-    meta: JsonDict = {"precision": precision, "method": "modelopt q/dq", "calibration": calibration.source}
+    meta = _write_record(ctx, record(onnx.load(str(output)), precision, "modelopt q/dq", None))
+    meta["calibration"] = calibration.source
     if not calibration.production_ready():
         # Random calibration (for every input, or for inputs the images do not feed) is marked so
         # that no one ships it by mistake.
         meta["production_ready"] = False
         ctx.warn("calibrated on random data: fine for trying things out, not fit for production")
     return meta
+
+
+def _write_record(ctx: TaskContext[PrecisionParams], document: JsonDict) -> JsonDict:
+    """precision.json, a warning when the graph is mostly not in the precision asked for, and the
+    task's result: the record's summary."""
+    ctx.output(RECORD).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    warning = mostly_not(document)
+    if warning is not None:
+        ctx.warn(warning)
+    return {"precision": document["precision"], "method": document["method"], **summary(document)}
 
 
 KIND = Precision()
