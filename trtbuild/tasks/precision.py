@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.params import user_code_context
 from trtbuild.tasks.precision_checks import calibration_problems, modelopt_problems
-from trtbuild.tasks.precision_record import RECORD, autocast_reasons, mostly_not, record, summary
+from trtbuild.tasks.precision_record import RECORD, autocast_reasons, record, write_record
 
 NAME = "precision"
 GRAPH = "model.onnx"  # its input and its output
@@ -72,7 +71,7 @@ class Precision(TaskKind[PrecisionParams]):
         source = ctx.inputs[GRAPH]
         if precision == "fp32":
             os.link(source, ctx.output(GRAPH))
-            return _write_record(ctx, {"precision": "fp32", "method": "pass-through"})
+            return write_record(ctx, {"precision": "fp32", "method": "pass-through"})
         quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         captured = io.StringIO()
         with (
@@ -127,7 +126,7 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
             max_depth_of_reduction=options.max_depth_of_reduction,
         )
     onnx.save(model, str(ctx.output(GRAPH)))
-    return _write_record(ctx, record(model, precision, "modelopt autocast", reasons))
+    return write_record(ctx, record(model, precision, "modelopt autocast", reasons))
 
 
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
@@ -147,7 +146,7 @@ def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
         # quantize() reconfigures ModelOpt's logging at this level on every call.
         log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
-    meta = _write_record(ctx, record(onnx.load(str(output)), precision, "modelopt q/dq", None))
+    meta = write_record(ctx, record(onnx.load(str(output)), precision, "modelopt q/dq", None))
     meta["calibration"] = calibration.source
     if not calibration.production_ready():
         # Random calibration (for every input, or for inputs the images do not feed) is marked so
@@ -155,16 +154,6 @@ def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
         meta["production_ready"] = False
         ctx.warn("calibrated on random data: fine for trying things out, not fit for production")
     return meta
-
-
-def _write_record(ctx: TaskContext[PrecisionParams], document: JsonDict) -> JsonDict:
-    """precision.json, a warning when the graph is mostly not in the precision asked for, and the
-    task's result: the record's summary."""
-    ctx.output(RECORD).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    warning = mostly_not(document)
-    if warning is not None:
-        ctx.warn(warning)
-    return {"precision": document["precision"], "method": document["method"], **summary(document)}
 
 
 KIND = Precision()

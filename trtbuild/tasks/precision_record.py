@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from trtbuild.tasks.base import JsonDict
+from trtbuild.tasks.base import JsonDict, TaskContext
 from trtbuild.units import human_share
 
 RECORD = "precision.json"
@@ -111,6 +111,16 @@ def record(model: Any, precision: str, method: str, reasons: Mapping[str, str] |
     if reasons is not None:
         document["kept"] = [_kept(node, dtype, reasons, precision) for node, dtype in high]
     return document
+
+
+def write_record(ctx: TaskContext[Any], document: JsonDict) -> JsonDict:
+    """precision.json, a warning when the graph is mostly not in the precision asked for, and the
+    task's result: the record's summary."""
+    ctx.output(RECORD).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    warning = mostly_not(document)
+    if warning is not None:
+        ctx.warn(warning)
+    return {"precision": document["precision"], "method": document["method"], **summary(document)}
 
 
 def summary(document: Mapping[str, Any]) -> JsonDict:
