@@ -14,5 +14,10 @@ def human_bytes(size: int | None) -> str:
     return f"{size} B"
 
 
+def human_share(share: float | None) -> str:
+    """A fraction as a whole percentage; None (nothing to share out) as n/a."""
+    return "n/a" if share is None else f"{share:.0%}"
+
+
 def human_seconds(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"

@@ -52,6 +52,16 @@ def test_cells_share_export_and_simplify(tiny_project: Project) -> None:
     for cell in ("fp32", "fp16", "int8"):
         validation = json.loads((tiny_project.out / "tiny" / cell / "validation.json").read_text())
         assert validation["verdict"] == "passed"
+    # precision.json: TinyNet is all fp16; int8 counts what ModelOpt fed through Q/DQ, and keeps no
+    # list of "kept" nodes (ModelOpt quantizes by op type); fp32 converted nothing and claims no share.
+    records = {
+        c: json.loads((tiny_project.out / "tiny" / c / "precision.json").read_text())
+        for c in ("fp32", "fp16", "int8")
+    }
+    assert records["fp16"]["share"] == {"nodes": 1.0, "weights": 1.0} and records["fp16"]["kept"] == []
+    assert 0 < records["int8"]["share"]["nodes"] <= 1 and records["int8"]["nodes"].get("int8", 0) >= 1
+    assert "kept" not in records["int8"] and records["int8"]["low_precision_dtype"] == "int8"
+    assert "share" not in records["fp32"]
 
 
 def test_adding_a_precision_runs_only_its_cell_and_removing_one_runs_nothing(tiny_project: Project) -> None:

@@ -49,6 +49,10 @@ EXPECTED = {
         "autocast.keep_io_types",
         "autocast.exclude_nodes",
         "autocast.exclude_op_types",
+        # precision v6: AutoCast's thresholds
+        "autocast.data_max",
+        "autocast.init_max",
+        "autocast.max_depth_of_reduction",
     },
     "precision:int8": {"precision", "autocast"}
     | {f"calibration.{f}" for f in ("source", "holdout", "samples", "seed", "shapes.input")}
@@ -59,6 +63,7 @@ EXPECTED = {
     | PROFILES
     | {f"inputs[].{f}" for f in TENSOR}
     | {"samples", "seed", "precision", "classifiers", "metric", "data", "backend", "targets"}
+    | {"min_low_precision"}  # validate v13: the low-precision share gate
     | {f"tolerance.{f}" for f in ("atol", "rtol", "cosine", "top1", "top5", "custom")},
 }
 

@@ -139,3 +139,28 @@ def test_shared_tiny_config_loads(tiny_project: Any) -> None:
     assert spec.outputs == (OutputSpec("logits", ("batch", 10)),)
     assert spec.build.targets == ("SM89",)
     assert spec.validate.tolerance["fp32"] == Tolerance(atol=1e-4, rtol=1e-3)
+
+
+def test_autocast_thresholds_and_the_low_precision_gate(
+    write_config: WriteConfig, good_text: str, edit_good: Callable[..., Path]
+) -> None:
+    """AutoCast's own defaults unless given; the gate off unless given, a number for every precision
+    below fp32 or a mapping for the precisions it names."""
+    spec = load_spec(write_config(good_text))
+    autocast = spec.autocast
+    assert (autocast.data_max, autocast.init_max, autocast.max_depth_of_reduction) == (512.0, 65504.0, None)
+    assert spec.validate.min_low_precision == {}
+    spec = load_spec(
+        edit_good(
+            "validate: {samples: 4,",
+            "autocast: {data_max: 1000, init_max: 1.0e4, max_depth_of_reduction: 4096}\n"
+            "validate: {min_low_precision: 0.9, samples: 4,",
+        )
+    )
+    autocast = spec.autocast
+    assert (autocast.data_max, autocast.init_max, autocast.max_depth_of_reduction) == (1000.0, 1.0e4, 4096)
+    assert spec.validate.min_low_precision == {"fp16": 0.9, "bf16": 0.9, "int8": 0.9, "fp8": 0.9}
+    spec = load_spec(
+        edit_good("validate: {samples: 4,", "validate: {min_low_precision: {int8: 0.5}, samples: 4,")
+    )
+    assert spec.validate.min_low_precision == {"int8": 0.5}

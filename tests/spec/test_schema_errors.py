@@ -130,3 +130,14 @@ def test_left_out_level_is_one_problem(edit_good: Edit, one_problem: OneProblem)
     assert str(problem.location) == f"{path}:5:3"
     assert problem.message == "'shape', 'dtype' are fields of each entry of inputs, not an entry name"
     assert "put the fields under a name" in problem.hint
+
+
+def test_low_precision_gate_names_no_fp32_and_is_a_share(edit_good: Edit, one_problem: OneProblem) -> None:
+    path = edit_good("validate: {samples: 4,", "validate: {min_low_precision: {fp32: 0.5}, samples: 4,")
+    problem = one_problem(path)
+    assert problem.field_path == "validate.min_low_precision.fp32"
+    assert "fp16, bf16, int8, fp8" in problem.hint
+    problem = one_problem(
+        edit_good("validate: {samples: 4,", "validate: {min_low_precision: 1.5, samples: 4,")
+    )
+    assert problem.message == "expected a number from 0 to 1, found 1.5"

@@ -16,7 +16,8 @@ from trtbuild.cli.console import error_console, output_console, stdout_reserved_
 from trtbuild.cli.report import print_comparisons
 from trtbuild.errors import UsageError
 from trtbuild.exec.events import TaskEvent
-from trtbuild.units import human_bytes, human_seconds
+from trtbuild.tasks.precision_record import MOSTLY, RECORD
+from trtbuild.units import human_bytes, human_seconds, human_share
 
 STATE_STYLES = {"ran": "green", "cached": "dim", "failed": "bold red", "skipped": "yellow"}
 SUMMARY_DETAILS = 10  # a failure's detail lines repeated in the final summary
@@ -153,9 +154,10 @@ def _print_cells(result: api.RunResult, console: Console) -> None:
             (events.get(a.node_id) for a in cell.artifacts if a.filename == "validation.json"), None
         )
         verdict = _verdict(validation)
+        precision = next((events.get(a.node_id) for a in cell.artifacts if a.filename == RECORD), None)
         console.print(
             f"[bold]{cell.model}/{cell.cell}[/]: {engine} ({human_bytes(engine.stat().st_size)}), "
-            f"{directory / 'engine.json'}; validation {verdict}",
+            f"{directory / 'engine.json'}; validation {verdict}{_shares(precision)}",
             highlight=False,
         )
 
@@ -170,6 +172,19 @@ def _print_cells_not_run(result: api.RunResult, console: Console) -> None:
             "the report shows them as the cache holds them",
             highlight=False,
         )
+
+
+def _shares(event: TaskEvent | None) -> str:
+    """How much of the cell is in its precision (not said of fp32 cells: nothing was converted)."""
+    share = event.meta.get("share") if event is not None else None
+    if event is None or not share:
+        return ""
+    nodes, weights = share.get("nodes"), share.get("weights")
+    style = "yellow" if any(v is not None and v < MOSTLY for v in (nodes, weights)) else "default"
+    return (
+        f"; [{style}]{event.meta.get('precision')} in {human_share(nodes)} of nodes, "
+        f"{human_share(weights)} of weights[/]"
+    )
 
 
 def _verdict(event: TaskEvent | None) -> str:

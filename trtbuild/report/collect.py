@@ -25,10 +25,13 @@ from trtbuild.plan.graph import CellPlan, TaskNode
 from trtbuild.plan.plan import Plan
 from trtbuild.spec.model import Cell
 from trtbuild.store import ActionResult, Store
+from trtbuild.tasks.precision_record import RECORD
 
 # Bump when the document's layout or the way md/html render it changes: report.html is redrawn only
 # when report.json changes, so a new renderer must change the document to take effect.
-REPORT_FORMAT = 2  # 2: the config by its absolute path, in report.md's header too; grouped notes
+# 2: the config by its absolute path, in report.md's header too; grouped notes; each cell's
+# low_precision (precision.json)
+REPORT_FORMAT = 2
 # A task's result: built (now or in an earlier run), failed or skipped in this run, or not built.
 BUILT, FAILED, SKIPPED, NOT_BUILT = "built", "failed", "skipped", "not built"
 
@@ -115,6 +118,7 @@ def _cell(
         )
     validation = _read_json(store, results, cell_plan, "validation.json")
     engine = _read_json(store, results, cell_plan, "engine.json")
+    low_precision = _read_json(store, results, cell_plan, RECORD)
     built = all(task["state"] == BUILT for task in tasks)
     failed = any(task["state"] == FAILED for task in tasks)
     return {
@@ -128,6 +132,8 @@ def _cell(
         "validation": _validation(validation) if validation else None,
         "gate_failures": _clean(validation.get("failures", [])) if validation else [],
         "engine": _engine(engine, artifacts.get("model.engine")) if engine else None,
+        # What the graph computes in, from precision.json; None for fp32 (nothing converted).
+        "low_precision": _low_precision(low_precision) if low_precision else None,
         "artifacts": artifacts,
         "tasks": tasks,
         "seconds": round(sum(task["seconds"] or 0.0 for task in tasks), 3),
@@ -199,6 +205,14 @@ def _validation(validation: Document) -> Document:
         "tolerance": _clean(validation.get("tolerance", {})),
         "candidates": candidates,
     }
+
+
+def _low_precision(record: Document) -> Document | None:
+    if "share" not in record:
+        return None
+    keys = ("low_precision_dtype", "method", "nodes", "weights", "share", "kept")
+    cleaned: Document = _clean({key: record[key] for key in keys if key in record})
+    return cleaned
 
 
 def _engine(engine: Document, artifact: Document | None) -> Document:

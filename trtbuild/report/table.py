@@ -11,12 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from trtbuild.units import human_bytes, human_seconds
+from trtbuild.tasks.precision_record import MOSTLY
+from trtbuild.units import human_bytes, human_seconds, human_share
 
 Tone = Literal["", "ok", "bad", "warn", "muted"]
 CANDIDATE_ORDER = ("onnxruntime", "engine")
 CANDIDATE_TITLES = {"onnxruntime": "ONNX Runtime", "engine": "engine run"}
 VERDICT_TONES: dict[str, Tone] = {"passed": "ok", "failed": "bad", "unverified": "warn"}
+KEPT_LISTED = 5  # kept nodes a note names; precision.json lists them all
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ def headers(report: dict[str, Any]) -> list[str]:
         "cell",
         *_axes(report),
         "verdict",
+        "in precision",
         *(CANDIDATE_TITLES.get(name, name) for name in candidates(report)),
         "engine",
         "ONNX",
@@ -58,6 +61,7 @@ def rows(report: dict[str, Any]) -> list[list[Entry]]:
             Entry(cell["cell"]),
             *(Entry(_text(_axis_value(cell, axis))) for axis in _axes(report)),
             verdict(cell),
+            low_precision(cell),
             *(candidate_entry(cell, name) for name in names),
             Entry(
                 human_bytes(cell["engine"]["bytes"]) if cell["engine"] else "—",
@@ -84,6 +88,36 @@ def verdict(cell: dict[str, Any]) -> Entry:
     if skipped and text == "passed":
         text += f" ({', '.join(skipped)} skipped)"
     return Entry(text, VERDICT_TONES.get(cell["verdict"], "muted"))
+
+
+def low_precision(cell: dict[str, Any]) -> Entry:
+    """How much of the cell is in its precision: a "fp16" cell AutoCast left mostly in fp32 says so."""
+    record = cell.get("low_precision")
+    if not record:
+        return Entry("—", "muted")
+    share = record.get("share") or {}
+    nodes, weights = share.get("nodes"), share.get("weights")
+    mostly_not = any(value is not None and value < MOSTLY for value in (nodes, weights))
+    return Entry(
+        f"{human_share(nodes)} of nodes · {human_share(weights)} of weights", "warn" if mostly_not else ""
+    )
+
+
+def kept_note(cell: dict[str, Any]) -> str | None:
+    """The nodes AutoCast kept in higher precision, with ModelOpt's reason and the setting it names."""
+    kept = (cell.get("low_precision") or {}).get("kept") or []
+    if not kept:
+        return None
+    total = sum(((cell["low_precision"].get("nodes")) or {}).values())
+    named = "; ".join(
+        f"{k['node']} ({k['op_type']}): {k['reason']}" + (f" [{k['setting']}]" if k.get("setting") else "")
+        for k in kept[:KEPT_LISTED]
+    )
+    more = f"; and {len(kept) - KEPT_LISTED} more" if len(kept) > KEPT_LISTED else ""
+    return (
+        f"AutoCast kept {len(kept)} of {total} nodes in higher precision (all in precision.json): "
+        f"{named}{more}"
+    )
 
 
 def candidate_entry(cell: dict[str, Any], name: str) -> Entry:
@@ -139,6 +173,9 @@ def _cell_notes(cell: dict[str, Any]) -> list[tuple[str, Tone]]:
     for candidate, record in ((cell["validation"] or {}).get("candidates") or {}).items():
         if record["status"] == "skipped":
             found.append((f"{candidate} comparison skipped: {record['reason']}", "warn"))
+    kept = kept_note(cell)
+    if kept is not None:
+        found.append((kept, "warn"))
     for failure in cell["gate_failures"]:
         found.append(
             (

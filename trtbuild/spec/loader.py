@@ -20,7 +20,9 @@ from typing import Any
 from trtbuild.errors import ConfigError, Location, Problem
 from trtbuild.spec import matrix
 from trtbuild.spec.model import (
+    AUTOCAST_PRECISIONS,
     DEFAULT_TOLERANCES,
+    QUANTIZED_PRECISIONS,
     AutocastSpec,
     BuildSpec,
     CalibrationSpec,
@@ -281,14 +283,28 @@ def _validate(raw: dict[str, Any], config_dir: Path) -> ValidateSpec:
         data=(config_dir / data["path"]).absolute() if data and "path" in data else None,
         data_batch=int(data.get("batch", 1)) if data else 1,
         holdout=int(data["holdout"]) if data and "holdout" in data else None,
+        min_low_precision=_min_low_precision(raw.get("min_low_precision")),
     )
 
 
+def _min_low_precision(raw: float | dict[str, float] | None) -> dict[str, float]:
+    """One number gates every precision below fp32; a mapping, the precisions it names."""
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return {precision: float(share) for precision, share in raw.items()}
+    return {precision: float(raw) for precision in (*AUTOCAST_PRECISIONS, *QUANTIZED_PRECISIONS)}
+
+
 def _autocast(raw: dict[str, Any]) -> AutocastSpec:
+    depth = raw.get("max_depth_of_reduction")
     return AutocastSpec(
         keep_io_types=bool(raw.get("keep_io_types", True)),
         exclude_nodes=tuple(raw.get("exclude_nodes", ())),
         exclude_op_types=tuple(raw.get("exclude_op_types", ())),
+        data_max=float(raw.get("data_max", AutocastSpec.data_max)),
+        init_max=float(raw.get("init_max", AutocastSpec.init_max)),
+        max_depth_of_reduction=None if depth is None else int(depth),
     )
 
 

@@ -208,6 +208,9 @@ class ValidateSpec:
     data: Path | None = None  # an .npz of validation inputs, absolute; None = seeded random inputs
     data_batch: int = 1  # rows of `data` per compared sample
     holdout: int | None = None  # validate on the last N calibration samples (calibrate on the rest)
+    # Precision -> the least share of a cell's nodes and weights that must be in its precision
+    # (precision.json's shares); a precision not given is not gated.
+    min_low_precision: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,12 @@ class AutocastSpec:
     keep_io_types: bool = True
     exclude_nodes: tuple[str, ...] = ()
     exclude_op_types: tuple[str, ...] = ()
+    # AutoCast's thresholds, with its defaults: a node whose input or output exceeds data_max in
+    # magnitude on its reference run, or whose initializer exceeds init_max (the largest finite fp16),
+    # or that reduces over more than max_depth_of_reduction elements (None: no limit) stays in fp32.
+    data_max: float = 512.0
+    init_max: float = 65504.0
+    max_depth_of_reduction: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from trtbuild.spec.semantic import SpecCheck
 from trtbuild.tasks import build, export, precision, probe, simplify, validate
 from trtbuild.tasks.base import TaskKind
+from trtbuild.tasks.precision_record import RECORD
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ PIPELINE = Pipeline(
         Stage(
             precision.KIND,
             {precision.GRAPH: GRAPH, probe.OUTPUT: From((probe.NAME,), probe.OUTPUT, optional=True)},
-            artifacts=(precision.GRAPH,),
+            artifacts=(precision.GRAPH, RECORD),
         ),
         Stage(build.KIND, {build.GRAPH: CELL_GRAPH}, artifacts=(build.ENGINE, build.ENGINE_JSON)),
         Stage(
@@ -123,6 +124,7 @@ PIPELINE = Pipeline(
                 build.GRAPH: CELL_GRAPH,
                 build.ENGINE: From((build.NAME,), build.ENGINE),
                 build.ENGINE_JSON: From((build.NAME,), build.ENGINE_JSON),
+                RECORD: From((precision.NAME,), RECORD),
             },
             artifacts=(validate.OUTPUT,),
         ),

@@ -32,7 +32,8 @@ from trtbuild.tasks.precision_checks import (
     exclude_nodes_problems,
     modelopt_problems,
 )
-from trtbuild.tasks.shape_annotations import drop_intermediate_shapes, drop_intermediate_shapes_in_file
+from trtbuild.tasks.precision_record import RECORD, autocast_reasons, record, write_record
+from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
 
 NAME = "precision"
 GRAPH = "model.onnx"  # its input and its output
@@ -51,9 +52,10 @@ class PrecisionParams:
 class Precision(TaskKind[PrecisionParams]):
     name = NAME
     # 3: shape annotations dropped; 4: random calibration data from the `values` generators;
-    # 5: an autocast.exclude_nodes pattern that matches no node fails the task
-    version = 5
-    outputs = (GRAPH,)
+    # 5: an autocast.exclude_nodes pattern that matches no node fails the task; 6: precision.json
+    # (nodes and weights per type, kept nodes) and AutoCast's thresholds
+    version = 6
+    outputs = (GRAPH, RECORD)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
         if cell.precision in AUTOCAST_PRECISIONS:
@@ -83,7 +85,7 @@ class Precision(TaskKind[PrecisionParams]):
         source = ctx.inputs[GRAPH]
         if precision == "fp32":
             os.link(source, ctx.output(GRAPH))
-            return {"precision": "fp32", "method": "pass-through"}
+            return write_record(ctx, {"precision": "fp32", "method": "pass-through"})
         quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
         captured = io.StringIO()
         with (
@@ -143,23 +145,22 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
 
     precision = ctx.params.precision
     _check_exclude_nodes(ctx, source, options)
-    model = convert_to_mixed_precision(
-        onnx_path=str(source),
-        low_precision_type=precision,
-        keep_io_types=options.keep_io_types,
-        nodes_to_exclude=list(options.exclude_nodes) or None,
-        op_types_to_exclude=list(options.exclude_op_types) or None,
-    )
+    with autocast_reasons() as reasons:
+        model = convert_to_mixed_precision(
+            onnx_path=str(source),
+            low_precision_type=precision,
+            keep_io_types=options.keep_io_types,
+            nodes_to_exclude=list(options.exclude_nodes) or None,
+            op_types_to_exclude=list(options.exclude_op_types) or None,
+            data_max=options.data_max,
+            init_max=options.init_max,
+            max_depth_of_reduction=options.max_depth_of_reduction,
+        )
+    document = record(model, precision, "modelopt autocast", reasons)  # before the annotations go
     # AutoCast names dims it could not infer `unk`, one name for different sizes: not handed on.
     dropped = drop_intermediate_shapes(model)
     onnx.save(model, str(ctx.output(GRAPH)))
-    kept = sum(1 for node in model.graph.node if node.op_type == "Cast")
-    return {
-        "precision": precision,
-        "method": "modelopt autocast",
-        "casts": kept,
-        "shape_annotations_dropped": dropped,
-    }
+    return {**write_record(ctx, document), "shape_annotations_dropped": dropped}
 
 
 def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, options: AutocastSpec) -> None:
@@ -189,26 +190,28 @@ def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, option
 
 
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
+    import onnx
     from modelopt.onnx.quantization import quantize
 
     precision, calibration = ctx.params.precision, ctx.params.calibration
     if calibration is None:  # the spec checks require calibration data for quantized cells
         raise TaskError(f"the {precision} cell has no calibration data")
+    output = ctx.output(GRAPH)
     quantize(
         onnx_path=str(_private_copy(source, ctx.outdir / "modelopt-input")),
         quantize_mode=precision,
         calibration_data=calibration.calibration_arrays(ctx.inputs, ctx.search_path),
-        output_path=str(ctx.output(GRAPH)),
+        output_path=str(output),
         calibration_eps=["cpu"],
         # quantize() reconfigures ModelOpt's logging at this level on every call.
         log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
-    meta: JsonDict = {
-        "precision": precision,
-        "method": "modelopt q/dq",
-        "calibration": calibration.source,
-        "shape_annotations_dropped": drop_intermediate_shapes_in_file(ctx.output(GRAPH)),
-    }
+    graph = onnx.load(str(output))
+    meta = write_record(ctx, record(graph, precision, "modelopt q/dq", None))
+    meta["calibration"] = calibration.source
+    meta["shape_annotations_dropped"] = drop_intermediate_shapes(graph)
+    if meta["shape_annotations_dropped"]:
+        onnx.save(graph, str(output))
     if not calibration.production_ready():
         # Random calibration (for every input, or for inputs the images do not feed) is marked so
         # that no one ships it by mistake.

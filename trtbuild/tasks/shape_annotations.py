@@ -12,7 +12,6 @@ declared and the exporter wrote.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 
@@ -29,15 +28,4 @@ def _drop_from_graph(graph: Any) -> int:
         for attribute in node.attribute:
             subgraphs = [attribute.g] if attribute.HasField("g") else list(attribute.graphs)
             removed += sum(_drop_from_graph(subgraph) for subgraph in subgraphs)
-    return removed
-
-
-def drop_intermediate_shapes_in_file(path: Path) -> int:
-    """`drop_intermediate_shapes` on the ONNX file at `path`, rewritten in place if anything changed."""
-    import onnx
-
-    model = onnx.load(str(path))
-    removed = drop_intermediate_shapes(model)
-    if removed:
-        onnx.save(model, str(path))
     return removed

@@ -26,6 +26,7 @@ from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
+from trtbuild.tasks.precision_record import RECORD, share_failures
 from trtbuild.tasks.sampling import sample_shapes
 from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
 from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
@@ -71,13 +72,16 @@ class ValidateParams:
     profiles: tuple[ProfileSpec, ...]
     backend: str
     targets: tuple[str, ...]
+    # The least share of nodes and of weights in the cell's precision (precision.json); None: no gate.
+    min_low_precision: float | None = None
 
 
 class Validate(TaskKind[ValidateParams]):
     name = NAME
     # 11: samples move each dynamic dim on its own (sampling.profile_points); 12: inputs made by
-    # their `values` generators, a NaN/Inf reference fails its samples, which are not compared
-    version = 12
+    # their `values` generators, a NaN/Inf reference fails its samples, which are not compared;
+    # 13: the low-precision share gate (validate.min_low_precision)
+    version = 13
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -98,6 +102,7 @@ class Validate(TaskKind[ValidateParams]):
             profiles=spec.profiles,
             backend=build.backend_of(spec),
             targets=spec.build.targets,
+            min_low_precision=spec.validate.min_low_precision.get(cell.precision),
         )
         files = {**files, **data_files, **metric_files, **npz_files(spec)}
         return Derived(params, files, user_code_context(spec))
@@ -119,6 +124,8 @@ class Validate(TaskKind[ValidateParams]):
         references = _reference_outputs(ctx, feeds_per_sample)
         candidates, skipped = _candidates(ctx, feeds_per_sample)
         report, failures = _compare(ctx, references, candidates, feeds_per_sample)
+        report["min_low_precision"] = ctx.params.min_low_precision
+        failures += share_failures(ctx.inputs[RECORD], ctx.params.min_low_precision)
         for candidate, why in skipped.items():
             report["candidates"][candidate] = {"status": "skipped", "reason": why}
         # With nothing compared, nothing is known: say so rather than pass or fail the gate.
