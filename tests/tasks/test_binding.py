@@ -82,3 +82,12 @@ def test_an_unbound_class_function_skips_self() -> None:
     assert bind(Net.forward, ["x", "scale"], "Net.forward", unbound=True) == Binding(
         True, ("x", "scale"), leading=True
     )
+
+
+def keyword_only(x: Any, *, scale: Any) -> None: ...
+
+
+def test_a_keyword_only_parameter_is_passed_by_keyword() -> None:
+    binding = bind(keyword_only, ["x", "scale"], "m")
+    assert isinstance(binding, Binding) and not binding.leading
+    assert binding.call_arguments({"scale": 2, "x": 1}) == ((), {"x": 1, "scale": 2})

@@ -76,7 +76,9 @@ def _by_name(
         return [BindingProblem(None, message)]
     extra = tuple(name for name in declared if name not in {p.name for p in named})  # into **kwargs
     order = tuple(p.name for p in named if p.name in declared) + extra
-    leading = not extra and order == tuple(p.name for p in parameters[: len(order)])
+    head = parameters[: len(order)]  # keyword-only parameters can only be passed by keyword
+    leading = not extra and all(p.kind is p.POSITIONAL_OR_KEYWORD for p in head)
+    leading = leading and order == tuple(p.name for p in head)
     return Binding(True, order, leading=leading)
 
 
