@@ -33,8 +33,9 @@ def test_graph_is_export_simplify_probe_precision_build_validate(tiny_project: P
     assert graph.nodes["tiny/simplify"].deps["model.onnx"].node_id == "tiny/export"
     assert graph.nodes["tiny/probe"].deps["model.onnx"].node_id == "tiny/simplify"
     assert graph.nodes["tiny/fp32/precision"].deps["model.onnx"].node_id == "tiny/simplify"
-    # The cell's graph waits for the probe: nothing is calibrated or built before it passes.
-    assert graph.nodes["tiny/fp32/precision"].deps["probe.json"].node_id == "tiny/probe"
+    # The build waits for the probe: no engine of a graph that fails inside the profiles.
+    assert graph.nodes["tiny/fp32/build"].deps["probe.json"].node_id == "tiny/probe"
+    assert "probe.json" not in graph.nodes["tiny/fp32/precision"].deps
     assert graph.nodes["tiny/fp32/build"].deps["model.onnx"].node_id == "tiny/fp32/precision"
     assert {d.node_id for d in graph.nodes["tiny/fp32/validate"].deps.values()} == {
         "tiny/fp32/precision",
@@ -44,8 +45,8 @@ def test_graph_is_export_simplify_probe_precision_build_validate(tiny_project: P
         "not in cache",
         "after tiny/export",
         "after tiny/simplify",
-        "after tiny/simplify, tiny/probe",
-        "after tiny/fp32/precision",
+        "after tiny/simplify",
+        "after tiny/fp32/precision, tiny/probe",
         "after tiny/fp32/precision, tiny/fp32/build",
     ]
 
@@ -66,7 +67,7 @@ def test_probe_off_leaves_the_probe_out(tiny_project: Project) -> None:
     )
     graph = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
     assert "tiny/probe" not in graph.nodes
-    assert set(graph.nodes["tiny/fp32/precision"].deps) == {"model.onnx"}
+    assert set(graph.nodes["tiny/fp32/build"].deps) == {"model.onnx"}
 
 
 def test_identical_tasks_across_configs_are_one_node(tiny_project: Project) -> None:

@@ -108,3 +108,22 @@ def test_validation_samples_with_one_dynamic_dim_are_unchanged() -> None:
     assert shapes[:3] == [[8, 3], [1, 3], [32, 3]]
     assert all(1 <= batch <= 32 for batch, _ in shapes[3:])
     assert shapes == [s["x"] for s in sample_shapes((x,), (profile,), 6, seed=0)]
+
+
+def test_points_a_sample_count_leaves_out_are_named_with_the_count_that_takes_them_all() -> None:
+    from trtbuild.tasks.sampling import points_not_sampled
+
+    two = (PROFILE, ProfileSpec("long", {"x": ShapeRange(min=(1, 16), opt=(2, 32), max=(4, 64))}))
+    # Each profile has 5 points (opt, batch min/max, seq min/max), taken round-robin: 10 take all.
+    missed, needed = points_not_sampled((X,), two, 4)
+    assert needed == 10
+    assert [p.describe() for p in missed] == [
+        "profile 'default' batch at its max 4",
+        "profile 'default' seq at its min 1",
+        "profile 'default' seq at its max 16",
+        "profile 'long' batch at its max 4",
+        "profile 'long' seq at its min 16",
+        "profile 'long' seq at its max 64",
+    ]
+    assert points_not_sampled((X,), two, 10) == ([], 10)
+    assert [p.describe() for p in points_not_sampled((X,), two, 1)[0]][-5] == "profile 'long' every dim at opt"

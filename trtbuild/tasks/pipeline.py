@@ -109,15 +109,16 @@ PIPELINE = Pipeline(
     (
         Stage(export.KIND, shared=True),
         Stage(simplify.KIND, {simplify.GRAPH: From((export.NAME,), export.OUTPUT)}, shared=True),
-        # Every cell's graph is made after the probe passed: no calibration or build of a graph that
-        # fails inside the profiles.
         Stage(probe.KIND, {probe.GRAPH: GRAPH}, shared=True),
+        Stage(precision.KIND, {precision.GRAPH: GRAPH}, artifacts=(precision.GRAPH, RECORD)),
+        # No engine is built from a graph that fails inside the profiles. The build, not precision,
+        # waits for the probe: a build reruns when the profiles change anyway (they are its params),
+        # while precision (AutoCast, calibration) does not depend on them and stays cached.
         Stage(
-            precision.KIND,
-            {precision.GRAPH: GRAPH, probe.OUTPUT: From((probe.NAME,), probe.OUTPUT, optional=True)},
-            artifacts=(precision.GRAPH, RECORD),
+            build.KIND,
+            {build.GRAPH: CELL_GRAPH, probe.OUTPUT: From((probe.NAME,), probe.OUTPUT, optional=True)},
+            artifacts=(build.ENGINE, build.ENGINE_JSON),
         ),
-        Stage(build.KIND, {build.GRAPH: CELL_GRAPH}, artifacts=(build.ENGINE, build.ENGINE_JSON)),
         Stage(
             validate.KIND,
             {

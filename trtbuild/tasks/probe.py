@@ -7,8 +7,8 @@ engine that rejects half the profile. Running the graph is the one check that se
 dynamic dim is moved on its own to its min and its max (the others at opt), so a failure names the
 dim that is baked in, the input it belongs to, the shapes and the node ORT stopped at.
 
-One task per graph and profiles, shared by every cell built from that graph; precision takes its
-result as an input, so no cell spends time on calibration or a build before the probe passes.
+One task per graph and profiles, shared by every cell built from that graph; the build takes its
+result as an input, so no engine is built before the probe passes.
 """
 
 from __future__ import annotations

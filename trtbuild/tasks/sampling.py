@@ -51,6 +51,10 @@ class ShapePoint:
     sizes: dict[str, int]  # every dynamic dim's size at this point
     shapes: Shapes
 
+    def describe(self) -> str:
+        moved = f"{self.dim} at its {self.bound} {self.sizes[self.dim]}" if self.dim else "every dim at opt"
+        return f"profile '{self.profile}' {moved}"
+
 
 def profile_points(inputs: Sequence[TensorSpec], profile: ProfileSpec) -> list[ShapePoint]:
     """The profile's opt shapes, then each dynamic dim alone at its min and at its max.
@@ -106,6 +110,21 @@ def sample_shapes(
         else:
             result.append(_random_shapes(inputs, profiles[which], rng))
     return result
+
+
+def points_not_sampled(
+    inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec], samples: int
+) -> tuple[list[ShapePoint], int]:
+    """The profile points that `samples` samples leave out (`sample_shapes` takes them round-robin
+    across profiles), and how many samples would take them all."""
+    missed: list[ShapePoint] = []
+    needed = 0
+    for index, profile in enumerate(profiles):
+        points = profile_points(inputs, profile)
+        taken = max(0, -(-(samples - index) // len(profiles)))  # samples index, index + P, ... < samples
+        missed += points[taken:]
+        needed = max(needed, (len(points) - 1) * len(profiles) + index + 1)
+    return missed, needed
 
 
 def _random_shapes(inputs: Sequence[TensorSpec], profile: ProfileSpec, rng: random.Random) -> Shapes:

@@ -27,7 +27,7 @@ from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
 from trtbuild.tasks.precision_record import RECORD, share_failures
-from trtbuild.tasks.sampling import sample_shapes
+from trtbuild.tasks.sampling import points_not_sampled, sample_shapes
 from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
 from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
 
@@ -249,6 +249,17 @@ def _samples(ctx: TaskContext[ValidateParams]) -> list[dict[str, Any]]:
     params = ctx.params
     if params.data is not None:
         return _data_samples(ctx, params.data)
+    missed, needed = points_not_sampled(params.inputs, params.profiles, params.samples)
+    if missed:
+        # Never silently less than asked: a dim that is never moved is a dim never validated.
+        ctx.warn(
+            f"validate.samples: {params.samples} leaves out {len(missed)} of the shape sets that "
+            "move each dynamic dim on its own: "
+            + ", ".join(
+                f"profile '{p.profile}' {p.dim} at its {p.bound} {p.sizes[p.dim or '']}" for p in missed
+            )
+            + f"; set validate.samples: {needed} to compare them all"
+        )
     return random_samples(params.inputs, params.profiles, params.samples, params.seed, ctx.inputs)
 
 
