@@ -126,4 +126,6 @@ def test_points_a_sample_count_leaves_out_are_named_with_the_count_that_takes_th
         "profile 'long' seq at its max 64",
     ]
     assert points_not_sampled((X,), two, 10) == ([], 10)
-    assert [p.describe() for p in points_not_sampled((X,), two, 1)[0]][-5] == "profile 'long' every dim at opt"
+    assert [p.describe() for p in points_not_sampled((X,), two, 1)[0]][
+        -5
+    ] == "profile 'long' every dim at opt"

@@ -126,9 +126,13 @@ def print_summary(result: api.RunResult, console: Console) -> None:
 
 
 def _triage_hints(result: api.RunResult) -> list[str]:
-    """The command that names the nodes behind a low-precision cell's failed gate."""
+    """The command that names the nodes behind a low-precision cell's failed gate. Not for a NaN in
+    the PyTorch reference (the inputs are the cause: `values:`) or a low-precision share (AutoCast's
+    choice, listed in precision.json): triage finds neither."""
     hints: dict[str, None] = {}
     for failure in result.gate_failures:
+        if failure.get("candidate") not in ("onnxruntime", "engine"):
+            continue
         node = result.plan.graph.nodes.get(failure.get("task", ""))
         if node is None or getattr(node.params, "precision", "fp32") == "fp32":
             continue

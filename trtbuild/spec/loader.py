@@ -367,7 +367,7 @@ def load_specs(
             problems.append(
                 Problem(
                     f"model name '{spec.model.name}' is also used by {other.path}: both would build into "
-                    f"build/{spec.model.name}/",
+                    f"the same {spec.model.name}/ folder of the output folder (--out, build/ by default)",
                     location=spec.location(("model", "name")),
                     field_path="model.name",
                     hint="give each config's model its own name, or make one config with a matrix",
