@@ -45,7 +45,7 @@ class MaskedAttention(torch.nn.Module):
         return torch.softmax(scores, dim=-1) @ self.v(x)
 '''
 
-# Seed 4 draws an all-zero mask for sample 3 (seq alone at its min: shape [2, 1]) from
+# Seed 4 draws an all-zero mask for sample 4 (seq alone at its min: shape [2, 1]) from
 # `range: [0, 2]`, and finite samples around it: the old aggregate kept their numbers and dropped
 # the NaN. 5 samples: opt, then batch and seq each alone at min and max.
 CONFIG = """\
@@ -88,7 +88,7 @@ def test_a_nan_reference_fails_the_cell_saying_so(tiny_project: Project) -> None
     # The inputs are the cause, not the precision: no pointer to precision triage (a reviewer saw one).
     assert "trtbuild debug precision" not in output
     text = " ".join(output.split())  # the table wraps long cells
-    assert "the reference (PyTorch) produced NaN/Inf for sample 3 (x [2, 1, 8], mask [2, 1])" in text
+    assert "the reference (PyTorch) produced NaN/Inf for sample 4 of 5 (x [2, 1, 8], mask [2, 1])" in text
     assert "declare them with `values:`" in text
     report = validation(tiny_project)
     # Nothing is measured against the NaN sample: ONNX Runtime is compared on the other four, and

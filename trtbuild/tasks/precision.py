@@ -87,6 +87,12 @@ class Precision(TaskKind[PrecisionParams]):
             os.link(source, ctx.output(GRAPH))
             return write_record(ctx, {"precision": "fp32", "method": "pass-through"})
         quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
+        if quiet:
+            import onnxruntime
+
+            # ModelOpt's own ORT sessions log failed kernels in red from C++, past any Python
+            # redirect; ModelOpt handles those itself, and what fails the task is reported by it.
+            onnxruntime.set_default_logger_severity(4)
         captured = io.StringIO()
         with (
             contextlib.redirect_stdout(captured),

@@ -7,6 +7,7 @@ recorded as skipped with the reason, never as passed.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +81,9 @@ class Validate(TaskKind[ValidateParams]):
     name = NAME
     # 11: samples move each dynamic dim on its own (sampling.profile_points); 12: inputs made by
     # their `values` generators, a NaN/Inf reference fails its samples, which are not compared;
-    # 13: the low-precision share gate (validate.min_low_precision)
-    version = 13
+    # 13: the low-precision share gate (validate.min_low_precision); 14: samples counted from 1 in
+    # a NaN reference's failure
+    version = 14
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -341,7 +343,10 @@ def _reference_outputs(
     binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
     names = [t.name for t in params.outputs]
     references = []
-    with torch.inference_mode():
+    # The model's own warnings (torch's "nested tensors are in prototype stage", say) were shown at
+    # export already; repeated here they are noise in the middle of the progress lines.
+    with torch.inference_mode(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         for index, feeds in enumerate(feeds_per_sample):
             args, kwargs = binding.call_arguments({n: torch.from_numpy(a) for n, a in feeds.items()})
             try:
@@ -357,6 +362,8 @@ def _reference_outputs(
                 ) from error
             outputs = as_output_list(result, names)
             references.append([out.detach().float().numpy() for out in outputs])
+    for warning in caught:
+        ctx.logger.debug("%s: the PyTorch reference warned: %s", ctx.task_id, warning.message)
     return references
 
 
@@ -529,7 +536,8 @@ def _reference_failures(
     attention mask, token ids past the vocabulary): say so, and how to generate proper ones."""
     failures = []
     for name, samples in unusable.items():
-        which = "; ".join(f"sample {k} ({_shapes_text(shapes[k])})" for k in samples)
+        # Counted from 1, as the other failures count them ("sample 2 of 3").
+        which = "; ".join(f"sample {k + 1} of {len(shapes)} ({_shapes_text(shapes[k])})" for k in samples)
         failures.append(
             {
                 "candidate": "reference",
