@@ -73,6 +73,7 @@ def test_kwargs_take_any_name() -> None:
         (),
         {"x": 1, "extra": 2},
     )
+    assert binding.into_kwargs == ("extra",)  # what a failure names when the model refuses it
 
 
 def test_an_unbound_class_function_skips_self() -> None:

@@ -31,6 +31,7 @@ class Binding:
     # By name, and the inputs are forward's leading parameters in that order: positional arguments
     # bind the same way (and keep the exported graph exactly as a positional export made it).
     leading: bool = False
+    into_kwargs: tuple[str, ...] = ()  # by name, the inputs no named parameter takes: forward's **kwargs
 
     def call_arguments(self, feeds: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """(args, kwargs) for `forward`, from values by input name."""
@@ -79,7 +80,7 @@ def _by_name(
     head = parameters[: len(order)]  # keyword-only parameters can only be passed by keyword
     leading = not extra and all(p.kind is p.POSITIONAL_OR_KEYWORD for p in head)
     leading = leading and order == tuple(p.name for p in head)
-    return Binding(True, order, leading=leading)
+    return Binding(True, order, leading=leading, into_kwargs=extra)
 
 
 def _by_position(

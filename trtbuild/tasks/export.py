@@ -25,7 +25,8 @@ from trtbuild.tasks.params import (
     user_code_context,
 )
 from trtbuild.tasks.sampling import example_shapes
-from trtbuild.tasks.torch_model import input_binding, load_model, model_source_problems, with_declared_outputs
+from trtbuild.tasks.torch_model import input_binding, load_model, model_source_problems
+from trtbuild.tasks.traceable import Traceable, traceable_model
 from trtbuild.tasks.values import generated_arrays, npz_files
 
 NAME = "export"
@@ -45,8 +46,10 @@ class ExportParams:
 class Export(TaskKind[ExportParams]):
     name = NAME
     # 6: inputs bound to forward's parameters by name; 7: example inputs made by each input's
-    # `values` generator; 8: a dict-returning model's node names carry no wrapper prefix
-    version = 8
+    # `values` generator; 8: a dict-returning model's node names carry no wrapper prefix; 9: inputs
+    # passed by keyword reach the torchscript exporter by position (forward(*args, **kwargs), **kw,
+    # keyword-only parameters)
+    version = 9
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:
@@ -84,17 +87,9 @@ class Export(TaskKind[ExportParams]):
         return {"exporter": params.exporter, "opset": params.opset, "exporter_notes": notes}
 
 
-@dataclass(frozen=True)
-class Traceable:
-    model: Any  # torch.nn.Module, returning the declared outputs in order
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    input_names: list[str]  # in the order the graph takes them
-
-
 def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
-    """The model, wrapped to return the declared outputs in order, and its example inputs bound to
-    `forward`'s parameters by name."""
+    """The model returning the declared outputs in order, and its example inputs bound to `forward`'s
+    parameters by name, in a form the exporter takes (see traceable.py)."""
     import torch
 
     params = ctx.params
@@ -103,9 +98,14 @@ def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
     binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
     if binding.note:
         ctx.warn(binding.note)
-    args, kwargs = binding.call_arguments({name: torch.from_numpy(array) for name, array in arrays.items()})
-    model = with_declared_outputs(model, (args, kwargs), [t.name for t in params.outputs])
-    return Traceable(model, args, kwargs, list(binding.order))
+    return traceable_model(
+        model,
+        binding,
+        {name: torch.from_numpy(array) for name, array in arrays.items()},
+        [t.name for t in params.outputs],
+        source=params.model.source,
+        keywords=params.exporter == "dynamo",
+    )
 
 
 def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:

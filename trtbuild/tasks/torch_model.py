@@ -82,43 +82,6 @@ def as_output_list(result: Any, names: Sequence[str]) -> list[Any]:
     return leaves
 
 
-def with_declared_outputs(
-    model: Any, example: tuple[tuple[Any, ...], dict[str, Any]], names: Sequence[str]
-) -> Any:
-    """The model, checked against the declared outputs on the example (args, kwargs); a model returning
-    a dict gets a `forward` returning its values in the declared order, so ONNX outputs get the right
-    names.
-
-    That `forward` is set on a shallow copy of the model itself, not on a wrapper module: the
-    exporters name nodes after the module hierarchy (`/encoder/layer.0/attention/MatMul`), and a
-    wrapper's attribute would prefix every name (`/inner/encoder/...`), so the names a user reads
-    in their own export, or writes in `autocast.exclude_nodes`, would match nothing. The copy
-    shares the parameters and submodules; it shows the model's own `forward` signature, so inputs
-    still bind by name."""
-    import copy
-    import functools
-    import types
-
-    import torch
-
-    args, kwargs = example
-    with torch.no_grad():
-        result = model(*args, **kwargs)
-    as_output_list(result, names)  # raises a clear error on a count or name mismatch
-    if not isinstance(result, Mapping):
-        return model
-    model_forward = type(model).forward
-
-    @functools.wraps(model_forward)  # the signature the exporters read to map keyword inputs
-    def declared_outputs(self: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        outputs = model_forward(self, *args, **kwargs)
-        return tuple(outputs[name] for name in names)
-
-    reordered = copy.copy(model)
-    reordered.forward = types.MethodType(declared_outputs, reordered)
-    return reordered
-
-
 def input_binding(model: Any, source: str, declared: Sequence[str]) -> Binding:
     """How the declared inputs bind to the instantiated model's `forward` (see binding.py)."""
     found = bind(model.forward, declared, f"{source}.forward")

@@ -1,0 +1,136 @@
+"""The model as an exporter is given it: its declared outputs in order, its inputs in a form the
+exporter can map onto the graph's inputs.
+
+The exporters name nodes after the module hierarchy (`/encoder/layer.0/attention/MatMul`), and a
+wrapper module's attribute would prefix every name (`/inner/encoder/...`), so the names a user reads
+in their own export, or writes in `autocast.exclude_nodes`, would match nothing. Where the model needs
+another `forward` for the export, it is set on a shallow copy of the model itself, which shares the
+parameters and submodules.
+"""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from trtbuild.errors import TaskError
+from trtbuild.tasks.binding import Binding
+from trtbuild.tasks.onnxruntime_errors import feeds_description
+from trtbuild.tasks.torch_model import as_output_list
+
+
+@dataclass(frozen=True)
+class Traceable:
+    model: Any  # torch.nn.Module, returning the declared outputs in order
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    input_names: list[str]  # in the order the graph takes them
+
+
+def traceable_model(
+    model: Any,
+    binding: Binding,
+    feeds: dict[str, Any],
+    outputs: Sequence[str],
+    *,
+    source: str,
+    keywords: bool,
+) -> Traceable:
+    """The model and its example inputs (tensors by input name) for the exporter, checked against
+    the declared outputs on the example. A model returning a dict gets a `forward` returning its
+    values in the declared order, so the graph's outputs get the right names.
+
+    `keywords`: the exporter maps keyword inputs onto forward's parameters itself (dynamo). The
+    torchscript exporter does not: it matches keywords to forward's named positional parameters only
+    and fills the others with their defaults, so `forward(*args, **kwargs)`, `forward(**kw)` and
+    keyword-only parameters fail. For it, inputs the binding passes by keyword are taken by a
+    `forward` with one positional parameter per input, in the graph's order, which calls the model's
+    own `forward` the way the binding does (and the validate task's PyTorch reference does)."""
+    args, kwargs = binding.call_arguments(feeds)
+    result = _example_result(model, binding, feeds, source)
+    as_output_list(result, outputs)  # raises a clear error on a count or name mismatch
+    reorder = isinstance(result, Mapping)
+    by_position = bool(kwargs) and not keywords
+    if not reorder and not by_position:
+        return Traceable(model, args, kwargs, list(binding.order))
+    import copy
+    import types
+
+    exported = copy.copy(model)
+    declared = tuple(outputs) if reorder else None
+    if by_position:
+        forward = _positional_forward(type(model).forward, binding, declared)
+        exported.forward = types.MethodType(forward, exported)
+        return Traceable(exported, tuple(feeds[name] for name in binding.order), {}, list(binding.order))
+    exported.forward = types.MethodType(_reordering_forward(type(model).forward, outputs), exported)
+    return Traceable(exported, args, kwargs, list(binding.order))
+
+
+def _example_result(model: Any, binding: Binding, feeds: dict[str, Any], source: str) -> Any:
+    """The model's result on the example, or a TaskError saying how the inputs were passed."""
+    import torch
+
+    args, kwargs = binding.call_arguments(feeds)
+    try:
+        with torch.no_grad():
+            return model(*args, **kwargs)
+    except Exception as error:  # the user's model, called as the binding says
+        frames = traceback.extract_tb(error.__traceback__)
+        where = (
+            [f"raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"] if frames else []
+        )
+        if binding.into_kwargs:
+            hint = (
+                f"hint: {source}.forward takes **kwargs: the inputs {', '.join(binding.into_kwargs)} are "
+                "passed to it by keyword; name them after the parameters the model reads them as"
+            )
+        else:
+            hint = "hint: the example inputs have the first profile's opt shapes: fix the model or the config"
+        raise TaskError(
+            f"the PyTorch model failed on the example inputs ({feeds_description(feeds)}): "
+            f"{type(error).__name__}: {error}",
+            [*where, hint],
+        ) from error
+
+
+def _positional_forward(
+    model_forward: Callable[..., Any], binding: Binding, declared: tuple[str, ...] | None
+) -> Callable[..., Any]:
+    """A `forward(self, <input>, ...)` taking the inputs by position, in `binding.order`, that calls
+    `model_forward` with the binding's (args, kwargs); returns the `declared` outputs of a dict."""
+
+    def positional(self: Any, *inputs: Any) -> Any:
+        args, kwargs = binding.call_arguments(dict(zip(binding.order, inputs, strict=True)))
+        result = model_forward(self, *args, **kwargs)
+        return tuple(result[name] for name in declared) if declared is not None else result
+
+    # The torchscript exporter reads forward's signature to place keyword inputs and append the
+    # defaults of parameters it was given nothing for: this one has exactly the inputs.
+    positional.__signature__ = _positional_signature(binding.order)  # type: ignore[attr-defined]
+    return positional
+
+
+def _reordering_forward(model_forward: Callable[..., Any], outputs: Sequence[str]) -> Callable[..., Any]:
+    import functools
+
+    @functools.wraps(model_forward)  # the signature the exporters read to map keyword inputs
+    def declared_outputs(self: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        result = model_forward(self, *args, **kwargs)
+        return tuple(result[name] for name in outputs)
+
+    return declared_outputs
+
+
+def _positional_signature(names: Sequence[str]) -> inspect.Signature:
+    """(self, name, ...), or (self, *inputs) when a name is not a Python identifier (a config may
+    name an input `input.1` for a forward taking **kwargs)."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    if all(name.isidentifier() and name != "self" and not keyword.iskeyword(name) for name in names):
+        parameters = [inspect.Parameter(name, kind) for name in names]
+    else:
+        parameters = [inspect.Parameter("inputs", inspect.Parameter.VAR_POSITIONAL)]
+    return inspect.Signature([inspect.Parameter("self", kind), *parameters])
