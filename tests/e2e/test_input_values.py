@@ -140,3 +140,40 @@ def test_an_npz_array_that_cannot_fill_the_input_is_a_config_error(tiny_project:
     assert "array 'mask' of masks.npz (input 'mask') is int32, the input is int64" in output
     assert "has 3 along axis 1 ('seq'), a sample takes up to 6" in output
     assert not (tiny_project.out / "attn").exists()
+
+
+TOKENS = """
+import torch
+
+
+class Tokens(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 8)
+
+    def forward(self, input_ids):
+        return self.embed(input_ids).mean(dim=1)
+"""
+
+
+def test_token_ids_past_the_vocabulary_fail_the_export_pointing_at_values(tiny_project: Project) -> None:
+    """A reviewer's case: ids drawn up to 1000 for a vocabulary of 50 failed the export with
+    "trtbuild does not handle this failure yet ... report it", pointing into torch."""
+    (tiny_project.root / "tokens.py").write_text(TOKENS)
+    tiny_project.write_config(
+        """\
+        model: {name: tokens, source: "tokens:Tokens"}
+        inputs:
+          input_ids: {shape: [batch, seq], dtype: int64, values: {kind: integers, low: 0, high: 1000}}
+        outputs: [y]
+        profiles:
+          default: {batch: [1, 2, 4], seq: [1, 4, 8]}
+        build: {targets: [SM89]}
+        """
+    )
+    status, output = run(tiny_project)
+    assert status == 1, output
+    assert "the PyTorch model failed on the example inputs (input_ids: [2, 4]): IndexError" in output
+    assert f"raised at {tiny_project.root / 'tokens.py'}:11 in forward" in output
+    assert "token ids below its vocabulary size" in output
+    assert "does not handle this failure" not in output

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
@@ -79,22 +81,33 @@ def _example_result(model: Any, binding: Binding, feeds: dict[str, Any], source:
         with torch.no_grad():
             return model(*args, **kwargs)
     except Exception as error:  # the user's model, called as the binding says
-        frames = traceback.extract_tb(error.__traceback__)
-        where = (
-            [f"raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"] if frames else []
-        )
+        where = _where_in_user_code(traceback.extract_tb(error.__traceback__))
         if binding.into_kwargs:
             hint = (
                 f"hint: {source}.forward takes **kwargs: the inputs {', '.join(binding.into_kwargs)} are "
                 "passed to it by keyword; name them after the parameters the model reads them as"
             )
         else:
-            hint = "hint: the example inputs have the first profile's opt shapes: fix the model or the config"
+            hint = (
+                "hint: the example inputs have the first profile's opt shapes and each input's values "
+                "(`values:`, uniform in [0, 1) by default): if the model needs particular values (token "
+                "ids below its vocabulary size, a 0/1 mask), declare them; else fix the model or the shapes"
+            )
         raise TaskError(
             f"the PyTorch model failed on the example inputs ({feeds_description(feeds)}): "
             f"{type(error).__name__}: {error}",
             [*where, hint],
         ) from error
+
+
+def _where_in_user_code(frames: traceback.StackSummary) -> list[str]:
+    """The innermost frame of the user's code (not a library's: an IndexError raised in
+    torch.nn.functional.embedding is the user's embedding call), else the innermost of all."""
+    # The virtualenv (site-packages), the standard library, and trtbuild's own code.
+    library = (sys.prefix, sys.base_prefix, str(Path(__file__).parents[1]))
+    ours = [f for f in frames if not f.filename.startswith(library)]
+    chosen = ours or list(frames)
+    return [f"raised at {chosen[-1].filename}:{chosen[-1].lineno} in {chosen[-1].name}"] if chosen else []
 
 
 def _positional_forward(
