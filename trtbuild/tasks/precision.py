@@ -24,6 +24,7 @@ from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, Autoc
 from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
+from trtbuild.tasks.graph_order import canonical_order
 from trtbuild.tasks.onnxruntime_errors import onnxruntime_failure
 from trtbuild.tasks.params import user_code_context
 from trtbuild.tasks.precision_checks import (
@@ -53,8 +54,9 @@ class Precision(TaskKind[PrecisionParams]):
     name = NAME
     # 3: shape annotations dropped; 4: random calibration data from the `values` generators;
     # 5: an autocast.exclude_nodes pattern that matches no node fails the task; 6: precision.json
-    # (nodes and weights per type, kept nodes) and AutoCast's thresholds
-    version = 6
+    # (nodes and weights per type, kept nodes) and AutoCast's thresholds; 7: ModelOpt's graph in
+    # canonical order (graph_order.py), so it no longer follows the hash seed
+    version = 7
     outputs = (GRAPH, RECORD)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
@@ -162,6 +164,7 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
             init_max=options.init_max,
             max_depth_of_reduction=options.max_depth_of_reduction,
         )
+    canonical_order(model)  # AutoCast orders its casts by a Python set: by the hash seed
     document = record(model, precision, "modelopt autocast", reasons)  # before the annotations go
     # AutoCast names dims it could not infer `unk`, one name for different sizes: not handed on.
     dropped = drop_intermediate_shapes(model)
@@ -213,11 +216,11 @@ def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
         log_level="INFO" if logging.getLogger().getEffectiveLevel() <= logging.INFO else "ERROR",
     )
     graph = onnx.load(str(output))
+    canonical_order(graph)  # quantize runs AutoCast's converter too (the fp16 casts around Q/DQ)
     meta = write_record(ctx, record(graph, precision, "modelopt q/dq", None))
     meta["calibration"] = calibration.source
     meta["shape_annotations_dropped"] = drop_intermediate_shapes(graph)
-    if meta["shape_annotations_dropped"]:
-        onnx.save(graph, str(output))
+    onnx.save(graph, str(output))
     if not calibration.production_ready():
         # Random calibration (for every input, or for inputs the images do not feed) is marked so
         # that no one ships it by mistake.
