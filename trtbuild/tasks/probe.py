@@ -65,7 +65,7 @@ class Probe(TaskKind[ProbeParams]):
         if failed:
             raise TaskError(
                 f"the graph fails at {len(failed)} of the {len(records)} shape sets its profiles allow "
-                "(each dynamic dim moved on its own to its min and max); nothing was built",
+                "(each dynamic dim moved on its own to its min and max): no engine is built from it",
                 [_failure_line(record, params.inputs) for record in failed]
                 + [f"hint: {hint}" for hint in dict.fromkeys(record["hint"] for record in failed)],
             )
