@@ -15,8 +15,18 @@ def human_bytes(size: int | None) -> str:
 
 
 def human_share(share: float | None) -> str:
-    """A fraction as a whole percentage; None (nothing to share out) as n/a."""
-    return "n/a" if share is None else f"{share:.0%}"
+    """A fraction as a whole percentage, rounded, but never onto a line it has not reached: 99.6% of
+    the weights is not "100%", 49.6% of the nodes not "50%" (the line below which the run warns),
+    and above 0 but under 1% is "<1%". None (nothing to share out) as n/a."""
+    if share is None:
+        return "n/a"
+    if 0 < share < 0.01:
+        return "<1%"
+    percent = round(share * 100)
+    for line in (50, 100):
+        if percent == line and share < line / 100:
+            percent = line - 1
+    return f"{percent}%"
 
 
 def human_seconds(seconds: float) -> str:

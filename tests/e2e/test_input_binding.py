@@ -77,6 +77,14 @@ class AnyKeywords(torch.nn.Module):
 class KwOnly(torch.nn.Module):
     def forward(self, x, *, scale):
         return x * 2.0 - scale
+
+
+class KwOnlyDefault(torch.nn.Module):
+    """A keyword-only option the config leaves at its default: the torchscript exporter appended
+    the default as a third positional argument ("takes 3 positional arguments but 4 were given")."""
+
+    def forward(self, x, scale, *, bias=0.0):
+        return x * 2.0 - scale + bias
 '''
 
 CONFIG = """\
@@ -153,7 +161,12 @@ def test_a_forward_taking_args_is_fed_by_position_with_a_warning(tiny_project: P
 
 @pytest.mark.parametrize(
     ("source", "first", "second"),
-    [("Wrapped", "depth", "image"), ("AnyKeywords", "b", "a"), ("KwOnly", "scale", "x")],
+    [
+        ("Wrapped", "depth", "image"),
+        ("AnyKeywords", "b", "a"),
+        ("KwOnly", "scale", "x"),
+        ("KwOnlyDefault", "scale", "x"),
+    ],
 )
 def test_inputs_passed_by_keyword_export_under_torchscript(
     tiny_project: Project, source: str, first: str, second: str

@@ -32,3 +32,17 @@ def test_unmatched_patterns_say_what_they_were_meant_for() -> None:
 def test_regex_errors() -> None:
     assert node_patterns.regex_error("/conv/Conv[") is not None
     assert node_patterns.regex_error("/conv/Conv$") is None
+
+
+def test_a_hints_pattern_pasted_into_the_config_is_the_pattern_meant() -> None:
+    # Review 2: the hint showed Python's repr, '/blk/blk\\.0/Gemm$'; pasted between the single
+    # quotes --write-exclusions itself uses, that pattern keeps nothing and fails the task again.
+    import yaml
+
+    names = ["/blk/blk.0/Gemm", "/Exp"]
+    (missed,) = node_patterns.unmatched(["blk.0/Gemm$"], names)
+    written = "'/blk/blk\\.0/Gemm$'"
+    assert f"({written} keeps exactly that node)" in missed.hint
+    pasted = yaml.safe_load(f"exclude_nodes: [{written}]")["exclude_nodes"]
+    assert node_patterns.unmatched(pasted, names) == []
+    assert node_patterns.quoted("it's") == "'it''s'"

@@ -38,6 +38,13 @@ def exact_pattern(name: str) -> str:
     return re.escape(name) + "$"
 
 
+def quoted(pattern: str) -> str:
+    """`pattern` as a YAML single-quoted scalar, the way `--write-exclusions` writes it: a hint's
+    pattern pasted into the config is the pattern shown (Python's repr doubles each backslash, and
+    `'/blk\\\\.0/Gemm$'` pasted between single quotes is a pattern that matches nothing)."""
+    return "'" + pattern.replace("'", "''") + "'"
+
+
 def regex_error(pattern: str) -> str | None:
     """Why `pattern` is not a regular expression, or None."""
     try:
@@ -62,7 +69,7 @@ def _hint(pattern: str, names: Sequence[str]) -> str:
         shown = ", ".join(repr(name) for name in inside[:3])
         return (
             f"it matches inside {shown}, but {ANCHORING}: write the name from its start "
-            f"({exact_pattern(inside[0])!r} keeps exactly that node) or prefix the pattern with '.*'"
+            f"({quoted(exact_pattern(inside[0]))} keeps exactly that node) or prefix the pattern with '.*'"
         )
     close = difflib.get_close_matches(pattern.rstrip("$"), names, n=3, cutoff=0.5)
     if close:

@@ -187,11 +187,12 @@ def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, option
     located = [f"{where[m.index]}: " if m.index < len(where) and where[m.index] else "" for m in missed]
     raise TaskError(
         "; ".join(
-            f"{at}autocast.exclude_nodes[{m.index}] {m.pattern!r} matches no node of the graph"
+            f"{at}autocast.exclude_nodes[{m.index}] {node_patterns.quoted(m.pattern)} "
+            "matches no node of the graph"
             for at, m in zip(located, missed, strict=True)
         ),
         [
-            *(f"{m.pattern!r}: {m.hint}" for m in missed),
+            *(f"{node_patterns.quoted(m.pattern)}: {m.hint}" for m in missed),
             "node names are those of the graph given to AutoCast (the simplified export); "
             "`trtbuild debug precision CONFIG --cell NAME` names the nodes to keep in fp32",
         ],

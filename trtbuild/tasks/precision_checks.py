@@ -64,13 +64,13 @@ def exclude_nodes_problems(spec: Spec) -> list[Problem]:
     for index, pattern in enumerate(spec.autocast.exclude_nodes):
         error = node_patterns.regex_error(pattern)
         if error is not None:
-            escaped = node_patterns.exact_pattern(pattern)
+            escaped = node_patterns.quoted(node_patterns.exact_pattern(pattern))
             problems.append(
                 Problem(
-                    f"{pattern!r} is not a regular expression ({error})",
+                    f"{node_patterns.quoted(pattern)} is not a regular expression ({error})",
                     location=spec.location(("autocast", "exclude_nodes", index)),
                     field_path=f"autocast.exclude_nodes[{index}]",
-                    hint=f"a backslash escapes a special character: {escaped!r} is the name as written",
+                    hint=f"a backslash escapes a special character: {escaped} is the name as written",
                 )
             )
     return problems

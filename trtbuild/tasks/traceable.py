@@ -48,15 +48,16 @@ def traceable_model(
 
     `keywords`: the exporter maps keyword inputs onto forward's parameters itself (dynamo). The
     torchscript exporter does not: it matches keywords to forward's named positional parameters only
-    and fills the others with their defaults, so `forward(*args, **kwargs)`, `forward(**kw)` and
-    keyword-only parameters fail. For it, inputs the binding passes by keyword are taken by a
+    and fills the others with their defaults, by position, so `forward(*args, **kwargs)`,
+    `forward(**kw)` and keyword-only parameters fail (declared or left at their defaults). For it,
+    inputs the binding passes by keyword, or to a forward with keyword-only parameters, are taken by a
     `forward` with one positional parameter per input, in the graph's order, which calls the model's
     own `forward` the way the binding does (and the validate task's PyTorch reference does)."""
     args, kwargs = binding.call_arguments(feeds)
     result = _example_result(model, binding, feeds, source)
     as_output_list(result, outputs)  # raises a clear error on a count or name mismatch
     reorder = isinstance(result, Mapping)
-    by_position = bool(kwargs) and not keywords
+    by_position = (bool(kwargs) or _takes_keyword_only(type(model).forward)) and not keywords
     if not reorder and not by_position:
         return Traceable(model, args, kwargs, list(binding.order))
     import copy
@@ -125,6 +126,16 @@ def _positional_forward(
     # defaults of parameters it was given nothing for: this one has exactly the inputs.
     positional.__signature__ = _positional_signature(binding.order)  # type: ignore[attr-defined]
     return positional
+
+
+def _takes_keyword_only(forward: Callable[..., Any]) -> bool:
+    """`forward` has keyword-only parameters: the torchscript exporter appends the defaults of those
+    it was given nothing for as positional arguments, which `forward` refuses."""
+    try:
+        parameters = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):  # no readable signature: the exporter reads none either
+        return False
+    return any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
 
 
 def _reordering_forward(model_forward: Callable[..., Any], outputs: Sequence[str]) -> Callable[..., Any]:
