@@ -56,7 +56,7 @@ profiles:
   default: {{x: {{min: [1, 2, 4], opt: [2, 3, 4], max: [4, 8, 4]}}}}
 precision: [{precision}]
 build: {{targets: [SM89]}}
-validate: {{samples: 2}}
+validate: {{samples: 4}}  # opt, batch alone at min and max, seq alone at its min
 # The probe would stop this graph before the build (tests/e2e/test_shape_probe.py); off, so
 # validation meets ORT's failure and must report it as a message.
 probe: false
@@ -76,8 +76,8 @@ def test_onnxruntime_failure_names_task_node_shapes_and_next_step(tiny_project: 
     assert 'File "' not in output, output  # no traceback, not even its last lines
     assert "[E:onnxruntime" not in completed.stderr  # ORT's own log line is not printed beside it
     failure = summary_failure(completed.stdout, "baked/fp32/validate")
-    # The sample's shapes (the profile's min), the node and its op, ORT's reason without its sources.
-    assert "on sample 2 of 2 (x: [1, 2, 4])" in failure[0], failure
+    # The sample's shapes (seq alone at its min), the node and its op, ORT's reason without its sources.
+    assert "on sample 4 of 4 (x: [2, 2, 4])" in failure[0], failure
     assert "at node '/Reshape' (Reshape): The input tensor cannot be reshaped" in failure[0], failure
     assert "onnxruntime_src" not in failure[0]
     assert any(line.startswith("hint: a size in the model was traced as a constant") for line in failure)

@@ -95,8 +95,8 @@ def test_two_profiles_by_dim_name_build_validate_and_equal_their_expansion(tiny_
     assert profiles["short"]["scale"] == profiles["long"]["scale"] == {"min": [1], "opt": [1], "max": [1]}
     validation = json.loads((cell / "validation.json").read_text())
     assert validation["passed"], validation
-    # Samples cover both profiles: short's opt, long's opt, short's min.
-    assert [shape["ids"] for shape in validation["shapes"]] == [[2, 8], [2, 32], [1, 1]]
+    # Samples cover both profiles: short's opt, long's opt, then short's batch alone at its min.
+    assert [shape["ids"] for shape in validation["shapes"]] == [[2, 8], [2, 32], [1, 8]]
     # The same profiles written by input name are the same tasks: all cached now.
     assert {state for _, state in plan_keys(tiny_project, by_input).values()} == {"cached"}
 
