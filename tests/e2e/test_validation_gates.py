@@ -99,8 +99,15 @@ def test_fp16_intermediate_overflow_fails_the_gate(tmp_path) -> None:  # type: i
     assert document["exit_status"] == 1
     failures = [f for f in document["gate_failures"] if f["cell"] == "fp16"]
     assert failures and failures[0]["metric"] == "fp16 overflow"
-    scan = json.loads((project.out / "overflow/fp16/validation.json").read_text())["overflow_scan"]
+    validation = json.loads((project.out / "overflow/fp16/validation.json").read_text())
+    scan = validation["overflow_scan"]
     assert scan["status"] == "checked" and scan["count"] >= 1
+    # The overflow is the ONNX Runtime candidate's failure: the report's column must not say "passed"
+    # beside it (a reviewer saw "passed · cos 0.999994" next to the failed gate).
+    assert validation["candidates"]["onnxruntime"]["passed"] is False
+    report = (project.out / "overflow" / "report.md").read_text()
+    fp16_row = next(line for line in report.splitlines() if line.startswith("| fp16"))
+    assert "passed ·" not in fp16_row, fp16_row
     assert json.loads((project.out / "overflow/fp32/validation.json").read_text())["verdict"] == "passed"
 
 

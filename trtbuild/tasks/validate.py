@@ -82,8 +82,8 @@ class Validate(TaskKind[ValidateParams]):
     # 11: samples move each dynamic dim on its own (sampling.profile_points); 12: inputs made by
     # their `values` generators, a NaN/Inf reference fails its samples, which are not compared;
     # 13: the low-precision share gate (validate.min_low_precision); 14: samples counted from 1 in
-    # a NaN reference's failure
-    version = 14
+    # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in
+    version = 15
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -221,15 +221,19 @@ def _compare(
     overflow = _overflow_scan(ctx, usable)
     report["overflow_scan"] = overflow
     if overflow.get("overflowed"):
-        failures.append(
-            {
-                "candidate": "onnxruntime",
-                "output": overflow["overflowed"][0],
-                "metric": f"{params.precision} overflow",
-                "value": f"{overflow['count']} tensor(s) Inf/NaN",
-                "threshold": "none",
-            }
-        )
+        failure = {
+            "output": overflow["overflowed"][0],
+            "metric": f"{params.precision} overflow",
+            "value": f"{overflow['count']} tensor(s) Inf/NaN",
+            "threshold": "no Inf/NaN in any tensor",
+        }
+        failures.append({"candidate": "onnxruntime", **failure})
+        # The scan ran the graph ONNX Runtime is compared on: its verdict is that candidate's too,
+        # or the report's "ONNX Runtime" column says "passed" beside a failed cell.
+        scanned = report["candidates"].get("onnxruntime")
+        if scanned is not None:
+            scanned["failures"] = [*scanned["failures"], failure]
+            scanned["passed"] = False
     return report, failures
 
 
