@@ -48,8 +48,9 @@ class Export(TaskKind[ExportParams]):
     # 6: inputs bound to forward's parameters by name; 7: example inputs made by each input's
     # `values` generator; 8: a dict-returning model's node names carry no wrapper prefix; 9: inputs
     # passed by keyword reach the torchscript exporter by position (forward(*args, **kwargs), **kw,
-    # keyword-only parameters)
-    version = 9
+    # keyword-only parameters); 10: and so do the inputs of a forward with parameters beyond them,
+    # whose defaults the exporter would append by position (transformers' BertModel refuses them)
+    version = 10
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:

@@ -50,14 +50,14 @@ def traceable_model(
     torchscript exporter does not: it matches keywords to forward's named positional parameters only
     and fills the others with their defaults, by position, so `forward(*args, **kwargs)`,
     `forward(**kw)` and keyword-only parameters fail (declared or left at their defaults). For it,
-    inputs the binding passes by keyword, or to a forward with keyword-only parameters, are taken by a
-    `forward` with one positional parameter per input, in the graph's order, which calls the model's
+    inputs the binding passes by keyword, or to a forward with parameters beyond the inputs (whose
+    defaults it would append), are taken by a `forward` with one positional parameter per input, in the graph's order, which calls the model's
     own `forward` the way the binding does (and the validate task's PyTorch reference does)."""
     args, kwargs = binding.call_arguments(feeds)
     result = _example_result(model, binding, feeds, source)
     as_output_list(result, outputs)  # raises a clear error on a count or name mismatch
     reorder = isinstance(result, Mapping)
-    by_position = (bool(kwargs) or _takes_keyword_only(type(model).forward)) and not keywords
+    by_position = (bool(kwargs) or _exporter_fills_defaults(type(model).forward, binding.order)) and not keywords
     if not reorder and not by_position:
         return Traceable(model, args, kwargs, list(binding.order))
     import copy
@@ -128,14 +128,20 @@ def _positional_forward(
     return positional
 
 
-def _takes_keyword_only(forward: Callable[..., Any]) -> bool:
-    """`forward` has keyword-only parameters: the torchscript exporter appends the defaults of those
-    it was given nothing for as positional arguments, which `forward` refuses."""
+def _exporter_fills_defaults(forward: Callable[..., Any], inputs: Sequence[str]) -> bool:
+    """The torchscript exporter would append, by position, the defaults of `forward`'s parameters it
+    was given nothing for: keyword-only ones, which `forward` refuses by position, or named ones
+    after the inputs, which a decorator may also pass by keyword (transformers 5's BertModel fills
+    `use_cache` from its config: "got multiple values for argument 'use_cache'")."""
     try:
-        parameters = inspect.signature(forward).parameters.values()
+        parameters = list(inspect.signature(forward).parameters.values())[1:]  # after self
     except (TypeError, ValueError):  # no readable signature: the exporter reads none either
         return False
-    return any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    return any(
+        p.kind is inspect.Parameter.KEYWORD_ONLY
+        or (p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.name not in inputs)
+        for p in parameters
+    )
 
 
 def _reordering_forward(model_forward: Callable[..., Any], outputs: Sequence[str]) -> Callable[..., Any]:
