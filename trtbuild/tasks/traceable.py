@@ -51,13 +51,15 @@ def traceable_model(
     and fills the others with their defaults, by position, so `forward(*args, **kwargs)`,
     `forward(**kw)` and keyword-only parameters fail (declared or left at their defaults). For it,
     inputs the binding passes by keyword, or to a forward with parameters beyond the inputs (whose
-    defaults it would append), are taken by a `forward` with one positional parameter per input, in the graph's order, which calls the model's
-    own `forward` the way the binding does (and the validate task's PyTorch reference does)."""
+    defaults it would append), are taken by a `forward` with one positional parameter per input, in
+    the graph's order, which calls the model's own `forward` the way the binding does (and the
+    validate task's PyTorch reference does)."""
     args, kwargs = binding.call_arguments(feeds)
     result = _example_result(model, binding, feeds, source)
     as_output_list(result, outputs)  # raises a clear error on a count or name mismatch
     reorder = isinstance(result, Mapping)
-    by_position = (bool(kwargs) or _exporter_fills_defaults(type(model).forward, binding.order)) and not keywords
+    fills = _exporter_fills_defaults(type(model).forward, binding.order)
+    by_position = (bool(kwargs) or fills) and not keywords
     if not reorder and not by_position:
         return Traceable(model, args, kwargs, list(binding.order))
     import copy
