@@ -111,6 +111,13 @@ def _print_report(report: triage_module.Triage) -> None:
     )
     if report.first_inf_nan is not None:
         console.print(_inf_nan_text(report.first_inf_nan), highlight=False)
+    if report.constants:
+        console.print(
+            f"Constants {report.precision} cannot hold (Inf there; a mask's fill value such as "
+            f"finfo(float32).min, say): {', '.join(report.constants)}. AutoCast converts constants "
+            "whatever exclude_nodes says; they matter only where every value they mask is masked.",
+            highlight=False,
+        )
     if not report.offenders:
         console.print(f"No node introduces a relative error above {report.threshold:g}.")
         return

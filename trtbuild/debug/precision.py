@@ -89,6 +89,10 @@ class Triage:
     introducing: int  # how many nodes introduce Inf/NaN or an error past the threshold in all
     outputs: dict[str, float] = field(default_factory=dict)  # each graph output's error
     first_inf_nan: InfNan | None = None  # where the overflow gate's Inf/NaN starts, in graph order
+    # Constants whose value the cell's type cannot hold (finfo(float32).min as an attention mask's
+    # fill turns to -inf in fp16): not offenders, since AutoCast converts constants whatever
+    # exclude_nodes says, but said.
+    constants: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +104,7 @@ class Triage:
             "introducing": self.introducing,
             "offenders": [o.to_json() for o in self.offenders],
             "first_inf_nan": self.first_inf_nan.to_json() if self.first_inf_nan else None,
+            "constants": self.constants,
             "outputs": {name: _json_float(error) for name, error in self.outputs.items()},
         }
 
@@ -129,6 +134,7 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
         introducing=len(introducing),
         outputs=graph_outputs,
         first_inf_nan=sources[0] if sources else None,
+        constants=[n.name for n in match.compared if n.op_type == "Constant" and _is_inf(measured, n)],
     )
 
 
@@ -225,6 +231,10 @@ def _inf_nan_sources(match: _Match, inf_nan: Mapping[str, bool]) -> list[InfNan]
     its producer, or the nodes reading it when an added Cast or Q/DQ made it."""
     sources: list[InfNan] = []
     for node in match.nodes:
+        if node.op_type == "Constant":
+            # A fill value the graph holds (an attention mask's finfo(float32).min, -inf in fp16):
+            # no exclusion changes it, and the validate task's overflow scan does not count it either.
+            continue
         # Whether each input holding Inf/NaN holds it only where the fp32 graph does too.
         inputs = [inf_nan[name] for name in node.input if name in inf_nan]
         for tensor in (name for name in node.output if name in inf_nan):
@@ -255,6 +265,10 @@ def _readers(match: _Match, tensor: str) -> list[Any]:
     return readers
 
 
+def _is_inf(measured: _Measured, node: Any) -> bool:
+    return any(measured.errors.get(name) == math.inf for name in node.output)
+
+
 def _introducing(
     match: _Match, measured: _Measured, threshold: float, sources: list[InfNan]
 ) -> list[NodeError]:
@@ -269,6 +283,8 @@ def _introducing(
 
     introducing: list[NodeError] = []
     for node in match.compared:
+        if node.op_type == "Constant":
+            continue  # `Triage.constants`: no exclusion changes a constant
         outputs = [name for name in node.output if name in errors]
         source = blamed.get(node.name)
         worst = max(outputs, key=lambda name: errors[name]) if outputs else None
