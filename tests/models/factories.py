@@ -96,5 +96,5 @@ class Spectrum(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spectral:
-            x = torch.fft.rfft(x, dim=-1).abs()[..., :16]
-        return self.fc(x)
+            return self.fc(torch.fft.rfft(x, dim=-1).abs()[..., :16])
+        return self.fc(x[..., :16])

@@ -149,7 +149,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], CorpusRu
             config = root / f"{name}.yaml"
             config.write_text(CONFIGS[name])
             completed = run_cli(
-                "run", str(config), "--out", str(root / "build"), "--keep-going", cwd=root, cache=root / "cache"
+                "run",
+                str(config),
+                "--out",
+                str(root / "build"),
+                "--keep-going",
+                cwd=root,
+                cache=root / "cache",
             )
             model = re.search(r"name: ([\w-]+),", CONFIGS[name])
             assert model is not None
@@ -199,20 +205,24 @@ def test_causal_lm_passes_with_its_exclusions_at_every_batch_and_length(
         "node_Softmax_297": "autocast.exclude_nodes",
     }
     assert low["share"]["nodes"] > 0.9 and low["share"]["weights"] == 1.0, low
-    assert run.read("fp16", "validation.json")["overflow_scan"] == {"count": 0, "overflowed": [], "status": "checked"}
+    assert run.read("fp16", "validation.json")["overflow_scan"] == {
+        "count": 0,
+        "overflowed": [],
+        "status": "checked",
+    }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: the dynamo exporter at opset 17 writes a Split with num_outputs (an opset-18 "
-    "attribute); export passes it on, the probe only warns, TensorRT builds it, and validate fails "
-    "with a hint blaming simplify. The export should fail, naming opset 18.",
-)
 def test_dynamo_at_opset_17_fails_at_export(corpus: Callable[[str], CorpusRun]) -> None:
+    """On eb08931 this export passed, the probe only warned, TensorRT-RTX built the graph, and the
+    fp32 cell failed at validate: "ONNX Runtime cannot load the cell's graph at node 'node_Split_32'
+    (Split): ... Unrecognized attribute: num_outputs for operator Split" with "hint: ... or
+    simplify: false if simplify made it". Now the export fails, naming the node and opset 18."""
     run = corpus("gpt2-opset17")
-    assert run.completed.returncode == 1
+    assert run.completed.returncode == 1, run.completed.stdout[-3000:] + run.completed.stderr[-3000:]
     failure = summary_failure(run.completed.stdout, "gpt2o17/export")
-    assert "opset 18" in " ".join(failure), failure
+    assert "the exported graph is not valid ONNX (opset 17): Unrecognized attribute" in failure[0], failure
+    assert any("set export.opset: 18" in line for line in failure), failure
+    assert not (run.model_dir / "fp32" / "model.engine").exists()  # nothing built on an invalid graph
 
 
 def test_dict_outputs_are_validated_by_name(corpus: Callable[[str], CorpusRun]) -> None:
@@ -243,7 +253,9 @@ def test_refused_op_names_the_parsers_node_and_other_cells_pass(corpus: Callable
     assert run.completed.returncode == 1, run.completed.stdout[-3000:] + run.completed.stderr[-3000:]
     for cell in ("fp32-true", "fp16-true"):
         failure = summary_failure(run.completed.stdout, f"spectrum/{cell}/build")
-        assert re.search(r"tensorrt_rtx ONNX parser rejected node '[^']+' \(DFT\): .*Plugin not found", failure[0])
+        assert re.search(
+            r"tensorrt_rtx ONNX parser rejected node '[^']+' \(DFT\): .*Plugin not found", failure[0]
+        )
         assert any("hint: tensorrt_rtx has no importer for DFT" in line for line in failure), failure
     cells = run.cells()
     assert cells["fp32-true"]["status"] == cells["fp16-true"]["status"] == "failed"
