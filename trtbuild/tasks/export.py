@@ -49,8 +49,10 @@ class Export(TaskKind[ExportParams]):
     # `values` generator; 8: a dict-returning model's node names carry no wrapper prefix; 9: inputs
     # passed by keyword reach the torchscript exporter by position (forward(*args, **kwargs), **kw,
     # keyword-only parameters); 10: and so do the inputs of a forward with parameters beyond them,
-    # whose defaults the exporter would append by position (transformers' BertModel refuses them)
-    version = 10
+    # whose defaults the exporter would append by position (transformers' BertModel refuses them);
+    # 11: a graph ONNX's checker refuses fails here (the dynamo exporter converting down to opset 17
+    # wrote opset-18 attributes), not at validate
+    version = 11
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:
@@ -79,6 +81,7 @@ class Export(TaskKind[ExportParams]):
             raise TaskError("torch.onnx.export finished without writing a model")
         import onnx
 
+        _check_graph(str(ctx.output(OUTPUT)), params)
         graph = onnx.load(str(ctx.output(OUTPUT)), load_external_data=False)
         baked = baked_dims(graph, params.inputs, params.outputs)
         if baked:
@@ -86,6 +89,29 @@ class Export(TaskKind[ExportParams]):
                 "the exported graph lost dynamic dims the spec declares", [*baked, f"hint: {HINT}"]
             )
         return {"exporter": params.exporter, "opset": params.opset, "exporter_notes": notes}
+
+
+def _check_graph(path: str, params: ExportParams) -> None:
+    """Fail on a graph ONNX's checker refuses. The dynamo exporter writes opset 18 and converts down;
+    at opset 17 it left Split's num_outputs and ReduceL2's noop_with_empty_axes (opset-18 attributes)
+    in place. TensorRT-RTX built such a graph; ONNX Runtime refused it only at validate, with a hint
+    that blamed simplify."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(path)  # a path: the checker reads graphs over 2 GB from disk
+    except onnx.checker.ValidationError as error:
+        headline = " ".join(str(error).split())
+        if params.exporter == "dynamo" and params.opset < 18:
+            hint = (
+                f"hint: the dynamo exporter converts its opset-18 graph down to opset {params.opset} and "
+                "left this node invalid: set export.opset: 18 (or higher), or export.exporter: torchscript"
+            )
+        else:
+            hint = "hint: try the other exporter (export.exporter: torchscript | dynamo) or another opset"
+        raise TaskError(
+            f"the exported graph is not valid ONNX (opset {params.opset}): {headline}", [hint]
+        ) from error
 
 
 def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
