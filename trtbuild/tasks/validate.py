@@ -82,8 +82,9 @@ class Validate(TaskKind[ValidateParams]):
     # 11: samples move each dynamic dim on its own (sampling.profile_points); 12: inputs made by
     # their `values` generators, a NaN/Inf reference fails its samples, which are not compared;
     # 13: the low-precision share gate (validate.min_low_precision); 14: samples counted from 1 in
-    # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in
-    version = 15
+    # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in;
+    # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow
+    version = 16
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -446,6 +447,8 @@ def _overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> 
     for node in model.graph.node:
         if node.op_type == "Constant" or any(name in broken for name in node.input):
             continue
+        if _saturated_fill(node, tensors):
+            continue  # what is computed from it has a broken input, and is skipped too
         for name in node.output:
             value = tensors.get(name)
             low = value is not None and (
@@ -454,6 +457,26 @@ def _overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> 
             if low and name in broken:
                 starts.append(name)
     return starts
+
+
+# float32's own extremes (finfo(float32).min, -3.4e38) are fill values, not magnitudes: a mask built
+# with them (Hugging Face's causal and padding masks) means "minus infinity", which fp16 says as -inf.
+FILL_MAGNITUDE = 1e38
+
+
+def _saturated_fill(node: Any, tensors: Mapping[str, Any]) -> bool:
+    """A Cast whose every Inf comes from a float32 fill value (|x| >= 1e38), not from a number
+    past fp16's range: the softmax after it computes the same as with the fp32 fill."""
+    import numpy as np
+
+    if node.op_type != "Cast" or not node.input or not node.output:
+        return False
+    source, result = tensors.get(node.input[0]), tensors.get(node.output[0])
+    if source is None or result is None or np.shape(source) != np.shape(result):
+        return False
+    infinite = ~np.isfinite(np.asarray(result, dtype=np.float32))
+    magnitudes = np.abs(np.asarray(source, dtype=np.float64))[infinite]
+    return bool(infinite.any()) and bool((magnitudes >= FILL_MAGNITUDE).all())
 
 
 def _finite(value: Any) -> bool:
