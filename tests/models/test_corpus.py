@@ -203,6 +203,12 @@ def test_causal_lm_passes_fp16_without_exclusions_at_every_batch_and_length(
         "overflowed": [],
         "status": "checked",
     }
+    # Triage agrees with the gate: the mask's fill is the model's, and no node is to blame.
+    root = run.model_dir.parents[1]
+    triage = run_cli("debug", "precision", "gpt2.yaml", "--cell", "fp16", cwd=root, cache=root / "cache")
+    assert triage.returncode == 0, triage.stdout + triage.stderr
+    assert "the model makes it, not the precision" in triage.stdout
+    assert "No node introduces a relative error above 0.01." in triage.stdout
 
 
 def test_dynamo_at_opset_17_fails_at_export(corpus: Callable[[str], CorpusRun]) -> None:

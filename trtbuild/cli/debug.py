@@ -152,8 +152,9 @@ def _inf_nan_text(first: triage_module.InfNan) -> str:
     where = f"Inf/NaN first appears in {first.tensor}"
     if first.in_fp32:
         return (
-            f"{where} ({first.made_by}), where the fp32 graph holds Inf/NaN too: the model makes it, "
-            "not the precision; keeping nodes in fp32 cannot remove it."
+            f"{where} ({first.made_by}), where the fp32 graph holds Inf/NaN or float32's fill value "
+            "(finfo.min) too: the model makes it, not the precision; keeping nodes in fp32 cannot "
+            "remove it."
         )
     if first.made_by != first.node:
         return (

@@ -32,7 +32,7 @@ from typing import Any
 from trtbuild.debug import scopes
 from trtbuild.debug.graphs import CellGraphs
 from trtbuild.tasks import onnx_tensors as tensors
-from trtbuild.tasks.validate import ValidateParams, random_samples
+from trtbuild.tasks.validate import FILL_MAGNITUDE, ValidateParams, random_samples
 
 # Nodes the precision task inserts that only convert how a value is carried. An op of these types
 # that the fp32 graph already had (same node name) is a real node and is compared like any other.
@@ -309,7 +309,8 @@ def _introducing(
 
 def inf_nan(reference: Any, candidate: Any) -> bool | None:
     """None when `candidate` holds no Inf/NaN; else whether `reference` (the fp32 tensor of the same
-    value, None if there is none) holds Inf/NaN wherever the candidate does."""
+    value, None if there is none) holds Inf/NaN wherever the candidate does, a float32 fill value
+    (finfo.min, as Hugging Face's masks use) counting as infinite, as the overflow scan counts it."""
     import numpy as np
 
     got = np.asarray(candidate)
@@ -321,12 +322,13 @@ def inf_nan(reference: Any, candidate: Any) -> bool | None:
     ref = None if reference is None else np.asarray(reference, dtype=np.float64)
     if ref is None or ref.shape != got.shape:
         return False
-    return not bool((bad & np.isfinite(ref)).any())
+    return not bool((bad & (np.abs(ref) < FILL_MAGNITUDE)).any())
 
 
 def relative_error(reference: Any, candidate: Any) -> tuple[float, bool] | None:
     """max |candidate - reference| / max |reference| over the elements where the fp32 value is
-    finite, and whether the candidate overflowed; None when the shapes differ (not the same value)."""
+    finite and not a fill value (finfo.min: -inf in fp16 says the same), and whether the candidate
+    overflowed; None when the shapes differ (not the same value)."""
     import numpy as np
 
     got = np.asarray(candidate)
@@ -335,7 +337,7 @@ def relative_error(reference: Any, candidate: Any) -> tuple[float, bool] | None:
         return None
     low_precision = got.dtype == np.float16
     got = got.astype(np.float64)
-    finite = np.isfinite(ref)
+    finite = np.abs(ref) < FILL_MAGNITUDE  # also False where ref is Inf or NaN
     ref, got = ref[finite], got[finite]
     if ref.size == 0:
         return 0.0, False
