@@ -6,6 +6,7 @@ next. The CLI turns them into a message and an exit status; nothing here prints.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,3 +98,11 @@ class LockMismatch(TrtbuildError):
             f"the plan differs from the lock ({len(differences)} difference(s)); nothing ran:\n{listing}\n"
             "  hint: run without --locked to rebuild and update the lock, then commit it"
         )
+
+
+def raised_at(error: BaseException, outside: tuple[str, ...] = ()) -> list[str]:
+    """Where `error` was raised, as one detail line: its innermost frame whose file is not under one
+    of the `outside` folders (libraries, to point at the user's own line), else its innermost."""
+    frames = list(traceback.extract_tb(error.__traceback__))
+    chosen = [f for f in frames if not f.filename.startswith(outside)] or frames
+    return [f"raised at {chosen[-1].filename}:{chosen[-1].lineno} in {chosen[-1].name}"] if chosen else []

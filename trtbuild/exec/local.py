@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import TaskError
+from trtbuild.errors import TaskError, raised_at
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.status import node_key
@@ -280,10 +279,8 @@ def _signature(path: Path) -> Signature:
 def unexpected_failure_details(error: BaseException) -> list[str]:
     """Where an exception no task turned into a TaskError came from, and what to do: the traceback
     itself goes to the debug log, not to the user's terminal."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = [f"raised at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}"] if frames else []
     return [
-        *where,
+        *raised_at(error),
         "hint: trtbuild does not handle this failure yet: rerun with TRTBUILD_LOG=debug for the "
         "traceback, and report it",
     ]

@@ -173,11 +173,8 @@ def _input_options(traced: Traceable, params: ExportParams, dynamo: bool) -> dic
     if dynamo and traced.kwargs:
         shapes = {name: axes.get(name, {}) for name in traced.kwargs}
         return {"kwargs": traced.kwargs, "dynamic_shapes": shapes}
-    return {
-        "kwargs": traced.kwargs or None,
-        "input_names": traced.input_names,
-        "dynamic_axes": axes or None,
-    }
+    # Under torchscript `traceable_model` passes every input by position (traced.kwargs is empty).
+    return {"input_names": traced.input_names, "dynamic_axes": axes or None}
 
 
 # Enough for torch.export's explanation and the user's line that raised it, not a graph dump.

@@ -36,21 +36,26 @@ def expose_all(model: Any) -> Any:
     return exposed
 
 
+def cpu_session(model: bytes | str) -> Any:
+    """An ONNX Runtime CPU session on `model` (serialized bytes or a path), as every task runs one:
+    its failures are raised, for the task to report once with the node, never logged by ORT as
+    well; and the graph runs as written, with no fusions, so a failure names the graph's own node
+    and ORT's optimizer does not remove the fp16 round trips (Cast pairs around ops it computes in
+    fp32) that hide exactly the overflows a GPU engine would hit."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class Runner:
     """One ORT session over a graph with every tensor exposed; `run` maps tensor name -> array."""
 
     def __init__(self, model: Any, what: str, precision: str) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 4  # its errors reach the user through the TaskError
-        # No fusions: each node should compute as the graph says, in the graph's types, so an
-        # error shows up at the node that makes it.
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
-            self.session = onnxruntime.InferenceSession(
-                expose_all(model).SerializeToString(), options, providers=["CPUExecutionProvider"]
-            )
+            self.session = cpu_session(expose_all(model).SerializeToString())
         except Exception as error:
             message = str(error).strip()
             if "NOT_IMPLEMENTED" in message:

@@ -22,6 +22,7 @@ from trtbuild.errors import TaskError
 from trtbuild.spec.model import Cell, ProfileSpec, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT
+from trtbuild.tasks.onnx_tensors import cpu_session
 from trtbuild.tasks.onnxruntime_errors import read_onnxruntime_error
 from trtbuild.tasks.params import OutputParams, output_params
 from trtbuild.tasks.sampling import ShapePoint, profile_points
@@ -85,16 +86,8 @@ def shape_points(inputs: tuple[TensorSpec, ...], profiles: tuple[ProfileSpec, ..
 def _session(ctx: TaskContext[ProbeParams]) -> Any | None:
     """An ORT session on the graph, or None (said, and recorded) when ORT cannot run it here: a
     graph of ops only TensorRT implements must still build."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 4  # failures are reported by the task, with the node, not as log spam
-    # As written: the node names in a failure are the graph's own, not those of fused nodes.
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        return onnxruntime.InferenceSession(
-            str(ctx.inputs[GRAPH]), options, providers=["CPUExecutionProvider"]
-        )
+        return cpu_session(str(ctx.inputs[GRAPH]))
     except Exception as error:  # ORT raises its own pybind exception types
         reason = f"ONNX Runtime (CPU) cannot load the graph: {_fault_text(error)}"
         ctx.warn(f"shape probe skipped: {reason}; dims baked into the graph will only show in the build")

@@ -13,13 +13,12 @@ from __future__ import annotations
 import inspect
 import keyword
 import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import TaskError
+from trtbuild.errors import TaskError, raised_at
 from trtbuild.tasks.binding import Binding
 from trtbuild.tasks.onnxruntime_errors import feeds_description
 from trtbuild.tasks.torch_model import as_output_list
@@ -84,7 +83,9 @@ def _example_result(model: Any, binding: Binding, feeds: dict[str, Any], source:
         with torch.no_grad():
             return model(*args, **kwargs)
     except Exception as error:  # the user's model, called as the binding says
-        where = _where_in_user_code(traceback.extract_tb(error.__traceback__))
+        # The user's line, not the library's: an IndexError raised in torch.nn.functional.embedding
+        # is the user's embedding call. Libraries: the virtualenv, the standard library, trtbuild.
+        where = raised_at(error, (sys.prefix, sys.base_prefix, str(Path(__file__).parents[1])))
         if binding.into_kwargs:
             hint = (
                 f"hint: {source}.forward takes **kwargs: the inputs {', '.join(binding.into_kwargs)} are "
@@ -101,16 +102,6 @@ def _example_result(model: Any, binding: Binding, feeds: dict[str, Any], source:
             f"{type(error).__name__}: {error}",
             [*where, hint],
         ) from error
-
-
-def _where_in_user_code(frames: traceback.StackSummary) -> list[str]:
-    """The innermost frame of the user's code (not a library's: an IndexError raised in
-    torch.nn.functional.embedding is the user's embedding call), else the innermost of all."""
-    # The virtualenv (site-packages), the standard library, and trtbuild's own code.
-    library = (sys.prefix, sys.base_prefix, str(Path(__file__).parents[1]))
-    ours = [f for f in frames if not f.filename.startswith(library)]
-    chosen = ours or list(frames)
-    return [f"raised at {chosen[-1].filename}:{chosen[-1].lineno} in {chosen[-1].name}"] if chosen else []
 
 
 def _positional_forward(

@@ -23,7 +23,7 @@ from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
 from trtbuild.tasks.importing import import_attribute
-from trtbuild.tasks.onnx_tensors import Runner
+from trtbuild.tasks.onnx_tensors import Runner, cpu_session
 from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
@@ -376,17 +376,8 @@ def _onnxruntime_outputs(
     ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], names: list[str]
 ) -> list[list[Any]] | str:
     """The graph's outputs on ONNX Runtime's CPU provider, or why it cannot run the graph here."""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 4  # its errors reach the user through the TaskError, once
-    # Run the graph as written: ONNX Runtime's optimizer removes fp16 round trips (Cast pairs
-    # around ops it computes in fp32), which hides exactly the overflows a GPU engine would hit.
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
-        session = onnxruntime.InferenceSession(
-            str(ctx.inputs[build.GRAPH]), options, providers=["CPUExecutionProvider"]
-        )
+        session = cpu_session(str(ctx.inputs[build.GRAPH]))
     except Exception as error:
         message = str(error).strip()
         # The CPU provider lacks some low-precision kernels (bf16 Conv, fp8): a limit of this
