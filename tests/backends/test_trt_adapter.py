@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from trtbuild import toolchain
-from trtbuild.backends.base import BuildSettings
+from trtbuild.backends.base import BuildSettings, BuiltEngine
 from trtbuild.backends.registry import TENSORRT, TENSORRT_RTX, get_backend, resolve
 from trtbuild.backends.trt.loader import (
     builder_config_from_settings,
@@ -47,11 +48,10 @@ def build(path: Path, targets: tuple[str, ...] = ("SM89",)) -> bytes:
     return engine_bytes_from_network(net, config)
 
 
-def test_builds_a_real_engine_on_the_cpu_deterministically(tmp_path: Path) -> None:
+def test_builds_a_real_engine_on_the_cpu(tmp_path: Path) -> None:
     path = write_onnx(tmp_path / "relu.onnx")
     first = build(path)
     assert len(first) > 1000
-    assert build(path) == first  # TensorRT-RTX builds are byte-for-byte reproducible
     assert build(path, targets=("SM86",)) != first  # the target is part of the engine
 
 
@@ -63,10 +63,18 @@ def test_describe_io_reports_names_dtypes_and_dynamic_dims(tmp_path: Path) -> No
     }
 
 
+def build_in_worker(path: Path, profile: dict[str, Any], workdir: Path) -> BuiltEngine:
+    """Through the build worker, as a run builds: its failures come back as data, made into a
+    TaskError here."""
+    workdir.mkdir()
+    settings = BuildSettings(profiles=[profile], targets=("SM89",))
+    return RTX.build(path, workdir / "model.engine", settings, workdir, workdir / "toolchains")
+
+
 def test_parser_error_names_the_node_and_its_op(tmp_path: Path) -> None:
     path = write_onnx(tmp_path / "custom.onnx", op="NoSuchOp", domain="com.example")
     with pytest.raises(TaskError) as caught:
-        network_from_onnx_path(MODULE, path, ahead_of_time=True)
+        build_in_worker(path, PROFILE, tmp_path / "work")
     # The node and its op in the message itself: a run's summary shows the message.
     assert "ONNX parser rejected node 'the_node' (NoSuchOp)" in str(caught.value)
     assert any("no importer for NoSuchOp" in detail for detail in caught.value.details), caught.value.details
@@ -90,13 +98,9 @@ def test_builder_failure_quotes_the_builders_error(tmp_path: Path) -> None:
     )
     path = tmp_path / "baked.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    net = network_from_onnx_path(MODULE, path, ahead_of_time=True)
     profile = {"name": "default", "shapes": {"x": {"min": [1, 2, 4], "opt": [2, 3, 4], "max": [4, 8, 4]}}}
-    config = builder_config_from_settings(
-        net, BuildSettings(profiles=[profile], targets=("SM89",)), ahead_of_time=True
-    )
     with pytest.raises(TaskError) as caught:
-        engine_bytes_from_network(net, config)
+        build_in_worker(path, profile, tmp_path / "work")
     message = str(caught.value)
     assert message.startswith("the builder returned no engine: "), message
     assert "violate shape constraints: IShuffleLayer baked_reshape" in message
@@ -135,36 +139,25 @@ def test_no_gpu_reason_is_stated() -> None:
     assert reason == "no CUDA GPU is available on this machine"
 
 
-@pytest.mark.slow
-def test_resnet50_engine_bytes_do_not_depend_on_the_build(tmp_path: Path) -> None:
-    """TensorRT-RTX orders ResNet-50's Myelin tensor names by memory address; the build worker turns
-    address randomisation off, so two builds of the same graph give the same bytes."""
-    import torch
-    import torchvision
+def test_the_worker_script_imports_only_the_standard_library() -> None:
+    """The build worker runs a copy of loader.py in an interpreter that sees only the standard
+    library and the TensorRT packages (recipe.py): an import of trtbuild or of a third-party
+    package there would fail in the worker, not here."""
+    import ast
+    import sys
 
-    torch.manual_seed(0)
-    model = torchvision.models.resnet50(weights=None).eval()
-    onnx_path = tmp_path / "resnet50.onnx"
-    torch.onnx.export(
-        model,
-        (torch.randn(2, 3, 224, 224),),
-        str(onnx_path),
-        dynamo=False,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
-    profile = {
-        "name": "default",
-        "shapes": {"input": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}},
+    from trtbuild.backends.trt import loader
+
+    tree = ast.parse(Path(loader.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
     }
-    engines = []
-    for attempt in range(2):
-        workdir = tmp_path / f"build{attempt}"
-        workdir.mkdir()
-        settings = BuildSettings(profiles=[profile], targets=("SM86", "SM89", "SM120"))
-        io = RTX.build(onnx_path, workdir / "model.engine", settings, workdir)
-        assert io["inputs"][0]["shape"] == [-1, 3, 224, 224]
-        engines.append((workdir / "model.engine").read_bytes())
-    assert len(engines[0]) > 50_000_000
-    assert engines[0] == engines[1]
+    imported |= {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level == 0
+    }
+    assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)

@@ -27,6 +27,29 @@ class BuildSettings:
     targets: Sequence[str] = ()  # compute capabilities, for backends that build ahead of time
 
 
+@dataclass(frozen=True)
+class Reproducibility:
+    """Whether an engine's bytes are a function of its build inputs where it was built, and if not,
+    why not. Recorded beside the engine; `verify` reads it to tell "not byte-reproducible (inputs
+    identical)" from "different"."""
+
+    byte_reproducible: bool
+    reason: str | None  # why not, when not
+    environment: str  # an opaque fingerprint of the build environment (no path is recorded)
+
+    def as_json(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"byte_reproducible": self.byte_reproducible, "environment": self.environment}
+        if self.reason:
+            found["reason"] = self.reason
+        return found
+
+
+@dataclass(frozen=True)
+class BuiltEngine:
+    io: EngineIO
+    reproducibility: Reproducibility
+
+
 class Backend(Protocol):
     """An engine builder and runner, registered by name in `trtbuild.backends.registry`."""
 
@@ -60,8 +83,12 @@ class Backend(Protocol):
         """The GPUs an engine built for `targets` runs on, as recorded in engine.json."""
         ...
 
-    def build(self, onnx: Path, engine: Path, settings: BuildSettings, workdir: Path) -> EngineIO:
-        """Build `onnx` into the engine file `engine`; returns the network's I/O. Raises TaskError."""
+    def build(
+        self, onnx: Path, engine: Path, settings: BuildSettings, workdir: Path, toolchains: Path
+    ) -> BuiltEngine:
+        """Build `onnx` into the engine file `engine`; returns the network's I/O and whether the
+        bytes are reproducible. `workdir`: scratch space; `toolchains`: a folder kept across runs
+        where a backend may keep copies of its tools. Raises TaskError."""
         ...
 
     def why_engine_cannot_run(self, targets: Sequence[str]) -> str | None:

@@ -184,7 +184,12 @@ class LocalExecutor:
             outdir = workdir / "out"
             outdir.mkdir()
             ctx = TaskContext(
-                task_id=node.id, params=node.params, inputs=inputs, outdir=outdir, context=node.context
+                task_id=node.id,
+                params=node.params,
+                inputs=inputs,
+                outdir=outdir,
+                context=node.context,
+                toolchains=self.store.toolchains_dir,
             )
             started = time.perf_counter()
             try:

@@ -9,6 +9,8 @@ Layout under ``root``::
     locks/<name>.lock              inter-process locks
     validated/<first 2>/<digest>   configs that passed schema validation (see validated.py)
     stat-cache.sqlite              (path, size, mtime_ns, inode, dev) -> sha256
+    toolchains/                    tools that tasks keep copies of across runs (the build worker's
+                                   TensorRT packages at a fixed-length path: backends/trt/recipe.py)
 
 Blobs are hard-linked into build directories by :meth:`Store.materialize`, so a user editing such a file
 in place edits the blob too (chmod 0o444 does not stop root). Reads therefore verify: the stat cache
@@ -69,6 +71,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    @property
+    def toolchains_dir(self) -> Path:
+        """Where tasks keep copies of their tools across runs (created by the task that needs it)."""
+        return self.root / "toolchains"
 
     # -- blobs --------------------------------------------------------------------------------------
     def put_file(self, path: Path, *, move: bool = False) -> FileDigest:

@@ -82,6 +82,9 @@ class TaskContext(Generic[P]):
     inputs: Mapping[str, Path]  # input name -> a read-only file (a link to the cache: never write it)
     outdir: Path  # write each declared output here, under its declared name
     context: Mapping[str, Any] = field(default_factory=dict)
+    # Kept across runs (the store's toolchains folder): copies of tools a task needs at a fixed
+    # place. None when the task runs outside a store, e.g. called directly in a test.
+    toolchains: Path | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("trtbuild.task"))
     warnings: list[str] = field(default_factory=list)
 

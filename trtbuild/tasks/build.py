@@ -31,7 +31,9 @@ class BuildParams:
 
 class Build(TaskKind[BuildParams]):
     name = NAME
-    version = 6  # 6: the builder logs through a logger of ours (the worker allocates differently)
+    # 7: the worker runs under the reproducibility recipe (backends/trt/recipe.py), which changes
+    # the bytes; engine.json records whether they are reproducible.
+    version = 7
     outputs = (ENGINE, ENGINE_JSON)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[BuildParams]:
@@ -66,10 +68,16 @@ class Build(TaskKind[BuildParams]):
         onnx_path, engine_path = ctx.inputs[GRAPH], ctx.output(ENGINE)
         profiles = [params_json(profile) for profile in params.profiles]
         settings = BuildSettings(profiles, params.workspace, params.optimization_level, params.targets)
-        io = backend.build(onnx_path, engine_path, settings, ctx.outdir.parent)
+        workdir = ctx.outdir.parent
+        built = backend.build(
+            onnx_path, engine_path, settings, workdir, ctx.toolchains or workdir / "toolchains"
+        )
+        reproducibility = built.reproducibility
+        if not reproducibility.byte_reproducible:
+            ctx.warn(f"this engine is not byte-reproducible here: {reproducibility.reason}")
         engine = engine_path.read_bytes()
         description = {
-            **io,
+            **built.io,
             "backend": backend.name,
             "backend_version": backend.version(),
             "targets": backend.engine_targets(params.targets),
@@ -79,9 +87,17 @@ class Build(TaskKind[BuildParams]):
             "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
             "engine_sha256": hashlib.sha256(engine).hexdigest(),
             "engine_bytes": len(engine),
+            # Machine-independent, so that the same engine gives the same engine.json anywhere; the
+            # build environment's fingerprint goes to the task's result (and the lock) instead.
+            "byte_reproducible": reproducibility.byte_reproducible,
+            **({"not_reproducible_because": reproducibility.reason} if reproducibility.reason else {}),
         }
         ctx.output(ENGINE_JSON).write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-        return {"engine_bytes": len(engine), "backend": backend.name}
+        return {
+            "engine_bytes": len(engine),
+            "backend": backend.name,
+            "reproducibility": reproducibility.as_json(),
+        }
 
 
 def backend_of(spec: Spec) -> str:

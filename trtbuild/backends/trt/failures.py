@@ -1,7 +1,10 @@
 """Why TensorRT made no network or no engine, in words a user can act on.
 
 The parser reports errors per node; the builder only returns None and says why through its logger
-(`loader.builder_logger` keeps those messages). Either way the message itself names what failed —
+(`loader.builder_logger` keeps those messages). The build worker reports either as data (the
+loader imports nothing of trtbuild); `from_response` turns that into a TaskError here.
+
+Either way the message itself names what failed —
 the node and its op, or the builder's first error — because a run's summary shows the message, and
 the details add the rest and what to try.
 """
@@ -9,6 +12,7 @@ the details add the rest and what to try.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from trtbuild.errors import TaskError
@@ -21,12 +25,18 @@ _SOURCE_LOCATION = re.compile(r"\s+In \w+ at /\S+:\d+")
 WARNINGS_QUOTED = 5
 
 
-def parser_failure(module: str, errors: list[Any]) -> TaskError:
-    """`errors`: the parser's error objects (node_name, node, node_operator, desc)."""
-    rejected = [
-        (error.node_name() or f"#{error.node()}", error.node_operator() or "unknown op", error.desc())
-        for error in errors
-    ]
+def from_response(module: str, response: Mapping[str, Any]) -> TaskError:
+    """The TaskError for a worker response that has a "failure" (see `loader.build_from_request`)."""
+    lines = [(severity, message) for severity, message in response.get("log", [])]
+    if response["failure"] == "parser":
+        return parser_failure(module, [(node, op, why) for node, op, why in response["rejected"]])
+    if response["failure"] == "builder":
+        return builder_failure(lines)
+    return TaskError(response.get("error", "the builder failed"), [])
+
+
+def parser_failure(module: str, rejected: list[tuple[str, str, str]]) -> TaskError:
+    """`rejected`: (node name, op, the parser's description) per node it rejected."""
     described = [f"node '{node}' ({op}): {why}" for node, op, why in rejected]
     if len(described) == 1:
         message = f"the {module} ONNX parser rejected {described[0]}"

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild import toolchain
-from trtbuild.backends.base import BuildSettings, EngineIO
+from trtbuild.backends.base import BuildSettings, BuiltEngine
+from trtbuild.backends.trt.recipe import interpreter_version
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class TensorRTFlavour:
         capability and driver enter the key. TensorRT-RTX builds ahead of time for declared targets,
         so the host's GPU does not matter."""
         if self.builds_ahead_of_time:
-            return {self.module: self.version()}
+            # The worker's interpreter shapes the engine's bytes (recipe.py): its version is key material.
+            return {self.module: self.version(), "python": interpreter_version()}
         return {self.module: self.version(), "gpus": list(toolchain.nvidia_gpus())}
 
     def engine_targets(self, targets: Sequence[str]) -> list[str]:
@@ -51,7 +53,9 @@ class TensorRTFlavour:
             return ["build GPU"]
         return list(targets) or list(self.default_targets)
 
-    def build(self, onnx: Path, engine: Path, settings: BuildSettings, workdir: Path) -> EngineIO:
+    def build(
+        self, onnx: Path, engine: Path, settings: BuildSettings, workdir: Path, toolchains: Path
+    ) -> BuiltEngine:
         from trtbuild.backends.trt.worker import build_in_subprocess
 
         request = {
@@ -64,7 +68,7 @@ class TensorRTFlavour:
             "optimization_level": settings.optimization_level,
             "targets": list(settings.targets),
         }
-        return build_in_subprocess(request, workdir)
+        return build_in_subprocess(request, workdir, toolchains, self.version())
 
     def why_engine_cannot_run(self, targets: Sequence[str]) -> str | None:
         from trtbuild.backends.trt.runner import why_engine_cannot_run

@@ -1,15 +1,60 @@
-"""Steps that make an engine, named after what they produce from what (Polygraphy's habit)."""
+"""Steps that make an engine, named after what they produce from what (Polygraphy's habit).
+
+This module imports nothing but the standard library and the flavour's own module: the build
+worker (worker.py) runs a copy of it as a script beside a copy of the TensorRT packages, in an
+interpreter that sees nothing else, because TensorRT-RTX's engine bytes depend on what the process
+allocated before the build (worker.py says why). Failures are raised as this module's own
+exceptions; `failures.py` turns them into messages a user can act on.
+"""
 
 from __future__ import annotations
 
 import importlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from trtbuild.backends.base import BuildSettings, EngineIO
-from trtbuild.backends.trt.failures import builder_failure, parser_failure
-from trtbuild.errors import TaskError
+# One tensor of the engine's I/O: {"name", "dtype" (numpy/torch name), "shape" (-1: dynamic)}.
+EngineIO = dict[str, list[dict[str, Any]]]
+
+
+class Settings(Protocol):
+    """What the builder config is made from (`trtbuild.backends.base.BuildSettings` is one)."""
+
+    @property
+    def profiles(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def workspace(self) -> int | None: ...
+    @property
+    def optimization_level(self) -> int | None: ...
+    @property
+    def targets(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """Settings as the worker's request file gives them."""
+
+    profiles: Sequence[Mapping[str, Any]]
+    workspace: int | None
+    optimization_level: int | None
+    targets: Sequence[str]
+
+
+class ParserRejected(Exception):
+    """The ONNX parser made no network: (node name, op, description) per rejected node."""
+
+    def __init__(self, module: str, rejected: list[tuple[str, str, str]]) -> None:
+        super().__init__(f"the {module} ONNX parser rejected {len(rejected)} node(s)")
+        self.module = module
+        self.rejected = rejected
+
+
+class NoEngine(Exception):
+    """The builder returned no engine; it says why only through its logger."""
 
 
 @dataclass
@@ -23,7 +68,7 @@ class Network:
 
 def network_from_onnx_path(module: str, path: Path, *, ahead_of_time: bool, logger: Any = None) -> Network:
     """`module`: tensorrt or tensorrt_rtx, the flavour's Python module. `logger`: a
-    `builder_logger`, one of its own by default."""
+    `builder_logger`, one of its own by default. Raises ParserRejected."""
     trt = importlib.import_module(module)
     logger = logger if logger is not None else builder_logger(trt)
     builder = trt.Builder(logger)
@@ -36,7 +81,11 @@ def network_from_onnx_path(module: str, path: Path, *, ahead_of_time: bool, logg
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(path)):
-        raise parser_failure(module, [parser.get_error(i) for i in range(parser.num_errors)])
+        errors = [parser.get_error(i) for i in range(parser.num_errors)]
+        rejected = [
+            (e.node_name() or f"#{e.node()}", e.node_operator() or "unknown op", e.desc()) for e in errors
+        ]
+        raise ParserRejected(module, rejected)
     return Network(trt=trt, logger=logger, builder=builder, network=network, parser=parser)
 
 
@@ -58,7 +107,7 @@ def builder_logger(trt: Any, *, verbose: bool = False) -> Any:
     return KeptLog()
 
 
-def builder_config_from_settings(net: Network, settings: BuildSettings, *, ahead_of_time: bool) -> Any:
+def builder_config_from_settings(net: Network, settings: Settings, *, ahead_of_time: bool) -> Any:
     trt = net.trt
     config = net.builder.create_builder_config()
     if settings.workspace is not None:
@@ -72,7 +121,7 @@ def builder_config_from_settings(net: Network, settings: BuildSettings, *, ahead
         config.add_optimization_profile(profile)
     if settings.targets:
         if not ahead_of_time:
-            raise TaskError(
+            raise ValueError(
                 "build.targets applies only to a backend that builds ahead of time (tensorrt-rtx)"
             )
         config.num_compute_capabilities = len(settings.targets)
@@ -82,9 +131,10 @@ def builder_config_from_settings(net: Network, settings: BuildSettings, *, ahead
 
 
 def engine_bytes_from_network(net: Network, config: Any) -> bytes:
+    """Raises NoEngine when the builder returns none (its logger's lines say why)."""
     serialized = net.builder.build_serialized_network(net.network, config)
     if serialized is None:
-        raise builder_failure(net.logger.lines)
+        raise NoEngine()
     return bytes(memoryview(serialized))
 
 
@@ -118,3 +168,40 @@ DTYPE_NAMES = {
 def dtype_name(dtype: Any) -> str:
     name: str = dtype.name
     return DTYPE_NAMES.get(name, name.lower())
+
+
+def build_from_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The worker's job: build what the request file describes, write the engine where it says;
+    returns the response (the network's I/O, or the failure) with what TensorRT logged."""
+    trt = importlib.import_module(request["module"])
+    logger = builder_logger(trt, verbose=request["verbose_log"])
+    response: dict[str, Any]
+    try:
+        ahead_of_time = bool(request["ahead_of_time"])
+        net = network_from_onnx_path(
+            request["module"], Path(request["onnx"]), ahead_of_time=ahead_of_time, logger=logger
+        )
+        settings = RequestSettings(
+            request["profiles"], request["workspace"], request["optimization_level"], request["targets"]
+        )
+        config = builder_config_from_settings(net, settings, ahead_of_time=ahead_of_time)
+        Path(request["engine"]).write_bytes(engine_bytes_from_network(net, config))
+        response = {"io": describe_io(net)}
+    except ParserRejected as rejected:
+        response = {"failure": "parser", "rejected": rejected.rejected}
+    except NoEngine:
+        response = {"failure": "builder"}
+    except Exception as error:  # the builder's own exceptions: report them, print no traceback
+        response = {"failure": "exception", "error": f"{type(error).__name__}: {error}"}
+    return {**response, "log": logger.lines}
+
+
+def main(argv: list[str]) -> int:
+    """`python loader.py REQUEST.json`: the response goes to the file the request names."""
+    request = json.loads(Path(argv[0]).read_text())
+    Path(request["response"]).write_text(json.dumps(build_from_request(request)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,172 @@
+"""TensorRT-RTX engine bytes are a function of the build inputs (backends/trt/recipe.py).
+
+ResNet-50's fp32 and int8 engines are the cases that differed before the recipe: between the first
+build after install and later ones, between virtualenvs at different paths, and (int8) under CPU
+load. Here the same two graphs are built by a run in a fresh cache (the first build, which makes the
+packages' fixed-path copy), again through the worker (a later build), from a second virtualenv at
+another, longer path with its own copy of the packages and its own cache, and under CPU load; every
+build must give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from trtbuild import api
+from trtbuild.backends.base import BuildSettings
+from trtbuild.backends.registry import TENSORRT_RTX, get_backend
+from trtbuild.backends.trt import recipe
+from trtbuild.tasks.pipeline import PIPELINE, Pipeline
+
+pytestmark = pytest.mark.slow
+CELLS = ("fp32", "int8")
+# What a build of one graph takes: the same profile and targets as configs/resnet.yaml.
+BUILD_SCRIPT = """
+import hashlib, json, sys
+from pathlib import Path
+from trtbuild.backends.base import BuildSettings
+from trtbuild.backends.registry import TENSORRT_RTX, get_backend
+request = json.loads(sys.argv[1])
+workdir = Path(request["workdir"])
+workdir.mkdir(parents=True)
+settings = BuildSettings(request["profiles"], targets=tuple(request["targets"]))
+built = get_backend(TENSORRT_RTX).build(
+    Path(request["onnx"]), workdir / "model.engine", settings, workdir, Path(request["toolchains"])
+)
+print(json.dumps({"sha256": hashlib.sha256((workdir / "model.engine").read_bytes()).hexdigest(),
+                  "reproducibility": built.reproducibility.as_json(), "python": sys.prefix}))
+"""
+
+
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """configs/resnet.yaml's fp32 and int8 cells up to their engines, in a fresh cache."""
+    root = tmp_path_factory.mktemp("resnet")
+    config = root / "resnet.yaml"
+    text = (REPO / "configs" / "resnet.yaml").read_text()
+    config.write_text(text.replace("precision: [fp32, fp16, int8]", "precision: [fp32, int8]"))
+    up_to_build = Pipeline(tuple(stage for stage in PIPELINE.stages if stage.name != "validate"))
+    result = api.run([config], cache_dir=root / "cache", out_dir=root / "build", pipeline=up_to_build)
+    assert result.exit_status == 0, [event.reason for event in result.failed_tasks]
+    return root
+
+
+def engine_json(root: Path, cell: str) -> dict[str, object]:
+    document: dict[str, object] = json.loads((root / "build" / "resnet50" / cell / "engine.json").read_text())
+    return document
+
+
+def build_request(root: Path, cell: str, workdir: Path, toolchains: Path) -> str:
+    described = engine_json(root, cell)
+    return json.dumps(
+        {
+            "onnx": str(root / "build" / "resnet50" / cell / "model.onnx"),
+            "profiles": described["profiles"],
+            "targets": ["SM86", "SM89", "SM120"],
+            "workdir": str(workdir),
+            "toolchains": str(toolchains),
+        }
+    )
+
+
+def build_with(python: Path, request: str) -> dict[str, object]:
+    """One build through the worker, in a process of `python` (a virtualenv's interpreter)."""
+    completed = subprocess.run(
+        [str(python), "-c", BUILD_SCRIPT, request],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    built: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return built
+
+
+@pytest.fixture(scope="module")
+def second_virtualenv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv at another, longer path holding its own copy of TensorRT-RTX's packages (and
+    nothing else the worker needs: trtbuild comes from PYTHONPATH). Returns its interpreter."""
+    target = tmp_path_factory.mktemp("a-second-virtualenv-at-a-longer-path") / "venv"
+    venv.EnvBuilder(with_pip=False).create(target)
+    site = next((target / "lib").glob("python3*/site-packages"))
+    for package in recipe.package_dirs("tensorrt_rtx"):
+        shutil.copytree(package, site / package.name, ignore=shutil.ignore_patterns("__pycache__"))
+        for info in package.parent.glob("tensorrt_rtx*.dist-info"):
+            if not (site / info.name).exists():
+                shutil.copytree(info, site / info.name)
+    return target / "bin" / "python"
+
+
+@contextmanager
+def cpu_load() -> Iterator[None]:
+    """Twice as many busy processes as the machine has cores, for as long as the block runs."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))
+    ]
+    try:
+        yield
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def test_resnet50_fp32_and_int8_engines_are_identical_across_builds_virtualenvs_and_load(
+    resnet_run: Path, second_virtualenv: Path, tmp_path: Path
+) -> None:
+    _, refused = recipe.isolation_prefix()
+    if refused is not None:
+        # Then engine.json must say so (test_an_engine_says_when_the_recipe_cannot_hold).
+        pytest.skip(f"the build recipe cannot hold on this machine: {refused}")
+    this_python = Path(sys.executable)
+    for cell in CELLS:
+        first = engine_json(resnet_run, cell)
+        assert first["byte_reproducible"] is True
+        builds = {
+            "first build, in the run": first["engine_sha256"],
+            "a later build": build_with(
+                this_python,
+                build_request(
+                    resnet_run, cell, tmp_path / f"{cell}-later", resnet_run / "cache" / "toolchains"
+                ),
+            )["sha256"],
+            "another virtualenv, first build": build_with(
+                second_virtualenv,
+                build_request(resnet_run, cell, tmp_path / f"{cell}-venv", tmp_path / "venv-cache"),
+            )["sha256"],
+        }
+        with cpu_load():
+            builds["under CPU load"] = build_with(
+                this_python,
+                build_request(resnet_run, cell, tmp_path / f"{cell}-load", tmp_path / "load-cache"),
+            )["sha256"]
+        assert len(set(builds.values())) == 1, (cell, builds)
+
+
+def test_an_engine_says_when_the_recipe_cannot_hold(resnet_run: Path, tmp_path: Path) -> None:
+    """A cache folder too long to pad to the fixed length: the engine is still built, and the
+    result and the run say it is not byte-reproducible here, and why."""
+    toolchains = tmp_path / ("x" * 150) / "toolchains"
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    described = engine_json(resnet_run, "fp32")
+    settings = BuildSettings(described["profiles"], targets=("SM89",))  # type: ignore[arg-type]
+    onnx = resnet_run / "build" / "resnet50" / "fp32" / "model.onnx"
+    built = get_backend(TENSORRT_RTX).build(onnx, workdir / "model.engine", settings, workdir, toolchains)
+    assert built.reproducibility.byte_reproducible is False
+    assert "fixed-length path" in (built.reproducibility.reason or "")
+    assert "use a shorter --cache-dir" in (built.reproducibility.reason or "")
+    assert hashlib.sha256((workdir / "model.engine").read_bytes()).hexdigest()

@@ -1,0 +1,202 @@
+"""The conditions under which TensorRT-RTX's engine bytes are a function of the build's inputs.
+
+TensorRT-RTX numbers the internal tensors of its Myelin graphs in an order that follows heap
+addresses and, for Q/DQ (int8) graphs, how its two builder threads interleave; so the engine's
+bytes depend on everything the build process allocated and on scheduling. Measured on ResNet-50
+(fp32, fp16, int8; 3 targets), with address-space randomisation off, the bytes changed with
+- the length of the real path of the `tensorrt_rtx*` packages (one character more changed them;
+  a symlink does not help, the real path counts; the same length at another place or depth did not),
+- the interpreter (its build and install path) and whether it compiled or read .pyc files,
+- the environment variables (one extra variable changed them), and anything else imported first,
+- for int8, CPU load: 6 of 6 builds under load gave 6 different engines (fp32 and fp16 did not
+  change), also with one malloc arena, a fixed mmap threshold or pinned to one CPU;
+and did not change with the working folder, the temp folder or the characters of the path.
+
+So the worker runs as: the flavour's packages hard-linked (or copied) into a folder under the cache
+whose real path is padded to a fixed length; the base interpreter (never a virtualenv's, whose
+prefix is another path) with `-E -s -S -B` and a pycache prefix that holds nothing, so every module
+is compiled from source every time; an empty environment; a script (loader.py) that imports only
+the standard library and the packages; `setarch -R` (no address randomisation); and on one CPU at
+real-time FIFO priority (`taskset`, `chrt -f 1`), where a thread runs until it blocks, so the two
+builder threads interleave the same way whatever else the machine does (int8 under load: 5 of 5
+identical). What remains is the interpreter installation: its version enters the key, and an opaque
+fingerprint of it is recorded with each engine so `verify` can say "built in another environment"
+rather than "different". Anything that stops the recipe is said in the run and in engine.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from trtbuild.backends.trt import loader
+
+# The real path of the folder holding the packages is padded to exactly this many characters.
+FIXED_PATH_LENGTH = 200
+SCRIPT = "trtbuild_engine_builder.py"  # loader.py's copy, run as the worker
+NO_PYCACHE = "no-pycache"  # a pycache prefix that never holds anything: compile everything
+
+
+def interpreter_version() -> str:
+    """The interpreter the worker runs, as key material: e.g. `cpython-3.11.7`."""
+    return f"{sys.implementation.name}-{platform.python_version()}"
+
+
+def base_interpreter() -> Path:
+    """The interpreter a virtualenv was made from (the same program, with a prefix that does not
+    depend on where the virtualenv is), by its real path."""
+    return Path(os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable))
+
+
+def environment_fingerprint() -> str:
+    """`cpython-3.11.7/1a2b3c4d`: two machines with the same fingerprint run the same interpreter
+    installation (same build at the same path) on as many CPUs. Opaque: no path is recorded. The
+    CPU count is in because TensorRT may size its thread pools by it (not measured: one machine)."""
+    material = f"{base_interpreter()}\0{sys.version}\0{platform.machine()}\0{os.cpu_count()}".encode()
+    return f"{interpreter_version()}/{hashlib.sha256(material).hexdigest()[:8]}"
+
+
+def package_dirs(module: str) -> list[Path]:
+    """The flavour's package folders: `tensorrt_rtx` and, where installed, the `_bindings` and
+    `_libs` packages it loads (the wheel layout of both TensorRT flavours)."""
+    found = []
+    for name in (module, f"{module}_bindings", f"{module}_libs"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            found.append(Path(next(iter(spec.submodule_search_locations))))
+    return found
+
+
+def _identity(dirs: list[Path]) -> str:
+    """Which copy of the packages and of the worker script: sizes and modification times."""
+    digest = hashlib.sha256(Path(loader.__file__).read_bytes())
+    for folder in dirs:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                stat = path.stat()
+                digest.update(
+                    f"{path.relative_to(folder.parent)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+                )
+    return digest.hexdigest()[:16]
+
+
+class RecipeUnavailable(Exception):
+    """The packages cannot be placed at a fixed-length path here; the message says why."""
+
+
+def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
+    """A folder, at a real path of FIXED_PATH_LENGTH characters, holding the worker script and the
+    flavour's packages (hard links where the filesystem allows, else copies), made once per version
+    and copy of the packages; safe when several builds make it at once."""
+    dirs = package_dirs(module)
+    if not dirs:
+        raise RecipeUnavailable(f"{module} is not installed")
+    toolchains.mkdir(parents=True, exist_ok=True)
+    parent = Path(os.path.realpath(toolchains)) / f"{module}-{version}-{_identity(dirs)}"
+    padding = FIXED_PATH_LENGTH - len(str(parent)) - 1
+    if padding < 1:
+        raise RecipeUnavailable(
+            f"the cache folder's real path is too long ({len(str(parent))} characters with the packages' "
+            f"folder, more than the {FIXED_PATH_LENGTH} the build recipe pads to): use a shorter --cache-dir"
+        )
+    final = parent / ("p" * padding)
+    if (final / SCRIPT).is_file():
+        return final
+    parent.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    try:
+        for folder in dirs:
+            shutil.copytree(
+                folder,
+                staging / folder.name,
+                copy_function=_link_or_copy,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
+        shutil.copyfile(loader.__file__, staging / SCRIPT)
+        try:
+            staging.rename(final)  # atomic: a reader sees no folder or a complete one
+        except OSError:
+            if not (final / SCRIPT).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """A hard link keeps the copy cheap; across filesystems (or where links are refused), a copy."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def isolation_prefix() -> tuple[list[str], str | None]:
+    """The command prefix that runs the worker without address randomisation (`setarch -R`), on
+    one CPU (`taskset`) at the lowest real-time priority (`chrt -f 1`), and None — or the part of
+    it this machine refuses (a container's seccomp profile may forbid personality(2); real-time
+    priority needs root or CAP_SYS_NICE), with the prefix that remains."""
+    tools = {name: shutil.which(name) for name in ("setarch", "taskset", "chrt")}
+    if not sys.platform.startswith("linux") or not all(tools.values()):
+        missing = sorted(name for name, path in tools.items() if not path)
+        return [], f"{', '.join(missing) or 'setarch'} not available (Linux's util-linux provides them)"
+    parts = {
+        "setarch -R": [str(tools["setarch"]), platform.machine(), "-R"],
+        "taskset": [str(tools["taskset"]), "-c", str(min(os.sched_getaffinity(0)))],
+        "chrt -f 1": [str(tools["chrt"]), "-f", "1"],
+    }
+    kept: list[str] = []
+    refused = []
+    for name, part in parts.items():
+        why = _refused(tuple(part))
+        if why is None:
+            kept += part
+        else:
+            refused.append(f"{name}: {why}")
+    return kept, "; ".join(refused) or None
+
+
+@functools.cache
+def _refused(prefix: tuple[str, ...]) -> str | None:
+    """Why `prefix true` fails here, or None when it runs."""
+    completed = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
+    if completed.returncode == 0:
+        return None
+    lines = completed.stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit status {completed.returncode}"
+
+
+def warm_page_cache(folder: Path) -> None:
+    """Ask the kernel to read the packages' libraries now: a builder thread that waits for a page
+    from disk lets the other run first, and the interleaving is part of an int8 engine's bytes."""
+    for library in folder.rglob("*.so*"):
+        with contextlib.suppress(OSError, AttributeError):  # fadvise: Linux, and only a hint
+            descriptor = os.open(library, os.O_RDONLY)
+            try:
+                os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(descriptor)
+
+
+def worker_command(folder: Path) -> list[str]:
+    """The interpreter command that runs the worker script from `folder` (packages_at_fixed_path)."""
+    return [
+        str(base_interpreter()),
+        "-E",  # no PYTHON* variables
+        "-s",  # no user site folder
+        "-S",  # no site: sys.path is the script's folder and the standard library, nothing else
+        "-B",  # write no .pyc ...
+        "-X",
+        f"pycache_prefix={folder / NO_PYCACHE}",  # ... and read none: compile everything, every time
+        str(folder / SCRIPT),
+        "build-request.json",
+    ]
