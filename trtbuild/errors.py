@@ -100,6 +100,25 @@ class LockMismatch(TrtbuildError):
         )
 
 
+class LockError(TrtbuildError):
+    """A lock file that cannot be used as it is: unreadable (not JSON, git merge-conflict markers, not
+    the lock's shape) or written by a newer trtbuild. Names the file, the line and what to do. Exit 2."""
+
+    exit_status = EXIT_USAGE
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.render())
+
+
+class UnreadableLock(LockError):
+    """The lock is not a lock document; a plain `run` replaces it (and says so), nothing else may."""
+
+
+class NewerLockFormat(LockError):
+    """The lock's format is newer than this trtbuild reads: rewriting it would lose what it records."""
+
+
 def raised_at(error: BaseException, outside: tuple[str, ...] = ()) -> list[str]:
     """Where `error` was raised, as one detail line: its innermost frame whose file is not under one
     of the `outside` folders (libraries, to point at the user's own line), else its innermost."""
