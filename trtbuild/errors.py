@@ -89,7 +89,8 @@ class StoreError(TrtbuildError):
 
 
 class LockMismatch(TrtbuildError):
-    """`run --locked`: the plan differs from the lock. Nothing was run. Exit status 1."""
+    """`run --locked`: the plan's keys (or cached outputs) differ from the lock. Nothing was run.
+    Exit status 1."""
 
     def __init__(self, differences: list[str]) -> None:
         self.differences = differences
