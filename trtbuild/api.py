@@ -94,7 +94,7 @@ def run(
     configs = list(configs)
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
     notices = check_locked(the_plan) if locked else []
-    to_replace = {} if locked else _locks_to_replace(the_plan)
+    to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     # Another config's build folder is a config error before anything runs (exec/owners.py).
     notices += check_owners(the_plan.specs, Path(out_dir))
     preflight(the_plan)
