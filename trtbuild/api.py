@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UsageError
+from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UnreadableLock, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.exec.owners import check_owners, claim_owners
 from trtbuild.plan import lock as lockfile
-from trtbuild.plan.explain import differences, explain, keyed_code, known_material
+from trtbuild.plan import locked as lockcheck
+from trtbuild.plan.explain import explain, keyed_code
 from trtbuild.plan.graph import CellPlan
+from trtbuild.plan.locked import ArtifactVerdict
 from trtbuild.plan.plan import Plan, make_plan, preflight
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_specs
@@ -35,6 +37,8 @@ class RunResult:
     materials: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # id -> (key, material)
     results: dict[str, ActionResult] = field(default_factory=dict)  # id -> outputs of finished tasks
     notices: list[str] = field(default_factory=list)  # what the user should know, though nothing failed
+    # run --locked: what the run made that the lock does not record (each line names its task).
+    lock_differences: list[str] = field(default_factory=list)
     # Cells of the configs that --only left out: the reports show them as the cache holds them.
     cells_not_run: list[CellPlan] = field(default_factory=list)
 
@@ -44,7 +48,8 @@ class RunResult:
 
     @property
     def exit_status(self) -> int:
-        return EXIT_FAILED if self.failed_tasks or self.gate_failures else EXIT_OK
+        failed = self.failed_tasks or self.gate_failures or self.lock_differences
+        return EXIT_FAILED if failed else EXIT_OK
 
     def cell_dirs(self) -> list[Path]:
         return [self.out_dir / cell.model / cell.cell for cell in self.plan.graph.cells]
@@ -83,26 +88,21 @@ def run(
     pipeline: Pipeline = PIPELINE,
 ) -> RunResult:
     """Build everything out of date. Config errors raise ConfigError before any task runs (as does
-    an `out_dir/<model>/` that another config's runs own); with `locked`, a plan that differs from
-    the lock raises LockMismatch, also before any task runs."""
+    an `out_dir/<model>/` that another config's runs own, or a lock of a newer format); with
+    `locked`, a plan that differs from the lock raises LockMismatch, also before any task runs, what
+    the run made is compared with the lock afterwards (`lock_differences`), and no lock is written."""
     configs = list(configs)
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
-    if locked:
-        check_locked(the_plan)
+    notices = check_locked(the_plan) if locked else []
+    to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     # Another config's build folder is a config error before anything runs (exec/owners.py).
-    notices = check_owners(the_plan.specs, Path(out_dir))
+    notices += check_owners(the_plan.specs, Path(out_dir))
     preflight(the_plan)
     claim_owners(the_plan.specs, Path(out_dir))
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
     executor = LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event)
     events = executor.run()
-    # A gate's failures are in its task's result (validate's, today), cached or not.
-    gate_failures = [
-        {"task": event.id, "cell": event.cells[0] if event.cells else "", **failure}
-        for event in events
-        if event.state in ("ran", "cached")
-        for failure in event.meta.get("failures", [])
-    ]
+    gate_failures = _gate_failures(events)
     # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
     # the config had no others: planned again, without --only, those come from the cache.
     every_cell = plan(configs, cache_dir=cache_dir, pipeline=pipeline) if only else the_plan
@@ -114,9 +114,60 @@ def run(
     the_plan.store.add_root(run_root_name(), keys)
     result.materials = dict(executor.materials)
     result.results = dict(executor.results)
-    if result.exit_status == EXIT_OK and not only and write_lock:
+    if locked:
+        _check_run_locked(result)
+    elif result.exit_status == EXIT_OK and not only and write_lock:
         result.locks = write_locks(the_plan, executor)
+    result.notices += _replaced(to_replace, result.locks)
     return result
+
+
+def _gate_failures(events: list[TaskEvent]) -> list[dict[str, Any]]:
+    """A gate's failures are in its task's result (validate's, today), cached or not."""
+    return [
+        {"task": event.id, "cell": event.cells[0] if event.cells else "", **failure}
+        for event in events
+        if event.state in ("ran", "cached")
+        for failure in event.meta.get("failures", [])
+    ]
+
+
+def _check_run_locked(result: RunResult) -> None:
+    """What the run made against the lock it was checked against before: keys and output bytes."""
+    for spec in result.plan.specs:
+        found, notices = lockcheck.check_run(result.plan.graph, spec, result.materials, result.results)
+        result.lock_differences += found
+        result.notices += [line for line in notices if line not in result.notices]
+
+
+def _locks_to_replace(the_plan: Plan) -> dict[Path, str]:
+    """Lock path -> what is wrong with it, for the locks a plain run replaces: an unreadable one, or
+    one of an older format. A newer format raises NewerLockFormat: replacing it would drop what this
+    trtbuild does not know."""
+    found: dict[Path, str] = {}
+    for spec in the_plan.specs:
+        path = lockfile.lock_path(spec.path)
+        try:
+            lock = lockfile.config_lock(spec.path)
+        except UnreadableLock as error:
+            where = error.problem.location
+            what = error.problem.message.removeprefix("the lock is unreadable: ")
+            at = f" at line {where.line}:{where.column}" if where else ""
+            found[path] = f"unreadable{at}: {what}"
+            continue
+        if lock is not None and lock.format_version < lockfile.FORMAT_VERSION:
+            found[path] = f"lock format {lock.format_version}, older than {lockfile.FORMAT_VERSION}"
+    return found
+
+
+def _replaced(to_replace: dict[Path, str], written: list[Path]) -> list[str]:
+    """Say loudly what became of each lock that had to be replaced: replaced, or still there."""
+    return [
+        f"replaced {path} ({what}) with a new lock: review and commit it"
+        if path in written
+        else f"{path} is {what}: a successful run of all its cells replaces it"
+        for path, what in to_replace.items()
+    ]
 
 
 def write_locks(the_plan: Plan, executor: LocalExecutor) -> list[Path]:
@@ -144,7 +195,7 @@ def locks_of(the_plan: Plan) -> dict[str, lockfile.Lock | None]:
     """Task id -> the lock of the config it belongs to (the first config, for shared tasks)."""
     locks: dict[str, lockfile.Lock | None] = {}
     for spec in the_plan.specs:
-        lock = lockfile.read_lock(lockfile.lock_path(spec.path))
+        lock = lockfile.config_lock(spec.path)
         for node_id in lockfile.config_tasks(the_plan.graph, spec.path):
             locks.setdefault(node_id, lock)
     return locks
@@ -160,64 +211,60 @@ def explain_code(the_plan: Plan) -> dict[str, list[tuple[str, CodeIdentity]]]:
     return keyed_code(the_plan.specs, the_plan.graph)
 
 
-def check_locked(the_plan: Plan) -> None:
-    """Raise LockMismatch listing every difference between the plan and the locks."""
-    problems: list[str] = []
-    for spec in the_plan.specs:
-        path = lockfile.lock_path(spec.path)
-        lock = lockfile.read_lock(path)
-        if lock is None:
-            problems.append(f"{path}: no lock (run `trtbuild run {spec.path}` without --locked to write it)")
-            continue
-        task_ids = lockfile.config_tasks(the_plan.graph, spec.path)
-        for node_id in task_ids:
-            node, entry = the_plan.graph.nodes[node_id], lock.tasks.get(node_id)
-            if entry is None:
-                problems.append(f"{node_id}: new task, not in {path.name}")
-                continue
-            material = known_material(node, the_plan.hasher, the_plan.statuses[node_id])
-            problems += [f"{node_id}: {line}" for line in differences(node, entry, material)]
-        problems += [
-            f"{node_id}: in {path.name} but no longer planned"
-            for node_id in sorted(set(lock.tasks) - set(task_ids))
-        ]
-    if problems:
-        raise LockMismatch(problems)
+@dataclass
+class LockCheck:
+    """The plan against its configs' locks, before anything runs."""
 
-
-@dataclass(frozen=True)
-class VerifiedArtifact:
-    task: str
-    output: str
-    locked: str | None  # the lock's hash
-    rebuilt: str | None  # the rebuild's hash (None: the task failed or was skipped)
+    differences: list[str]  # each line names its task (or the lock file)
+    notices: list[str]  # not failures: outputs known not to be byte-reproducible
 
     @property
-    def identical(self) -> bool:
-        return self.locked is not None and self.locked == self.rebuilt
+    def exit_status(self) -> int:
+        return EXIT_FAILED if self.differences else EXIT_OK
+
+
+def lock_check(the_plan: Plan) -> LockCheck:
+    """Compare the plan's keys (and the cached outputs' hashes) with each config's lock. Unreadable
+    locks and newer formats raise LockError (exit 2)."""
+    check = LockCheck([], [])
+    for spec in the_plan.specs:
+        found, notices = lockcheck.check_plan(the_plan, spec)
+        check.differences += found
+        check.notices += [line for line in notices if line not in check.notices]
+    return check
+
+
+def check_locked(the_plan: Plan) -> list[str]:
+    """Raise LockMismatch listing every difference between the plan and the locks; else return the
+    notices (outputs that differ from the lock but are marked not byte-reproducible)."""
+    check = lock_check(the_plan)
+    if check.differences:
+        raise LockMismatch(check.differences)
+    return check.notices
 
 
 @dataclass
 class Verification:
-    artifacts: list[VerifiedArtifact]
+    artifacts: list[ArtifactVerdict]
     run: RunResult
 
     @property
     def exit_status(self) -> int:
-        return EXIT_OK if all(a.identical for a in self.artifacts) else EXIT_FAILED
+        return EXIT_OK if all(a.accepted for a in self.artifacts) else EXIT_FAILED
 
 
 def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline = PIPELINE) -> Verification:
-    """Rebuild every task of the configs from scratch, in a temporary store, and compare each output's
-    hash with the lock. The lock and the user's cache and build folder are left alone."""
+    """Rebuild every task of the configs from scratch, in a temporary store, and give each output the
+    lock records one verdict (plan/locked.py). The lock and the user's cache and build folder are
+    left alone."""
     import tempfile
 
     configs = list(configs)
     locks = {}
     for spec in load(configs):
-        path = lockfile.lock_path(spec.path)
-        lock = lockfile.read_lock(path)
+        lock = lockfile.config_lock(spec.path)
         if lock is None:
+            path = lockfile.lock_path(spec.path)
             raise UsageError(f"{path}: no lock to verify against; run `trtbuild run {spec.path}` first")
         locks[spec.path] = lock
     with tempfile.TemporaryDirectory(prefix="trtbuild-verify-") as scratch:
@@ -230,24 +277,24 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline =
             pipeline=pipeline,
         )
     artifacts = []
-    for lock in locks.values():
-        for task_id, entry in sorted(lock.tasks.items()):
-            result = rebuilt.results.get(task_id)
-            for output, digest in sorted(entry["outputs"].items()):
-                new = result.outputs[output].hash if result and output in result.outputs else None
-                artifacts.append(VerifiedArtifact(task_id, output, digest["hash"], new))
+    for spec in rebuilt.plan.specs:
+        artifacts += lockcheck.verify_artifacts(
+            rebuilt.plan.graph, spec, locks[spec.path], rebuilt.materials, rebuilt.results
+        )
     return Verification(artifacts, rebuilt)
 
 
 __all__ = [
+    "ArtifactVerdict",
+    "LockCheck",
     "Plan",
     "RunResult",
     "Verification",
-    "VerifiedArtifact",
     "check_locked",
     "explain_code",
     "explain_plan",
     "load",
+    "lock_check",
     "locks_of",
     "plan",
     "preflight",

@@ -89,7 +89,8 @@ class StoreError(TrtbuildError):
 
 
 class LockMismatch(TrtbuildError):
-    """`run --locked`: the plan differs from the lock. Nothing was run. Exit status 1."""
+    """`run --locked`: the plan's keys (or cached outputs) differ from the lock. Nothing was run.
+    Exit status 1."""
 
     def __init__(self, differences: list[str]) -> None:
         self.differences = differences
@@ -98,6 +99,25 @@ class LockMismatch(TrtbuildError):
             f"the plan differs from the lock ({len(differences)} difference(s)); nothing ran:\n{listing}\n"
             "  hint: run without --locked to rebuild and update the lock, then commit it"
         )
+
+
+class LockError(TrtbuildError):
+    """A lock file that cannot be used as it is: unreadable (not JSON, git merge-conflict markers, not
+    the lock's shape) or written by a newer trtbuild. Names the file, the line and what to do. Exit 2."""
+
+    exit_status = EXIT_USAGE
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.render())
+
+
+class UnreadableLock(LockError):
+    """The lock is not a lock document; a plain `run` replaces it (and says so), nothing else may."""
+
+
+class NewerLockFormat(LockError):
+    """The lock's format is newer than this trtbuild reads: rewriting it would lose what it records."""
 
 
 def raised_at(error: BaseException, outside: tuple[str, ...] = ()) -> list[str]:

@@ -48,9 +48,11 @@ def age_everything(store: Store, seconds: float = 2 * DAY) -> None:
                 os.utime(path, (when, when))
 
 
-def write_lock(path: Path, *keys: str) -> Path:
+def write_lock(path: Path, *keys: str, lock_format: int = 2) -> Path:
+    """A lock naming `keys`, in `lock_format` (1 spelt its format `version`, 2 `format_version`)."""
     tasks = {f"task-{i}": {"key": key, "params": {}} for i, key in enumerate(keys)}
-    path.write_text(json.dumps({"version": 1, "tasks": tasks}, indent=2))
+    spelling = "version" if lock_format == 1 else "format_version"
+    path.write_text(json.dumps({spelling: lock_format, "tasks": tasks}, indent=2))
     return path
 
 
@@ -181,13 +183,16 @@ def test_a_deleted_lock_file_releases_its_entries(store: Store, tmp_path: Path) 
     assert store.roots() == []
 
 
-def test_an_edited_lock_releases_the_tasks_it_dropped(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lock_format", [1, 2])
+def test_an_edited_lock_releases_the_tasks_it_dropped(store: Store, tmp_path: Path, lock_format: int) -> None:
     put(store, tmp_path, A, out=b"A")
     put(store, tmp_path, B, out=b"B")
-    lock = write_lock(tmp_path / "tiny.lock", A, B)
+    lock = write_lock(tmp_path / "tiny.lock", A, B, lock_format=lock_format)
     add_lock_root(store, lock, A, B)
     age_everything(store)
-    write_lock(lock, A)  # e.g. `git checkout` of an older lock: the root still lists B
+    write_lock(
+        lock, A, lock_format=lock_format
+    )  # e.g. `git checkout` of an older lock: the root still lists B
 
     report = gc(store)
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trtbuild import api
@@ -24,6 +25,12 @@ def add_parser(verbs: Any) -> None:
         help="say why each task must run (the param, input or tool that changed) and which files of "
         "your code the keys hash",
     )
+    parser.add_argument(
+        "--locked",
+        action="store_true",
+        help="compare every task's key (and the cached outputs' hashes) with the lock, on an empty "
+        "cache too; exit 1 listing each difference, 0 when the plan agrees; never writes the lock",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -35,6 +42,7 @@ def handle(args: argparse.Namespace) -> int:
     api.preflight(the_plan)
     reasons = api.explain_plan(the_plan) if args.explain else None
     code = api.explain_code(the_plan) if args.explain else None
+    check = api.lock_check(the_plan) if args.locked else None
     if args.json:
         document = to_json(the_plan, reasons)
         if code is not None:
@@ -42,8 +50,10 @@ def handle(args: argparse.Namespace) -> int:
                 model: [{"field": name, **identity.as_json()} for name, identity in uses]
                 for model, uses in code.items()
             }
+        if check is not None:
+            document["lock"] = {"differences": check.differences, "notices": check.notices}
         print(json.dumps(document, indent=2, sort_keys=True))
-        return 0
+        return check.exit_status if check is not None else 0
     table = Table(show_edge=False, box=None, pad_edge=False)
     for column in ("task", "state", "why", "inputs from", "cells"):
         table.add_column(column)
@@ -61,7 +71,22 @@ def handle(args: argparse.Namespace) -> int:
     console.print(
         f"{count} of {len(the_plan.statuses)} tasks would run." if count else "Everything is cached."
     )
-    return 0
+    if check is None:
+        return 0
+    print_lock_check(console, check)
+    return check.exit_status
+
+
+def print_lock_check(console: Console, check: api.LockCheck) -> None:
+    for notice in check.notices:
+        console.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+    if not check.differences:
+        console.print("The plan agrees with the lock.")
+        return
+    console.print(f"[bold red]The plan differs from the lock ({len(check.differences)}):[/]")
+    for line in check.differences:
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print("  hint: run without --locked to rebuild and update the lock, then commit it")
 
 
 def print_code(console: Console, code: dict[str, list[tuple[str, CodeIdentity]]]) -> None:

@@ -38,7 +38,9 @@ def add_parser(verbs: Any) -> None:
     parser.add_argument(
         "--locked",
         action="store_true",
-        help="fail (exit 1) before running anything if the plan differs from the lock",
+        help="fail (exit 1) before running anything if the plan's keys or cached outputs differ from "
+        "the lock, and after the run if a task made another key or other bytes than the lock records "
+        "(a notice for outputs marked not byte-reproducible); never writes the lock",
     )
     parser.set_defaults(handler=handle)
 
@@ -91,7 +93,11 @@ def print_summary(result: api.RunResult, console: Console) -> None:
         parts = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         console.print(f"{total} tasks: {parts} ({human_seconds(seconds)} of task time)")
     for notice in result.notices:
-        console.print(f"[yellow]note:[/] {notice}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
+    if result.lock_differences:
+        console.print(f"[bold red]The run differs from the lock ({len(result.lock_differences)}):[/]")
+        for line in result.lock_differences:
+            console.print(f"  {line}", markup=False, highlight=False)
     _print_cells(result, console)
     _print_cells_not_run(result, console)
     print_comparisons(result.reports, console)
@@ -220,5 +226,6 @@ def to_json(result: api.RunResult) -> dict[str, Any]:
         ],
         "gate_failures": result.gate_failures,
         "notices": result.notices,
+        "lock_differences": result.lock_differences,
         "reports": [str(path) for path in result.reports],
     }

@@ -1,4 +1,19 @@
-"""`trtbuild verify CONFIG...`: rebuild everything without the cache and compare with the lock."""
+"""`trtbuild verify CONFIG...`: rebuild everything without the cache and compare with the lock.
+
+Each output the lock records gets one verdict:
+  identical                                  the rebuild made the lock's bytes
+  not byte-reproducible (inputs identical)   same key as the lock (inputs, params, tools), other bytes,
+                                             and the task marks its output as not byte-reproducible
+                                             (in the lock or in the rebuild), or the two builds ran in
+                                             different build environments
+  not byte-reproducible (follows TASK/OUT)   the key differs only through inputs that got one of the
+                                             not-byte-reproducible verdicts
+  different                                  other bytes, for any other reason (the reason column says
+                                             which key material changed, if any)
+  not rebuilt                                the task failed, was skipped or is no longer planned
+Exit status: 0 when every output is identical or not byte-reproducible; 1 when any is different or
+not rebuilt; 2 for a config or lock that cannot be read (no lock, unreadable, newer format).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +21,23 @@ import argparse
 import json
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from trtbuild import api
 from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
+from trtbuild.plan.locked import DIFFERENT, IDENTICAL, NOT_REBUILT, short
 from trtbuild.tasks.validate import OUTPUT as VALIDATION
+
+VERDICT_STYLES = {IDENTICAL: "green", DIFFERENT: "bold red", NOT_REBUILT: "bold red"}
 
 
 def add_parser(verbs: Any) -> None:
     parser = verbs.add_parser(
-        "verify", help="rebuild from scratch and compare every artifact with the lock", description=__doc__
+        "verify",
+        help="rebuild from scratch and give every artifact of the lock a verdict",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="spec files (YAML) with their locks")
     parser.add_argument(
@@ -36,29 +58,41 @@ def handle(args: argparse.Namespace) -> int:
         return verification.exit_status
     verification = api.verify(args.configs, jobs=args.jobs)
     table = Table(show_edge=False, box=None)
-    for column in ("task", "artifact", "verdict", "sha256 (lock)"):
+    for column in ("task", "artifact", "verdict", "lock", "rebuilt", "reason"):
         table.add_column(column)
-    for artifact in verification.artifacts:
-        verdict = "[green]identical[/]" if artifact.identical else _difference(artifact)
-        table.add_row(artifact.task, artifact.output, verdict, (artifact.locked or "")[:16])
+    for a in verification.artifacts:
+        style = VERDICT_STYLES.get(a.verdict, "yellow")
+        verdict = f"[{style}]{escape(a.verdict)}[/]"
+        table.add_row(a.task, a.output, verdict, short(a.locked), short(a.actual), escape(a.reason))
     console = output_console()
     console.print(table)
-    same = sum(a.identical for a in verification.artifacts)
-    total = len(verification.artifacts)
-    if same == total:
-        console.print(f"All {total} artifacts are identical to the lock: the build is reproducible.")
-    else:
-        console.print(f"[bold red]{total - same} of {total} artifacts differ from the lock.[/]")
-        console.print(
-            "A task whose output differs is not deterministic, or an input or tool changed since the lock "
-            "was written (`trtbuild plan --explain` says which); the rebuilt cells' validation: "
-            + ", ".join(_validations(verification))
-        )
+    _print_summary(verification)
     return verification.exit_status
 
 
-def _difference(artifact: api.VerifiedArtifact) -> str:
-    return "[bold red]not rebuilt[/]" if artifact.rebuilt is None else "[bold red]different[/]"
+def _print_summary(verification: api.Verification) -> None:
+    console = output_console()
+    total = len(verification.artifacts)
+    same = sum(a.verdict == IDENTICAL for a in verification.artifacts)
+    failed = [a for a in verification.artifacts if not a.accepted]
+    if same == total:
+        console.print(f"All {total} artifacts are identical to the lock: the build is reproducible.")
+        return
+    unrepeatable = total - same - len(failed)
+    if unrepeatable:
+        console.print(
+            f"[yellow]{unrepeatable} of {total} artifacts are not byte-reproducible[/] (their inputs are "
+            "the lock's; the reason column says why their bytes may differ)."
+        )
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {total} artifacts differ from the lock.[/]")
+        console.print(
+            "An input or tool changed since the lock was written (`trtbuild plan --locked` lists "
+            "each difference), or a task is not deterministic; the rebuilt cells' validation: "
+            + ", ".join(_validations(verification))
+        )
+    else:
+        console.print(f"The other {same} are identical: the build matches the lock.")
 
 
 def _validations(verification: api.Verification) -> list[str]:
@@ -81,8 +115,10 @@ def to_json(verification: api.Verification) -> dict[str, Any]:
                 "task": a.task,
                 "output": a.output,
                 "locked": a.locked,
-                "rebuilt": a.rebuilt,
-                "identical": a.identical,
+                "rebuilt": a.actual,
+                "identical": a.verdict == IDENTICAL,
+                "verdict": a.verdict,
+                "reason": a.reason,
             }
             for a in verification.artifacts
         ],

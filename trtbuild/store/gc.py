@@ -28,7 +28,9 @@ from trtbuild.store.store import Store
 
 TEMP_MAX_AGE_S = 86400.0
 LOCK_TIMEOUT_S = 600.0
-_LOCK_FORMAT_VERSION = 1
+# The lock formats whose task entries gc reads (plan/lock.py: FORMAT_VERSION and its docstring; the
+# store sits below the plan layer, so it names them here). Both keep `tasks: {id: {key: ...}}`.
+_LOCK_FORMATS = (1, 2)
 
 _log = logging.getLogger(__name__)
 
@@ -129,9 +131,12 @@ def _lock_file_keys(lock: Path, *, fallback: frozenset[str]) -> set[str]:
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         _log.warning("cannot read lock file %s (%s); keeping the keys it had when last written", lock, exc)
         return set(fallback)
-    tasks = doc.get("tasks") if isinstance(doc, dict) and doc.get("version") == _LOCK_FORMAT_VERSION else None
+    known = isinstance(doc, dict) and doc.get("format_version", doc.get("version")) in _LOCK_FORMATS
+    tasks = doc.get("tasks") if known else None
     if not isinstance(tasks, dict):
-        _log.warning("%s is not a version 1 lock file; keeping the keys it had when last written", lock)
+        _log.warning(
+            "%s is not a lock file of a known format; keeping the keys it had when last written", lock
+        )
         return set(fallback)
     return {t["key"] for t in tasks.values() if isinstance(t, dict) and isinstance(t.get("key"), str)}
 

@@ -1,0 +1,90 @@
+"""Reading the lock file: formats, the migration rule, and unreadable locks named with their line.
+
+Plain files on disk; no task runs. The end-to-end behaviour (exit statuses, the run summary's
+notice) is in tests/e2e/test_locked.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trtbuild.errors import EXIT_USAGE, NewerLockFormat, UnreadableLock
+from trtbuild.plan.keys import key_material, task_key
+from trtbuild.plan.lock import FORMAT_VERSION, lock_entry, read_lock, render
+from trtbuild.store import ActionResult, FileDigest
+
+ENTRY = {"kind": "export", "key": "ab" * 32, "outputs": {"model.onnx": {"hash": "cd" * 32, "size": 3}}}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "tiny.lock"
+    path.write_text(text)
+    return path
+
+
+def test_a_written_lock_has_format_2_and_reads_back(tmp_path: Path) -> None:
+    path = write(tmp_path, render(tmp_path / "tiny.yaml", {"tiny/export": ENTRY}))
+    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION == 2
+    lock = read_lock(path)
+    assert lock is not None and lock.format_version == 2 and lock.tasks == {"tiny/export": ENTRY}
+
+
+def test_a_format_1_lock_is_read_as_format_1(tmp_path: Path) -> None:
+    path = write(tmp_path, json.dumps({"version": 1, "config": "tiny.yaml", "tasks": {"tiny/export": ENTRY}}))
+    lock = read_lock(path)
+    assert lock is not None and lock.format_version == 1 and lock.tasks["tiny/export"] == ENTRY
+
+
+def test_no_lock_is_none(tmp_path: Path) -> None:
+    assert read_lock(tmp_path / "absent.lock") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        (
+            '{\n  "format_version": 2,\n<<<<<<< HEAD\n  "tasks": {}\n=======\n  "tasks": {"a": 1}\n'
+            ">>>>>>> theirs\n}\n",
+            "3:1",
+            "git merge-conflict marker '<<<<<<<'",
+        ),
+        ('{\n  "format_version": 2,\n  "tasks": {\n}', "4:2", "not JSON: Expecting ',' delimiter"),
+        ("[1, 2]\n", "1:1", "a JSON list, not a lock (an object)"),
+        ('{"format_version": 2, "tasks": []}', "1:23", "`tasks` is not an object of task entries"),
+        ('{"format_version": 2,\n "tasks": {"t": {"key": 5}}}', "2:12", "task t: no `key` string"),
+        ('{"tasks": {}}', "1:1", "no lock format version: None"),
+        ("", "1:1", "not JSON: Expecting value"),
+    ],
+)
+def test_an_unreadable_lock_names_its_line_and_what_to_do(
+    tmp_path: Path, text: str, where: str, what: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(UnreadableLock) as raised:
+        read_lock(path, tmp_path / "tiny.yaml")
+    message = str(raised.value)
+    assert message.startswith(f"{path}:{where}: the lock is unreadable: {what}"), message
+    assert f"`trtbuild run {tmp_path / 'tiny.yaml'}` (without --locked" in message
+    assert raised.value.exit_status == EXIT_USAGE
+
+
+def test_a_newer_format_is_refused_naming_both_formats(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"format_version": 3, "tasks": {"t": {"whatever": true}}}')
+    with pytest.raises(NewerLockFormat) as raised:
+        read_lock(path)
+    message = str(raised.value)
+    assert f"{path}:1:2: lock format 3 is newer than this trtbuild reads (format 2 at most)" in message
+    assert "upgrade trtbuild" in message and raised.value.exit_status == EXIT_USAGE
+
+
+def test_the_reproducibility_record_is_copied_and_is_no_key_material() -> None:
+    material = key_material("build", 1, {}, {"model.onnx": "ab" * 32}, {})
+    record = {"byte_reproducible": False, "reason": "no setarch", "environment": "cpython-3.11/1a2b"}
+    outputs = {"model.engine": FileDigest("ef" * 32, 7)}
+    entry = lock_entry(material, task_key(material), ActionResult(outputs, {"reproducibility": record}), [])
+    assert entry["reproducibility"] == record and entry["key"] == task_key(material)
+    assert "reproducibility" not in material
+    assert "reproducibility" not in lock_entry(material, task_key(material), ActionResult(outputs, {}), [])
