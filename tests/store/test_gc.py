@@ -414,3 +414,20 @@ def test_command_refuses_negative_limits(capsys: pytest.CaptureFixture[str]) -> 
         run_command("--keep-last", "-1")
     assert exit_info.value.code == 2
     assert "must be 0 or more" in capsys.readouterr().err
+
+
+def test_removes_toolchain_copies_unused_for_max_age_and_keeps_recent_ones(store: Store) -> None:
+    """The build worker keeps TensorRT's packages under toolchains/, one copy per version and
+    install, and touches the copy it uses: an old version's copy goes once unused for max_age."""
+    old = store.toolchains_dir / "tensorrt_rtx-1.7.0-aaaa" / "ppp"
+    recent = store.toolchains_dir / "tensorrt_rtx-1.7.1-bbbb" / "ppp"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "library.so").write_bytes(b"\0" * 64)
+    month_ago = time.time() - 30 * 86400
+    os.utime(old.parent, (month_ago, month_ago))
+    dry = collect_garbage(store, max_age_days=14, dry_run=True)
+    assert dry.toolchains_removed == 1 and old.exists()
+    report = collect_garbage(store, max_age_days=14)
+    assert report.toolchains_removed == 1
+    assert not old.parent.exists() and (recent / "library.so").exists()

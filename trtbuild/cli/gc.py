@@ -80,6 +80,8 @@ def summary(report: GcReport) -> str:
         text += f", {_count(report.temp_removed, 'temp leftover')}"
     if report.validated_removed:
         text += f", {_count(report.validated_removed, 'validated-config marker')}"
+    if report.toolchains_removed:
+        text += f", {_count(report.toolchains_removed, 'unused toolchain copy')}"
     text += (
         f" (kept {_count(report.actions_kept, 'entry')}, {_count(report.blobs_kept, 'blob')}"
         f" for {_count(report.locks_kept, 'lock')} and {_count(report.runs_kept, 'run')})"

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtbuild.store._fsutil import rmtree_force
 from trtbuild.store.roots import Root
 from trtbuild.store.store import Store
 
@@ -46,6 +47,7 @@ class GcReport:
     blobs_kept: int = 0
     temp_removed: int = 0
     validated_removed: int = 0  # markers of configs that passed the schema, unused for a day
+    toolchains_removed: int = 0  # copies of tools (toolchains/<name>/) unused for max_age_days
     bytes_freed: int = 0
     # Blobs removed from the store but still hard-linked elsewhere (e.g. into build/): their space comes
     # back only when those links go too, so it is not counted in bytes_freed.
@@ -85,6 +87,8 @@ def collect_garbage(
         _collect_blobs(store, referenced, cutoff, report)
         _collect_temp(store, now - TEMP_MAX_AGE_S, report)
         _collect_validated(store, now - TEMP_MAX_AGE_S, report)
+        unused_for = max(grace_seconds, TEMP_MAX_AGE_S if max_age_days is None else max_age_days * 86400)
+        _collect_toolchains(store, now - unused_for, report)
     return report
 
 
@@ -201,6 +205,18 @@ def _collect_validated(store: Store, cutoff: float, report: GcReport) -> None:
                 with contextlib.suppress(OSError):
                     marker.unlink(missing_ok=True)
             report.validated_removed += 1
+
+
+def _collect_toolchains(store: Store, cutoff: float, report: GcReport) -> None:
+    """Copies of tools kept for tasks (the build worker's TensorRT packages, one per version and
+    install): each use touches its folder, so an old version's copy goes once unused for a while."""
+    with contextlib.suppress(OSError):
+        for folder in list(store.toolchains_dir.iterdir()):
+            with contextlib.suppress(OSError):
+                if folder.lstat().st_mtime < cutoff:
+                    if not report.dry_run:
+                        rmtree_force(folder)
+                    report.toolchains_removed += 1
 
 
 def _link_count(path: Path) -> int:

@@ -110,6 +110,8 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
         )
     final = parent / ("p" * padding)
     if (final / SCRIPT).is_file():
+        with contextlib.suppress(OSError):  # in use: `trtbuild gc` spares it (store/gc.py)
+            os.utime(parent)
         return final
     parent.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
