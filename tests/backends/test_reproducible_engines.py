@@ -127,14 +127,18 @@ def cpu_load() -> Iterator[None]:
 def test_resnet50_fp32_and_int8_engines_are_identical_across_builds_virtualenvs_and_load(
     resnet_run: Path, second_virtualenv: Path, tmp_path: Path
 ) -> None:
-    _, refused = recipe.isolation_prefix()
+    _, refused = recipe.isolation_prefix(0)
     if refused is not None:
         # Then engine.json must say so (test_an_engine_says_when_the_recipe_cannot_hold).
         pytest.skip(f"the build recipe cannot hold on this machine: {refused}")
     this_python = Path(sys.executable)
     for cell in CELLS:
         first = engine_json(resnet_run, cell)
-        assert first["byte_reproducible"] is True
+        # int8 repeats here too, but memory pressure can still change a Q/DQ engine (worker.py):
+        # it is marked as not guaranteed, so that verify never calls such a difference "different".
+        assert first["byte_reproducible"] is (cell != "int8"), first
+        if cell == "int8":
+            assert "Q/DQ" in str(first["not_reproducible_because"])
         builds = {
             "first build, in the run": first["engine_sha256"],
             "a later build": build_with(

@@ -161,3 +161,19 @@ def test_the_worker_script_imports_only_the_standard_library() -> None:
         if isinstance(node, ast.ImportFrom) and node.level == 0
     }
     assert imported - {"__future__"} <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
+
+
+def test_a_change_to_the_worker_script_bumps_the_build_version() -> None:
+    """The worker script's own code is part of what the builder process allocates, so any edit of
+    loader.py changes engine bytes (a comment too: the interpreter reads the whole source). Bump
+    the build task's version, then update both numbers here."""
+    import hashlib
+
+    from trtbuild.backends.trt import loader
+    from trtbuild.tasks.build import KIND
+
+    script = hashlib.sha256(Path(loader.__file__).read_bytes()).hexdigest()[:16]
+    assert (script, KIND.version) == (WORKER_SCRIPT, 8)
+
+
+WORKER_SCRIPT = "8684e615f148e1c3"

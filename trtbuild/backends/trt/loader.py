@@ -151,6 +151,12 @@ def describe_io(net: Network) -> EngineIO:
     }
 
 
+def has_quantize_layers(net: Network) -> bool:
+    """Whether the network has Q/DQ layers (an int8 or fp8 graph)."""
+    kinds = {net.trt.LayerType.QUANTIZE, net.trt.LayerType.DEQUANTIZE}
+    return any(net.network.get_layer(i).type in kinds for i in range(net.network.num_layers))
+
+
 # TensorRT data types by their numpy / torch names.
 DTYPE_NAMES = {
     "FLOAT": "float32",
@@ -186,7 +192,8 @@ def build_from_request(request: Mapping[str, Any]) -> dict[str, Any]:
         )
         config = builder_config_from_settings(net, settings, ahead_of_time=ahead_of_time)
         Path(request["engine"]).write_bytes(engine_bytes_from_network(net, config))
-        response = {"io": describe_io(net)}
+        # Looked at after the build, so that looking does not change what the build allocated.
+        response = {"io": describe_io(net), "quantized": has_quantize_layers(net)}
     except ParserRejected as rejected:
         response = {"failure": "parser", "rejected": rejected.rejected}
     except NoEngine:

@@ -27,6 +27,7 @@ rather than "different". Anything that stops the recipe is said in the run and i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -36,7 +37,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from trtbuild.backends.trt import loader
 
@@ -142,9 +146,48 @@ def _link_or_copy(source: str, destination: str) -> None:
         shutil.copy2(source, destination)
 
 
-def isolation_prefix() -> tuple[list[str], str | None]:
+@contextmanager
+def one_builder_per_cpu() -> Iterator[int]:
+    """A CPU of this process's affinity that no other trtbuild builder on the machine holds, held
+    until the block ends; when every one is held, waits for the first. Two real-time builders on one
+    CPU interleave their threads with each other's, which changed int8 engines' bytes (1 of 6 pairs
+    of concurrent builds). A lock file that cannot be opened (another user's, say) is not waited on."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
+    held = []
+    try:
+        for blocking in (False, True):
+            for cpu in cpus:
+                handle = _cpu_lock(cpu)
+                if handle is None:
+                    yield cpu
+                    return
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                held.append(handle)
+                yield cpu
+                return
+    finally:
+        for handle in held:
+            handle.close()  # closing releases the flock
+
+
+def _cpu_lock(cpu: int) -> IO[bytes] | None:
+    path = Path(tempfile.gettempdir()) / f"trtbuild-builder-cpu{cpu}.lock"
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):  # so that other users' builders can take it too
+        os.fchmod(descriptor, 0o666)
+    return os.fdopen(descriptor, "r+b")
+
+
+def isolation_prefix(cpu: int) -> tuple[list[str], str | None]:
     """The command prefix that runs the worker without address randomisation (`setarch -R`), on
-    one CPU (`taskset`) at the lowest real-time priority (`chrt -f 1`), and None — or the part of
+    `cpu` (`taskset`) at the lowest real-time priority (`chrt -f 1`), and None — or the part of
     it this machine refuses (a container's seccomp profile may forbid personality(2); real-time
     priority needs root or CAP_SYS_NICE), with the prefix that remains."""
     tools = {name: shutil.which(name) for name in ("setarch", "taskset", "chrt")}
@@ -153,7 +196,7 @@ def isolation_prefix() -> tuple[list[str], str | None]:
         return [], f"{', '.join(missing) or 'setarch'} not available (Linux's util-linux provides them)"
     parts = {
         "setarch -R": [str(tools["setarch"]), platform.machine(), "-R"],
-        "taskset": [str(tools["taskset"]), "-c", str(min(os.sched_getaffinity(0)))],
+        "taskset": [str(tools["taskset"]), "-c", str(cpu)],
         "chrt -f 1": [str(tools["chrt"]), "-f", "1"],
     }
     kept: list[str] = []
