@@ -75,7 +75,7 @@ class Build(TaskKind[BuildParams]):
         )
         reproducibility = built.reproducibility
         if not reproducibility.byte_reproducible:
-            ctx.warn(f"this engine is not byte-reproducible here: {reproducibility.reason}")
+            ctx.warn(f"this engine's bytes are not guaranteed to repeat here: {reproducibility.reason}")
         engine = engine_path.read_bytes()
         description = {
             **built.io,
