@@ -174,3 +174,45 @@ def test_an_engine_says_when_the_recipe_cannot_hold(resnet_run: Path, tmp_path: 
     assert "fixed-length path" in (built.reproducibility.reason or "")
     assert "use a shorter --cache-dir" in (built.reproducibility.reason or "")
     assert hashlib.sha256((workdir / "model.engine").read_bytes()).hexdigest()
+
+
+def test_without_real_time_priority_the_engine_is_built_and_says_why_it_may_not_repeat(
+    tmp_path: Path,
+) -> None:
+    """As in a container without CAP_SYS_NICE: `chrt -f 1` is refused, so the recipe cannot hold.
+    The build goes on; the result says why its bytes may differ, and so do engine.json and the run."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and util-linux's setpriv to take CAP_SYS_NICE away from a process")
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "relu.onnx")
+    )
+    request = json.dumps(
+        {
+            "onnx": str(tmp_path / "relu.onnx"),
+            "profiles": [{"name": "default", "shapes": {"x": {"min": [1, 4], "opt": [2, 4], "max": [8, 4]}}}],
+            "targets": ["SM89"],
+            "workdir": str(tmp_path / "work"),
+            "toolchains": str(tmp_path / "toolchains"),
+        }
+    )
+    completed = subprocess.run(
+        ["setpriv", "--bounding-set=-sys_nice", sys.executable, "-c", BUILD_SCRIPT, request],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    built = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert built["reproducibility"]["byte_reproducible"] is False
+    assert "chrt -f 1: " in built["reproducibility"]["reason"], built
+    assert (tmp_path / "work" / "model.engine").stat().st_size > 1000
