@@ -110,7 +110,8 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
     if padding < 1:
         raise RecipeUnavailable(
             f"the cache folder's real path is too long ({len(str(parent))} characters with the packages' "
-            f"folder, more than the {FIXED_PATH_LENGTH} the build recipe pads to): use a shorter --cache-dir"
+            f"folder, more than the {FIXED_PATH_LENGTH} the build recipe pads to): use a shorter --cache-dir "
+            "(for `trtbuild verify`, which builds in a temporary folder: a shorter TMPDIR)"
         )
     final = parent / ("p" * padding)
     if (final / SCRIPT).is_file():
