@@ -11,8 +11,10 @@ import functools
 import importlib.metadata
 import importlib.util
 import os
+import platform
 import shutil
 import subprocess
+import sys
 
 # Distributions that provide `import tensorrt_rtx`, newest CUDA first.
 TENSORRT_RTX_DISTRIBUTIONS = ("tensorrt-rtx-cu13", "tensorrt-rtx-cu12", "tensorrt-rtx")
@@ -71,3 +73,9 @@ def nvidia_gpus() -> tuple[dict[str, str], ...]:
         if len(fields) == 3:
             gpus.append({"name": fields[0], "compute_capability": fields[1], "driver": fields[2]})
     return tuple(gpus)
+
+
+def interpreter_version() -> str:
+    """This interpreter as key material, e.g. `cpython-3.11.7`: the TensorRT-RTX build worker runs
+    its base interpreter, whose version shapes the engine's bytes (backends/trt/recipe.py)."""
+    return f"{sys.implementation.name}-{platform.python_version()}"

@@ -14,7 +14,6 @@ from typing import Any
 
 from trtbuild import toolchain
 from trtbuild.backends.base import BuildSettings, BuiltEngine
-from trtbuild.backends.trt.recipe import interpreter_version
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class TensorRTFlavour:
         so the host's GPU does not matter."""
         if self.builds_ahead_of_time:
             # The worker's interpreter shapes the engine's bytes (recipe.py): its version is key material.
-            return {self.module: self.version(), "python": interpreter_version()}
+            return {self.module: self.version(), "python": toolchain.interpreter_version()}
         return {self.module: self.version(), "gpus": list(toolchain.nvidia_gpus())}
 
     def engine_targets(self, targets: Sequence[str]) -> list[str]:

@@ -43,16 +43,12 @@ from pathlib import Path
 from typing import IO
 
 from trtbuild.backends.trt import loader
+from trtbuild.toolchain import interpreter_version
 
 # The real path of the folder holding the packages is padded to exactly this many characters.
 FIXED_PATH_LENGTH = 200
 SCRIPT = "trtbuild_engine_builder.py"  # loader.py's copy, run as the worker
 NO_PYCACHE = "no-pycache"  # a pycache prefix that never holds anything: compile everything
-
-
-def interpreter_version() -> str:
-    """The interpreter the worker runs, as key material: e.g. `cpython-3.11.7`."""
-    return f"{sys.implementation.name}-{platform.python_version()}"
 
 
 def base_interpreter() -> Path:
