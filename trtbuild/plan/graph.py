@@ -30,8 +30,9 @@ class Dep:
 
 @dataclass(frozen=True)
 class Use:
-    """A matrix cell of a config that uses a node: identical tasks of several configs are one node,
-    so a node's `model` and `cells` are only its first config's view."""
+    """A matrix cell of a config that uses a node. Identical tasks of several configs are one node,
+    whose `model` is its first config's and whose `cells` are cell names of any config: what each
+    config alone would see is in its uses (`Graph.view`)."""
 
     config: Path
     model: str
