@@ -133,11 +133,16 @@ def _gate_failures(events: list[TaskEvent]) -> list[dict[str, Any]]:
 
 
 def _check_run_locked(result: RunResult) -> None:
-    """What the run made against the lock it was checked against before: keys and output bytes."""
+    """What the run made against the lock it was checked against before: keys and output bytes. A
+    lock the run agrees with becomes a GC root, as a plain run's lock does: gc keeps what a
+    committed lock needs in a cache that only ever ran it with --locked."""
     for spec in result.plan.specs:
         found, notices = lockcheck.check_run(result.plan.graph, spec, result.materials, result.results)
         result.lock_differences += found
         result.notices += [line for line in notices if line not in result.notices]
+        lock = lockfile.config_lock(spec.path)
+        if not found and lock is not None:
+            _add_lock_root(result.plan, lock.path, [entry["key"] for entry in lock.tasks.values()])
 
 
 def _locks_to_replace(the_plan: Plan) -> dict[Path, str]:
@@ -171,34 +176,35 @@ def _replaced(to_replace: dict[Path, str], written: list[Path]) -> list[str]:
 
 
 def write_locks(the_plan: Plan, executor: LocalExecutor) -> list[Path]:
-    """Each config's lock, after a successful run of all its cells; registered as a GC root."""
+    """Each config's lock, after a successful run of all its cells; registered as a GC root. A
+    config's lock names its tasks as the config alone would, whatever else was planned with it."""
     written = []
     for spec in the_plan.specs:
-        graph, config = the_plan.graph, spec.path
-        cells = lockfile.cells_by_task(graph, config)
-        entries = {}
-        for node_id in lockfile.config_tasks(graph, config):
-            key, material = executor.materials[node_id]
-            entries[node_id] = lockfile.lock_entry(
-                material, key, executor.results[node_id], cells.get(node_id, [])
+        mine = lockfile.config_tasks(the_plan.graph, spec.path)
+        materials, results = mine.rekey(executor.materials), mine.rekey(executor.results)
+        entries = {
+            task: lockfile.lock_entry(
+                materials[task][1], materials[task][0], results[task], sorted(node.cells)
             )
-        path = lockfile.lock_path(config)
-        lockfile.write_if_changed(path, lockfile.render(config, entries))
-        the_plan.store.add_root(
-            lock_root_name(path), [entry["key"] for entry in entries.values()], lock_path=path
-        )
+            for task, node in mine.view.nodes.items()
+        }
+        path = lockfile.lock_path(spec.path)
+        lockfile.write_if_changed(path, lockfile.render(spec.path, entries))
+        _add_lock_root(the_plan, path, [entry["key"] for entry in entries.values()])
         written.append(path)
     return written
 
 
+def _add_lock_root(the_plan: Plan, path: Path, keys: list[str]) -> None:
+    """gc keeps what the lock at `path` names (it reads the file itself; `keys` are a fallback)."""
+    the_plan.store.add_root(lock_root_name(path), keys, lock_path=path)
+
+
 def locks_of(the_plan: Plan) -> dict[str, lockfile.Lock | None]:
-    """Task id -> the lock of the config it belongs to (the first config, for shared tasks)."""
-    locks: dict[str, lockfile.Lock | None] = {}
-    for spec in the_plan.specs:
-        lock = lockfile.config_lock(spec.path)
-        for node_id in lockfile.config_tasks(the_plan.graph, spec.path):
-            locks.setdefault(node_id, lock)
-    return locks
+    """Task id -> the lock of the first config that uses it: the graph gives a shared task the id
+    that config gives it (plan/resolver.py), so it is the id to look up in that lock."""
+    locks = {spec.path: lockfile.config_lock(spec.path) for spec in the_plan.specs}
+    return {node.id: locks.get(node.uses[0].config) for node in the_plan.graph.nodes.values()}
 
 
 def explain_plan(the_plan: Plan) -> dict[str, list[str]]:
@@ -247,16 +253,21 @@ def check_locked(the_plan: Plan) -> list[str]:
 class Verification:
     artifacts: list[ArtifactVerdict]
     run: RunResult
+    # Checked before the rebuild, as --locked does: keys the lock records that this checkout does not
+    # build from (each line names its task). The verdicts are about bytes only.
+    key_differences: list[str] = field(default_factory=list)
 
     @property
     def exit_status(self) -> int:
-        return EXIT_OK if all(a.accepted for a in self.artifacts) else EXIT_FAILED
+        accepted = all(a.accepted for a in self.artifacts) and not self.key_differences
+        return EXIT_OK if accepted else EXIT_FAILED
 
 
 def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline = PIPELINE) -> Verification:
-    """Rebuild every task of the configs from scratch, in a temporary store, and give each output the
-    lock records one verdict (plan/locked.py). The lock and the user's cache and build folder are
-    left alone."""
+    """Check every task's key against the lock (as `plan --locked` does on an empty cache), rebuild
+    every task of the configs from scratch, in a temporary store, and give each output the lock
+    records one verdict (plan/locked.py). The lock and the user's cache and build folder are left
+    alone."""
     import tempfile
 
     configs = list(configs)
@@ -268,9 +279,16 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline =
             raise UsageError(f"{path}: no lock to verify against; run `trtbuild run {spec.path}` first")
         locks[spec.path] = lock
     with tempfile.TemporaryDirectory(prefix="trtbuild-verify-") as scratch:
+        cache = Path(scratch) / "cache"
+        before = plan(configs, cache_dir=cache, pipeline=pipeline)
+        key_differences = [
+            line
+            for spec in before.specs
+            for line in lockcheck.compare_plan(before, spec, locks[spec.path])[0]
+        ]
         rebuilt = run(
             configs,
-            cache_dir=Path(scratch) / "cache",
+            cache_dir=cache,
             out_dir=Path(scratch) / "build",
             jobs=jobs,
             write_lock=False,
@@ -281,7 +299,7 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline =
         artifacts += lockcheck.verify_artifacts(
             rebuilt.plan.graph, spec, locks[spec.path], rebuilt.materials, rebuilt.results
         )
-    return Verification(artifacts, rebuilt)
+    return Verification(artifacts, rebuilt, key_differences)
 
 
 __all__ = [

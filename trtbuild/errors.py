@@ -116,6 +116,10 @@ class UnreadableLock(LockError):
     """The lock is not a lock document; a plain `run` replaces it (and says so), nothing else may."""
 
 
+class LockPathUnusable(LockError):
+    """The lock's path cannot hold a lock file: a directory is there, or it cannot be written."""
+
+
 class NewerLockFormat(LockError):
     """The lock's format is newer than this trtbuild reads: rewriting it would lose what it records."""
 

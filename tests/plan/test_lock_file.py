@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,10 @@ from trtbuild.plan.keys import key_material, task_key
 from trtbuild.plan.lock import FORMAT_VERSION, lock_entry, read_lock, render
 from trtbuild.store import ActionResult, FileDigest
 
-ENTRY = {"kind": "export", "key": "ab" * 32, "outputs": {"model.onnx": {"hash": "cd" * 32, "size": 3}}}
+MATERIAL = key_material("export", 3, {"opset": 17}, {"source:net.py": "ef" * 32}, {"torch": "2.14.1"})
+ENTRY = lock_entry(
+    MATERIAL, task_key(MATERIAL), ActionResult({"model.onnx": FileDigest("cd" * 32, 3)}, {}), ["fp32"]
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -54,7 +58,7 @@ def test_no_lock_is_none(tmp_path: Path) -> None:
         ('{\n  "format_version": 2,\n  "tasks": {\n}', "4:2", "not JSON: Expecting ',' delimiter"),
         ("[1, 2]\n", "1:1", "a JSON list, not a lock (an object)"),
         ('{"format_version": 2, "tasks": []}', "1:23", "`tasks` is not an object of task entries"),
-        ('{"format_version": 2,\n "tasks": {"t": {"key": 5}}}', "2:12", "task t: no `key` string"),
+        ('{"format_version": 2,\n "tasks": {"t": {"key": 5}}}', "2:12", "task t: `kind` is missing"),
         ('{"tasks": {}}', "1:1", "no lock format version: None"),
         ("", "1:1", "not JSON: Expecting value"),
     ],
@@ -88,3 +92,53 @@ def test_the_reproducibility_record_is_copied_and_is_no_key_material() -> None:
     assert entry["reproducibility"] == record and entry["key"] == task_key(material)
     assert "reproducibility" not in material
     assert "reproducibility" not in lock_entry(material, task_key(material), ActionResult(outputs, {}), [])
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [
+        (["tools"], None, "`tools` is null, not an object"),
+        (["inputs"], [], "`inputs` is a list, not an object of {input: content hash}"),
+        (["inputs", "source:net.py"], 7, '`inputs["source:net.py"]` is 7, not a string'),
+        (["cells"], 7, "`cells` is 7, not a list of cell names"),
+        (["cells"], [None], "`cells[0]` is null, not a string"),
+        (["params"], "opset 17", '`params` is "opset 17", not an object'),
+        (["version"], True, "`version` is true, not an integer"),
+        (["key"], "ab", '`key` is "ab", not a sha256 hex digest (64 characters 0-9a-f)'),
+        (["outputs", "model.onnx"], None, '`outputs["model.onnx"]` is null, not an object of {hash, size}'),
+        (["outputs", "model.onnx", "size"], "3", '`outputs["model.onnx"]["size"]` is "3", not an integer'),
+        (["reproducibility"], [], "`reproducibility` is a list, not an object"),
+        (["scheme"], None, "`scheme` is null, not an integer"),
+    ],
+)
+def test_a_malformed_field_of_an_entry_is_an_unreadable_lock_naming_task_field_and_line(
+    tmp_path: Path, field: list[str], value: Any, what: str
+) -> None:
+    """On 64a0d54 such a lock read as usable; `--locked`, `plan --explain` and `verify` then crashed
+    ("internal error: TypeError: 'NoneType' object is not iterable") or compared nothing."""
+    document = json.loads(render(tmp_path / "tiny.yaml", {"tiny/probe": ENTRY, "tiny/export": ENTRY}))
+    holder = document["tasks"]["tiny/export"]
+    for name in field[:-1]:
+        holder = holder[name]
+    holder[field[-1]] = value
+    text = json.dumps(document, indent=2, sort_keys=True)
+    path = write(tmp_path, text)
+    with pytest.raises(UnreadableLock) as raised:
+        read_lock(path, tmp_path / "tiny.yaml")
+    # The line of the field inside tiny/export's entry (after tiny/probe's entry, which has one too).
+    lines = text.splitlines()
+    entry_at = next(n for n, line in enumerate(lines) if '"tiny/export"' in line)
+    line = next(n for n in range(entry_at, len(lines)) if f'"{field[-1]}"' in lines[n]) + 1
+    message = str(raised.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    assert f"the lock is unreadable: task tiny/export: {what}\n" in message
+    assert raised.value.exit_status == EXIT_USAGE
+
+
+def test_a_missing_field_is_named_at_its_entry(tmp_path: Path) -> None:
+    entry = {name: value for name, value in ENTRY.items() if name != "tools"}
+    path = write(tmp_path, json.dumps({"format_version": 2, "tasks": {"tiny/export": entry}}, indent=2))
+    with pytest.raises(
+        UnreadableLock, match=r"tiny.lock:4:5: the lock is unreadable: task tiny/export: `tools` is missing"
+    ):
+        read_lock(path)

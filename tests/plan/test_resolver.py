@@ -83,6 +83,27 @@ def test_identical_tasks_across_configs_are_one_node(tiny_project: Project) -> N
     assert "twin/export" in graph.nodes
 
 
+def test_a_shared_node_knows_each_configs_id_for_it(tiny_project: Project) -> None:
+    """One node, named in the graph as the first config names it, and in each config's view as that
+    config alone would (what its lock, --locked and verify use; on 64a0d54 only the first config's
+    model was recorded, so the twin's lock came out empty)."""
+    twin = tiny_project.root / "twin.yaml"
+    twin.write_text(tiny_project.config.read_text().replace("name: tiny", "name: twin"))
+    configs = [twin, tiny_project.config]
+    graph = api.plan(configs, cache_dir=tiny_project.cache).graph
+    export = graph.nodes["twin/export"]
+    assert [(use.model, use.cell) for use in export.uses] == [("twin", "fp32"), ("tiny", "fp32")]
+    assert export.names == {twin.resolve(): "twin/export", tiny_project.config.resolve(): "tiny/export"}
+    alone = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
+    view = graph.view(tiny_project.config.resolve())
+    assert list(view.nodes) == list(alone.nodes)
+    for node_id, node in view.nodes.items():
+        assert node.model == "tiny" and node.cells == ["fp32"]
+        assert node.deps == alone.nodes[node_id].deps
+        assert node.params_json == alone.nodes[node_id].params_json
+    assert graph.ids_in(tiny_project.config.resolve())["tiny/fp32/build"] == "twin/fp32/build"
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [

@@ -14,7 +14,7 @@ from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
 from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
 from trtbuild.cli.report import print_comparisons
-from trtbuild.errors import UsageError
+from trtbuild.errors import LockMismatch, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.tasks.precision_record import MOSTLY, RECORD
 from trtbuild.units import human_bytes, human_seconds, human_share
@@ -50,7 +50,12 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"-j/--jobs must be at least 1, got {args.jobs}")
     if args.json:
         with stdout_reserved_for_json() as stream:
-            result = _run(args, progress=error_console())
+            try:
+                result = _run(args, progress=error_console())
+            except LockMismatch as mismatch:  # nothing ran: still the one document, with the why
+                json.dump(mismatch_json(mismatch), stream, indent=2, sort_keys=True)
+                stream.write("\n")
+                raise
             json.dump(to_json(result), stream, indent=2, sort_keys=True)
             stream.write("\n")
         return result.exit_status
@@ -125,9 +130,22 @@ def print_summary(result: api.RunResult, console: Console) -> None:
             console.print(f"  {detail}", markup=False, highlight=False)
         if len(event.details) > SUMMARY_DETAILS:
             console.print(f"  ... {len(event.details) - SUMMARY_DETAILS} more above", highlight=False)
-    if result.exit_status and counts["ran"]:
+    _print_next_step(result, counts["ran"], console)
+
+
+def _print_next_step(result: api.RunResult, ran: int, console: Console) -> None:
+    """What to do about a failure: a lock difference is not fixed by running again."""
+    if result.lock_differences:
+        console.print(
+            "The lock was left alone. If these differences are intended (a changed input or tool), run "
+            "without --locked to update the lock, review it with `git diff` and commit it; if not, "
+            "`trtbuild verify CONFIG` rebuilds from scratch and gives each artifact a verdict.",
+            highlight=False,
+        )
+    failed = result.failed_tasks or result.gate_failures
+    if failed and ran:
         console.print("Finished tasks are cached: fix the cause and run again to continue.")
-    elif result.exit_status:
+    elif failed:
         console.print("Nothing was built: fix the cause and run again.")
 
 
@@ -208,6 +226,19 @@ def _verdict(event: TaskEvent | None) -> str:
     passed = styles[event.meta.get("verdict", "passed" if event.meta.get("passed") else "failed")]
     engine = event.meta.get("engine")
     return f"{passed} (ONNX Runtime vs PyTorch; engine run {engine})" if engine else passed
+
+
+def mismatch_json(mismatch: LockMismatch) -> dict[str, Any]:
+    """`run --locked --json` when the plan differs from the lock: to_json's shape, nothing run."""
+    return {
+        "exit_status": mismatch.exit_status,
+        "tasks": [],
+        "cells": [],
+        "gate_failures": [],
+        "notices": [],
+        "lock_differences": mismatch.differences,
+        "reports": [],
+    }
 
 
 def to_json(result: api.RunResult) -> dict[str, Any]:

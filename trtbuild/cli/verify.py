@@ -1,6 +1,9 @@
 """`trtbuild verify CONFIG...`: rebuild everything without the cache and compare with the lock.
 
-Each output the lock records gets one verdict:
+First, as `plan --locked` does on an empty cache, every task's key is compared with the lock's: a
+key difference (an input, param or tool that is not what the lock records, or a lock entry edited
+by hand) is listed, naming its task, and makes verify exit 1 even when the rebuilt bytes happen
+to be the lock's. Then each output the lock records gets one verdict:
   identical                                  the rebuild made the lock's bytes
   not byte-reproducible (inputs identical)   same key as the lock (inputs, params, tools), other bytes,
                                              and the task marks its output as not byte-reproducible
@@ -11,8 +14,9 @@ Each output the lock records gets one verdict:
   different                                  other bytes, for any other reason (the reason column says
                                              which key material changed, if any)
   not rebuilt                                the task failed, was skipped or is no longer planned
-Exit status: 0 when every output is identical or not byte-reproducible; 1 when any is different or
-not rebuilt; 2 for a config or lock that cannot be read (no lock, unreadable, newer format).
+Exit status: 0 when every key agrees and every output is identical or not byte-reproducible; 1 when
+a key differs or any output is different or not rebuilt; 2 for a config or lock that cannot be read
+(no lock, unreadable, newer format).
 """
 
 from __future__ import annotations
@@ -66,8 +70,23 @@ def handle(args: argparse.Namespace) -> int:
         table.add_row(a.task, a.output, verdict, short(a.locked), short(a.actual), escape(a.reason))
     console = output_console()
     console.print(table)
+    _print_key_differences(verification)
     _print_summary(verification)
     return verification.exit_status
+
+
+def _print_key_differences(verification: api.Verification) -> None:
+    if not verification.key_differences:
+        return
+    console = output_console()
+    count = len(verification.key_differences)
+    console.print(f"[bold red]The keys differ from the lock ({count}):[/] (checked before the rebuild)")
+    for line in verification.key_differences:
+        console.print(f"  {line}", markup=False, highlight=False)
+    console.print(
+        "  The lock does not record what this checkout builds from: if that change is intended, "
+        "`trtbuild run CONFIG` updates the lock; review it with `git diff` and commit it."
+    )
 
 
 def _print_summary(verification: api.Verification) -> None:
@@ -75,6 +94,9 @@ def _print_summary(verification: api.Verification) -> None:
     total = len(verification.artifacts)
     same = sum(a.verdict == IDENTICAL for a in verification.artifacts)
     failed = [a for a in verification.artifacts if not a.accepted]
+    if same == total and verification.key_differences:
+        console.print(f"All {total} artifacts are identical to the lock, but the keys above differ.")
+        return
     if same == total:
         console.print(f"All {total} artifacts are identical to the lock: the build is reproducible.")
         return
@@ -91,6 +113,8 @@ def _print_summary(verification: api.Verification) -> None:
             "each difference), or a task is not deterministic; the rebuilt cells' validation: "
             + ", ".join(_validations(verification))
         )
+    elif verification.key_differences:
+        console.print(f"The other {same} are identical, but the keys above differ.")
     else:
         console.print(f"The other {same} are identical: the build matches the lock.")
 
@@ -122,5 +146,6 @@ def to_json(verification: api.Verification) -> dict[str, Any]:
             }
             for a in verification.artifacts
         ],
+        "key_differences": verification.key_differences,
         "validation": _validations(verification),
     }

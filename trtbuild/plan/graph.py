@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -27,6 +28,17 @@ class Dep:
     output: str
 
 
+@dataclass(frozen=True)
+class Use:
+    """A matrix cell of a config that uses a node. Identical tasks of several configs are one node,
+    whose `model` is its first config's and whose `cells` are cell names of any config: what each
+    config alone would see is in its uses (`Graph.view`)."""
+
+    config: Path
+    model: str
+    cell: str
+
+
 @dataclass(eq=False)
 class TaskNode:
     id: str
@@ -37,6 +49,9 @@ class TaskNode:
     files: dict[str, Path] = field(default_factory=dict)  # input name -> file hashed by content
     context: dict[str, Any] = field(default_factory=dict)  # not keyed: must not change the output
     cells: list[str] = field(default_factory=list)  # the matrix cells that use this node
+    uses: list[Use] = field(default_factory=list)  # every (config, model, cell) that uses it, in order
+    # config -> the id that config alone gives this node (its lock's id for it); set by the resolver.
+    names: dict[Path, str] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -92,6 +107,7 @@ class Graph:
         if existing_id is not None:
             existing = self.nodes[existing_id]
             existing.cells.extend(cell for cell in node.cells if cell not in existing.cells)
+            existing.uses.extend(use for use in node.uses if use not in existing.uses)
             return existing
         if node.id in self.nodes:
             raise ValueError(f"two different tasks are both named {node.id}")
@@ -106,6 +122,35 @@ class Graph:
             if node.id in wanted:
                 wanted.update(dep.node_id for dep in node.deps.values())
         return [node_id for node_id in self.nodes if node_id in wanted]
+
+    def ids_in(self, config: Path) -> dict[str, str]:
+        """The id `config` alone gives each node its cells use -> the node's id here, in graph order:
+        a config's lock must not depend on the other configs planned with it."""
+        return {node.names[config]: node.id for node in self.nodes.values() if config in node.names}
+
+    def view(self, config: Path) -> Graph:
+        """The nodes `config`'s cells use, as that config alone would plan them: copies under its
+        ids (`ids_in`), with its own model and cells."""
+        ids = self.ids_in(config)
+        view = Graph(self.pipeline)
+        for node_id in ids.values():
+            node = self.nodes[node_id]
+            uses = [use for use in node.uses if use.config == config]
+            view.nodes[node_id] = dataclasses.replace(
+                node,
+                model=uses[0].model,
+                cells=[use.cell for use in uses],
+                uses=uses,
+                deps=dict(node.deps),
+                names={config: node.names[config]},
+            )
+        view.cells = [
+            dataclasses.replace(cell, artifacts=list(cell.artifacts))
+            for cell in self.cells
+            if cell.config == config
+        ]
+        view.rename({node_id: task for task, node_id in ids.items()})
+        return view
 
     def rename(self, names: dict[str, str]) -> None:
         """Give nodes new ids (old id -> new id), updating every reference to them."""

@@ -21,16 +21,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from trtbuild import files
-from trtbuild.errors import Location, NewerLockFormat, Problem, UnreadableLock
+from trtbuild.errors import Location, LockPathUnusable, NewerLockFormat, Problem, UnreadableLock
 from trtbuild.plan.graph import Graph
+from trtbuild.plan.keys import key_material
+from trtbuild.plan.lock_fields import MISSING, entry_problem, spell
 from trtbuild.store import ActionResult
 
 FORMAT_VERSION = 2  # what this trtbuild writes, and the newest it reads
 OLDEST_FORMAT = 1
 REPRODUCIBILITY = "reproducibility"  # the result meta's field the lock copies (see the docstring)
+V = TypeVar("V")
 CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
 
 
@@ -38,21 +41,22 @@ def lock_path(config: Path) -> Path:
     return config.with_suffix(".lock")
 
 
-def config_tasks(graph: Graph, config: Path) -> list[str]:
-    """Ids of the tasks the config's cells use, in graph order: every stage's, whether or not it
-    leaves a file under build/."""
-    return list(cells_by_task(graph, config))
+@dataclass(frozen=True)
+class ConfigTasks:
+    """A config's tasks under the ids its lock uses. A task shared with a config planned before it
+    has that config's id in the plan's graph; the lock names it as this config alone would."""
+
+    view: Graph  # the config's tasks, named, linked and celled as the config alone plans them
+    node_ids: dict[str, str]  # the config's id -> the plan graph's id, in graph order
+
+    def rekey(self, by_node: Mapping[str, V]) -> dict[str, V]:
+        """A mapping by the plan graph's ids, for this config's tasks, by the config's ids."""
+        return {task: by_node[node] for task, node in self.node_ids.items() if node in by_node}
 
 
-def cells_by_task(graph: Graph, config: Path) -> dict[str, list[str]]:
-    """Task id -> the config's cells that use it, in graph order."""
-    mine = {(cell.model, cell.cell) for cell in graph.cells if cell.config == config}
-    cells: dict[str, list[str]] = {}
-    for node in graph.nodes.values():
-        used_by = sorted(cell for cell in node.cells if (node.model, cell) in mine)
-        if used_by:
-            cells[node.id] = used_by
-    return cells
+def config_tasks(graph: Graph, config: Path) -> ConfigTasks:
+    """The tasks the config's cells use: every stage's, whether or not it leaves a file under build/."""
+    return ConfigTasks(graph.view(config), graph.ids_in(config))
 
 
 def lock_entry(
@@ -72,6 +76,12 @@ def lock_entry(
     }
 
 
+def entry_material(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The key material an entry records (see lock_entry): its key is the hash of this."""
+    material = key_material(entry["kind"], entry["version"], entry["params"], entry["inputs"], entry["tools"])
+    return {**material, "scheme": entry["scheme"]}  # a lock may be of an older keying scheme
+
+
 def _reproducibility(result: ActionResult) -> dict[str, Any]:
     """The result's word on whether its bytes repeat, if it gave one: copied so that `verify` and
     `--locked` can tell a known non-reproducible output from one that should not have changed."""
@@ -85,9 +95,19 @@ def render(config: Path, tasks: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def write_if_changed(path: Path, text: str) -> bool:
-    """Write atomically; leave the file (and its mtime) alone when the content is the same."""
-    # No fsync: a lock lost in a crash reads as none (see read_lock) and the next run rewrites it.
-    return files.write_if_changed(path, text, fsync=False)
+    """Write atomically; leave the file (and its mtime) alone when the content is the same. Raises
+    LockPathUnusable when it cannot be written (the tasks are cached: nothing is lost)."""
+    try:
+        # No fsync: a lock lost in a crash reads as none (see read_lock) and the next run rewrites it.
+        return files.write_if_changed(path, text, fsync=False)
+    except OSError as error:
+        raise LockPathUnusable(
+            Problem(
+                f"{path}: cannot write the lock: {error.strerror or error}",
+                hint=f"make {path} a writable file (or remove what is there) and run again: the tasks "
+                "are cached",
+            )
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,13 @@ def read_lock(path: Path, config: Path | None = None) -> Lock | None:
     for a newer format."""
     # Today's lock reads as "no lock" when damaged would let `--locked` pass against nothing and
     # `plan --explain` measure against nothing: a merge conflict in it must be seen.
+    if path.is_dir():  # neither a lock nor one a run may replace
+        raise LockPathUnusable(
+            Problem(
+                f"{path} is a directory, where trtbuild keeps the lock of {config or 'its config'}",
+                hint=f"move or rename {path}, then run again",
+            )
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -140,29 +167,27 @@ def _lock_document(path: Path, config: Path | None, text: str, document: Any) ->
     if not isinstance(tasks, dict):
         raise _unreadable(path, config, *_line_of(text, "tasks"), "`tasks` is not an object of task entries")
     for task_id, entry in tasks.items():
-        wrong = _entry_problem(entry)
-        if wrong:
-            raise _unreadable(path, config, *_line_of(text, task_id), f"task {task_id}: {wrong}")
+        wrong = entry_problem(entry)
+        if wrong is not None:
+            where, what = wrong
+            field = f"`{spell(where)}` " if where else ""
+            # A missing field has no line of its own: its entry's.
+            at = _line_of(text, [task_id, *(where[:-1] if what == MISSING else where)])
+            raise _unreadable(path, config, *at, f"task {task_id}: {field}{what}")
     return Lock(path, tasks, version)
 
 
-def _entry_problem(entry: Any) -> str:
-    """What makes a task entry unusable, or "": the comparisons read its key and output hashes."""
-    if not isinstance(entry, dict):
-        return "not an object"
-    if not isinstance(entry.get("key"), str):
-        return "no `key` string"
-    outputs = entry.get("outputs")
-    if not isinstance(outputs, dict) or not all(
-        isinstance(d, dict) and isinstance(d.get("hash"), str) for d in outputs.values()
-    ):
-        return "`outputs` is not an object of {name: {hash, size}}"
-    return ""
-
-
-def _line_of(text: str, name: str) -> tuple[int, int]:
-    """Line and column of the first `"name"` in the text, else 1:1."""
-    at = text.find(json.dumps(name))
+def _line_of(text: str, names: str | list[str | int]) -> tuple[int, int]:
+    """Line and column of the first `"name"` in the text (of the last of `names`, each found after
+    the one before it: a task's field), else 1:1. A missing name: where the ones before it are."""
+    at = -1
+    for name in [names] if isinstance(names, str) else names:
+        if isinstance(name, int):  # a list item: its list's line is near enough
+            continue
+        found = text.find(json.dumps(name), at + 1)
+        if found < 0:
+            break
+        at = found
     if at < 0:
         return 1, 1
     line_start = text.rfind("\n", 0, at) + 1

@@ -23,7 +23,15 @@ from typing import Any
 from trtbuild.plan.explain import differences
 from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.keys import key_material, task_key
-from trtbuild.plan.lock import FORMAT_VERSION, REPRODUCIBILITY, Lock, config_lock, config_tasks, lock_path
+from trtbuild.plan.lock import (
+    FORMAT_VERSION,
+    REPRODUCIBILITY,
+    Lock,
+    config_lock,
+    config_tasks,
+    entry_material,
+    lock_path,
+)
 from trtbuild.plan.plan import Plan
 from trtbuild.plan.status import NodeStatus
 from trtbuild.spec.model import Spec
@@ -42,11 +50,13 @@ def following(origin: str) -> str:
 @dataclass(frozen=True)
 class Outcome:
     """A task as the plan or the run has it: its key material, its key (None while an input's hash
-    is unknown: an upstream the lock does not record) and its result once there is one."""
+    is unknown: an upstream output neither the cache nor the lock has) and its result once there
+    is one."""
 
     material: dict[str, Any]
     key: str | None
     result: ActionResult | None
+    unknown: str = ""  # why the key is None
 
 
 @dataclass(frozen=True)
@@ -106,19 +116,22 @@ def _judge_key(
     outcome: Outcome,
     verdicts: Mapping[tuple[str, str], ArtifactVerdict],
 ) -> None:
-    if outcome.key == entry["key"]:
-        return
-    origin = _follows(node, entry, outcome, verdicts) if outcome.key is not None else ""
-    if origin:
-        judgement.follows[node.id] = origin
-        return
-    reasons = differences(node, entry, outcome.material)
-    if not reasons and outcome.key is not None:
-        reasons = [
-            f"the lock's key {short(entry['key'])} does not match its own material (edited?) — planned "
-            f"key {short(outcome.key)}"
+    reasons = []
+    # A lock whose recorded material was edited but not its key would pass on the key alone.
+    if task_key(entry_material(entry)) != entry["key"]:
+        reasons.append(f"the lock's key {short(entry['key'])} does not match its own material (edited?)")
+    if outcome.key is None:  # what can be compared still is
+        reasons += [f"cannot be checked: {outcome.unknown}", *differences(node, entry, outcome.material)]
+    elif outcome.key != entry["key"] and not reasons:
+        origin = _follows(node, entry, outcome, verdicts)
+        if origin:
+            judgement.follows[node.id] = origin
+            return
+        reasons = differences(node, entry, outcome.material) or [
+            f"planned key {short(outcome.key)}, the lock's {short(entry['key'])}, though no recorded "
+            "param, input or tool differs"
         ]
-    if reasons:  # an unknown key without reasons: the upstream the lock lacks says so itself
+    if reasons:
         judgement.keys[node.id] = reasons
 
 
@@ -224,9 +237,17 @@ def planned_outcomes(
         inputs.update({name: digest for name, digest in upstream.items() if digest is not None})
         kind = node.task
         material = key_material(kind.name, kind.version, node.params_json, inputs, kind.tools(node.params))
-        known = all(digest is not None for digest in upstream.values())
-        outcomes[task_id] = Outcome(material, task_key(material) if known else None, None)
+        unknown = [_not_locked(dep, lock) for name, dep in node.deps.items() if upstream[name] is None]
+        key = None if unknown else task_key(material)
+        outcomes[task_id] = Outcome(material, key, None, "; ".join(unknown))
     return outcomes
+
+
+def _not_locked(dep: Dep, lock: Lock) -> str:
+    """Why an upstream output's hash is unknown: neither the cache nor the lock has it."""
+    if dep.node_id not in lock.tasks:
+        return f"{dep.node_id} is not in {lock.path.name}"
+    return f"{dep.node_id}'s output {dep.output} is not in {lock.path.name}"
 
 
 def _upstream_hash(dep: Dep, statuses: Mapping[str, NodeStatus], lock: Lock) -> str | None:
@@ -277,18 +298,25 @@ def check_plan(the_plan: Plan, spec: Spec) -> tuple[list[str], list[str]]:
             f"({FORMAT_VERSION}): run `trtbuild run {spec.path}` once without --locked to rewrite it, "
             "and commit it"
         ], []
-    graph = the_plan.graph
-    task_ids = config_tasks(graph, spec.path)
-    outcomes = planned_outcomes(graph, the_plan.statuses, the_plan.hasher, task_ids, lock)
-    judgement = judge(graph, lock, task_ids, outcomes)
+    return compare_plan(the_plan, spec, lock)
+
+
+def compare_plan(the_plan: Plan, spec: Spec, lock: Lock) -> tuple[list[str], list[str]]:
+    """(differences, notices) between the plan's tasks of `spec`'s config and `lock`: keys (with the
+    lock's upstream hashes where the cache has none), cached outputs, tasks missing or stale."""
+    mine = config_tasks(the_plan.graph, spec.path)
+    task_ids = list(mine.view.nodes)
+    statuses = mine.rekey(the_plan.statuses)
+    outcomes = planned_outcomes(mine.view, statuses, the_plan.hasher, task_ids, lock)
+    judgement = judge(mine.view, lock, task_ids, outcomes)
     found, notices = lock_lines(judgement, "the cache")
     # --only plans some cells: the lock's tasks of the cells it left out are not "no longer planned".
-    planned = {cell.cell for cell in graph.cells if cell.config == spec.path}
+    planned = {cell.cell for cell in mine.view.cells}
     left_out = {cell.name for cell in spec.cells} - planned
     found += [
-        f"{task}: in {path.name} but no longer planned"
+        f"{task}: in {lock.path.name} but no longer planned"
         for task in judgement.stale
-        if not set(lock.tasks[task].get("cells") or [None]) <= left_out
+        if not set(lock.tasks[task]["cells"] or [None]) <= left_out
     ]
     return found, notices
 
@@ -304,8 +332,20 @@ def check_run(
     lock = config_lock(spec.path)
     if lock is None:  # checked before the run; gone since
         return [f"{lock_path(spec.path)}: the lock disappeared during the run"], []
-    judgement = judge(graph, lock, config_tasks(graph, spec.path), outcomes_of(materials, results))
-    return lock_lines(judgement, "this run")
+    return lock_lines(_judge_made(graph, spec, lock, materials, results), "this run")
+
+
+def _judge_made(
+    graph: Graph,
+    spec: Spec,
+    lock: Lock,
+    materials: Mapping[str, tuple[str, dict[str, Any]]],
+    results: Mapping[str, ActionResult],
+) -> Judgement:
+    """What a run made for `spec`'s config (by the plan graph's ids) against the config's lock."""
+    mine = config_tasks(graph, spec.path)
+    outcomes = outcomes_of(mine.rekey(materials), mine.rekey(results))
+    return judge(mine.view, lock, list(mine.view.nodes), outcomes)
 
 
 def outcomes_of(
@@ -323,7 +363,7 @@ def verify_artifacts(
     results: Mapping[str, ActionResult],
 ) -> list[ArtifactVerdict]:
     """One verdict per output the lock records, after a rebuild (`materials`, `results`)."""
-    judgement = judge(graph, lock, config_tasks(graph, spec.path), outcomes_of(materials, results))
+    judgement = _judge_made(graph, spec, lock, materials, results)
     verdicts = list(judgement.artifacts)
     for task in judgement.stale:
         verdicts += [

@@ -9,9 +9,10 @@ context instead.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from trtbuild.errors import UsageError
-from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode
+from trtbuild.plan.graph import CellArtifact, CellPlan, Dep, Graph, TaskNode, Use
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.tasks.pipeline import PIPELINE, From, Pipeline
 
@@ -57,6 +58,7 @@ def _resolve_cell(spec: Spec, cell: Cell, graph: Graph) -> None:
             files=dict(derived.files),
             context=dict(derived.context),
             cells=[cell.name],
+            uses=[Use(spec.path, model, cell.name)],
         )
         made[stage.name] = graph.add(node)
     artifacts = [
@@ -78,16 +80,25 @@ def _dep(source: From, made: dict[str, TaskNode], stage: str) -> Dep:
 
 
 def _name_nodes(graph: Graph) -> None:
-    """Final ids: `<model>/<kind>` for a shared task used by every cell of its model, else
-    `<model>/<first cell>/<kind>` (a cell has one task of each kind, so these are unique)."""
-    cells_of: dict[str, set[str]] = {}
+    """Each node's id in each config that uses it: `<model>/<kind>` for a shared task used by every
+    planned cell of the config, else `<model>/<its first cell there>/<kind>` (a cell has one task of
+    each kind, so these are unique). That is the id the config alone would give it, so its lock is
+    the same whatever else is planned with it. The graph names a node as its first config does
+    (model names are unique among the configs of one plan, so these ids are unique too)."""
+    planned: dict[Path, set[str]] = {}
     for cell in graph.cells:
-        cells_of.setdefault(cell.model, set()).add(cell.cell)
+        planned.setdefault(cell.config, set()).add(cell.cell)
     shared_kinds = {stage.name for stage in graph.pipeline.stages if stage.shared}
-    names = {}
     for node in graph.nodes.values():
-        shared = node.kind in shared_kinds and cells_of.get(node.model, set()) <= set(node.cells)
-        names[node.id] = (
-            f"{node.model}/{node.kind}" if shared else f"{node.model}/{node.cells[0]}/{node.kind}"
-        )
-    graph.rename(names)
+        for config, uses in _uses_by_config(node).items():
+            shared = node.kind in shared_kinds and planned[config] <= {use.cell for use in uses}
+            model = uses[0].model
+            node.names[config] = f"{model}/{node.kind}" if shared else f"{model}/{uses[0].cell}/{node.kind}"
+    graph.rename({node.id: node.names[node.uses[0].config] for node in graph.nodes.values()})
+
+
+def _uses_by_config(node: TaskNode) -> dict[Path, list[Use]]:
+    by_config: dict[Path, list[Use]] = {}
+    for use in node.uses:
+        by_config.setdefault(use.config, []).append(use)
+    return by_config
