@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,11 +82,11 @@ def build_request(root: Path, cell: str, workdir: Path, toolchains: Path) -> str
     )
 
 
-def build_with(python: Path, request: str) -> dict[str, object]:
+def build_with(python: Path, request: str, **environment: str) -> dict[str, object]:
     """One build through the worker, in a process of `python` (a virtualenv's interpreter)."""
     completed = subprocess.run(
         [str(python), "-c", BUILD_SCRIPT, request],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), **environment},
         capture_output=True,
         text=True,
         check=False,
@@ -152,12 +153,53 @@ def test_resnet50_fp32_and_int8_engines_are_identical_across_builds_virtualenvs_
                 build_request(resnet_run, cell, tmp_path / f"{cell}-venv", tmp_path / "venv-cache"),
             )["sha256"],
         }
+        # A reviewer found the builder's log level (how many lines it keeps) to change fp32 bytes.
+        builds["TRTBUILD_LOG=debug"] = build_with(
+            this_python,
+            build_request(resnet_run, cell, tmp_path / f"{cell}-debug", resnet_run / "cache" / "toolchains"),
+            TRTBUILD_LOG="debug",
+        )["sha256"]
         with cpu_load():
             builds["under CPU load"] = build_with(
                 this_python,
                 build_request(resnet_run, cell, tmp_path / f"{cell}-load", tmp_path / "load-cache"),
             )["sha256"]
-        assert len(set(builds.values())) == 1, (cell, builds)
+        assert len(set(builds.values())) == 1, json.dumps(
+            {cell: {k: v[:12] for k, v in builds.items()}}, indent=1
+        )
+
+
+def test_a_cache_on_another_kind_of_filesystem_is_another_build_environment(
+    resnet_run: Path, tmp_path: Path
+) -> None:
+    """tmpfs maps the libraries elsewhere (aligned for huge pages) and fp32 ResNet-50 comes out
+    other bytes: the fingerprint names the filesystem, so verify says "not byte-reproducible (inputs
+    identical)" rather than "different" when the bytes differ for that reason."""
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK)) or recipe.filesystem_type(shm) != "tmpfs":
+        pytest.skip("needs a writable tmpfs at /dev/shm")
+    on_tmpfs = Path(tempfile.mkdtemp(dir=shm, prefix="trtbuild-test-"))
+    try:
+        here = build_with(
+            Path(sys.executable),
+            build_request(resnet_run, "fp32", tmp_path / "disk", resnet_run / "cache" / "toolchains"),
+        )
+        there = build_with(
+            Path(sys.executable), build_request(resnet_run, "fp32", tmp_path / "shm", on_tmpfs)
+        )
+    finally:
+        shutil.rmtree(on_tmpfs)
+    environments = [build["reproducibility"]["environment"] for build in (here, there)]  # type: ignore[index]
+    assert "/tmpfs/" in environments[1] and environments[0] != environments[1]
+    assert recipe.filesystem_type(resnet_run) in environments[0]
+
+
+def test_a_non_ascii_cache_path_says_the_recipe_cannot_hold(resnet_run: Path, tmp_path: Path) -> None:
+    built = build_with(
+        Path(sys.executable), build_request(resnet_run, "fp32", tmp_path / "work", tmp_path / "cache-é")
+    )
+    assert built["reproducibility"]["byte_reproducible"] is False  # type: ignore[index]
+    assert "non-ASCII" in built["reproducibility"]["reason"]  # type: ignore[index]
 
 
 def test_an_engine_says_when_the_recipe_cannot_hold(resnet_run: Path, tmp_path: Path) -> None:
@@ -172,7 +214,7 @@ def test_an_engine_says_when_the_recipe_cannot_hold(resnet_run: Path, tmp_path: 
     built = get_backend(TENSORRT_RTX).build(onnx, workdir / "model.engine", settings, workdir, toolchains)
     assert built.reproducibility.byte_reproducible is False
     assert "fixed-length path" in (built.reproducibility.reason or "")
-    assert "use a shorter --cache-dir" in (built.reproducibility.reason or "")
+    assert "use a shorter --cache-dir" in (built.reproducibility.detail or "")
     assert hashlib.sha256((workdir / "model.engine").read_bytes()).hexdigest()
 
 

@@ -34,13 +34,14 @@ class Reproducibility:
     identical)" from "different"."""
 
     byte_reproducible: bool
-    reason: str | None  # why not, when not
+    reason: str | None  # why not, when not: the same words on every machine (engine.json has it)
     environment: str  # an opaque fingerprint of the build environment (no path is recorded)
+    detail: str | None = None  # this machine's particulars (the refusal's message, a path's length)
 
     def as_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"byte_reproducible": self.byte_reproducible, "environment": self.environment}
         if self.reason:
-            found["reason"] = self.reason
+            found["reason"] = f"{self.reason} ({self.detail})" if self.detail else self.reason
         return found
 
 

@@ -88,7 +88,7 @@ def collect_garbage(
         _collect_temp(store, now - TEMP_MAX_AGE_S, report)
         _collect_validated(store, now - TEMP_MAX_AGE_S, report)
         unused_for = max(grace_seconds, TEMP_MAX_AGE_S if max_age_days is None else max_age_days * 86400)
-        _collect_toolchains(store, now - unused_for, report)
+        _collect_toolchains(store, now - unused_for, now - TEMP_MAX_AGE_S, report)
     return report
 
 
@@ -207,7 +207,7 @@ def _collect_validated(store: Store, cutoff: float, report: GcReport) -> None:
             report.validated_removed += 1
 
 
-def _collect_toolchains(store: Store, cutoff: float, report: GcReport) -> None:
+def _collect_toolchains(store: Store, cutoff: float, staging_cutoff: float, report: GcReport) -> None:
     """Copies of tools kept for tasks (the build worker's TensorRT packages, one per version and
     install): each use touches its folder, so an old version's copy goes once unused for a while."""
     with contextlib.suppress(OSError):
@@ -217,6 +217,13 @@ def _collect_toolchains(store: Store, cutoff: float, report: GcReport) -> None:
                     if not report.dry_run:
                         rmtree_force(folder)
                     report.toolchains_removed += 1
+                    continue
+                # A copy half made by a killed process (recipe.py stages it under ".staging-").
+                for staging in folder.glob(".staging-*"):
+                    if staging.lstat().st_mtime < staging_cutoff:
+                        if not report.dry_run:
+                            rmtree_force(staging)
+                        report.temp_removed += 1
 
 
 def _link_count(path: Path) -> int:

@@ -33,8 +33,9 @@ class Build(TaskKind[BuildParams]):
     name = NAME
     # 7: the worker runs under the reproducibility recipe (backends/trt/recipe.py), which changes
     # the bytes; engine.json records whether they are reproducible. 8: the worker script (loader.py)
-    # changed, and with it the bytes (tests/backends/test_trt_adapter.py pairs the two).
-    version = 8
+    # changed, and with it the bytes (tests/backends/test_trt_adapter.py pairs the two). 9: the
+    # worker loads TensorRT's libraries in a fixed order and keeps every builder message.
+    version = 9
     outputs = (ENGINE, ENGINE_JSON)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[BuildParams]:
@@ -75,7 +76,8 @@ class Build(TaskKind[BuildParams]):
         )
         reproducibility = built.reproducibility
         if not reproducibility.byte_reproducible:
-            ctx.warn(f"this engine's bytes are not guaranteed to repeat here: {reproducibility.reason}")
+            why = reproducibility.as_json()["reason"]
+            ctx.warn(f"this engine's bytes are not guaranteed to repeat here: {why}")
         engine = engine_path.read_bytes()
         description = {
             **built.io,

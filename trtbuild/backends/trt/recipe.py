@@ -48,6 +48,7 @@ from trtbuild.toolchain import interpreter_version
 # The real path of the folder holding the packages is padded to exactly this many characters.
 FIXED_PATH_LENGTH = 200
 SCRIPT = "trtbuild_engine_builder.py"  # loader.py's copy, run as the worker
+STAGING_PREFIX = ".staging-"  # a copy being made; one a killed process left goes with `trtbuild gc`
 NO_PYCACHE = "no-pycache"  # a pycache prefix that never holds anything: compile everything
 
 
@@ -57,12 +58,33 @@ def base_interpreter() -> Path:
     return Path(os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable))
 
 
-def environment_fingerprint() -> str:
-    """`cpython-3.11.7/1a2b3c4d`: two machines with the same fingerprint run the same interpreter
-    installation (same build at the same path) on as many CPUs. Opaque: no path is recorded. The
-    CPU count is in because TensorRT may size its thread pools by it (not measured: one machine)."""
+def environment_fingerprint(toolchains: Path) -> str:
+    """`cpython-3.11.7/ext4/1a2b3c4d`: two machines with the same fingerprint run the same
+    interpreter installation (same build at the same path) on as many CPUs, with the packages' copy
+    on the same kind of filesystem. Opaque but for those two names: no path is recorded. The
+    filesystem is in because it changes where the libraries are mapped (tmpfs aligns them for huge
+    pages): fp32 ResNet-50 gave other bytes from tmpfs, every time. The CPU count is in because
+    TensorRT may size its thread pools by it (not measured: one machine)."""
     material = f"{base_interpreter()}\0{sys.version}\0{platform.machine()}\0{os.cpu_count()}".encode()
-    return f"{interpreter_version()}/{hashlib.sha256(material).hexdigest()[:8]}"
+    return f"{interpreter_version()}/{filesystem_type(toolchains)}/{hashlib.sha256(material).hexdigest()[:8]}"
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem `path` (or its nearest existing parent) is on, from the kernel's
+    mount table: `ext4`, `tmpfs`, `overlay`...; `unknown` where there is no such table."""
+    target = Path(os.path.realpath(path))
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    best, kind = "", "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            separator = fields.index("-")
+            mount_point = fields[4].encode().decode("unicode_escape")  # spaces are escaped as \040
+            inside = str(target) == mount_point or str(target).startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best):
+                best, kind = mount_point, fields[separator + 1]
+    return kind
 
 
 def package_dirs(module: str) -> list[Path]:
@@ -102,12 +124,20 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
         raise RecipeUnavailable(f"{module} is not installed")
     toolchains.mkdir(parents=True, exist_ok=True)
     parent = Path(os.path.realpath(toolchains)) / f"{module}-{version}-{_identity(dirs)}"
-    padding = FIXED_PATH_LENGTH - len(str(parent)) - 1
+    # Bytes, not characters: the interpreter and the loader hold the path encoded (é is two bytes).
+    if not str(parent).isascii():
+        # Python holds a non-ASCII string in a larger object than an ASCII one of as many bytes:
+        # no padding makes the allocations the same (measured: `é` in the path changed fp32 bytes).
+        raise RecipeUnavailable(
+            f"the cache folder's real path has non-ASCII characters ({parent.parent}): use an ASCII "
+            "--cache-dir (for `trtbuild verify`, which builds in a temporary folder: an ASCII TMPDIR)"
+        )
+    padding = FIXED_PATH_LENGTH - len(os.fsencode(parent)) - 1
     if padding < 1:
         raise RecipeUnavailable(
-            f"the cache folder's real path is too long ({len(str(parent))} characters with the packages' "
-            f"folder, more than the {FIXED_PATH_LENGTH} the build recipe pads to): use a shorter --cache-dir "
-            "(for `trtbuild verify`, which builds in a temporary folder: a shorter TMPDIR)"
+            f"the cache folder's real path is too long: with the packages' folder it takes "
+            f"{len(os.fsencode(parent)) + 2} bytes, and the build recipe pads to {FIXED_PATH_LENGTH}; use a "
+            "shorter --cache-dir (for `trtbuild verify`, which builds in a temporary folder: shorter TMPDIR)"
         )
     final = parent / ("p" * padding)
     if (final / SCRIPT).is_file():
@@ -115,8 +145,9 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
             os.utime(parent)
         return final
     parent.mkdir(exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
     try:
+        os.chmod(staging, 0o755)  # mkdtemp's 0700 would keep the other users of a shared cache out
         for folder in dirs:
             shutil.copytree(
                 folder,
@@ -144,35 +175,34 @@ def _link_or_copy(source: str, destination: str) -> None:
 
 
 @contextmanager
-def one_builder_per_cpu() -> Iterator[int]:
-    """A CPU of this process's affinity that no other trtbuild builder on the machine holds, held
-    until the block ends; when every one is held, waits for the first. Two real-time builders on one
-    CPU interleave their threads with each other's, which changed int8 engines' bytes (1 of 6 pairs
-    of concurrent builds). A lock file that cannot be opened (another user's, say) is not waited on."""
+def one_builder_per_cpu() -> Iterator[tuple[int, tuple[int, ...]]]:
+    """A CPU of this process's affinity that no other trtbuild builder on the machine holds, and the
+    descriptor of its lock (for the worker to inherit), held until the block ends; when every one is
+    held, waits for the first. Two real-time builders on one CPU interleave their threads with each
+    other's, which changed int8 engines' bytes. A lock file that cannot be opened (another user's
+    that does not let others in, say) is not waited on."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else [0]
-    held = []
-    try:
-        for blocking in (False, True):
-            for cpu in cpus:
-                handle = _cpu_lock(cpu)
-                if handle is None:
-                    yield cpu
-                    return
+    for blocking in (False, True):
+        for cpu in cpus:
+            handle = _cpu_lock(cpu)
+            if handle is None:
+                yield cpu, ()
+                return
+            with handle:  # closing it releases the lock (once the worker's copy is closed too)
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
                 except BlockingIOError:
-                    handle.close()
                     continue
-                held.append(handle)
-                yield cpu
+                yield cpu, (handle.fileno(),)
                 return
-    finally:
-        for handle in held:
-            handle.close()  # closing releases the flock
+
+
+# One folder for every trtbuild on the machine, whatever its TMPDIR: the CPUs are the machine's.
+CPU_LOCKS = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
 
 
 def _cpu_lock(cpu: int) -> IO[bytes] | None:
-    path = Path(tempfile.gettempdir()) / f"trtbuild-builder-cpu{cpu}.lock"
+    path = CPU_LOCKS / f"trtbuild-builder-cpu{cpu}.lock"
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError:

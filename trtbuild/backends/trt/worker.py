@@ -57,14 +57,20 @@ def build_in_subprocess(
         "onnx": FIXED_NAMES["onnx"],
         "engine": FIXED_NAMES["engine"],
         "response": FIXED_NAMES["response"],
-        # TensorRT's info and verbose messages are kept only when they will be shown.
-        "verbose_log": builder_log.isEnabledFor(logging.DEBUG),
     }
     (folder / "build-request.json").write_text(json.dumps(fixed, sort_keys=True))
-    with recipe.one_builder_per_cpu() as cpu:
+    with recipe.one_builder_per_cpu() as (cpu, held):
         command, environment, reproducibility = _command(request, toolchains, version, cpu)
+        # The worker inherits the CPU's lock: killed, the parent cannot free the CPU while its
+        # builder still runs there.
         completed = subprocess.run(
-            command, cwd=folder, env=environment, capture_output=True, text=True, check=False
+            command,
+            cwd=folder,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            pass_fds=held,
         )
     for stream in (completed.stdout, completed.stderr):
         if stream.strip():
@@ -89,7 +95,7 @@ def _command(
     request: Mapping[str, Any], toolchains: Path, version: str | None, cpu: int
 ) -> tuple[list[str], dict[str, str], Reproducibility]:
     """The worker's command line and environment, and whether its bytes will be reproducible."""
-    environment = recipe.environment_fingerprint()
+    environment = recipe.environment_fingerprint(toolchains)
     fallback = [
         sys.executable,
         "-c",
@@ -105,13 +111,17 @@ def _command(
     try:
         folder = recipe.packages_at_fixed_path(request["module"], version or "unknown", toolchains)
     except (recipe.RecipeUnavailable, OSError) as error:
-        reason = f"the TensorRT packages could not be placed at a fixed-length path: {error}"
-        return [*prefix, *fallback], fallback_environment, Reproducibility(False, reason, environment)
+        reason = "the TensorRT packages could not be placed at a fixed-length path"
+        return (
+            [*prefix, *fallback],
+            fallback_environment,
+            Reproducibility(False, reason, environment, str(error)),
+        )
     recipe.warm_page_cache(folder)
     command = [*prefix, *recipe.worker_command(folder)]
     if refused is not None:
-        reason = f"the builder could not be isolated as the recipe needs ({refused})"
-        return command, {}, Reproducibility(False, reason, environment)
+        reason = "the builder could not be isolated as the recipe needs"
+        return command, {}, Reproducibility(False, reason, environment, refused)
     return command, {}, Reproducibility(True, None, environment)
 
 
