@@ -86,6 +86,17 @@ class Digest(RandomBytes):
         return {}
 
 
+class DigestInNewEnvironment(Digest):
+    """Follows random-bytes' bytes, and reports another environment each build: validate's case when
+    the int8 engine's bytes moved and the CPUs did too. The reason must name both causes."""
+
+    name = "digest-new-environment"
+
+    def run(self, ctx: TaskContext[NoParams]) -> JsonDict:
+        super().run(ctx)
+        return {"reproducibility": NewEnvironment().reproducibility()}
+
+
 def after_build(kind: TaskKind[NoParams]) -> Stage:
     return Stage(kind, {"engine.json": From((build.NAME,), build.ENGINE_JSON)})
 
@@ -105,6 +116,7 @@ def test_marked_bytes_are_not_byte_reproducible_and_what_follows_them_says_so(ti
         PIPELINE.with_stage(after_build(RandomBytes()))
         .with_stage(Stage(Digest(), {"random.bin": From((RandomBytes.name,), "random.bin")}))
         .with_stage(after_build(NewEnvironment()))
+        .with_stage(Stage(DigestInNewEnvironment(), {"random.bin": From((RandomBytes.name,), "random.bin")}))
     )
     first = run(tiny_project, pipeline)
     assert first.exit_status == 0, [event.reason for event in first.failed_tasks]
@@ -128,6 +140,10 @@ def test_marked_bytes_are_not_byte_reproducible_and_what_follows_them_says_so(ti
     assert verdicts.pop(("tiny/fp32/random-bytes", "random.bin")).verdict == NOT_REPRODUCIBLE
     digest = verdicts.pop(("tiny/fp32/digest", "digest.txt"))
     assert digest.verdict == "not byte-reproducible (follows tiny/fp32/random-bytes/random.bin)"
+    assert digest.reason == "its inputs differ only through tiny/fp32/random-bytes/random.bin"
+    both = verdicts.pop(("tiny/fp32/digest-new-environment", "digest.txt"))
+    assert both.verdict == digest.verdict
+    assert both.reason.startswith(f"{digest.reason}; and it was built in another environment (")
     environment = verdicts.pop(("tiny/fp32/new-environment", "random.bin"))
     assert environment.verdict == NOT_REPRODUCIBLE and "built in another environment" in environment.reason
     assert {a.verdict for a in verdicts.values()} == {"identical"} and len(verdicts) == 8

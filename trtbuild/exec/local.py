@@ -21,6 +21,7 @@ from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.status import node_key
 from trtbuild.store import ActionResult, FileHasher, Store
 from trtbuild.tasks.base import TaskContext
+from trtbuild.tasks.output_capture import thread_routed_streams
 
 log = logging.getLogger("trtbuild.exec")
 Signature = tuple[int, int, int, int]  # inode, device, size, mtime: what an in-place write changes
@@ -58,7 +59,9 @@ class LocalExecutor:
         running: dict[Future[TaskEvent], TaskNode] = {}
         jobs = max(1, self.options.jobs)
         stopped = False
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool:
+        # Installed once for the whole run: a task capturing a library's prints on its thread must
+        # not swap the streams under the main thread's progress lines and summary.
+        with thread_routed_streams(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool:
             while remaining or running:
                 progressed = False
                 for node in [] if stopped else list(remaining):

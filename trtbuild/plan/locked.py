@@ -190,7 +190,9 @@ def _why_bytes_differ(
     """(verdict, reason, origin) for an output whose bytes are not the lock's."""
     if task_id in judgement.follows:
         origin = judgement.follows[task_id]
-        return following(origin), f"its inputs differ only through {origin}", origin
+        # Its own environment may be a second cause (validate's float results): say so too.
+        reason, moved = f"its inputs differ only through {origin}", environment_change(entry, result.meta)
+        return following(origin), f"{reason}; and it was {moved}" if moved else reason, origin
     if task_id in judgement.keys:
         return DIFFERENT, "; ".join(judgement.keys[task_id]) or "its key differs", ""
     unrepeatable = not_reproducible_reason(entry, result.meta)
@@ -206,7 +208,12 @@ def not_reproducible_reason(entry: Mapping[str, Any], meta: Mapping[str, Any]) -
     for record, whose in ((new, "this build"), (locked, "the locked build")):
         if record.get("byte_reproducible") is False:
             return f"{whose}: {record.get('reason') or 'marked not byte-reproducible'}"
-    before, after = locked.get("environment"), new.get("environment")
+    return environment_change(entry, meta)
+
+
+def environment_change(entry: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """How the locked build's environment and this one's differ, or "" (same, or not recorded)."""
+    before, after = _record(entry).get("environment"), _record(meta).get("environment")
     if before and after and before != after:
         return f"built in another environment ({before} -> {after})"
     return ""

@@ -22,6 +22,7 @@ from typing import Any
 from trtbuild.errors import StoreError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.plan.graph import CellPlan, TaskNode
+from trtbuild.plan.lock import REPRODUCIBILITY
 from trtbuild.plan.plan import Plan
 from trtbuild.spec.model import Cell
 from trtbuild.store import ActionResult, Store
@@ -30,8 +31,8 @@ from trtbuild.tasks.precision_record import RECORD
 # Bump when the document's layout or the way md/html render it changes: report.html is redrawn only
 # when report.json changes, so a new renderer must change the document to take effect.
 # 2: the config by its absolute path, in report.md's header too; grouped notes; each cell's
-# low_precision (precision.json)
-REPORT_FORMAT = 2
+# low_precision (precision.json); 3: each cell's not_byte_reproducible tasks, with a note
+REPORT_FORMAT = 3
 # A task's result: built (now or in an earlier run), failed or skipped in this run, or not built.
 BUILT, FAILED, SKIPPED, NOT_BUILT = "built", "failed", "skipped", "not built"
 
@@ -134,10 +135,25 @@ def _cell(
         "engine": _engine(engine, artifacts.get("model.engine")) if engine else None,
         # What the graph computes in, from precision.json; None for fp32 (nothing converted).
         "low_precision": _low_precision(low_precision) if low_precision else None,
+        "not_byte_reproducible": _not_byte_reproducible(nodes, results),
         "artifacts": artifacts,
         "tasks": tasks,
         "seconds": round(sum(task["seconds"] or 0.0 for task in tasks), 3),
     }
+
+
+def _not_byte_reproducible(nodes: list[TaskNode], results: Mapping[str, ActionResult]) -> list[Document]:
+    """The cell's tasks whose result says their bytes may not repeat from the same inputs (an int8
+    engine, a build without the reproducibility recipe), with why: the lock and `verify` know it,
+    and so must whoever reads the report before shipping the engine."""
+    found = []
+    for node in nodes:
+        result = results.get(node.id)
+        record = result.meta.get(REPRODUCIBILITY) if result is not None else None
+        if isinstance(record, dict) and record.get("byte_reproducible") is False:
+            reason = str(record.get("reason") or "marked not byte-reproducible")
+            found.append({"task": node.id, "kind": node.kind, "reason": reason})
+    return found
 
 
 def _in_stage_order(nodes: list[TaskNode], stages: list[str]) -> list[TaskNode]:

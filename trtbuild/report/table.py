@@ -185,6 +185,8 @@ def _cell_notes(cell: dict[str, Any]) -> list[tuple[str, Tone]]:
                 "bad",
             )
         )
+    for task in cell.get("not_byte_reproducible", []):  # reports of format 2 have none
+        found.append((f"not byte-reproducible ({task['kind']}): {task['reason']}", "warn"))
     return found + _task_notes(cell["tasks"])
 
 

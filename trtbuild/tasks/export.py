@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import re
 import warnings
@@ -15,6 +14,7 @@ from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import Cell, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT, baked_dims
+from trtbuild.tasks.output_capture import captured_output
 from trtbuild.tasks.params import (
     ModelParams,
     OutputParams,
@@ -145,7 +145,7 @@ def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:
     options: dict[str, Any] = {"optimize": True, "verify": False, "external_data": False} if dynamo else {}
     # torch prints progress and deprecation notes: keep them out of the terminal, record them instead.
     captured = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(captured):
+    with warnings.catch_warnings(record=True) as caught, captured_output(captured):
         warnings.simplefilter("always")
         try:
             torch.onnx.export(

@@ -10,6 +10,9 @@ from trtbuild.errors import TaskError
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 
 # ORT's type strings for the inputs we may have to feed in another dtype (keep_io_types: false).
+# ONNX Runtime's own choice (0), from the CPUs the process may use: the validate task records it
+# in its float environment (float_environment.py), since the thread count moves the last bits.
+INTRA_OP_THREADS = 0
 _FEED_TYPES = {"tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64"}
 
 
@@ -47,6 +50,7 @@ def cpu_session(model: bytes | str) -> Any:
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 4
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = INTRA_OP_THREADS
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 

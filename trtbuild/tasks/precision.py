@@ -8,12 +8,10 @@ hands the graph on unchanged: its output is the same blob as its input, so it co
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.graph_order import canonical_order
 from trtbuild.tasks.onnxruntime_errors import onnxruntime_failure
+from trtbuild.tasks.output_capture import captured_output
 from trtbuild.tasks.params import user_code_context
 from trtbuild.tasks.precision_checks import (
     autocast_context,
@@ -96,10 +95,7 @@ class Precision(TaskKind[PrecisionParams]):
             # redirect; ModelOpt handles those itself, and what fails the task is reported by it.
             onnxruntime.set_default_logger_severity(4)
         captured = io.StringIO()
-        with (
-            contextlib.redirect_stdout(captured),
-            contextlib.redirect_stderr(captured if quiet else sys.stderr),
-        ):
+        with captured_output(captured, captured if quiet else None):
             try:
                 _quiet_modelopt(quiet)
                 if ctx.params.autocast is not None:

@@ -22,8 +22,9 @@ from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
+from trtbuild.tasks.float_environment import float_environment
 from trtbuild.tasks.importing import import_attribute
-from trtbuild.tasks.onnx_tensors import Runner, cpu_session
+from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, Runner, cpu_session
 from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
@@ -83,8 +84,9 @@ class Validate(TaskKind[ValidateParams]):
     # their `values` generators, a NaN/Inf reference fails its samples, which are not compared;
     # 13: the low-precision share gate (validate.min_low_precision); 14: samples counted from 1 in
     # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in;
-    # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow
-    version = 16
+    # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow; 17: the result
+    # records the float environment (CPUs, CPU model, threads) its metrics were computed in
+    version = 17
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
@@ -147,7 +149,17 @@ class Validate(TaskKind[ValidateParams]):
             "verdict": verdict,
             "failures": failures,
             "engine": "ran" if engine_ran else "skipped",
+            "reproducibility": _reproducibility(),
         }
+
+
+def _reproducibility() -> JsonDict:
+    """validation.json repeats byte for byte in one float environment; in another (CPU count, CPU
+    model, thread settings) its metrics' last bits move, which verify tells from a real change."""
+    import torch
+
+    environment = float_environment(torch.get_num_threads(), INTRA_OP_THREADS)
+    return {"byte_reproducible": True, "environment": environment}
 
 
 def _validation_data(spec: Spec) -> tuple[ValidationData | None, dict[str, Path]]:
