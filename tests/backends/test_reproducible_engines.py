@@ -4,8 +4,9 @@ ResNet-50's fp32 and int8 engines are the cases that differed before the recipe:
 build after install and later ones, between virtualenvs at different paths, and (int8) under CPU
 load. Here the same two graphs are built by a run in a fresh cache (the first build, which makes the
 packages' fixed-path copy), again through the worker (a later build), from a second virtualenv at
-another, longer path with its own copy of the packages and its own cache, and under CPU load; every
-build must give the same bytes.
+another, longer path with its own copy of the packages and its own cache, and under CPU load
+(and with TRTBUILD_LOG=debug, which must say it changes the bytes). Every fp32 build must give
+the same bytes; int8 engines usually do, and are marked as not guaranteed to (the worker says why).
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ pytestmark = pytest.mark.slow
 CELLS = ("fp32", "int8")
 # What a build of one graph takes: the same profile and targets as configs/resnet.yaml.
 BUILD_SCRIPT = """
-import hashlib, json, sys
+import hashlib, json, os, sys
 from pathlib import Path
+if "TRTBUILD_LOG" in os.environ:  # as the CLI does (not in the second virtualenv: it has no rich)
+    from trtbuild.cli import configure_logging
+    configure_logging(os.environ["TRTBUILD_LOG"].upper())
 from trtbuild.backends.base import BuildSettings
 from trtbuild.backends.registry import TENSORRT_RTX, get_backend
 request = json.loads(sys.argv[1])
@@ -125,7 +129,7 @@ def cpu_load() -> Iterator[None]:
             spinner.wait()
 
 
-def test_resnet50_fp32_and_int8_engines_are_identical_across_builds_virtualenvs_and_load(
+def test_resnet50_fp32_engines_are_identical_and_int8_marked_across_builds_virtualenvs_and_load(
     resnet_run: Path, second_virtualenv: Path, tmp_path: Path
 ) -> None:
     _, refused = recipe.isolation_prefix(0)
@@ -153,20 +157,28 @@ def test_resnet50_fp32_and_int8_engines_are_identical_across_builds_virtualenvs_
                 build_request(resnet_run, cell, tmp_path / f"{cell}-venv", tmp_path / "venv-cache"),
             )["sha256"],
         }
-        # A reviewer found the builder's log level (how many lines it keeps) to change fp32 bytes.
-        builds["TRTBUILD_LOG=debug"] = build_with(
+        # The builder's verbose log (TRTBUILD_LOG=debug) changes the bytes: such a build says so.
+        debug = build_with(
             this_python,
             build_request(resnet_run, cell, tmp_path / f"{cell}-debug", resnet_run / "cache" / "toolchains"),
             TRTBUILD_LOG="debug",
-        )["sha256"]
+        )
+        assert debug["reproducibility"]["byte_reproducible"] is False  # type: ignore[index]
+        assert "TRTBUILD_LOG=debug" in debug["reproducibility"]["reason"]  # type: ignore[index]
         with cpu_load():
             builds["under CPU load"] = build_with(
                 this_python,
                 build_request(resnet_run, cell, tmp_path / f"{cell}-load", tmp_path / "load-cache"),
             )["sha256"]
-        assert len(set(builds.values())) == 1, json.dumps(
-            {cell: {k: v[:12] for k, v in builds.items()}}, indent=1
-        )
+        seen = json.dumps({cell: {k: v[:12] for k, v in builds.items()}}, indent=1)
+        if cell == "int8":
+            # Usually one hash here too, but not always: in a CI run right after the install (pip
+            # still writing gigabytes back to disk), 1 of 5 int8 builds differed. What is promised
+            # is the verdict: such an engine is marked, so verify says "not byte-reproducible
+            # (inputs identical)", never "different" (tests/plan/test_lock_verdicts.py).
+            print(f"int8 builds: {len(set(builds.values()))} distinct engine(s) in {len(builds)}: {seen}")
+            continue
+        assert len(set(builds.values())) == 1, seen
 
 
 def test_a_cache_on_another_kind_of_filesystem_is_another_build_environment(

@@ -34,8 +34,9 @@ class Build(TaskKind[BuildParams]):
     # 7: the worker runs under the reproducibility recipe (backends/trt/recipe.py), which changes
     # the bytes; engine.json records whether they are reproducible. 8: the worker script (loader.py)
     # changed, and with it the bytes (tests/backends/test_trt_adapter.py pairs the two). 9: the
-    # worker loads TensorRT's libraries in a fixed order and keeps every builder message.
-    version = 9
+    # worker loads TensorRT's libraries in a fixed order. 10: it keeps the builder's info and
+    # verbose messages only at TRTBUILD_LOG=debug, and such a build says its bytes may differ.
+    version = 10
     outputs = (ENGINE, ENGINE_JSON)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[BuildParams]:
