@@ -177,3 +177,18 @@ def test_a_change_to_the_worker_script_bumps_the_build_version() -> None:
 
 
 WORKER_SCRIPT = "1ab37b65a2cfa451"
+
+
+def test_the_cpu_lock_never_follows_a_symlink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builders' CPU locks live in the machine's shared /tmp: a symlink planted there must not
+    make trtbuild open (and chmod) the file it points at."""
+    from trtbuild.backends.trt import recipe
+
+    victim = tmp_path / "victim"
+    victim.write_text("mine")
+    victim.chmod(0o600)
+    monkeypatch.setattr(recipe, "CPU_LOCKS", tmp_path)
+    (tmp_path / "trtbuild-builder-cpu0.lock").symlink_to(victim)
+    with recipe.one_builder_per_cpu() as (cpu, held):
+        assert cpu == 0 or held  # CPU 0's lock is refused, not followed; another CPU's may be held
+    assert victim.stat().st_mode & 0o777 == 0o600 and victim.read_text() == "mine"

@@ -34,6 +34,7 @@ import importlib.util
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -204,11 +205,14 @@ CPU_LOCKS = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir(
 def _cpu_lock(cpu: int) -> IO[bytes] | None:
     path = CPU_LOCKS / f"trtbuild-builder-cpu{cpu}.lock"
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        # Never through a symlink: in a shared /tmp, another user could point one at a file of ours.
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError:
         return None
-    with contextlib.suppress(OSError):  # so that other users' builders can take it too
-        os.fchmod(descriptor, 0o666)
+    with contextlib.suppress(OSError):
+        status = os.fstat(descriptor)
+        if stat.S_ISREG(status.st_mode) and status.st_uid == os.geteuid():
+            os.fchmod(descriptor, 0o666)  # so that other users' builders can take it too
     return os.fdopen(descriptor, "r+b")
 
 
