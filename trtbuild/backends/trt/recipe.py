@@ -4,24 +4,33 @@ TensorRT-RTX numbers the internal tensors of its Myelin graphs in an order that 
 addresses and, for Q/DQ (int8) graphs, how its two builder threads interleave; so the engine's
 bytes depend on everything the build process allocated and on scheduling. Measured on ResNet-50
 (fp32, fp16, int8; 3 targets), with address-space randomisation off, the bytes changed with
-- the length of the real path of the `tensorrt_rtx*` packages (one character more changed them;
-  a symlink does not help, the real path counts; the same length at another place or depth did not),
+- the length in bytes of the real path of the `tensorrt_rtx*` packages (one more changed them; a
+  symlink does not help, the real path counts; the same length at another place or depth did not),
+  and a non-ASCII character in it (Python holds such a string in a larger object),
 - the interpreter (its build and install path) and whether it compiled or read .pyc files,
 - the environment variables (one extra variable changed them), and anything else imported first,
+- the order the filesystem lists the libraries' folder in (the package loads them in that order),
+  and the filesystem itself (tmpfs maps them at other addresses),
+- the builder's log: keeping its info and verbose messages (which carry timings),
 - for int8, CPU load: 6 of 6 builds under load gave 6 different engines (fp32 and fp16 did not
   change), also with one malloc arena, a fixed mmap threshold or pinned to one CPU;
-and did not change with the working folder, the temp folder or the characters of the path.
+and did not change with the working folder, the temp folder or which ASCII characters the path has.
 
 So the worker runs as: the flavour's packages hard-linked (or copied) into a folder under the cache
-whose real path is padded to a fixed length; the base interpreter (never a virtualenv's, whose
-prefix is another path) with `-E -s -S -B` and a pycache prefix that holds nothing, so every module
-is compiled from source every time; an empty environment; a script (loader.py) that imports only
-the standard library and the packages; `setarch -R` (no address randomisation); and on one CPU at
-real-time FIFO priority (`taskset`, `chrt -f 1`), where a thread runs until it blocks, so the two
-builder threads interleave the same way whatever else the machine does (int8 under load: 5 of 5
-identical). What remains is the interpreter installation: its version enters the key, and an opaque
-fingerprint of it is recorded with each engine so `verify` can say "built in another environment"
-rather than "different". Anything that stops the recipe is said in the run and in engine.json.
+whose real path is padded to a fixed length in bytes (a non-ASCII one is refused); the base
+interpreter (never a virtualenv's, whose prefix is another path) with `-E -s -S -B` and a pycache
+prefix that holds nothing, so every module is compiled from source every time; an empty
+environment; a script (loader.py) that imports only the standard library and the packages, loads
+the libraries in sorted order and keeps only the builder's warnings and errors; `setarch -R` (no
+address randomisation); and on a CPU no other trtbuild builder holds, at real-time FIFO priority
+(`taskset`, `chrt -f 1`), where a thread runs until it blocks, so the two builder threads
+interleave the same way whatever else the machine does (int8 under load: 5 of 5 and 8 of 8
+identical). Even so, int8 builds still differed now and then when the kernel made a thread wait
+(memory pressure; right after a large install), so the worker marks Q/DQ engines as not
+guaranteed to repeat. What remains is the build environment: the interpreter's version enters the
+key, and a fingerprint of the interpreter installation and the copy's filesystem is recorded with
+each engine so `verify` can say "built in another environment" rather than "different". Anything
+that stops the recipe is said in the run, in engine.json and in the lock.
 """
 
 from __future__ import annotations

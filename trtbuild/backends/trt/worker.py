@@ -90,10 +90,12 @@ def build_in_subprocess(
     replay_builder_log(response.get("log", []))
     if "failure" in response:
         raise from_response(request["module"], response)
-    if fixed["verbose_log"] and reproducibility.byte_reproducible:
-        reproducibility = Reproducibility(False, VERBOSE_LOG, reproducibility.environment)
-    elif response.get("quantized") and reproducibility.byte_reproducible:
-        reproducibility = Reproducibility(False, NOT_GUARANTEED_QDQ, reproducibility.environment)
+    # What only the build itself shows: the log it kept, the kind of graph it was.
+    why_not = (
+        VERBOSE_LOG if fixed["verbose_log"] else NOT_GUARANTEED_QDQ if response.get("quantized") else None
+    )
+    if why_not and reproducibility.byte_reproducible:
+        reproducibility = Reproducibility(False, why_not, reproducibility.environment)
     os.replace(folder / FIXED_NAMES["engine"], request["engine"])
     return BuiltEngine(response["io"], reproducibility)
 
