@@ -21,7 +21,7 @@ from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult
-from trtbuild.store.roots import lock_root_name, run_root_name
+from trtbuild.store.roots import lock_root_name
 from trtbuild.tasks.code import CodeIdentity
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
@@ -100,7 +100,9 @@ def run(
     preflight(the_plan)
     claim_owners(the_plan.specs, Path(out_dir))
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
-    executor = LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event)
+    executor = LocalExecutor(
+        the_plan.graph, the_plan.store, the_plan.hasher, options, on_event, planned=_cached_results(the_plan)
+    )
     events = executor.run()
     gate_failures = _gate_failures(events)
     # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
@@ -111,7 +113,7 @@ def run(
     planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
     result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
     keys = sorted({key for key, _ in executor.materials.values()})
-    the_plan.store.add_root(run_root_name(), keys)
+    the_plan.store.add_run_root(keys)
     result.materials = dict(executor.materials)
     result.results = dict(executor.results)
     if locked:
@@ -120,6 +122,16 @@ def run(
         result.locks = write_locks(the_plan, executor)
     result.notices += _replaced(to_replace, result.locks)
     return result
+
+
+def _cached_results(the_plan: Plan) -> dict[str, tuple[str, ActionResult]]:
+    """Node id -> (key, result) of what the plan found cached: the executor uses these entries, and
+    keeps their artifacts in place, instead of reading each entry a second time."""
+    return {
+        node_id: (status.key, status.result)
+        for node_id, status in the_plan.statuses.items()
+        if status.state == "cached" and status.key is not None and status.result is not None
+    }
 
 
 def _gate_failures(events: list[TaskEvent]) -> list[dict[str, Any]]:

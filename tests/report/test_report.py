@@ -125,13 +125,10 @@ def test_cached_run_and_report_verb_leave_the_reports_untouched(built: Project) 
 
 
 def test_report_verb_prints_the_table_and_the_paths(built: Project) -> None:
-    from rich.console import Console
-
     from trtbuild.cli.report import comparison_table
+    from trtbuild.cli.terminal import render_table
 
-    console = Console(width=200, record=True)
-    console.print(comparison_table(report_json(built)))
-    text = console.export_text()
+    text = "\n".join(render_table(comparison_table(report_json(built)), 200, colour=False))
     assert "fp32" in text and "fp16" in text and "skipped" in text and "backend" not in text
 
 

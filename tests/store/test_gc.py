@@ -62,7 +62,7 @@ def add_lock_root(store: Store, lock: Path, *keys: str) -> None:
 
 def add_run_root(store: Store, keys: list[str], age_days: float) -> str:
     """A run root whose recorded time is ``age_days`` ago (what an old run would have left)."""
-    name = run_root_name()
+    name = run_root_name(keys)
     store.add_root(name, keys)
     path = store.root / "roots" / f"{name}.json"
     doc = json.loads(path.read_text())

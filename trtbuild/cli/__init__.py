@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from types import ModuleType
 
 from trtbuild import __version__
-from trtbuild.cli import debug as debug_command
-from trtbuild.cli import gc as gc_command
-from trtbuild.cli import graph as graph_command
-from trtbuild.cli import plan as plan_command
-from trtbuild.cli import report as report_command
-from trtbuild.cli import run as run_command
-from trtbuild.cli import schema as schema_command
-from trtbuild.cli import verify as verify_command
 from trtbuild.cli.console import error_console
 from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
 
-VERBS = (
-    run_command,
-    plan_command,
-    report_command,
-    schema_command,
-    debug_command,
-    gc_command,
-    graph_command,
-    verify_command,
-)
+# The verbs' modules under trtbuild.cli, in `--help` order. Only the chosen verb's module is
+# imported: importing them all (the API, the report, triage, rich's tables) was half of a fully
+# cached run's start-up.
+VERBS = ("run", "plan", "report", "schema", "debug", "gc", "graph", "verify")
 
 
 # Libraries that log progress at INFO (and routine notes at WARNING) from inside tasks, and reset
@@ -66,14 +54,23 @@ def configure_logging(level: str) -> None:
             handler.addFilter(_QuietLibraries())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def verb_modules(argv: Sequence[str] | None = None) -> list[ModuleType]:
+    """The modules whose parsers the command line needs: the chosen verb's alone, or every verb's
+    when none is chosen yet (`--help`, a misspelt verb: argparse lists them all)."""
+    words = sys.argv[1:] if argv is None else argv
+    chosen = next((word for word in words if not word.startswith("-")), None)
+    names = [chosen] if chosen in VERBS else VERBS
+    return [importlib.import_module(f"trtbuild.cli.{name}") for name in names]
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trtbuild",
         description="Declarative, cached builds of TensorRT engines from PyTorch models.",
     )
     parser.add_argument("--version", action="version", version=f"trtbuild {__version__}")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for verb in VERBS:
+    for verb in verb_modules(argv):
         verb.add_parser(verbs)
     return parser
 
@@ -88,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_USAGE
     configure_logging(level)
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         status: int = args.handler(args)
         return status

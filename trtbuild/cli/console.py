@@ -1,4 +1,4 @@
-"""Terminal output: rich on stderr for progress and messages, stdout for results."""
+"""Terminal output: progress and messages on stderr, results on stdout (cli/terminal.py draws them)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ import sys
 from collections.abc import Iterator
 from typing import TextIO
 
-from rich.console import Console
+from trtbuild.cli.terminal import Terminal
 
 
-def _width(stream: TextIO) -> int | None:
-    # Rich assumes 80 columns when the output is not a terminal (CI logs, pipes): tables of task ids
-    # and reasons then wrap into unreadable cells. Logs have no width limit; give them room.
-    return None if stream.isatty() else 150
+def error_console() -> Terminal:
+    return Terminal(sys.stderr)
 
 
-def error_console() -> Console:
-    return Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
-
-
-def output_console() -> Console:
-    # Paths must stay whole on one line when the output is piped or captured.
-    return Console(soft_wrap=True, width=_width(sys.stdout))
+def output_console() -> Terminal:
+    # Paths stay whole on one line when the output is piped or captured: lines are never wrapped.
+    return Terminal(sys.stdout)
 
 
 @contextlib.contextmanager

@@ -6,13 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
 from trtbuild.cli.console import output_console
+from trtbuild.cli.terminal import Table, Terminal, escape
 from trtbuild.tasks.code import CodeIdentity
 
 
@@ -54,7 +51,7 @@ def handle(args: argparse.Namespace) -> int:
             document["lock"] = {"differences": check.differences, "notices": check.notices}
         print(json.dumps(document, indent=2, sort_keys=True))
         return check.exit_status if check is not None else 0
-    table = Table(show_edge=False, box=None, pad_edge=False)
+    table = Table(rule=False)
     for column in ("task", "state", "why", "inputs from", "cells"):
         table.add_column(column)
     for node in the_plan.graph.nodes.values():
@@ -77,7 +74,7 @@ def handle(args: argparse.Namespace) -> int:
     return check.exit_status
 
 
-def print_lock_check(console: Console, check: api.LockCheck) -> None:
+def print_lock_check(console: Terminal, check: api.LockCheck) -> None:
     for notice in check.notices:
         console.print(f"[yellow]note:[/] {escape(notice)}", highlight=False)
     if not check.differences:
@@ -89,7 +86,7 @@ def print_lock_check(console: Console, check: api.LockCheck) -> None:
     console.print("  hint: run without --locked to rebuild and update the lock, then commit it")
 
 
-def print_code(console: Console, code: dict[str, list[tuple[str, CodeIdentity]]]) -> None:
+def print_code(console: Terminal, code: dict[str, list[tuple[str, CodeIdentity]]]) -> None:
     """The user's code the keys hash, per model and config field; what the walk did not follow."""
     console.print("Your code, hashed into the keys (following imports, up to installed packages):")
     for model, uses in code.items():

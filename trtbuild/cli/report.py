@@ -7,13 +7,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rich import box
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
 from trtbuild import api
 from trtbuild.cli.console import output_console
+from trtbuild.cli.terminal import Table, Terminal, escape
 from trtbuild.exec.owners import check_owners
 from trtbuild.report import load_report, write_reports
 from trtbuild.report import table as rows
@@ -55,7 +51,7 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_comparisons(paths: Iterable[Path], console: Console) -> None:
+def print_comparisons(paths: Iterable[Path], console: Terminal) -> None:
     """The comparison table of each report.json among `paths` (what `run` prints at its end)."""
     for path in paths:
         if path.name == "report.json":
@@ -68,13 +64,10 @@ def comparison_table(report: dict[str, Any]) -> Table:
     keep = [i for i, header in enumerate(headers) if header not in TERMINAL_OMITS]
     table = Table(
         title=f"{report['model']}: comparison across cells",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="\n".join(escape(note.text) for note in rows.notes(report)) or None,
-        caption_justify="left",
+        caption="\n".join(note.text for note in rows.notes(report)),
     )
     for i in keep:
-        table.add_column(headers[i], no_wrap=i == 0, overflow="fold")
+        table.add_column(headers[i], no_wrap=i == 0)
     for row in rows.rows(report):
         table.add_row(*(_styled(row[i]) for i in keep))
     return table

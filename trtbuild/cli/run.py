@@ -6,14 +6,11 @@ import argparse
 import json
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
 from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
 from trtbuild.cli.report import print_comparisons
+from trtbuild.cli.terminal import Table, Terminal, escape
 from trtbuild.errors import LockMismatch, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.tasks.precision_record import MOSTLY, RECORD
@@ -64,7 +61,7 @@ def handle(args: argparse.Namespace) -> int:
     return result.exit_status
 
 
-def _run(args: argparse.Namespace, progress: Console) -> api.RunResult:
+def _run(args: argparse.Namespace, progress: Terminal) -> api.RunResult:
     def on_event(event: TaskEvent) -> None:
         style = STATE_STYLES[event.state]
         seconds = f"  {human_seconds(event.seconds)}" if event.state == "ran" else ""
@@ -88,7 +85,7 @@ def _run(args: argparse.Namespace, progress: Console) -> api.RunResult:
     )
 
 
-def print_summary(result: api.RunResult, console: Console) -> None:
+def print_summary(result: api.RunResult, console: Terminal) -> None:
     counts = {state: sum(1 for e in result.events if e.state == state) for state in STATE_STYLES}
     total = len(result.events)
     if counts["ran"] == 0 and counts["cached"] == total:
@@ -133,7 +130,7 @@ def print_summary(result: api.RunResult, console: Console) -> None:
     _print_next_step(result, counts["ran"], console)
 
 
-def _print_next_step(result: api.RunResult, ran: int, console: Console) -> None:
+def _print_next_step(result: api.RunResult, ran: int, console: Terminal) -> None:
     """What to do about a failure: a lock difference is not fixed by running again."""
     if result.lock_differences:
         console.print(
@@ -171,7 +168,7 @@ def _cell_text(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _print_cells(result: api.RunResult, console: Console) -> None:
+def _print_cells(result: api.RunResult, console: Terminal) -> None:
     events = {e.id: e for e in result.events}
     for cell in result.plan.graph.cells:
         directory = result.out_dir / cell.model / cell.cell
@@ -190,7 +187,7 @@ def _print_cells(result: api.RunResult, console: Console) -> None:
         )
 
 
-def _print_cells_not_run(result: api.RunResult, console: Console) -> None:
+def _print_cells_not_run(result: api.RunResult, console: Terminal) -> None:
     models: dict[str, list[str]] = {}
     for cell in result.cells_not_run:
         models.setdefault(cell.model, []).append(cell.cell)

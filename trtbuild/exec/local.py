@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import TaskError, raised_at
+from trtbuild.errors import StoreError, TaskError, raised_at
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.status import node_key
@@ -43,8 +43,12 @@ class LocalExecutor:
         hasher: FileHasher,
         options: RunOptions,
         on_event: Callable[[TaskEvent], None] | None = None,
+        planned: Mapping[str, tuple[str, ActionResult]] | None = None,
     ) -> None:
         self.graph = graph
+        # Node id -> (key, result) the plan found cached: read once, by the planner (a no-op run
+        # read and touched every action entry twice).
+        self.planned = dict(planned or {})
         self.store = store
         self.hasher = hasher
         self.options = options
@@ -139,7 +143,7 @@ class LocalExecutor:
         key, material = keyed
         self.materials[node.id] = (key, material)
         if self.options.use_cache:
-            cached = self.store.get_action(key)
+            cached = self._planned_result(node.id, key) or self.store.get_action(key)
             if cached is not None:
                 return self._done(node, "cached", "cached", key, cached, 0.0)
         with self.store.lock(key):
@@ -171,6 +175,10 @@ class LocalExecutor:
                 )
             reason = "not in cache" if self.options.use_cache else "--no-cache"
             return self._done(node, "ran", reason, key, result, time.perf_counter() - started)
+
+    def _planned_result(self, node_id: str, key: str) -> ActionResult | None:
+        planned_key, result = self.planned.get(node_id, ("", None))
+        return result if planned_key == key else None
 
     def _done(
         self, node: TaskNode, state: TaskState, reason: str, key: str, result: ActionResult, seconds: float
@@ -259,10 +267,24 @@ class LocalExecutor:
     def _clear_artifacts(self) -> None:
         """Remove the planned cells' artifacts from the output folder before running: each comes back
         as its task finishes (from the cache if nothing changed), so a task that fails this time
-        cannot leave last run's file looking current. The cache still holds every earlier result."""
+        cannot leave last run's file looking current. The cache still holds every earlier result.
+        A file that already is the blob of a result the plan found cached stays: it is current, and
+        a no-op run rewrites nothing."""
         for cell in self.graph.cells:
             for artifact in cell.artifacts:
-                (self.options.out_dir / cell.model / cell.cell / artifact.filename).unlink(missing_ok=True)
+                path = self.options.out_dir / cell.model / cell.cell / artifact.filename
+                if not self._is_planned_output(path, artifact.node_id, artifact.output):
+                    path.unlink(missing_ok=True)
+
+    def _is_planned_output(self, path: Path, node_id: str, output: str) -> bool:
+        _, result = self.planned.get(node_id, ("", None))
+        if result is None or output not in result.outputs:
+            return False
+        try:
+            blob = self.store.local_path(result.outputs[output].hash)
+            return os.path.samestat(os.stat(path, follow_symlinks=False), os.stat(blob))
+        except (OSError, StoreError):
+            return False
 
     def _materialize(self, node_id: str) -> None:
         result = self.results.get(node_id)

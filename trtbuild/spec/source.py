@@ -17,7 +17,6 @@ never every distribution on sys.path (`importlib.metadata.packages_distributions
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import os
 import pkgutil
 import re
@@ -27,6 +26,8 @@ import sysconfig
 from dataclasses import dataclass
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
+
+from trtbuild.toolchain import metadata_version
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,8 @@ def distribution_version(top_level: str) -> str | None:
 
     `distribution_version("torchvision")` -> "0.29.1". None for local files and the standard library.
     """
+    import importlib.metadata  # the rare path: no metadata folder named after the module beside it
+
     for distribution in _packages_distributions().get(top_level, []):
         try:
             return importlib.metadata.version(distribution)
@@ -190,14 +193,16 @@ def location_version(location: ModuleLocation) -> str | None:
     """Version of the distribution providing an installed module: from the metadata beside it when
     there is one (a directory listing), else by scanning every distribution (`distribution_version`)."""
     if location.metadata is not None:
-        version = importlib.metadata.PathDistribution(location.metadata).version
+        version = metadata_version(location.metadata)
         if version:
-            return str(version)
+            return version
     return distribution_version(location.top_level)
 
 
 @functools.cache
 def _packages_distributions() -> dict[str, list[str]]:
+    import importlib.metadata
+
     # Scans every installed distribution's RECORD once; cached for the process.
     return dict(importlib.metadata.packages_distributions())
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
-import importlib.metadata
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 from trtbuild.errors import Location, Problem
 from trtbuild.spec.model import FieldPath, format_field_path
 from trtbuild.spec.yamlmarks import key_location
+from trtbuild.toolchain import version_of
 
 SCHEMA_PATH = Path(__file__).with_name("trtbuild.schema.json")
 
@@ -102,10 +102,7 @@ def _schema_digest() -> str:
 
 @functools.cache
 def _jsonschema_version() -> str:
-    try:
-        return importlib.metadata.version("jsonschema")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return version_of("jsonschema") or "unknown"
 
 
 def _drop_consequences(errors: list[ValidationError]) -> list[ValidationError]:

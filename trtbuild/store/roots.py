@@ -6,8 +6,11 @@ Two kinds, told apart by whether they name a lock file:
   is written. Garbage collection reads the *current* lock file rather than the keys copied here, because
   the user may have edited or reverted the lock in git since; the copy is only a fallback for a lock file
   that exists but cannot be read.
-* a **run root** (``run-<time_ns>-<pid>``) is written after every run with the keys that run used, so
-  recent work stays cached even without a lock.
+* a **run root** (``run-<sha256 of the run's sorted keys>[:16]``) records the keys a run used, so recent
+  work stays cached even without a lock. Named by its keys, a run that used the same keys as an earlier
+  one (a no-op, above all) finds its root already there and writes nothing unless the root's time is
+  older than ``RUN_ROOT_REFRESH_S``; at most ``RUN_ROOTS_KEPT`` run roots are kept, the oldest going
+  first when a new one is added (a morning of no-op runs used to leave 130 ``run-*.json`` files).
 
 File format (written with ``sort_keys``)::
 
@@ -32,6 +35,11 @@ from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
 from trtbuild.store.action_cache import check_key
 
 ROOTS_FORMAT_VERSION = 1
+# A no-op run leaves its run root alone unless it is older than this: gc's age rule (days) sees
+# the run a day late at most, and a run of the same keys does not rewrite a file.
+RUN_ROOT_REFRESH_S = 86400.0
+# The run roots kept (newest by time); gc's `keep_last` (3 by default) stays well inside it.
+RUN_ROOTS_KEPT = 50
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 _log = logging.getLogger(__name__)
@@ -51,9 +59,10 @@ class Root:
         return self.lock is not None
 
 
-def run_root_name() -> str:
-    """A fresh name for the root of one run: ``run-<time_ns>-<pid>``."""
-    return f"run-{time.time_ns()}-{os.getpid()}"
+def run_root_name(keys: Iterable[str]) -> str:
+    """The name of the root of a run that used ``keys``: ``run-<sha256 of the sorted keys>[:16]``."""
+    digest = hashlib.sha256("\n".join(sorted(set(keys))).encode()).hexdigest()
+    return f"run-{digest[:16]}"
 
 
 def lock_root_name(lock_path: Path | str) -> str:
@@ -107,14 +116,48 @@ class Roots:
         return self.roots_dir / f"{check_root_name(name)}.json"
 
     def add(self, name: str, keys: Iterable[str], lock_path: Path | None) -> None:
-        data = encode(keys, lock_path, time.time())
+        """Write the root; a lock root that already holds these keys for this lock is left alone (gc
+        reads no time from a lock root), so an unchanged lock costs no write."""
+        keys = frozenset(keys)
         path = self.path(name)
+        if lock_path is not None:
+            try:
+                current = decode(name, path.read_bytes())
+            except OSError:
+                current = None
+            if (
+                current is not None
+                and current.keys == keys
+                and current.lock == Path(os.path.abspath(lock_path))
+            ):
+                return
+        data = encode(keys, lock_path, time.time())
         try:
             self.roots_dir.mkdir(parents=True, exist_ok=True)
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
             write_atomic(path, data, temp_dir=self.tmp_dir, mode=FILE_MODE)
         except OSError as exc:
             raise StoreError(f"cannot record GC root {path}: {exc.strerror or exc}") from exc
+
+    def add_run(self, keys: Iterable[str]) -> bool:
+        """Record a run's keys (see the module doc); False when an unchanged, recent root was left alone."""
+        keys = frozenset(keys)
+        name = run_root_name(keys)
+        try:
+            current = decode(name, self.path(name).read_bytes())
+        except OSError:
+            current = None
+        if current is not None and current.keys == keys and time.time() - current.time < RUN_ROOT_REFRESH_S:
+            return False
+        self.add(name, keys, None)
+        self._drop_old_runs(keep=name)
+        return True
+
+    def _drop_old_runs(self, keep: str) -> None:
+        runs = sorted((r for r in self.read_all() if not r.is_lock), key=lambda r: r.time, reverse=True)
+        for root in runs[RUN_ROOTS_KEPT:]:
+            if root.name != keep:
+                self.remove(root.name)
 
     def read_all(self) -> list[Root]:
         """Every readable root, sorted by name; damaged ones are skipped with a warning (and kept on disk,

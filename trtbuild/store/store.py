@@ -29,6 +29,7 @@ import contextlib
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,7 +37,7 @@ from pathlib import Path
 from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
 from trtbuild.store.action_cache import ActionCache, ActionResult, check_key
-from trtbuild.store.cas import ContentStore, FileDigest, check_digest
+from trtbuild.store.cas import REFRESH_AFTER_S, ContentStore, FileDigest, check_digest
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
@@ -129,9 +130,12 @@ class Store:
             if not size_ok or not self._cas.verify_blob(digest.hash):
                 self._ac.remove(key, expected=st)
                 return None
-        # Mark the entry as just used, so a concurrent gc's grace period spares it (see module doc).
-        with contextlib.suppress(OSError):
-            os.utime(self._ac.path(key))
+        # Mark the entry as just used, so a concurrent gc's grace period spares it (see module doc);
+        # not when it was marked within the last minute, as blobs are not (cas.py: REFRESH_AFTER_S),
+        # so a no-op run right after a run writes nothing.
+        if st is not None and time.time() - st.st_mtime > REFRESH_AFTER_S:
+            with contextlib.suppress(OSError):
+                os.utime(self._ac.path(key))
         return result
 
     def put_action(self, key: str, result: ActionResult) -> None:
@@ -223,9 +227,14 @@ class Store:
     def add_root(self, name: str, keys: Iterable[str], *, lock_path: Path | None = None) -> None:
         """Record (or replace) the GC root ``roots/<name>.json`` holding ``keys``, atomically.
 
-        Names: ``roots.run_root_name()`` after a run; ``roots.lock_root_name(lock_path)`` with
-        ``lock_path`` whenever a lock file is written (replacing that lock's previous root)."""
+        Names: ``roots.lock_root_name(lock_path)`` with ``lock_path`` whenever a lock file is written
+        (replacing that lock's previous root); a run's root is :meth:`add_run_root`'s."""
         self._roots.add(name, keys, lock_path)
+
+    def add_run_root(self, keys: Iterable[str]) -> bool:
+        """Record the keys a run used (``roots.Roots.add_run``): nothing is written when a recent root
+        already holds exactly these keys. True when the root was written."""
+        return self._roots.add_run(keys)
 
     def roots(self) -> list[Root]:
         """Every readable GC root; damaged root files are skipped with a warning."""

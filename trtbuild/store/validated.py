@@ -1,7 +1,7 @@
 """Digests of config documents that passed schema validation, kept so that an unchanged config is not
 validated (nor jsonschema imported) again on the next run.
 
-One empty marker file per digest under ``validated/<first 2 hex>/``; a hit refreshes its mtime, and
+One empty marker file per digest under ``validated/<first 2 hex>/``; a hit refreshes its mtime (hourly), and
 `trtbuild gc` removes markers unused for a day (losing one costs one validation). Whoever can write
 the cache can plant one, and so make a run skip the schema check of the document with that digest:
 the same trust as the action cache, whose entries decide far more. `--no-cache` reads no marker.
@@ -9,14 +9,18 @@ the same trust as the action cache, whose entries decide far more. `--no-cache` 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from trtbuild.files import write_atomic
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+MARK_USED_AFTER_S = 3600.0
 
 
 class ValidatedDocuments:
@@ -34,11 +38,16 @@ class ValidatedDocuments:
             return False
         marker = self._marker(digest)
         try:
-            if not os.path.isfile(marker):
-                return False
-            os.utime(marker)
+            st = os.stat(marker)
         except OSError:
-            pass
+            return False
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        # gc drops markers unused for a day: marking one used at most hourly keeps it, and a no-op run
+        # writes nothing.
+        if time.time() - st.st_mtime > MARK_USED_AFTER_S:
+            with contextlib.suppress(OSError):
+                os.utime(marker)
         return True
 
     def add(self, digest: str) -> None:
