@@ -46,7 +46,8 @@ def add_parser(verbs: Any) -> None:
         type=non_negative(float),
         default=3600.0,
         metavar="SECONDS",
-        help="spare entries touched this recently: a run in progress may be using them (default 3600)",
+        help="spare entries touched this recently: a run in progress may be using them (default 3600; "
+        "a run marks the entries it reads at most every 10 minutes, so keep it well above 600)",
     )
     parser.add_argument("--dry-run", action="store_true", help="remove nothing; say what would be freed")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -35,6 +34,8 @@ def escape(text: str) -> str:
 
 def parse(markup: str) -> Styled:
     """Markup -> (text, style) runs; a style is the open tags' names joined by spaces."""
+    if "[" not in markup:  # most cells of a plan's table: nothing to look for
+        return [(markup, "")] if markup else []
     runs: Styled = []
     stack: list[str] = []
     position = 0
@@ -86,7 +87,7 @@ class Terminal:
         self.stream = stream
         tty = stream.isatty()
         self.colour = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        self.width = shutil.get_terminal_size().columns if tty else PIPED_WIDTH
+        self.width = _terminal_width(stream) if tty else PIPED_WIDTH
 
     def print(self, content: object = "", *, markup: bool = True, highlight: bool = False) -> None:
         if isinstance(content, Table):
@@ -107,6 +108,18 @@ class Terminal:
 
         console = Console(file=self.stream, soft_wrap=True, width=self.width, no_color=not self.colour)
         console.print(renderable)
+
+
+def _terminal_width(stream: TextIO) -> int:
+    """$COLUMNS, else the terminal's own width (os's call: shutil's would import it and lzma)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        return 80
 
 
 def _sgr(text: str, style: str) -> str:
@@ -174,6 +187,9 @@ def _row_lines(row: Sequence[Styled], widths: Sequence[int], paint: Paint) -> li
 def _wrap(cell: Styled, width: int) -> list[Styled]:
     """The cell's lines at most `width` wide: broken at its newlines, then at spaces, folding a
     word longer than a line; each character keeps its style."""
+    if len(cell) <= 1:  # one style throughout (most cells): wrap the string itself
+        style = cell[0][1] if cell else ""
+        return [[(line, style)] if line else [] for line in _wrap_text(_plain(cell), width)]
     chars = [(char, style) for text, style in cell for char in text]
     lines: list[Styled] = []
     for line in _split(chars, "\n"):
@@ -190,6 +206,25 @@ def _wrap(cell: Styled, width: int) -> list[Styled]:
                 current = []
             current = [*current, (" ", current[-1][1]), *word] if current else list(word)
         lines.append(_runs(current))
+    return lines
+
+
+def _wrap_text(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        current = ""
+        for word in paragraph.split(" "):
+            while len(word) > width:
+                if current:
+                    lines.append(current)
+                    current = ""
+                lines.append(word[:width])
+                word = word[width:]
+            if current and len(current) + 1 + len(word) > width:
+                lines.append(current)
+                current = ""
+            current = f"{current} {word}" if current else word
+        lines.append(current)
     return lines
 
 

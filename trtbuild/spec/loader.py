@@ -86,9 +86,10 @@ def load_spec(
     if problems:
         raise ConfigError(problems)
     cells: list[Cell] = []
+    base_marks = matrix.document_marks(marks)
     for matrix_cell in matrix.expand(document, marks, path):
         view_document = matrix.cell_document(document, matrix_cell)
-        view_marks = matrix.cell_marks(marks, matrix_cell)
+        view_marks = matrix.cell_marks(marks, matrix_cell, base_marks)
         # The semantic checks need a well-typed document, with profiles that expand to shapes per input.
         own = _named(validate_document(view_document, view_marks, path, validated), matrix_cell)
         own = own or _named(profile_problems(view_document, view_marks), matrix_cell)

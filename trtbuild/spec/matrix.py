@@ -242,8 +242,8 @@ def _text(value: Any) -> str:
 
 def cell_document(document: Mapping[str, Any], cell: MatrixCell) -> dict[str, Any]:
     """The config as this cell sees it: the matrix gone, each value written at its dotted path."""
-    result = copy.deepcopy(dict(document))
-    result.pop("matrix", None)
+    # Not the matrix: copying its lists for each of its cells made loading quadratic.
+    result = copy.deepcopy({key: value for key, value in document.items() if key != "matrix"})
     for path, value in cell.values.items():
         target = result
         parts = path.split(".")
@@ -256,9 +256,20 @@ def cell_document(document: Mapping[str, Any], cell: MatrixCell) -> dict[str, An
     return result
 
 
-def cell_marks(marks: Mapping[FieldPath, Location], cell: MatrixCell) -> dict[FieldPath, Location]:
-    """Marks for a cell's document: a value set by the matrix points at where the matrix wrote it."""
-    result = dict(marks)
+def document_marks(marks: Mapping[FieldPath, Location]) -> dict[FieldPath, Location]:
+    """The marks of everything but the matrix: what each cell's marks start from (computed once per
+    config: a matrix's own marks grow with its cells)."""
+    return {path: location for path, location in marks.items() if not path or path[0] != "matrix"}
+
+
+def cell_marks(
+    marks: Mapping[FieldPath, Location],
+    cell: MatrixCell,
+    base: Mapping[FieldPath, Location] | None = None,
+) -> dict[FieldPath, Location]:
+    """Marks for a cell's document: a value set by the matrix points at where the matrix wrote it.
+    `base`: `document_marks(marks)`, when the caller has it."""
+    result = dict(document_marks(marks) if base is None else base)
     for path, source in cell.sources.items():
         location = marks.get(source)
         if location is None:

@@ -37,11 +37,16 @@ from pathlib import Path
 from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
 from trtbuild.store.action_cache import ActionCache, ActionResult, check_key
-from trtbuild.store.cas import REFRESH_AFTER_S, ContentStore, FileDigest, check_digest
+from trtbuild.store.cas import ContentStore, FileDigest, check_digest
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
 from trtbuild.store.validated import ValidatedDocuments
+
+# A cache hit refreshes its action entry's mtime at most this often: with gc's default grace of an
+# hour, an entry a run has read is spared for 50 minutes or more (as long as a cold matrix's tasks
+# take), and the no-op runs in between write nothing.
+ENTRY_REFRESH_AFTER_S = 600.0
 
 
 def default_cache_dir() -> Path:
@@ -131,9 +136,8 @@ class Store:
                 self._ac.remove(key, expected=st)
                 return None
         # Mark the entry as just used, so a concurrent gc's grace period spares it (see module doc);
-        # not when it was marked within the last minute, as blobs are not (cas.py: REFRESH_AFTER_S),
-        # so a no-op run right after a run writes nothing.
-        if st is not None and time.time() - st.st_mtime > REFRESH_AFTER_S:
+        # not when it was marked within ENTRY_REFRESH_AFTER_S, so a no-op run writes nothing.
+        if st is not None and time.time() - st.st_mtime > ENTRY_REFRESH_AFTER_S:
             with contextlib.suppress(OSError):
                 os.utime(self._ac.path(key))
         return result

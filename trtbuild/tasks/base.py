@@ -33,13 +33,20 @@ def params_json(params: Any) -> JsonDict:
     return converted
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # dataclass -> its fields' names, looked up once
+
+
 def _json_value(value: Any) -> Any:
     """Dataclasses as dicts of their fields, tuples as lists, anything else not JSON as a string.
-    (`dataclasses.asdict` deep-copies every leaf: this runs for every task of every plan.)"""
+    (`dataclasses.asdict` deep-copies every leaf: this runs for every task of every cell of a plan,
+    so a dataclass's field names are looked up once per class.)"""
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    names = _FIELD_NAMES.get(type(value))
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        return {name: _json_value(getattr(value, name)) for name in names}
     if isinstance(value, dict):
         return {str(key): _json_value(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

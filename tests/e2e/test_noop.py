@@ -1,0 +1,66 @@
+"""A fully cached run (a no-op) writes nothing and imports no schema checker, rich or metadata scan."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project, in_fresh_interpreter, states
+
+pytestmark = pytest.mark.slow
+
+# What a no-op used to import: jsonschema to re-check an unchanged config, rich for the summary,
+# importlib.metadata (and the email parser under it) for tool versions.
+START_UP_MODULES = ("jsonschema", "rich", "importlib.metadata", "email")
+
+
+def snapshot(*folders: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file and folder under `folders` (or the file itself): inode, size and mtime."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for top in folders:
+        for path in [top, *top.rglob("*")] if top.is_dir() else [top]:
+            st = path.lstat()
+            found[str(path)] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return found
+
+
+def test_a_noop_run_writes_nothing_and_imports_no_start_up_weight(tiny_project: Project) -> None:
+    assert set(states(tiny_project.run_json()).values()) == {"ran"}
+    watched = (
+        tiny_project.out,
+        tiny_project.config.with_suffix(".lock"),
+        tiny_project.cache / "roots",
+        tiny_project.cache / "ac",
+        tiny_project.cache / "validated",
+    )
+    before = snapshot(*watched)
+    probe = f"""
+        import json, sys
+        from trtbuild.cli import main
+        status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
+        loaded = sorted(m for m in {START_UP_MODULES!r} if m in sys.modules)
+        print(json.dumps({{"status": status, "loaded": loaded}}), file=sys.stderr)
+        """
+    completed = in_fresh_interpreter(tiny_project, probe)
+    assert json.loads(completed.stderr.strip().splitlines()[-1]) == {"status": 0, "loaded": []}
+    assert "Nothing to do: all 6 tasks are cached." in completed.stdout
+    # Same inodes and mtimes: no artifact relinked, no new run root, no lock or root rewritten, no
+    # action entry or validation marker touched.
+    assert snapshot(*watched) == before
+    assert len(os.listdir(tiny_project.cache / "roots")) == 2  # the lock's root and the run's
+
+
+def test_a_noop_run_prints_the_summary_table_without_rich(tiny_project: Project) -> None:
+    tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out), check=True)
+    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("cell "))
+    row = next(line for line in lines if line.startswith("fp32 "))
+    # Columns line up: each header starts where its values do.
+    assert row[header.index("precision") :].startswith("fp32")
+    assert "\x1b[" not in completed.stdout  # no colour when not a terminal
+    assert max(len(line) for line in lines if "│" not in line and not line.startswith("tiny/")) <= 150
