@@ -5,9 +5,9 @@ two seconds and would break the promise that a fully cached run imports neither 
 TensorRT. They are read the way `importlib.metadata.version` finds them (the first `<name>-*.dist-info`
 or `.egg-info` along sys.path, its `Version:` header) but without importing `importlib.metadata`
 (36 ms with the email parser it loads, a tenth of a no-op run): one listing per sys.path folder, kept
-while the folder's mtime is unchanged, and one `METADATA` header read per distribution. An upgrade or
-reinstall renames or rewrites the `*.dist-info` folder, so the folder listing and the header read
-see it on the next call. Anything this does not handle (a zip or another metadata finder on the path)
+while the folder's mtime and inode are unchanged, and one `METADATA` header read per state of that
+file (inode, size, mtime). An upgrade or reinstall renames or rewrites the `*.dist-info` folder, so
+the next call sees it. Anything this does not handle (a zip or another metadata finder on the path)
 goes to `importlib.metadata` itself.
 """
 
@@ -43,19 +43,31 @@ def version_of(distribution: str) -> str | None:
 
 
 def metadata_version(metadata: str | os.PathLike[str]) -> str | None:
-    """The `Version:` header of a `*.dist-info` (METADATA) or `*.egg-info` (PKG-INFO, or the file)."""
+    """The `Version:` header of a `*.dist-info` (METADATA) or `*.egg-info` (PKG-INFO, or the file),
+    read once per state of that file (path, inode, size, mtime): an upgrade or reinstall writes a
+    new one."""
     path = os.fspath(metadata)
     candidates = [path] if os.path.isfile(path) else [os.path.join(path, n) for n in ("METADATA", "PKG-INFO")]
     for candidate in candidates:
         try:
-            with open(candidate, encoding="utf-8", errors="replace") as stream:
-                for line in stream:
-                    if not line.strip():
-                        break  # the headers end at the first blank line
-                    if line.startswith("Version:"):
-                        return line.removeprefix("Version:").strip()
+            st = os.stat(candidate)
         except OSError:
             continue
+        return _read_version(candidate, st.st_ino, st.st_size, st.st_mtime_ns)
+    return None
+
+
+@functools.lru_cache(maxsize=256)
+def _read_version(path: str, inode: int, size: int, mtime_ns: int) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            for line in stream:
+                if not line.strip():
+                    break  # the headers end at the first blank line
+                if line.startswith("Version:"):
+                    return line.removeprefix("Version:").strip()
+    except OSError:
+        pass
     return None
 
 

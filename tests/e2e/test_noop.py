@@ -45,12 +45,12 @@ def test_a_noop_run_writes_nothing_and_imports_no_start_up_weight(tiny_project: 
         print(json.dumps({{"status": status, "loaded": loaded}}), file=sys.stderr)
         """
     completed = in_fresh_interpreter(tiny_project, probe)
-    assert json.loads(completed.stderr.strip().splitlines()[-1]) == {"status": 0, "loaded": []}
     assert "Nothing to do: all 6 tasks are cached." in completed.stdout
     # Same inodes and mtimes: no artifact relinked, no new run root, no lock or root rewritten, no
     # action entry or validation marker touched.
     assert snapshot(*watched) == before
     assert len(os.listdir(tiny_project.cache / "roots")) == 2  # the lock's root and the run's
+    assert json.loads(completed.stderr.strip().splitlines()[-1]) == {"status": 0, "loaded": []}
 
 
 def test_a_noop_run_prints_the_summary_table_without_rich(tiny_project: Project) -> None:
