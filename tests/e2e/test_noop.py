@@ -12,9 +12,9 @@ from tests.conftest import Project, in_fresh_interpreter, states
 
 pytestmark = pytest.mark.slow
 
-# What a no-op used to import: jsonschema to re-check an unchanged config, rich for the summary,
-# importlib.metadata (and the email parser under it) for tool versions.
-START_UP_MODULES = ("jsonschema", "rich", "importlib.metadata", "email")
+# What a no-op used to import: PyYAML and jsonschema to read and re-check an unchanged config, rich
+# for the summary, importlib.metadata (and the email parser under it) for tool versions.
+START_UP_MODULES = ("jsonschema", "rich", "importlib.metadata", "email", "yaml")
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[int, int, int]]:

@@ -59,7 +59,8 @@ def make_plan(
     store = Store(cache_dir or default_cache_dir())
     # --no-cache trusts nothing from the cache: not even which configs passed the schema before.
     validated = store.validated_documents() if use_cache else None
-    specs = load_specs(configs, checks=pipeline.spec_checks, validated=validated)
+    parsed = store.parsed_configs() if use_cache else None
+    specs = load_specs(configs, checks=pipeline.spec_checks, validated=validated, parsed=parsed)
     graph = resolve(specs, only, pipeline)
     try:
         store.root.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ from trtbuild.spec.semantic import SpecCheck, check_spec
 from trtbuild.spec.source import module_search_path
 from trtbuild.spec.validate import ValidatedDocuments, sort_problems, validate_document
 from trtbuild.spec.value_checks import value_problems
-from trtbuild.spec.yamlmarks import load_yaml
+from trtbuild.spec.yamlmarks import ParsedConfigs, load_yaml
 
 _SIZE_UNITS = {
     "B": 1,
@@ -71,17 +71,22 @@ _SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(" + "|".join(_SIZE_UNITS) + r"
 
 
 def load_spec(
-    path: Path, *, checks: Sequence[SpecCheck] = (), validated: ValidatedDocuments | None = None
+    path: Path,
+    *,
+    checks: Sequence[SpecCheck] = (),
+    validated: ValidatedDocuments | None = None,
+    parsed: ParsedConfigs | None = None,
 ) -> Spec:
     """Load, validate and normalise the config at `path`. Raises ConfigError with every problem found.
 
     A config with a matrix is validated and normalised once per cell, on the document as that cell
     sees it; problems common to several cells are reported once. `checks` are more checks of each
     cell's view, from the layers above (a task kind's checks of the config it reads); `validated`
-    remembers documents that passed the schema, so an unchanged config is not validated again.
+    remembers documents that passed the schema, so an unchanged config is not validated again, and
+    `parsed` configs parsed before, so an unchanged file is not parsed (nor PyYAML imported) again.
     """
     path = Path(path).absolute()
-    document, marks = load_yaml(path)
+    document, marks = load_yaml(path, parsed)
     problems = validate_document(document, marks, path, validated) + _non_finite(document, marks)
     if problems:
         raise ConfigError(problems)
@@ -352,13 +357,14 @@ def load_specs(
     *,
     checks: Sequence[SpecCheck] = (),
     validated: ValidatedDocuments | None = None,
+    parsed: ParsedConfigs | None = None,
 ) -> list[Spec]:
     """Load and check every config; all problems of all configs are reported together."""
     specs: list[Spec] = []
     problems: list[Problem] = []
     for config in configs:
         try:
-            specs.append(load_spec(Path(config), checks=checks, validated=validated))
+            specs.append(load_spec(Path(config), checks=checks, validated=validated, parsed=parsed))
         except ConfigError as error:
             problems += error.problems
     first: dict[str, Spec] = {}

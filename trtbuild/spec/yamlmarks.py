@@ -20,25 +20,34 @@ editors' YAML 1.2 tooling (and the JSON Schema they validate it with) does:
 
 Mapping keys are always the key's source text (`1:` gives the key "1"), because every key in a
 trtbuild config is a name.
+
+A config parsed before is not parsed again: `load_yaml(path, parsed)` keeps the document and its
+marks as JSON under the digest of the file's bytes, this module's code and PyYAML's version
+(`ParsedConfigs`, the store keeps them). A document holds only str keys and str, int, float, bool,
+None, list and dict values, all of which JSON spells back exactly. Importing PyYAML (its regular
+expressions compile at import: 18 ms) is then left to a config that changed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
-
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from trtbuild.errors import ConfigError, Location, Problem
 from trtbuild.spec.model import FieldPath, format_field_path
+from trtbuild.toolchain import version_of
+
+if TYPE_CHECKING:
+    import yaml
+    from yaml.nodes import Node, ScalarNode
 
 KEY_MARK = "<key>"
-
-_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -53,29 +62,43 @@ _FLOAT_EXPONENT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE
 _BOOL_12 = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 
 
-class _Loader(_BaseLoader):  # type: ignore[valid-type,misc]
+class ParsedConfigs(Protocol):
+    """Parsed configs by digest (the store keeps them between runs): JSON bytes, or None."""
+
+    def get(self, digest: str) -> bytes | None: ...
+
+    def put(self, digest: str, data: bytes) -> None: ...
+
+
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
     """SafeLoader (C-accelerated when available) with YAML 1.2 floats and booleans."""
+    import yaml
 
-
-def _patch_resolvers() -> None:
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader: type[yaml.SafeLoader] = type("_Loader", (base,), {})
     # add_implicit_resolver copies the inherited table on first use, so yaml.SafeLoader is untouched.
-    _Loader.add_implicit_resolver(_FLOAT, _FLOAT_EXPONENT, list("-+0123456789."))
-    _Loader.add_implicit_resolver(_BOOL, _BOOL_12, list("tTfF"))
-    table: dict[str | None, list[tuple[str, re.Pattern[str]]]] = _Loader.yaml_implicit_resolvers
+    loader.add_implicit_resolver(_FLOAT, _FLOAT_EXPONENT, list("-+0123456789."))
+    loader.add_implicit_resolver(_BOOL, _BOOL_12, list("tTfF"))
+    table: dict[str | None, list[tuple[str, re.Pattern[str]]]] = loader.yaml_implicit_resolvers
     for first, resolvers in table.items():
         table[first] = [
             (tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS or regexp is _BOOL_12
         ]
+    return loader
 
 
-_patch_resolvers()
-_SCALARS = SafeConstructor()
-# Called directly rather than through construct_object, which would cache every node it sees.
-_SCALAR_CONSTRUCTORS: dict[str, Callable[[ScalarNode], Any]] = {
-    _INT: _SCALARS.construct_yaml_int,
-    _FLOAT: _SCALARS.construct_yaml_float,
-    _BOOL: _SCALARS.construct_yaml_bool,
-}
+@functools.cache
+def _scalar_constructors() -> dict[str, Callable[[ScalarNode], Any]]:
+    from yaml.constructor import SafeConstructor
+
+    scalars = SafeConstructor()
+    # Called directly rather than through construct_object, which would cache every node it sees.
+    return {
+        _INT: scalars.construct_yaml_int,
+        _FLOAT: scalars.construct_yaml_float,
+        _BOOL: scalars.construct_yaml_bool,
+    }
 
 
 def location_of(node: Node, file: Path) -> Location:
@@ -98,13 +121,56 @@ def problem_at(
     return Problem(message, location, format_field_path(path), hint)
 
 
-def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
-    """Parse `path` into plain dicts/lists/scalars plus the marks described in the module docstring.
+def load_yaml(path: Path, parsed: ParsedConfigs | None = None) -> tuple[Any, dict[FieldPath, Location]]:
+    """Parse `path` into plain dicts/lists/scalars plus the marks described in the module docstring;
+    from `parsed` when these very bytes were parsed before (see the module docstring).
 
     Raises ConfigError (never a YAML or OS exception) for unreadable files, syntax errors, duplicate
     keys, unsupported tags, an empty document or a top level that is not a mapping.
     """
-    text = _read(path)
+    data = _read(path)
+    digest = _parse_digest(data) if parsed is not None else ""
+    if parsed is not None:
+        remembered = _decode(parsed.get(digest), path)
+        if remembered is not None:
+            return remembered
+    document, marks = _parse(_text(data, path), path)
+    if parsed is not None:
+        with contextlib.suppress(TypeError, ValueError):  # not plain JSON: parsed again next time
+            parsed.put(digest, _encode(document, marks))
+    return document, marks
+
+
+def _parse_digest(data: bytes) -> str:
+    return hashlib.sha256(_parser_identity() + data).hexdigest()
+
+
+@functools.cache
+def _parser_identity() -> bytes:
+    """What a parse depends on besides the bytes: this module's code and PyYAML's version."""
+    own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    return f"trtbuild parsed config 1\n{own}\n{version_of('PyYAML')}\n".encode()
+
+
+def _encode(document: Any, marks: Mapping[FieldPath, Location]) -> bytes:
+    spelled = [[list(path), at.line, at.column] for path, at in marks.items()]
+    return json.dumps({"document": document, "marks": spelled}, allow_nan=True).encode()
+
+
+def _decode(data: bytes | None, path: Path) -> tuple[Any, dict[FieldPath, Location]] | None:
+    """A remembered parse, or None for no entry or one that is not what `_encode` writes."""
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+        marks = {tuple(at): Location(path, line, column) for at, line, column in doc["marks"]}
+        document = doc["document"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return (document, marks) if isinstance(document, dict) else None
+
+
+def _parse(text: str, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
     root = _compose(text, path)
     if root is None:
         raise ConfigError(
@@ -117,7 +183,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
                 ),
             )
         )
-    if not isinstance(root, MappingNode):
+    if _kind(root) != "mapping":
         raise ConfigError(
             Problem(
                 f"expected a mapping at the top level, found {_node_kind(root)}",
@@ -132,9 +198,9 @@ def load_yaml(path: Path) -> tuple[Any, dict[FieldPath, Location]]:
     return value, builder.marks
 
 
-def _read(path: Path) -> str:
+def _read(path: Path) -> bytes:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             Problem(
@@ -142,6 +208,14 @@ def _read(path: Path) -> str:
                 hint="check the path; it is relative to the current directory",
             )
         ) from None
+    except OSError as exc:
+        raise ConfigError(Problem(f"cannot read config {path}: {exc.strerror or exc}")) from None
+
+
+def _text(data: bytes, path: Path) -> str:
+    try:
+        # Universal newlines, as reading the file as text did: marks count lines the same way.
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             Problem(
@@ -150,13 +224,13 @@ def _read(path: Path) -> str:
                 hint="save the file as UTF-8",
             )
         ) from None
-    except OSError as exc:
-        raise ConfigError(Problem(f"cannot read config {path}: {exc.strerror or exc}")) from None
 
 
 def _compose(text: str, path: Path) -> Node | None:
+    import yaml
+
     try:
-        node: Node | None = yaml.compose(text, Loader=_Loader)
+        node: Node | None = yaml.compose(text, Loader=_loader())
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_syntax_problem(exc, path, text)) from None
     except yaml.YAMLError as exc:  # e.g. a ReaderError for a control character: no problem_mark
@@ -204,10 +278,16 @@ def _tab_before(text: str, line: int, column: int) -> bool:
     return line < len(lines) and "\t" in lines[line][: column + 1]
 
 
+def _kind(node: Node) -> str:
+    """ "scalar", "sequence" or "mapping": PyYAML's node classes name themselves in `id`, so nodes
+    are told apart without importing yaml.nodes here."""
+    return str(getattr(node, "id", ""))
+
+
 def _node_kind(node: Node) -> str:
-    if isinstance(node, SequenceNode):
+    if _kind(node) == "sequence":
         return "a list"
-    if isinstance(node, ScalarNode):
+    if _kind(node) == "scalar":
         return f"the scalar {node.value!r}"
     return "a mapping"
 
@@ -228,27 +308,26 @@ class _Builder:
             return None
         self._active.add(id(node))
         try:
-            if isinstance(node, MappingNode):
+            if _kind(node) == "mapping":
                 return self._mapping(node, path)
-            if isinstance(node, SequenceNode):
+            if _kind(node) == "sequence":
                 return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
-            assert isinstance(node, ScalarNode)
             return self._scalar(node, path)
         finally:
             self._active.discard(id(node))
 
-    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[str, Any]:
+    def _mapping(self, node: Node, path: FieldPath) -> dict[str, Any]:
         # Merge keys (`<<: *anchor`) first, so that keys written in the mapping itself override them
         # and their marks win.
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+            if _kind(key_node) == "scalar" and key_node.tag == _MERGE:
                 result.update(self._merge(value_node, path))
         first_seen: dict[str, Node] = {}
         for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.tag == _MERGE:
+            if _kind(key_node) == "scalar" and key_node.tag == _MERGE:
                 continue
-            if not isinstance(key_node, ScalarNode):
+            if _kind(key_node) != "scalar":
                 self._problem(key_node, path, "a mapping key must be a plain name", "write the key as text")
                 continue
             key = str(key_node.value)
@@ -261,10 +340,10 @@ class _Builder:
         return result
 
     def _merge(self, node: Node, path: FieldPath) -> dict[str, Any]:
-        sources = node.value if isinstance(node, SequenceNode) else [node]
+        sources = node.value if _kind(node) == "sequence" else [node]
         merged: dict[str, Any] = {}
         for source in reversed(sources):  # earlier sources win, as YAML's merge key spec says
-            if not isinstance(source, MappingNode):
+            if _kind(source) != "mapping":
                 self._problem(
                     source, path, "`<<` must merge a mapping (an alias to one)", "use `<<: *anchor`"
                 )
@@ -288,15 +367,17 @@ class _Builder:
             )
         )
 
-    def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+    def _scalar(self, node: Node, path: FieldPath) -> Any:
+        from yaml.constructor import ConstructorError
+
         if node.tag == _STR:
             return node.value
         if node.tag == _NULL:
             return None
-        constructor = _SCALAR_CONSTRUCTORS.get(node.tag)
+        constructor = _scalar_constructors().get(node.tag)
         if constructor is not None:
             try:
-                return constructor(node)
+                return constructor(cast("ScalarNode", node))
             except (ConstructorError, ValueError, KeyError):  # e.g. `!!int abc`
                 self._problem(
                     node,

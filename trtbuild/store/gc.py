@@ -47,7 +47,7 @@ class GcReport:
     blobs_removed: int = 0
     blobs_kept: int = 0
     temp_removed: int = 0
-    validated_removed: int = 0  # markers of configs that passed the schema, unused for a day
+    validated_removed: int = 0  # markers of configs that passed the schema, and parses, unused for a day
     toolchains_removed: int = 0  # copies of tools (toolchains/<name>/) unused for max_age_days
     bytes_freed: int = 0
     # Blobs removed from the store but still hard-linked elsewhere (e.g. into build/): their space comes

@@ -41,7 +41,7 @@ from trtbuild.store.cas import ContentStore, FileDigest, check_digest
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
-from trtbuild.store.validated import ValidatedDocuments
+from trtbuild.store.validated import ParsedConfigs, ValidatedDocuments
 
 # A cache hit refreshes its action entry's mtime at most this often: with gc's default grace of an
 # hour, an entry a run has read is spared for 50 minutes or more (as long as a cold matrix's tasks
@@ -74,6 +74,10 @@ class Store:
     def validated_documents(self) -> ValidatedDocuments:
         """The configs that passed schema validation before (nothing is created until one does)."""
         return ValidatedDocuments(self.root / "validated", self._tmp)
+
+    def parsed_configs(self) -> ParsedConfigs:
+        """Configs parsed before, by the digest of their bytes (spec/yamlmarks.py)."""
+        return ParsedConfigs(self.root / "validated", self._tmp)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"

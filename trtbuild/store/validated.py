@@ -76,3 +76,42 @@ class ValidatedDocuments:
                     yield marker, marker.lstat().st_mtime
                 except OSError:
                     continue
+
+
+class ParsedConfigs:
+    """Configs parsed before (spec/yamlmarks.py), as JSON under the digest of their bytes: files
+    ``<digest>.json`` beside the schema markers, with their lifetime (a hit marks one used hourly;
+    gc drops those unused for a day) and their trust (whoever can write the cache decides what an
+    unchanged config reads as, as its action entries decide what a key maps to)."""
+
+    def __init__(self, root: Path, tmp_dir: Path) -> None:
+        self.root = root
+        self._tmp = tmp_dir
+
+    def _path(self, digest: str) -> Path:
+        if not _DIGEST.match(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.root / digest[:2] / f"{digest}.json"
+
+    def get(self, digest: str) -> bytes | None:
+        path = self._path(digest)
+        try:
+            with open(path, "rb") as stream:
+                st = os.fstat(stream.fileno())
+                data = stream.read()
+        except OSError:
+            return None
+        if time.time() - st.st_mtime > MARK_USED_AFTER_S:
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        return data
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Best effort: a cache that cannot be written only means parsing again next time."""
+        path = self._path(digest)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, data, temp_dir=self._tmp, fsync=False)
+        except OSError:
+            pass

@@ -1,0 +1,69 @@
+"""A config parsed before is read back from the cache, exactly, and only while its bytes are the same."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from trtbuild.errors import ConfigError
+from trtbuild.spec.yamlmarks import load_yaml
+from trtbuild.store import Store
+
+CONFIG = """\
+model: {name: tiny, source: "tinynet:TinyNet"}
+numbers: [1, 1.0, 1e-4, -0.0, .inf, true, null, "1", '2024-01-01', yes]
+nested:
+  - {a: [x, {b: 2}]}
+"""
+
+
+def entries(cache: Path) -> list[Path]:
+    return sorted((cache / "validated").glob("*/*.json"))
+
+
+def test_an_unchanged_config_is_read_back_exactly(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    parsed = Store(tmp_path / "cache").parsed_configs()
+    fresh = load_yaml(config)
+    assert load_yaml(config, parsed) == fresh and len(entries(tmp_path / "cache")) == 1
+    remembered = load_yaml(config, parsed)
+    assert repr(remembered) == repr(fresh)  # same types too: 1, 1.0, True, None and "1" stay apart
+    # It is the cache that answered (and whoever can write the cache decides, as for action entries).
+    (entry,) = entries(tmp_path / "cache")
+    doc = json.loads(entry.read_bytes())
+    doc["document"]["model"]["name"] = "planted"
+    entry.write_text(json.dumps(doc))
+    assert load_yaml(config, parsed)[0]["model"]["name"] == "planted"
+
+
+def test_a_changed_config_is_parsed_again(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    parsed = Store(tmp_path / "cache").parsed_configs()
+    load_yaml(config, parsed)
+    config.write_text(CONFIG.replace("name: tiny", "name: tinier"))
+    assert load_yaml(config, parsed)[0]["model"]["name"] == "tinier"
+
+
+def test_a_damaged_entry_is_parsed_again(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG)
+    parsed = Store(tmp_path / "cache").parsed_configs()
+    load_yaml(config, parsed)
+    (entry,) = entries(tmp_path / "cache")
+    entry.write_text('{"document": ')
+    assert load_yaml(config, parsed) == load_yaml(config)
+
+
+def test_a_config_with_an_error_is_not_remembered(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n\tname: x\n")
+    parsed = Store(tmp_path / "cache").parsed_configs()
+    for _ in range(2):
+        with pytest.raises(ConfigError) as raised:
+            load_yaml(config, parsed)
+        assert "tab" in raised.value.problems[0].message
+    assert entries(tmp_path / "cache") == []
