@@ -12,7 +12,11 @@ same fixed cost at every size. Here the figures are trtbuild's own planning cost
 Prints, per size: wall and CPU seconds (medians), peak RSS, CPU per cell, and the linearity: the
 CPU per added cell between consecutive sizes (flat when planning is linear).
 
-Usage: python bench/plan_scale.py [--repeat 3] [--sizes 10 100 1000 10000]
+Usage: python bench/plan_scale.py [--repeat 3] [--sizes 10 100 1000 10000] [--pyc]
+
+--pyc: bytecode written to and read from a private cache (PYTHONPYCACHEPREFIX), as an installed
+trtbuild has it; else the environment's setting (this workplace: PYTHONDONTWRITEBYTECODE=1), and
+the script says whether the checkout has .pyc files of its own.
 """
 
 from __future__ import annotations
@@ -88,16 +92,19 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
+    parser.add_argument("--pyc", action="store_true", help="with .pyc files (a private pycache)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="trtbuild-plan-bench-"))
     try:
         (scratch / "tinynet.py").write_text(MODEL)
         env = {**os.environ, "TRTBUILD_CACHE_DIR": str(scratch / "cache"), "PYTHONPATH": str(REPO)}
-        pyc = (
-            "PYTHONDONTWRITEBYTECODE=1"
-            if env.get("PYTHONDONTWRITEBYTECODE")
-            else ".pyc written/read as usual"
-        )
+        if args.pyc:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(scratch / "pyc")
+            pyc = ".pyc present (private PYTHONPYCACHEPREFIX, warmed)"
+        else:
+            own = "yes" if any(REPO.glob("trtbuild/**/__pycache__/*.pyc")) else "no"
+            pyc = f"PYTHONDONTWRITEBYTECODE={env.get('PYTHONDONTWRITEBYTECODE', '')}, own .pyc: {own}"
         print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} CPUs; {pyc}")
         print(f"{'cells':>7}{'wall s':>9}{'CPU s':>9}{'peak RSS':>11}{'CPU/cell':>11}{'marginal/cell':>15}")
         previous: tuple[int, float] | None = None
