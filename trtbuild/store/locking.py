@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -63,7 +62,8 @@ def file_lock(locks_dir: Path, name: str, timeout: float = 600.0) -> Iterator[No
                 delay = min(delay * 2, _POLL_MAX_S)
         try:
             # Note who holds the lock, for the timeout message of whoever waits next.
-            info = f"pid {os.getpid()} on {socket.gethostname()}\n".encode()
+            # os.uname() is gethostname(2) too, without importing socket (a no-op run's start-up).
+            info = f"pid {os.getpid()} on {os.uname().nodename}\n".encode()
             os.ftruncate(fd, 0)
             os.pwrite(fd, info, 0)
         except OSError:
