@@ -18,8 +18,6 @@ import importlib.util
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
 from importlib.machinery import PathFinder
 
@@ -141,6 +139,10 @@ def nvidia_gpus() -> tuple[dict[str, str], ...]:
     Empty on a machine without a GPU or driver. Asked of nvidia-smi rather than CUDA so that
     planning stays free of heavy imports.
     """
+    # Imported here: only a machine that asks about its GPUs pays for subprocess (a no-op does not).
+    import shutil
+    import subprocess
+
     if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
         return ()
     try:

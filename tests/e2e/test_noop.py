@@ -13,8 +13,16 @@ from tests.conftest import Project, in_fresh_interpreter, states
 pytestmark = pytest.mark.slow
 
 # What a no-op used to import: PyYAML and jsonschema to read and re-check an unchanged config, rich
-# for the summary, importlib.metadata (and the email parser under it) for tool versions.
-START_UP_MODULES = ("jsonschema", "rich", "importlib.metadata", "email", "yaml")
+# for the summary, importlib.metadata (and the email parser under it) for tool versions; then what
+# only running tasks, copying files or suggesting names needs (standard library modules, and the
+# task kinds' run-only helpers), which planning imported through the task modules and argparse.
+START_UP_MODULES = (
+    *("jsonschema", "rich", "importlib.metadata", "email", "yaml"),
+    *("subprocess", "shutil", "tempfile", "random", "difflib", "pkgutil", "lzma", "bz2"),
+    *(f"trtbuild.tasks.{name}" for name in ("torch_model", "traceable", "binding", "onnx_tensors")),
+    *(f"trtbuild.tasks.{name}" for name in ("onnxruntime_errors", "metrics", "float_environment")),
+    *(f"trtbuild.tasks.{name}" for name in ("graph_order", "shape_annotations", "node_patterns")),
+)
 
 
 def snapshot(*folders: Path) -> dict[str, tuple[int, int, int]]:

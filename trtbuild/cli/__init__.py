@@ -10,9 +10,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import cast
 
 from trtbuild import __version__
 from trtbuild.cli.console import error_console
+from trtbuild.cli.terminal import terminal_width
 from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
 
 # The verbs' modules under trtbuild.cli, in `--help` order. Only the chosen verb's module is
@@ -63,8 +65,19 @@ def verb_modules(argv: Sequence[str] | None = None) -> list[ModuleType]:
     return [importlib.import_module(f"trtbuild.cli.{name}") for name in names]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's formatter asks shutil for the width on every add_argument, importing shutil, bz2
+    and lzma into every run; the same width ($COLUMNS, else the terminal's) without them. The verbs'
+    parsers are made by this class too (add_subparsers uses the parent's)."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # Every formatter class argparse has takes a width; its protocol type does not say so.
+        formatter = cast("type[argparse.HelpFormatter]", self.formatter_class)
+        return formatter(prog=self.prog, width=terminal_width(sys.stdout) - 2)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="trtbuild",
         description="Declarative, cached builds of TensorRT engines from PyTorch models.",
     )

@@ -87,7 +87,7 @@ class Terminal:
         self.stream = stream
         tty = stream.isatty()
         self.colour = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        self.width = _terminal_width(stream) if tty else PIPED_WIDTH
+        self.width = terminal_width(stream) if tty else PIPED_WIDTH
 
     def print(self, content: object = "", *, markup: bool = True, highlight: bool = False) -> None:
         if isinstance(content, Table):
@@ -110,7 +110,7 @@ class Terminal:
         console.print(renderable)
 
 
-def _terminal_width(stream: TextIO) -> int:
+def terminal_width(stream: TextIO) -> int:
     """$COLUMNS, else the terminal's own width (os's call: shutil's would import it and lzma)."""
     try:
         return int(os.environ["COLUMNS"])

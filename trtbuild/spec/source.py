@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import os
-import pkgutil
 import re
 import site
 import sys
@@ -104,6 +103,8 @@ def missing_part(module: str, search_path: list[str]) -> tuple[str, bool]:
 
 def close_module_names(module: str, search_path: list[str]) -> list[str]:
     """Modules beside where `module` would be, for a "did you mean" (lists directories, imports nothing)."""
+    import pkgutil  # only a module that is not found needs it
+
     parent, _, _ = module.rpartition(".")
     if not parent:
         return sorted(

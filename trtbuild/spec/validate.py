@@ -8,7 +8,6 @@ offending node (of the key, for an unknown field), the field path, expected vs f
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -149,6 +148,8 @@ def describe_value(value: Any) -> str:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    import difflib  # only a misspelt word needs suggestions
+
     matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -22,6 +21,8 @@ def unlink_quietly(path: Path) -> None:
 
 def rmtree_force(path: Path) -> None:
     """Remove a directory tree, even if a task left read-only directories or files in it."""
+    import shutil  # a no-op removes nothing: its start-up skips shutil (and bz2, lzma)
+
     if not os.path.lexists(path):
         return
     try:

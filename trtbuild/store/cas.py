@@ -7,7 +7,6 @@ import errno
 import hashlib
 import os
 import re
-import shutil
 import stat
 import time
 from dataclasses import dataclass
@@ -180,6 +179,8 @@ class ContentStore:
                 try:
                     os.link(blob, tmp)
                 except OSError:
+                    import shutil  # only this fallback needs it: a no-op keeps its links and skips it
+
                     shutil.copyfile(blob, tmp)
                 os.replace(tmp, dest)
                 # If another process linked ``dest`` to the same blob inode after our stat above, tmp and

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -257,6 +256,8 @@ class Store:
         """A fresh directory under ``tmp/`` (same filesystem as the CAS), removed afterwards, even on error.
 
         Move outputs out of it with ``put_file(..., move=True)`` to avoid copying them."""
+        import tempfile  # only running tasks need scratch folders (a no-op skips tempfile, random)
+
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
             path = Path(tempfile.mkdtemp(prefix=prefix, dir=self._tmp))

@@ -7,14 +7,13 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtbuild import toolchain
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import Cell, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT, baked_dims
-from trtbuild.tasks.output_capture import captured_output
 from trtbuild.tasks.params import (
     ModelParams,
     OutputParams,
@@ -25,9 +24,10 @@ from trtbuild.tasks.params import (
     user_code_context,
 )
 from trtbuild.tasks.sampling import example_shapes
-from trtbuild.tasks.torch_model import input_binding, load_model, model_source_problems
-from trtbuild.tasks.traceable import Traceable, traceable_model
 from trtbuild.tasks.values import generated_arrays, npz_files
+
+if TYPE_CHECKING:
+    from trtbuild.tasks.traceable import Traceable
 
 NAME = "export"
 OUTPUT = "model.onnx"
@@ -72,6 +72,8 @@ class Export(TaskKind[ExportParams]):
         return dict(toolchain.versions(names))
 
     def preflight(self, spec: Spec, tasks: Sequence[Planned[ExportParams]]) -> list[Problem]:
+        from trtbuild.tasks.torch_model import model_source_problems
+
         return model_source_problems(spec)
 
     def run(self, ctx: TaskContext[ExportParams]) -> JsonDict:
@@ -119,6 +121,9 @@ def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
     parameters by name, in a form the exporter takes (see traceable.py)."""
     import torch
 
+    from trtbuild.tasks.torch_model import input_binding, load_model
+    from trtbuild.tasks.traceable import traceable_model
+
     params = ctx.params
     model = load_model(params.model, ctx.inputs, ctx.search_path)
     arrays = generated_arrays(params.inputs, params.example_shapes, 0, ctx.inputs)
@@ -138,6 +143,8 @@ def _traceable_model(ctx: TaskContext[ExportParams]) -> Traceable:
 def _export(ctx: TaskContext[ExportParams], traced: Traceable) -> list[str]:
     """Run the exporter; returns its notes (warnings other than deprecations), at most ten."""
     import torch
+
+    from trtbuild.tasks.output_capture import captured_output
 
     params = ctx.params
     dynamo = params.exporter == "dynamo"

@@ -10,7 +10,6 @@ slip, or a name from another export of the model; the precision task refuses it 
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +70,8 @@ def _hint(pattern: str, names: Sequence[str]) -> str:
             f"it matches inside {shown}, but {ANCHORING}: write the name from its start "
             f"({quoted(exact_pattern(inside[0]))} keeps exactly that node) or prefix the pattern with '.*'"
         )
+    import difflib  # only a pattern that matches nothing needs suggestions
+
     close = difflib.get_close_matches(pattern.rstrip("$"), names, n=3, cutoff=0.5)
     if close:
         return f"close node names: {', '.join(repr(name) for name in close)} ({ANCHORING})"

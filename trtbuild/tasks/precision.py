@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +19,7 @@ from trtbuild import toolchain
 from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, QUANTIZED_PRECISIONS, AutocastSpec, Cell, Spec
 from trtbuild.tasks import calibration as calibrations
-from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
-from trtbuild.tasks.graph_order import canonical_order
-from trtbuild.tasks.onnxruntime_errors import onnxruntime_failure
-from trtbuild.tasks.output_capture import captured_output
 from trtbuild.tasks.params import user_code_context
 from trtbuild.tasks.precision_checks import (
     autocast_context,
@@ -33,7 +28,6 @@ from trtbuild.tasks.precision_checks import (
     modelopt_problems,
 )
 from trtbuild.tasks.precision_record import RECORD, autocast_reasons, record, write_record
-from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
 
 NAME = "precision"
 GRAPH = "model.onnx"  # its input and its output
@@ -82,6 +76,8 @@ class Precision(TaskKind[PrecisionParams]):
         return [*modelopt_problems(spec, converting), *calibration_problems(spec, converting)]
 
     def run(self, ctx: TaskContext[PrecisionParams]) -> JsonDict:
+        from trtbuild.tasks.output_capture import captured_output
+
         precision = ctx.params.precision
         source = ctx.inputs[GRAPH]
         if precision == "fp32":
@@ -110,6 +106,8 @@ class Precision(TaskKind[PrecisionParams]):
 def _modelopt_failure(params: PrecisionParams, error: Exception, output: str) -> TaskError:
     """ModelOpt's exception as a message: ONNX Runtime's (ModelOpt runs the graph to calibrate and to
     pick what AutoCast converts) name a node; what ModelOpt printed last comes with it."""
+    from trtbuild.tasks.onnxruntime_errors import onnxruntime_failure
+
     doing = f"ModelOpt could not make the {params.precision} graph"
     if "ONNXRuntimeError" in str(error):
         failure = onnxruntime_failure(error, f"{doing}: ONNX Runtime failed")
@@ -147,6 +145,9 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
     import onnx
     from modelopt.onnx.autocast import convert_to_mixed_precision
 
+    from trtbuild.tasks.graph_order import canonical_order
+    from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
+
     precision = ctx.params.precision
     _check_exclude_nodes(ctx, source, options)
     with autocast_reasons() as reasons:
@@ -171,6 +172,8 @@ def _autocast(ctx: TaskContext[PrecisionParams], source: Path, options: Autocast
 def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, options: AutocastSpec) -> None:
     """Every exclude_nodes pattern keeps some node: AutoCast ignores one that keeps none, which
     would leave the node the user meant in low precision without a word."""
+    from trtbuild.tasks import node_patterns
+
     if not options.exclude_nodes:
         return
     import onnx
@@ -198,6 +201,9 @@ def _check_exclude_nodes(ctx: TaskContext[PrecisionParams], source: Path, option
 def _quantize(ctx: TaskContext[PrecisionParams], source: Path) -> JsonDict:
     import onnx
     from modelopt.onnx.quantization import quantize
+
+    from trtbuild.tasks.graph_order import canonical_order
+    from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
 
     precision, calibration = ctx.params.precision, ctx.params.calibration
     if calibration is None:  # the spec checks require calibration data for quantized cells
@@ -233,6 +239,8 @@ def _private_copy(source: Path, folder: Path) -> Path:
     blob is the upstream's result and other cells' `model.onnx`: written through, it no longer
     matches its hash, and the cache drops it. Same file name, so ModelOpt names its
     intermediate files as before; the folder goes with the task's scratch space."""
+    import shutil  # run-only, like every import below a task's run
+
     folder.mkdir()
     copy = folder / source.name
     shutil.copyfile(source, copy)

@@ -13,7 +13,6 @@ from typing import Any
 from trtbuild import toolchain
 from trtbuild.errors import Problem
 from trtbuild.spec.model import Spec
-from trtbuild.tasks import node_patterns
 from trtbuild.tasks.base import Planned, params_json
 
 MODELOPT_HINT = (
@@ -60,6 +59,10 @@ def calibration_problems(spec: Spec, tasks: Sequence[Planned[Any]]) -> list[Prob
 
 
 def exclude_nodes_problems(spec: Spec) -> list[Problem]:
+    if not spec.autocast.exclude_nodes:
+        return []
+    from trtbuild.tasks import node_patterns  # only a config that excludes nodes loads it (and difflib)
+
     problems = []
     for index, pattern in enumerate(spec.autocast.exclude_nodes):
         error = node_patterns.regex_error(pattern)

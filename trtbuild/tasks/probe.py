@@ -22,8 +22,6 @@ from trtbuild.errors import TaskError
 from trtbuild.spec.model import Cell, ProfileSpec, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import HINT
-from trtbuild.tasks.onnx_tensors import cpu_session
-from trtbuild.tasks.onnxruntime_errors import read_onnxruntime_error
 from trtbuild.tasks.params import OutputParams, output_params
 from trtbuild.tasks.sampling import ShapePoint, profile_points
 from trtbuild.tasks.values import generated_arrays, npz_files
@@ -86,6 +84,8 @@ def shape_points(inputs: tuple[TensorSpec, ...], profiles: tuple[ProfileSpec, ..
 def _session(ctx: TaskContext[ProbeParams]) -> Any | None:
     """An ORT session on the graph, or None (said, and recorded) when ORT cannot run it here: a
     graph of ops only TensorRT implements must still build."""
+    from trtbuild.tasks.onnx_tensors import cpu_session
+
     try:
         return cpu_session(str(ctx.inputs[GRAPH]))
     except Exception as error:  # ORT raises its own pybind exception types
@@ -98,6 +98,8 @@ def _session(ctx: TaskContext[ProbeParams]) -> Any | None:
 
 def _probe(session: Any, ctx: TaskContext[ProbeParams], point: ShapePoint, index: int) -> JsonDict:
     """Run the graph at `point`; the record says which shapes, and what failed or came out."""
+    from trtbuild.tasks.onnxruntime_errors import read_onnxruntime_error
+
     params = ctx.params
     graph_inputs = {i.name for i in session.get_inputs()}
     feeds = {
@@ -126,6 +128,8 @@ def _probe(session: Any, ctx: TaskContext[ProbeParams], point: ShapePoint, index
 
 
 def _fault_text(error: BaseException) -> str:
+    from trtbuild.tasks.onnxruntime_errors import read_onnxruntime_error
+
     fault = read_onnxruntime_error(error)
     return f"{fault.where()} failed: {fault.reason}" if fault.node is not None else fault.reason
 

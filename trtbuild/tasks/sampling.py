@@ -5,11 +5,14 @@ The values that fill them are `values.py`'s.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from trtbuild.spec.model import ProfileSpec, TensorSpec
+
+if TYPE_CHECKING:
+    import random
 
 Shapes = dict[str, list[int]]
 
@@ -99,6 +102,8 @@ def sample_shapes(
     if not profiles:
         static = {t.name: [int(d) for d in t.shape] for t in inputs}
         return [static for _ in range(samples)]
+    import random  # only sampling loads it, planning does not
+
     rng = random.Random(seed)
     points = [profile_points(inputs, profile) for profile in profiles]
     result: list[Shapes] = []

@@ -6,7 +6,6 @@ the exported graph unchanged and says so in its result and on the terminal: neve
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 from trtbuild import toolchain
@@ -14,7 +13,6 @@ from trtbuild.spec.model import Cell, Spec, TensorSpec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.lint import baked_dims
 from trtbuild.tasks.params import OutputParams, output_params
-from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
 
 NAME = "simplify"
 GRAPH = "model.onnx"  # its input and its output
@@ -44,6 +42,8 @@ class Simplify(TaskKind[SimplifyParams]):
         import onnx
         import onnxsim
 
+        from trtbuild.tasks.shape_annotations import drop_intermediate_shapes
+
         model = onnx.load(str(ctx.inputs[GRAPH]))
         nodes_before = len(model.graph.node)
         try:
@@ -68,6 +68,8 @@ class Simplify(TaskKind[SimplifyParams]):
 
 def _pass_through(ctx: TaskContext[SimplifyParams], reason: str) -> JsonDict:
     ctx.warn(f"graph passed through unsimplified: {reason}")
+    import shutil
+
     shutil.copyfile(ctx.inputs[GRAPH], ctx.output(GRAPH))
     return {"simplified": False, "reason": reason}
 

@@ -19,18 +19,11 @@ from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, ProfileSpec, Spec, TensorSpec, Tolerance
 from trtbuild.tasks import build
 from trtbuild.tasks import calibration as calibrations
-from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
-from trtbuild.tasks.float_environment import float_environment
-from trtbuild.tasks.importing import import_attribute
-from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, Runner, cpu_session
-from trtbuild.tasks.onnx_tensors import load as load_onnx
-from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
 from trtbuild.tasks.precision_record import RECORD, share_failures
 from trtbuild.tasks.sampling import points_not_sampled, sample_shapes
-from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
 from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
 
 NAME = "validate"
@@ -116,6 +109,8 @@ class Validate(TaskKind[ValidateParams]):
         return dict(toolchain.versions(("torch", "onnxruntime", "numpy")))
 
     def preflight(self, spec: Spec, tasks: Sequence[Planned[ValidateParams]]) -> list[Problem]:
+        from trtbuild.tasks.torch_model import model_source_problems
+
         problems = model_source_problems(spec)
         for task in tasks:  # the .npz arrays must fill every shape the profiles allow
             largest = largest_shapes(task.params.inputs, task.params.profiles)
@@ -125,6 +120,8 @@ class Validate(TaskKind[ValidateParams]):
         return problems
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
+        from trtbuild.tasks import metrics as M
+
         feeds_per_sample = _samples(ctx)
         references = _reference_outputs(ctx, feeds_per_sample)
         candidates, skipped = _candidates(ctx, feeds_per_sample)
@@ -157,6 +154,9 @@ def _reproducibility() -> JsonDict:
     """validation.json repeats byte for byte in one float environment; in another (CPU count, CPU
     model, thread settings) its metrics' last bits move, which verify tells from a real change."""
     import torch
+
+    from trtbuild.tasks.float_environment import float_environment
+    from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS
 
     environment = float_environment(torch.get_num_threads(), INTRA_OP_THREADS)
     return {"byte_reproducible": True, "environment": environment}
@@ -341,6 +341,8 @@ def _inputs_origin(params: ValidateParams) -> str:
 
 
 def _custom_metric(ctx: TaskContext[ValidateParams]) -> Callable[[Any, Any], Mapping[str, float]] | None:
+    from trtbuild.tasks.importing import import_attribute
+
     metric = ctx.params.metric
     if metric is None:
         return None
@@ -354,6 +356,9 @@ def _reference_outputs(
     ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
 ) -> list[list[Any]]:
     import torch
+
+    from trtbuild.tasks.onnxruntime_errors import feeds_description
+    from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model
 
     params = ctx.params
     model = load_model(params.model, ctx.inputs, ctx.search_path)
@@ -388,6 +393,9 @@ def _onnxruntime_outputs(
     ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], names: list[str]
 ) -> list[list[Any]] | str:
     """The graph's outputs on ONNX Runtime's CPU provider, or why it cannot run the graph here."""
+    from trtbuild.tasks.onnx_tensors import cpu_session
+    from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
+
     try:
         session = cpu_session(str(ctx.inputs[build.GRAPH]))
     except Exception as error:
@@ -422,6 +430,9 @@ def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict
     Every sample is scanned (one at a time, so memory is one sample's activations): overflow depends
     on the values, and the largest inputs are the likeliest to overflow.
     """
+    from trtbuild.tasks.onnx_tensors import Runner
+    from trtbuild.tasks.onnx_tensors import load as load_onnx
+
     precision = ctx.params.precision
     if precision not in AUTOCAST_PRECISIONS:
         return {"status": "not needed"}
@@ -519,6 +530,8 @@ def _compare_candidate(
 ) -> JsonDict:
     """The candidate's metrics per output and its failed gates, on the samples whose reference is
     finite (`unusable`: the others, per output)."""
+    from trtbuild.tasks import metrics as M
+
     names = [t.name for t in params.outputs]
     tolerance = tolerance_document(params.tolerance)
     per_output: JsonDict = {}
