@@ -15,7 +15,7 @@ The file is read once before timing, so every method reads it from the page cach
 throughput is the disk's). Wall seconds give GB/s; CPU seconds (user+sys of this process for the
 in-process methods, of the child for the tools) show what each costs the machine. Then a 100 KB
 file, the small-file path, hashed many times in a row. `--sweep` times one thread against all cores
-for sizes from 1 to 256 MiB: where threading starts to pay (hashing.py: THREADED_FROM).
+for sizes from 1 to 512 MiB: where threading starts to pay (hashing.py: THREADED_FROM).
 
 Usage: python bench/hashing.py [--size-mib 1024] [--repeat 5] [--path FILE] [--sweep]
 """
@@ -151,9 +151,9 @@ def small_files(tmp: Path, repeat: int) -> list[str]:
 
 
 def sweep(tmp: Path, repeat: int) -> list[str]:
-    """One thread against all cores, reading as trtbuild does, for sizes 1-256 MiB."""
+    """One thread against all cores, reading as trtbuild does, for sizes 1-512 MiB."""
     lines = [f"{'MiB':>5} {'1 thread GB/s':>14} {'all cores GB/s':>15} {'ratio':>6}"]
-    for mib in (1, 2, 4, 8, 16, 32, 64, 256):
+    for mib in (1, 4, 16, 64, 128, 256, 512):
         path = tmp / f"sweep-{mib}.bin"
         write_random(path, mib << 20)
         rates = []
@@ -192,7 +192,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=5, help="rounds; medians are printed")
     parser.add_argument("--path", type=Path, help="the big file (created, then deleted); default in /tmp")
-    parser.add_argument("--sweep", action="store_true", help="also time 1 thread vs all cores, 1-256 MiB")
+    parser.add_argument("--sweep", action="store_true", help="also time 1 thread vs all cores, 1-512 MiB")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trtbuild-bench-hashing-") as scratch:
         tmp = Path(scratch)

@@ -41,9 +41,13 @@ def make_old(path: Path, data: bytes, mtime_ns: int = OLD_NS) -> Path:
     return path
 
 
-def test_digest_file_is_blake3_named_on_one_thread_and_on_all(tmp_path: Path) -> None:
-    """Sizes around the read chunk and the size from which the file is hashed on all cores."""
-    threaded = hashing_module.THREADED_FROM
+def test_digest_file_is_blake3_named_on_one_thread_and_on_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sizes around the read chunk and the size from which the file is hashed on all cores (made
+    small here, so that the threaded path is taken without writing hundreds of MiB)."""
+    threaded = 3 << 20
+    monkeypatch.setattr(hashing_module, "THREADED_FROM", threaded)
     for size in [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, threaded - 1, threaded, 2 * threaded + 3]:
         data = os.urandom(size)
         p = tmp_path / f"f{size}"
