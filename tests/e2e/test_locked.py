@@ -145,6 +145,11 @@ def test_an_older_sha256_lock_is_read_refused_by_locked_and_verify_and_rewritten
     older = "lock format 2 with sha256 hashes, older than 3 (BLAKE3 hashes)"
     explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", check=True)
     assert "cached" in explained.stdout
+    tiny_project.edit_config("opset: 17", "opset: 18")  # a task to explain, against hashes of another kind
+    explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", check=True)
+    assert f"{older}: a plain `trtbuild run` rewrites it" in " ".join(explained.stdout.split())
+    assert "input changed" not in explained.stdout
+    tiny_project.edit_config("opset: 18", "opset: 17")
     locked = tiny_project.trtbuild("plan", str(tiny_project.config), "--locked")
     assert locked.returncode == 1
     assert older in locked.stdout and "once without --locked" in locked.stdout

@@ -77,7 +77,13 @@ def digest_hex(digest: str) -> str:
 
 def new_hasher(size: int = 0) -> blake3.blake3:
     """An incremental BLAKE3 hasher for content of about ``size`` bytes: threaded when that pays."""
-    import blake3  # ~4 ms: a fully cached run that finds every file in the stat cache never needs it
+    try:
+        import blake3  # ~4 ms: a cached run that finds every file in the stat cache never needs it
+    except ImportError as error:  # a dependency of trtbuild's: a broken install, said as such
+        raise StoreError(
+            f"cannot hash files: the blake3 package does not import ({error}); "
+            "install it with `pip install blake3` (trtbuild depends on it)"
+        ) from error
 
     threads = blake3.blake3.AUTO if size >= THREADED_FROM else 1
     return blake3.blake3(max_threads=threads)
