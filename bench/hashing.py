@@ -7,7 +7,8 @@ trtbuild's; the methods take turns within each round, so machine load hits them 
 - trtbuild          trtbuild.store.hashing.digest_file (what the stat cache and the CAS call);
 - blake3 mmap       the blake3 package on all cores through update_mmap (what trtbuild gives up by
                     reading instead of mapping: a file truncated while mapped is a SIGBUS);
-- reader thread     a candidate: reads overlapped with hashing (pays only with a core to spare);
+- reader thread     trtbuild's read-ahead alone, hashing on one thread (trtbuild also hashes on all
+                    cores from hashing.THREADED_FROM);
 - hashlib sha256    what trtbuild used before (OpenSSL, one core);
 - sha256sum, b3sum  the coreutils and BLAKE3 command-line tools (b3sum on all cores, and with
                     --num-threads 1); without b3sum, the blake3 package on one thread stands in.
@@ -42,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import blake3
 
-from trtbuild.store import hashing
+from trtbuild.store import hashing, read_ahead
 
 Sample = tuple[float, float]  # wall seconds, CPU seconds
 Method = Callable[[Path], Sample]
@@ -90,13 +91,12 @@ def blake3_mmap(threads: int) -> Callable[[Path], str]:
 
 
 def blake3_reader_thread(path: Path) -> str:
-    """A candidate, not trtbuild's: one thread reads the next 1 MiB while the caller hashes the last
-    one on one core (both release the GIL), so the page-cache copy overlaps the hashing. It can only
-    pay with a core to spare: compare it with trtbuild's line on an idle machine."""
+    """As trtbuild reads a big file (store/read_ahead.py), written out, hashing on one thread: one
+    thread reads the next 1 MiB while the caller hashes the last one (both release the GIL)."""
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int]] = queue.SimpleQueue()
     for _ in range(4):
-        free.put(bytearray(hashing.CHUNK_SIZE))
+        free.put(bytearray(read_ahead.CHUNK_SIZE))
 
     def read() -> None:
         with open(path, "rb", buffering=0) as f:
@@ -183,7 +183,7 @@ def small_files(tmp: Path, repeat: int) -> list[str]:
 
 
 def sweep(tmp: Path, repeat: int) -> list[str]:
-    """One thread against all cores, reading as trtbuild does, for sizes 1-512 MiB."""
+    """One hashing thread against all cores (plain 1 MiB reads, no read-ahead), for sizes 1-512 MiB."""
     lines = [f"{'MiB':>5} {'1 thread GB/s':>14} {'all cores GB/s':>15} {'ratio':>6}"]
     for mib in (1, 4, 16, 64, 128, 256, 512):
         path = tmp / f"sweep-{mib}.bin"
@@ -195,7 +195,7 @@ def sweep(tmp: Path, repeat: int) -> list[str]:
                 started = time.perf_counter()
                 with open(path, "rb", buffering=0) as f:
                     hasher = blake3.blake3(max_threads=threads)
-                    buffer = bytearray(hashing.CHUNK_SIZE)
+                    buffer = bytearray(read_ahead.CHUNK_SIZE)
                     view = memoryview(buffer)
                     while count := f.readinto(buffer):
                         hasher.update(view[:count])
@@ -247,7 +247,7 @@ def main() -> None:
         print("\nsmall file (100 KB, in the page cache):")
         print("\n".join(small_files(tmp, args.repeat)))
         if args.sweep:
-            print("\nwhere threads start to pay (reads as trtbuild does):")
+            print("\nwhere hashing on all cores starts to pay (plain 1 MiB reads, no read-ahead):")
             print("\n".join(sweep(tmp, args.repeat)))
         print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
