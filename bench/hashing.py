@@ -7,8 +7,7 @@ trtbuild's; the methods take turns within each round, so machine load hits them 
 - trtbuild          trtbuild.store.hashing.digest_file (what the stat cache and the CAS call);
 - blake3 mmap       the blake3 package on all cores through update_mmap (what trtbuild gives up by
                     reading instead of mapping: a file truncated while mapped is a SIGBUS);
-- reader thread     trtbuild's read-ahead alone, hashing on one thread (trtbuild also hashes on all
-                    cores from hashing.THREADED_FROM);
+- reader thread     trtbuild's way written out (store/read_ahead.py): a second thread reads ahead;
 - hashlib sha256    what trtbuild used before (OpenSSL, one core);
 - sha256sum, b3sum  the coreutils and BLAKE3 command-line tools (b3sum on all cores, and with
                     --num-threads 1); without b3sum, the blake3 package on one thread stands in.
@@ -17,7 +16,7 @@ The file is read once before timing, so every method reads it from the page cach
 throughput is the disk's). Wall seconds give GB/s; CPU seconds (user+sys of this process for the
 in-process methods, of the child for the tools) show what each costs the machine. Then a 100 KB
 file, the small-file path, hashed many times in a row. `--sweep` times one thread against all cores
-for sizes from 1 to 512 MiB: where threading starts to pay (hashing.py: THREADED_FROM).
+for sizes from 1 to 512 MiB: whether blake3's own threads pay (hashing.py: new_hasher).
 
 Usage: python bench/hashing.py [--size-mib 1024] [--repeat 5] [--path FILE] [--sweep]
 """

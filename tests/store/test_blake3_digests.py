@@ -20,6 +20,7 @@ from trtbuild.store import FileHasher, Store, digest_file
 from trtbuild.store import hashing as hashing_module
 from trtbuild.store.gc import collect_garbage
 from trtbuild.store.hashing import is_digest
+from trtbuild.store.read_ahead import READ_AHEAD_FROM
 
 OLD_NS = 1_600_000_000_000_000_000  # 2020: outside the stat cache's racy window
 KEY = "3f" + "a1" * 31
@@ -31,11 +32,8 @@ def old_file(path: Path, data: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("size", [100_000, (3 << 20) + 5])  # one thread, and all cores
-def test_every_way_of_hashing_a_file_gives_one_named_blake3_digest(
-    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(hashing_module, "THREADED_FROM", 3 << 20)  # the threaded path, on a small file
+@pytest.mark.parametrize("size", [100_000, READ_AHEAD_FROM + 5])  # read in turn, and read ahead
+def test_every_way_of_hashing_a_file_gives_one_named_blake3_digest(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
     f = old_file(tmp_path / "weights.bin", data)
     expected = "blake3:" + blake3.blake3(data).hexdigest()

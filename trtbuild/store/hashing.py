@@ -39,11 +39,6 @@ BUSY_TIMEOUT_S = 30.0
 ALGORITHM = "blake3"
 DIGEST_PREFIX = f"{ALGORITHM}:"
 DIGEST_PATTERN = re.compile(r"blake3:[0-9a-f]{64}")
-# From this size on a file is hashed on all cores. On this project's 2-core machines, idle, two
-# threads hashed a 100 KB file at 0.56x one thread's speed, 1-64 MiB at 0.92-0.98x, 256 MiB at 1.13x
-# and 1 GiB at 1.05x: past the CPU caches, memory bandwidth, not cores, is the limit (bench/hashing.py
-# --sweep shows it for the machine at hand).
-THREADED_FROM = 128 << 20
 
 _log = logging.getLogger(__name__)
 
@@ -72,8 +67,11 @@ def digest_hex(digest: str) -> str:
     return digest.removeprefix(DIGEST_PREFIX)
 
 
-def new_hasher(size: int = 0) -> blake3.blake3:
-    """An incremental BLAKE3 hasher for content of about ``size`` bytes: threaded when that pays."""
+def new_hasher() -> blake3.blake3:
+    """An incremental BLAKE3 hasher, on one thread. blake3's own threads (`max_threads`) never paid on
+    this project's 2-core machines: 0.3-1.0x of one thread from 1 to 512 MiB (bench/hashing.py
+    --sweep), past the CPU caches memory bandwidth is the limit; and beside the read-ahead thread
+    (read_ahead.py) they halved its gain (1 GiB: 2.2 GB/s against 4.1 GB/s on one thread)."""
     try:
         import blake3  # ~4 ms: a cached run that finds every file in the stat cache never needs it
     except ImportError as error:  # a dependency of trtbuild's: a broken install, said as such
@@ -81,9 +79,7 @@ def new_hasher(size: int = 0) -> blake3.blake3:
             f"cannot hash files: the blake3 package does not import ({error}); "
             "install it with `pip install blake3` (trtbuild depends on it)"
         ) from error
-
-    threads = blake3.blake3.AUTO if size >= THREADED_FROM else 1
-    return blake3.blake3(max_threads=threads)
+    return blake3.blake3()
 
 
 def finish(hasher: blake3.blake3) -> str:
@@ -92,7 +88,7 @@ def finish(hasher: blake3.blake3) -> str:
 
 def digest_bytes(data: bytes) -> str:
     """The digest of bytes in memory."""
-    hasher = new_hasher(len(data))
+    hasher = new_hasher()
     hasher.update(data)
     return finish(hasher)
 
@@ -104,7 +100,7 @@ def digest_stream(f: io.RawIOBase, sink: Callable[[memoryview], object] | None =
     it. A 1 MiB buffer stays in the CPU's cache between the copy and the hashing: 1 GiB cost 0.31 CPU s
     so, against 0.41 s with a 16 MiB buffer and 0.36 s through mmap (its page faults)."""
     expected = os.fstat(f.fileno()).st_size
-    hasher = new_hasher(expected)
+    hasher = new_hasher()
     size = 0
     for chunk in read_chunks(f, expected):
         hasher.update(chunk)
