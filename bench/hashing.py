@@ -7,7 +7,9 @@ trtbuild's; the methods take turns within each round, so machine load hits them 
 - trtbuild          trtbuild.store.hashing.digest_file (what the stat cache and the CAS call);
 - blake3 mmap       the blake3 package on all cores through update_mmap (what trtbuild gives up by
                     reading instead of mapping: a file truncated while mapped is a SIGBUS);
-- reader thread     trtbuild's way written out (store/read_ahead.py): a second thread reads ahead;
+- reader thread     a candidate, not trtbuild's: a second thread reads ahead while the caller hashes
+                    (both release the GIL); paired runs under load found it dearer in CPU and wall,
+                    an idle machine may judge otherwise;
 - hashlib sha256    what trtbuild used before (OpenSSL, one core);
 - sha256sum, b3sum  the coreutils and BLAKE3 command-line tools (b3sum on all cores, and with
                     --num-threads 1); without b3sum, the blake3 package on one thread stands in.
@@ -42,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import blake3
 
-from trtbuild.store import hashing, read_ahead
+from trtbuild.store import hashing
 
 Sample = tuple[float, float]  # wall seconds, CPU seconds
 Method = Callable[[Path], Sample]
@@ -90,12 +92,12 @@ def blake3_mmap(threads: int) -> Callable[[Path], str]:
 
 
 def blake3_reader_thread(path: Path) -> str:
-    """As trtbuild reads a big file (store/read_ahead.py), written out, hashing on one thread: one
-    thread reads the next 1 MiB while the caller hashes the last one (both release the GIL)."""
+    """A candidate, not trtbuild's: one thread reads the next 1 MiB while the caller hashes the last
+    one (both release the GIL), so the page-cache copy can overlap the hashing."""
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int]] = queue.SimpleQueue()
     for _ in range(4):
-        free.put(bytearray(read_ahead.CHUNK_SIZE))
+        free.put(bytearray(hashing.CHUNK_SIZE))
 
     def read() -> None:
         with open(path, "rb", buffering=0) as f:
@@ -194,7 +196,7 @@ def sweep(tmp: Path, repeat: int) -> list[str]:
                 started = time.perf_counter()
                 with open(path, "rb", buffering=0) as f:
                     hasher = blake3.blake3(max_threads=threads)
-                    buffer = bytearray(read_ahead.CHUNK_SIZE)
+                    buffer = bytearray(hashing.CHUNK_SIZE)
                     view = memoryview(buffer)
                     while count := f.readinto(buffer):
                         hasher.update(view[:count])

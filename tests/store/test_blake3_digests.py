@@ -20,7 +20,6 @@ from trtbuild.store import FileHasher, Store, digest_file
 from trtbuild.store import hashing as hashing_module
 from trtbuild.store.gc import collect_garbage
 from trtbuild.store.hashing import is_digest
-from trtbuild.store.read_ahead import READ_AHEAD_FROM
 
 OLD_NS = 1_600_000_000_000_000_000  # 2020: outside the stat cache's racy window
 KEY = "3f" + "a1" * 31
@@ -32,7 +31,7 @@ def old_file(path: Path, data: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("size", [100_000, READ_AHEAD_FROM + 5])  # read in turn, and read ahead
+@pytest.mark.parametrize("size", [100_000, 5 * (1 << 20) + 5])
 def test_every_way_of_hashing_a_file_gives_one_named_blake3_digest(tmp_path: Path, size: int) -> None:
     data = os.urandom(size)
     f = old_file(tmp_path / "weights.bin", data)

@@ -28,13 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
 from trtbuild.errors import StoreError
-from trtbuild.store.read_ahead import read_chunks
 
 if TYPE_CHECKING:
     import blake3
 
 RACY_WINDOW_NS = 2_000_000_000
 BUSY_TIMEOUT_S = 30.0
+
+# Reads go through one buffer this large, in turn with the hashing: it stays in the core's cache
+# between the copy from the page cache and the hashing. 1 GiB cost 0.31 CPU s so, against 0.41 s
+# with a 16 MiB buffer and 0.36 s through mmap (its page faults); a second thread reading ahead into
+# rotating buffers cost 1.10-1.19x the CPU seconds and 1.13-1.22x the wall of reading in turn
+# (paired runs, 2 cores under load; likely as its copies land in the other core's cache).
+CHUNK_SIZE = 1 << 20
 
 ALGORITHM = "blake3"
 DIGEST_PREFIX = f"{ALGORITHM}:"
@@ -70,8 +76,7 @@ def digest_hex(digest: str) -> str:
 def new_hasher() -> blake3.blake3:
     """An incremental BLAKE3 hasher, on one thread. blake3's own threads (`max_threads`) never paid on
     this project's 2-core machines: 0.3-1.0x of one thread from 1 to 512 MiB (bench/hashing.py
-    --sweep), past the CPU caches memory bandwidth is the limit; and beside the read-ahead thread
-    (read_ahead.py) they halved its gain (1 GiB: 2.2 GB/s against 4.1 GB/s on one thread)."""
+    --sweep): past the CPU caches, memory bandwidth is the limit."""
     try:
         import blake3  # ~4 ms: a cached run that finds every file in the stat cache never needs it
     except ImportError as error:  # a dependency of trtbuild's: a broken install, said as such
@@ -95,18 +100,16 @@ def digest_bytes(data: bytes) -> str:
 
 def digest_stream(f: io.RawIOBase, sink: Callable[[memoryview], object] | None = None) -> tuple[str, int]:
     """The digest and length of what is left to read from the open file ``f``, each chunk also given
-    to ``sink``. Reads into reused 1 MiB buffers (read_ahead.py), not mmap: a file truncated while it
-    is mapped kills the process with SIGBUS, and a user may rewrite a checkpoint while trtbuild reads
-    it. A 1 MiB buffer stays in the CPU's cache between the copy and the hashing: 1 GiB cost 0.31 CPU s
-    so, against 0.41 s with a 16 MiB buffer and 0.36 s through mmap (its page faults)."""
-    expected = os.fstat(f.fileno()).st_size
+    to ``sink``. Plain reads into one reused buffer, not mmap: a file truncated while it is mapped
+    kills the process with SIGBUS, and a user may rewrite a checkpoint while trtbuild reads it."""
     hasher = new_hasher()
-    size = 0
-    for chunk in read_chunks(f, expected):
-        hasher.update(chunk)
+    buffer = bytearray(CHUNK_SIZE)
+    view, size = memoryview(buffer), 0
+    while count := f.readinto(buffer):
+        hasher.update(view[:count])
         if sink is not None:
-            sink(chunk)
-        size += len(chunk)
+            sink(view[:count])
+        size += count
     return finish(hasher), size
 
 
