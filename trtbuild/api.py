@@ -172,8 +172,9 @@ def _locks_to_replace(the_plan: Plan) -> dict[Path, str]:
             at = f" at line {where.line}:{where.column}" if where else ""
             found[path] = f"unreadable{at}: {what}"
             continue
-        if lock is not None and lock.format_version < lockfile.FORMAT_VERSION:
-            found[path] = f"lock format {lock.format_version}, older than {lockfile.FORMAT_VERSION}"
+        older = lockfile.older_format(lock) if lock is not None else None
+        if older is not None:
+            found[path] = older
     return found
 
 
@@ -286,9 +287,14 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline =
     locks = {}
     for spec in load(configs):
         lock = lockfile.config_lock(spec.path)
+        path = lockfile.lock_path(spec.path)
         if lock is None:
-            path = lockfile.lock_path(spec.path)
             raise UsageError(f"{path}: no lock to verify against; run `trtbuild run {spec.path}` first")
+        older = lockfile.older_format(lock)
+        if older is not None:  # its keys and hashes cannot be compared with this trtbuild's
+            raise UsageError(
+                f"{path}: {older}: run `trtbuild run {spec.path}` once to rewrite it, commit it, then verify"
+            )
         locks[spec.path] = lock
     with tempfile.TemporaryDirectory(prefix="trtbuild-verify-") as scratch:
         cache = Path(scratch) / "cache"

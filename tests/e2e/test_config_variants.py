@@ -11,11 +11,11 @@ also silently took over `build/tiny/` from the first config.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from pathlib import Path
 
+import blake3
 import pytest
 
 from tests.conftest import TINY_CONFIG, Project
@@ -37,8 +37,8 @@ def variant(project: Project, text: str) -> Path:
     return copy
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def digest(path: Path) -> str:
+    return "blake3:" + blake3.blake3(path.read_bytes()).hexdigest()
 
 
 def assert_cells_intact(model_dir: Path, cells: tuple[str, ...]) -> None:
@@ -49,7 +49,7 @@ def assert_cells_intact(model_dir: Path, cells: tuple[str, ...]) -> None:
         for name in CELL_FILES:
             path = model_dir / cell["cell"] / name
             assert path.is_file(), f"{path} is missing"
-            assert cell["artifacts"][name]["sha256"] == sha256(path), f"{path} is not what was built"
+            assert cell["artifacts"][name]["hash"] == digest(path), f"{path} is not what was built"
 
 
 def test_a_variant_config_reuses_the_cache_without_damaging_it(tiny_project: Project) -> None:

@@ -190,7 +190,7 @@ def test_a_lock_difference_after_the_run_says_what_to_do_about_the_lock(tiny_pro
     tiny_project.run_json()
 
     def altered(document: dict[str, Any]) -> None:  # the last task: nothing downstream keys on it
-        document["tasks"]["tiny/fp32/validate"]["outputs"]["validation.json"]["hash"] = "0" * 64
+        document["tasks"]["tiny/fp32/validate"]["outputs"]["validation.json"]["hash"] = "blake3:" + "0" * 64
 
     edit_lock(tiny_project, altered)
     completed = tiny_project.trtbuild(

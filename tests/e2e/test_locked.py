@@ -122,42 +122,59 @@ def test_an_unreadable_lock_is_an_error_with_its_line_and_a_plain_run_replaces_i
     replaced = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
     assert replaced.returncode == 0, replaced.stderr
     assert f"note: replaced {lock_file(tiny_project)} (unreadable at line {at + 1}:1" in replaced.stdout
-    assert json.loads(lock_file(tiny_project).read_text())["format_version"] == 2
+    assert json.loads(lock_file(tiny_project).read_text())["format_version"] == 3
 
 
-def test_a_format_1_lock_is_read_refused_by_locked_and_rewritten_by_a_plain_run(
+def as_sha256_lock(document: dict[str, Any]) -> None:
+    """The lock as trtbuild wrote it before BLAKE3 (format 2, keying scheme 2): bare hex hashes."""
+    document["format_version"] = 2
+    for entry in document["tasks"].values():
+        entry["scheme"] = 2
+        entry["inputs"] = {name: digest.removeprefix("blake3:") for name, digest in entry["inputs"].items()}
+        for output in entry["outputs"].values():
+            output["hash"] = output["hash"].removeprefix("blake3:")
+
+
+def test_an_older_sha256_lock_is_read_refused_by_locked_and_verify_and_rewritten_by_a_plain_run(
     tiny_project: Project,
 ) -> None:
+    """Its sha256 hashes cannot be compared with BLAKE3 ones: every command that would compare says
+    so and what to do; on 61db8bf (sha256 everywhere) there was no such lock to tell apart."""
     tiny_project.run_json()
-
-    def as_format_1(document: dict[str, Any]) -> None:
-        del document["format_version"]
-        document["version"] = 1
-
-    edit_lock(tiny_project, as_format_1)
+    edit_lock(tiny_project, as_sha256_lock)
+    older = "lock format 2 with sha256 hashes, older than 3 (BLAKE3 hashes)"
     explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", check=True)
     assert "cached" in explained.stdout
+    tiny_project.edit_config("opset: 17", "opset: 18")  # a task to explain, against hashes of another kind
+    explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", check=True)
+    assert f"{older}: a plain `trtbuild run` rewrites it" in " ".join(explained.stdout.split())
+    assert "input changed" not in explained.stdout
+    tiny_project.edit_config("opset: 18", "opset: 17")
     locked = tiny_project.trtbuild("plan", str(tiny_project.config), "--locked")
     assert locked.returncode == 1
-    assert "lock format 1" in locked.stdout and "once without --locked" in locked.stdout
+    assert older in locked.stdout and "once without --locked" in locked.stdout
+    verified = tiny_project.trtbuild("verify", str(tiny_project.config))
+    assert verified.returncode == 2, verified.stderr
+    assert f"{lock_file(tiny_project)}: {older}: run `trtbuild run" in verified.stderr
+    assert "Traceback" not in verified.stderr + locked.stderr
     rewritten = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
     assert rewritten.returncode == 0, rewritten.stderr
-    assert "(lock format 1, older than 2) with a new lock" in rewritten.stdout
-    assert json.loads(lock_file(tiny_project).read_text())["format_version"] == 2
+    assert f"({older}) with a new lock" in rewritten.stdout
+    assert json.loads(lock_file(tiny_project).read_text())["format_version"] == 3
 
-    lock_file(tiny_project).write_text('{"format_version": 3, "tasks": {}}\n')
+    lock_file(tiny_project).write_text('{"format_version": 4, "tasks": {}}\n')
     newer = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
     assert newer.returncode == 2
-    assert "lock format 3 is newer than this trtbuild reads (format 2 at most)" in newer.stderr
+    assert "lock format 4 is newer than this trtbuild reads (format 3 at most)" in newer.stderr
     assert "upgrade trtbuild" in newer.stderr
-    assert lock_file(tiny_project).read_text() == '{"format_version": 3, "tasks": {}}\n'
+    assert lock_file(tiny_project).read_text() == '{"format_version": 4, "tasks": {}}\n'
 
 
 def test_verify_says_different_for_an_altered_hash_and_exits_1(tiny_project: Project) -> None:
     tiny_project.run_json()
 
     def altered(document: dict[str, Any]) -> None:
-        document["tasks"]["tiny/export"]["outputs"]["model.onnx"]["hash"] = "0" * 64
+        document["tasks"]["tiny/export"]["outputs"]["model.onnx"]["hash"] = "blake3:" + "0" * 64
 
     edit_lock(tiny_project, altered)
     before = fingerprint(lock_file(tiny_project))
@@ -165,7 +182,7 @@ def test_verify_says_different_for_an_altered_hash_and_exits_1(tiny_project: Pro
     assert completed.returncode == 1, completed.stderr
     verdicts = {(a["task"], a["output"]): a for a in json.loads(completed.stdout)["artifacts"]}
     export = verdicts.pop(("tiny/export", "model.onnx"))
-    assert export["verdict"] == "different" and export["locked"] == "0" * 64
+    assert export["verdict"] == "different" and export["locked"] == "blake3:" + "0" * 64
     assert "same key" in export["reason"]
     # Downstream tasks were keyed from the real bytes, which the rebuild made again.
     assert {a["verdict"] for a in verdicts.values()} == {"identical"}
@@ -173,8 +190,8 @@ def test_verify_says_different_for_an_altered_hash_and_exits_1(tiny_project: Pro
     planned = tiny_project.trtbuild("plan", str(tiny_project.config), "--locked")
     assert planned.returncode == 1
     assert (
-        f"tiny/export: model.onnx: the cache has {export['rebuilt'][:12]}, tiny.lock records 000000000000"
-        in (planned.stdout)
+        f"tiny/export: model.onnx: the cache has {export['rebuilt'].removeprefix('blake3:')[:12]}, "
+        "tiny.lock records 000000000000" in (planned.stdout)
     )
     assert fingerprint(lock_file(tiny_project)) == before
 

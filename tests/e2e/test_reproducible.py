@@ -24,7 +24,8 @@ def test_lock_is_written_sorted_and_byte_identical_when_nothing_changed(tiny_pro
     assert export["params"]["opset"] == 17
     assert export["tools"]["torch"]
     assert set(export["inputs"]) == {"source:tinynet.py"}
-    assert len(export["outputs"]["model.onnx"]["hash"]) == 64
+    assert export["outputs"]["model.onnx"]["hash"].startswith("blake3:")
+    assert len(export["outputs"]["model.onnx"]["hash"]) == len("blake3:") + 64
     assert not any(word in first for word in ('"time"', '"timestamp"', '"date"'))
     tiny_project.run_json()
     assert lock_of(tiny_project) == first

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import Project, in_fresh_interpreter, states
+from trtbuild.store import digest_file
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +34,10 @@ def test_run_builds_engine_and_prints_where(tiny_project: Project) -> None:
     description = json.loads((cell / "engine.json").read_text())
     assert description["backend"] == "tensorrt-rtx"
     assert description["targets"] == ["SM89"]
+    # Its hashes are the lock's and the cache's kind: BLAKE3, named (build version 11).
+    assert description["engine_hash"] == digest_file(engine) and description["onnx_hash"].startswith(
+        "blake3:"
+    )
     assert description["inputs"] == [{"name": "input", "dtype": "float32", "shape": [-1, 3, 16, 16]}]
     assert description["outputs"] == [{"name": "logits", "dtype": "float32", "shape": [-1, 10]}]
     validation = json.loads((cell / "validation.json").read_text())

@@ -14,13 +14,23 @@ import pytest
 
 from trtbuild.errors import EXIT_USAGE, NewerLockFormat, UnreadableLock
 from trtbuild.plan.keys import key_material, task_key
-from trtbuild.plan.lock import FORMAT_VERSION, lock_entry, read_lock, render
+from trtbuild.plan.lock import FORMAT_VERSION, lock_entry, older_format, read_lock, render
 from trtbuild.store import ActionResult, FileDigest
 
-MATERIAL = key_material("export", 3, {"opset": 17}, {"source:net.py": "ef" * 32}, {"torch": "2.14.1"})
+SOURCE = "blake3:" + "ef" * 32
+MATERIAL = key_material("export", 3, {"opset": 17}, {"source:net.py": SOURCE}, {"torch": "2.14.1"})
 ENTRY = lock_entry(
-    MATERIAL, task_key(MATERIAL), ActionResult({"model.onnx": FileDigest("cd" * 32, 3)}, {}), ["fp32"]
+    MATERIAL,
+    task_key(MATERIAL),
+    ActionResult({"model.onnx": FileDigest("blake3:" + "cd" * 32, 3)}, {}),
+    ["fp32"],
 )
+# What trtbuild wrote before format 3: the same entry with bare sha256 hex content hashes.
+SHA256_ENTRY = {
+    **ENTRY,
+    "inputs": {"source:net.py": "ef" * 32},
+    "outputs": {"model.onnx": {"hash": "cd" * 32, "size": 3}},
+}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -29,17 +39,34 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_a_written_lock_has_format_2_and_reads_back(tmp_path: Path) -> None:
+def test_a_written_lock_has_format_3_and_reads_back(tmp_path: Path) -> None:
     path = write(tmp_path, render(tmp_path / "tiny.yaml", {"tiny/export": ENTRY}))
-    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION == 2
+    assert json.loads(path.read_text())["format_version"] == FORMAT_VERSION == 3
     lock = read_lock(path)
-    assert lock is not None and lock.format_version == 2 and lock.tasks == {"tiny/export": ENTRY}
+    assert lock is not None and lock.format_version == 3 and lock.tasks == {"tiny/export": ENTRY}
+    assert older_format(lock) is None
 
 
-def test_a_format_1_lock_is_read_as_format_1(tmp_path: Path) -> None:
-    path = write(tmp_path, json.dumps({"version": 1, "config": "tiny.yaml", "tasks": {"tiny/export": ENTRY}}))
-    lock = read_lock(path)
-    assert lock is not None and lock.format_version == 1 and lock.tasks["tiny/export"] == ENTRY
+@pytest.mark.parametrize("header", [{"version": 1}, {"format_version": 2}])
+def test_a_sha256_lock_of_format_1_or_2_is_read_and_said_to_be_older(
+    tmp_path: Path, header: dict[str, int]
+) -> None:
+    """Read (a plain run replaces it and says so), and every message about it says why it is older."""
+    document = {**header, "config": "tiny.yaml", "tasks": {"tiny/export": SHA256_ENTRY}}
+    lock = read_lock(write(tmp_path, json.dumps(document)))
+    version = next(iter(header.values()))
+    assert lock is not None and lock.format_version == version and lock.tasks["tiny/export"] == SHA256_ENTRY
+    assert older_format(lock) == f"lock format {version} with sha256 hashes, older than 3 (BLAKE3 hashes)"
+
+
+def test_format_3_takes_no_sha256_hashes_nor_format_2_blake3_ones(tmp_path: Path) -> None:
+    """A hash's spelling and the lock's format go together: a mix is an edited lock, not one to compare."""
+    mixed = json.dumps({"format_version": 3, "tasks": {"tiny/export": SHA256_ENTRY}}, indent=2)
+    with pytest.raises(UnreadableLock, match=r'`outputs.*` is "cdcd.*not a content digest \(blake3:'):
+        read_lock(write(tmp_path, mixed))
+    backwards = json.dumps({"format_version": 2, "tasks": {"tiny/export": ENTRY}}, indent=2)
+    with pytest.raises(UnreadableLock, match="not a sha256 hex digest"):
+        read_lock(write(tmp_path, backwards))
 
 
 def test_no_lock_is_none(tmp_path: Path) -> None:
@@ -76,18 +103,18 @@ def test_an_unreadable_lock_names_its_line_and_what_to_do(
 
 
 def test_a_newer_format_is_refused_naming_both_formats(tmp_path: Path) -> None:
-    path = write(tmp_path, '{"format_version": 3, "tasks": {"t": {"whatever": true}}}')
+    path = write(tmp_path, '{"format_version": 4, "tasks": {"t": {"whatever": true}}}')
     with pytest.raises(NewerLockFormat) as raised:
         read_lock(path)
     message = str(raised.value)
-    assert f"{path}:1:2: lock format 3 is newer than this trtbuild reads (format 2 at most)" in message
+    assert f"{path}:1:2: lock format 4 is newer than this trtbuild reads (format 3 at most)" in message
     assert "upgrade trtbuild" in message and raised.value.exit_status == EXIT_USAGE
 
 
 def test_the_reproducibility_record_is_copied_and_is_no_key_material() -> None:
-    material = key_material("build", 1, {}, {"model.onnx": "ab" * 32}, {})
+    material = key_material("build", 1, {}, {"model.onnx": "blake3:" + "ab" * 32}, {})
     record = {"byte_reproducible": False, "reason": "no setarch", "environment": "cpython-3.11/1a2b"}
-    outputs = {"model.engine": FileDigest("ef" * 32, 7)}
+    outputs = {"model.engine": FileDigest("blake3:" + "ef" * 32, 7)}
     entry = lock_entry(material, task_key(material), ActionResult(outputs, {"reproducibility": record}), [])
     assert entry["reproducibility"] == record and entry["key"] == task_key(material)
     assert "reproducibility" not in material
@@ -107,6 +134,12 @@ def test_the_reproducibility_record_is_copied_and_is_no_key_material() -> None:
         (["key"], "ab", '`key` is "ab", not a sha256 hex digest (64 characters 0-9a-f)'),
         (["outputs", "model.onnx"], None, '`outputs["model.onnx"]` is null, not an object of {hash, size}'),
         (["outputs", "model.onnx", "size"], "3", '`outputs["model.onnx"]["size"]` is "3", not an integer'),
+        (
+            ["outputs", "model.onnx", "hash"],
+            "cd" * 32,
+            f'`outputs["model.onnx"]["hash"]` is "{"cd" * 18}..., not a content digest '
+            "(blake3: and 64 characters 0-9a-f)",
+        ),
         (["reproducibility"], [], "`reproducibility` is a list, not an object"),
         (["scheme"], None, "`scheme` is null, not an integer"),
     ],
@@ -137,7 +170,7 @@ def test_a_malformed_field_of_an_entry_is_an_unreadable_lock_naming_task_field_a
 
 def test_a_missing_field_is_named_at_its_entry(tmp_path: Path) -> None:
     entry = {name: value for name, value in ENTRY.items() if name != "tools"}
-    path = write(tmp_path, json.dumps({"format_version": 2, "tasks": {"tiny/export": entry}}, indent=2))
+    path = write(tmp_path, json.dumps({"format_version": 3, "tasks": {"tiny/export": entry}}, indent=2))
     with pytest.raises(
         UnreadableLock, match=r"tiny.lock:4:5: the lock is unreadable: task tiny/export: `tools` is missing"
     ):

@@ -68,7 +68,7 @@ def test_empty_outputs(store: Store) -> None:
 
 
 def test_put_action_requires_blobs(store: Store, tmp_path: Path) -> None:
-    missing = {"model.onnx": FileDigest("0" * 64, 3)}
+    missing = {"model.onnx": FileDigest("blake3:" + "0" * 64, 3)}
     with pytest.raises(StoreError, match=r"model\.onnx"):
         store.put_action(KEY, ActionResult(outputs=missing, meta={}))
     outputs = put_outputs(store, tmp_path, a=b"abc")
@@ -98,8 +98,12 @@ def test_put_action_rejects_non_json_meta(store: Store) -> None:
         b'{"version": 1, "outputs": [], "meta": {}}',
         b'{"version": 1, "outputs": {}, "meta": []}',
         b'{"version": 1, "outputs": {"a": {"hash": "xyz", "size": 1}}, "meta": {}}',
-        b'{"version": 1, "outputs": {"a": {"hash": "' + b"0" * 64 + b'", "size": -1}}, "meta": {}}',
-        b'{"version": 1, "outputs": {"a": {"hash": "' + b"0" * 64 + b'"}}, "meta": {}}',
+        b'{"version": 1, "outputs": {"a": {"hash": "blake3:' + b"0" * 64 + b'", "size": -1}}, "meta": {}}',
+        b'{"version": 1, "outputs": {"a": {"hash": "blake3:' + b"0" * 64 + b'"}}, "meta": {}}',
+        # An older trtbuild's entry: bare sha256 hex (of b"abc"), with its blob's name.
+        b'{"version": 1, "outputs": {"a": {"hash": "'
+        + b"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        + b'", "size": 3}}, "meta": {}}',
     ],
 )
 def test_damaged_entry_is_a_miss_and_removed(store: Store, content: bytes) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -10,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from trtbuild.errors import StoreError
-from trtbuild.store import FileDigest, Store, sha256_file
+from trtbuild.store import FileDigest, Store, digest_file
+from trtbuild.store.hashing import digest_bytes
 
 
 @pytest.fixture
@@ -37,15 +37,17 @@ def test_put_file_roundtrip(store: Store, tmp_path: Path) -> None:
     data = os.urandom(3 * (1 << 20) + 17)  # spans several 1 MiB chunks
     src = write(tmp_path / "model.onnx", data)
     digest = store.put_file(src)
-    assert digest == FileDigest(hashlib.sha256(data).hexdigest(), len(data))
+    assert digest == FileDigest(digest_bytes(data), len(data))
     blob = store.blob_path(digest.hash)
-    assert blob == store.root / "cas" / digest.hash[:2] / digest.hash
+    assert digest.hash.startswith("blake3:")
+    name = digest.hash.removeprefix("blake3:")
+    assert blob == store.root / "cas" / name[:2] / name
     assert blob.read_bytes() == data
     assert stat.S_IMODE(blob.stat().st_mode) == 0o444
     assert store.has_blob(digest.hash)
     assert store.verify_blob(digest.hash)
     assert src.read_bytes() == data  # copy mode leaves the source alone
-    assert sha256_file(src) == digest.hash
+    assert digest_file(src) == digest.hash
     assert files_under(store.root / "tmp") == []
 
 
@@ -64,7 +66,7 @@ def test_put_file_is_idempotent(store: Store, tmp_path: Path) -> None:
 
 def test_empty_file(store: Store, tmp_path: Path) -> None:
     digest = store.put_file(write(tmp_path / "empty", b""))
-    assert digest == FileDigest(hashlib.sha256(b"").hexdigest(), 0)
+    assert digest == FileDigest(digest_bytes(b""), 0)
     assert store.verify_blob(digest.hash)
 
 
@@ -183,10 +185,11 @@ def test_put_file_replaces_a_corrupt_existing_blob(store: Store, tmp_path: Path)
 
 
 def test_invalid_digest_is_rejected(store: Store) -> None:
-    for bad in ["../../etc/passwd", "ABC", "g" * 64, "A" * 64, ""]:
+    # "0" * 64: an older trtbuild's bare sha256 hex names no blob of this one.
+    for bad in ["../../etc/passwd", "ABC", "g" * 64, "A" * 64, "", "0" * 64, "sha256:" + "0" * 64]:
         with pytest.raises(StoreError):
             store.blob_path(bad)
-    assert store.has_blob("0" * 64) is False
+    assert store.has_blob("blake3:" + "0" * 64) is False
 
 
 def test_materialize_hard_links_and_is_idempotent(store: Store, tmp_path: Path) -> None:
@@ -228,7 +231,7 @@ def test_materialize_replaces_a_symlink(store: Store, tmp_path: Path) -> None:
 
 def test_materialize_missing_blob(store: Store, tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not in the store"):
-        store.materialize("a" * 64, tmp_path / "x")
+        store.materialize("blake3:" + "a" * 64, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
@@ -307,7 +310,7 @@ def test_read_blob_and_local_path(store: Store, tmp_path: Path) -> None:
     local = store.local_path(digest.hash)
     assert local.read_bytes() == b'{"cosine": 1.0}'
     assert stat.S_IMODE(local.stat().st_mode) == 0o444  # the blob itself: read-only
-    missing = hashlib.sha256(b"never stored").hexdigest()
+    missing = digest_bytes(b"never stored")
     with pytest.raises(StoreError, match="not in the store"):
         store.read_blob(missing)
     with pytest.raises(StoreError, match="not in the store"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 
 from trtbuild.errors import StoreError
 from trtbuild.store import ActionResult, FileDigest, Store
+from trtbuild.store.hashing import digest_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "ab" * 32
@@ -72,13 +72,13 @@ def test_concurrent_put_of_same_blob_and_action(tmp_path: Path) -> None:
         assert finish(p).strip() == "ok"
 
     payload = bytes(range(256)) * (12 * 1024)
-    digest = FileDigest(hashlib.sha256(payload).hexdigest(), len(payload))
+    digest = FileDigest(digest_bytes(payload), len(payload))
     store = Store(root)
     got = store.get_action(KEY)
     assert got is not None
     assert got.outputs == {"model.onnx": digest}
     assert store.verify_blob(digest.hash)
-    assert [p.name for p in (root / "cas").rglob("*") if p.is_file()] == [digest.hash]
+    assert [p for p in (root / "cas").rglob("*") if p.is_file()] == [store.blob_path(digest.hash)]
     assert list((root / "tmp").iterdir()) == []
     assert sorted(p.name for p in (tmp_path / "build").iterdir()) == ["model.onnx"]
 
@@ -195,6 +195,4 @@ def test_action_result_written_by_another_process_is_read(tmp_path: Path) -> Non
     )
     finish(writer)
     got = Store(root).get_action(KEY)
-    assert got == ActionResult(
-        outputs={"x": FileDigest(hashlib.sha256(b"shared").hexdigest(), 6)}, meta={"from": "child"}
-    )
+    assert got == ActionResult(outputs={"x": FileDigest(digest_bytes(b"shared"), 6)}, meta={"from": "child"})

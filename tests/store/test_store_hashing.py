@@ -1,32 +1,37 @@
-"""sha256_file and the stat cache: unchanged files are not re-hashed; changed size/mtime/inode are."""
+"""digest_file and the stat cache: unchanged files are not re-hashed; changed size/mtime/inode are."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from pathlib import Path
 
+import blake3
 import pytest
 
 from trtbuild.errors import StoreError
-from trtbuild.store import FileHasher, Store, sha256_file
+from trtbuild.store import FileHasher, Store, digest_file
 from trtbuild.store import hashing as hashing_module
 
 OLD_NS = 1_600_000_000_000_000_000  # 2020; far outside the racy window
+
+
+def b3(data: bytes) -> str:
+    """The digest trtbuild must give these bytes: BLAKE3 as the reference library computes it, named."""
+    return "blake3:" + blake3.blake3(data).hexdigest()
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every real hash computation done through the stat cache."""
     seen: list[str] = []
-    real = hashing_module.sha256_file
+    real = hashing_module.digest_file
 
     def counting(path: Path | str) -> str:
         seen.append(str(path))
         return real(path)
 
-    monkeypatch.setattr(hashing_module, "sha256_file", counting)
+    monkeypatch.setattr(hashing_module, "digest_file", counting)
     return seen
 
 
@@ -36,19 +41,21 @@ def make_old(path: Path, data: bytes, mtime_ns: int = OLD_NS) -> Path:
     return path
 
 
-def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
+def test_digest_file_is_blake3_named(tmp_path: Path) -> None:
+    """Sizes around the read chunk."""
     for size in [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 5 * (1 << 20) + 3]:
         data = os.urandom(size)
         p = tmp_path / f"f{size}"
         p.write_bytes(data)
-        assert sha256_file(p) == hashlib.sha256(data).hexdigest()
-        assert sha256_file(str(p)) == hashlib.sha256(data).hexdigest()
+        assert digest_file(p) == b3(data)
+        assert digest_file(str(p)) == b3(data)
+        p.unlink()
 
 
 def test_unchanged_file_is_not_rehashed(tmp_path: Path, calls: list[str]) -> None:
     f = make_old(tmp_path / "input.bin", b"weights v1")
     store = FileHasher(tmp_path / "cache")
-    expected = hashlib.sha256(b"weights v1").hexdigest()
+    expected = b3(b"weights v1")
     assert store.hash_file(f) == expected
     assert store.hash_file(f) == expected
     assert FileHasher(tmp_path / "cache").hash_file(f) == expected  # persisted in sqlite, shared
@@ -70,7 +77,7 @@ def test_stat_cache_trusts_size_and_mtime_then_rehashes_when_mtime_changes(
     assert len(calls) == 1
     # A different mtime makes it re-hash.
     os.utime(f, ns=(OLD_NS + 1, OLD_NS + 1))
-    assert store.hash_file(f) == hashlib.sha256(b"BBBB").hexdigest()
+    assert store.hash_file(f) == b3(b"BBBB")
     assert len(calls) == 2
 
 
@@ -79,11 +86,11 @@ def test_size_or_inode_change_rehashes(tmp_path: Path, calls: list[str]) -> None
     store = FileHasher(tmp_path / "cache")
     store.hash_file(f)
     make_old(f, b"123456")  # size differs, mtime the same
-    assert store.hash_file(f) == hashlib.sha256(b"123456").hexdigest()
+    assert store.hash_file(f) == b3(b"123456")
     # replaced by a new file (new inode) with the same size and mtime
     tmp = make_old(tmp_path / "replacement", b"abcdef")
     os.replace(tmp, f)
-    assert store.hash_file(f) == hashlib.sha256(b"abcdef").hexdigest()
+    assert store.hash_file(f) == b3(b"abcdef")
     assert len(calls) == 3
 
 
@@ -110,7 +117,7 @@ def test_damaged_stat_cache_database_falls_back_to_hashing(tmp_path: Path) -> No
     root.mkdir()
     (root / "stat-cache.sqlite").write_bytes(b"this is not a sqlite database" * 100)
     f = make_old(tmp_path / "f", b"data")
-    assert FileHasher(root).hash_file(f) == hashlib.sha256(b"data").hexdigest()
+    assert FileHasher(root).hash_file(f) == b3(b"data")
     store = Store(root)
     assert store.verify_blob(store.put_file(f).hash)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.keys import key_material
-from trtbuild.plan.lock import Lock
+from trtbuild.plan.lock import Lock, older_format
 from trtbuild.plan.status import NodeStatus
 from trtbuild.spec.model import Spec
 from trtbuild.store import FileHasher
@@ -99,6 +99,8 @@ def explain(
         entry = lock.tasks.get(node_id) if lock is not None else None
         if lock is None:
             reasons[node_id] = [status.reason]
+        elif (older := older_format(lock)) is not None:  # its hashes are not comparable with ours
+            reasons[node_id] = [status.reason, f"{older}: a plain `trtbuild run` rewrites it"]
         elif entry is None:
             reasons[node_id] = ["new task: not in the lock"]
         else:

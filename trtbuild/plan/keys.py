@@ -3,6 +3,9 @@
 key = sha256(canonical JSON of: keying scheme version, task kind and implementation version,
 canonical params, content hashes of every input, and the tool facts the task depends on).
 Bump KEY_SCHEME when the recipe itself changes, so old cache entries are never misread.
+
+The key stays sha256 hex (an action entry's file name, hashed from a few hundred bytes of JSON);
+the content hashes inside the material are BLAKE3 digests that name their algorithm.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 from trtbuild.plan.graph import canonical_json
 
 # 2: params are each kind's typed dataclass in canonical JSON (field names as declared there).
-KEY_SCHEME = 2
+# 3: input and output content hashes are BLAKE3 digests, `blake3:<hex>` (were bare sha256 hex).
+KEY_SCHEME = 3
 
 
 def key_material(

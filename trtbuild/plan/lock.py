@@ -8,10 +8,13 @@ Formats (`format_version`; format 1 spelt it `version`):
 - 1: task entries with kind, version, scheme, key, params, tools, inputs, outputs, cells.
 - 2: the same entries, plus `reproducibility` where the task's result said whether its bytes repeat
   (`{"byte_reproducible": bool, "reason": str, "environment": str}`; not key material).
-Migration: a format-1 lock is read as it is (its entries have format 2's shape) and rewritten as
-format 2 by the next successful plain `run`; `--locked` refuses it until then, since a check must
-not pass against a lock that the run would rewrite. A newer format than FORMAT_VERSION is refused:
-rewriting it would drop what this trtbuild does not know.
+- 3: the same entries, with BLAKE3 content hashes (`blake3:<hex>`, inputs and outputs; were sha256
+  hex) under keying scheme 3.
+Migration: an older lock is read as it is and rewritten as format 3 by the next successful plain
+`run`, which says so; `--locked` and `verify` refuse it until then, since a check must not pass
+against a lock that the run would rewrite, and its sha256 hashes cannot be compared with BLAKE3
+ones. A newer format than FORMAT_VERSION is refused: rewriting it would drop what this trtbuild
+does not know.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from trtbuild import files
 from trtbuild.errors import Location, LockPathUnusable, NewerLockFormat, Problem, UnreadableLock
 from trtbuild.plan.graph import Graph
 from trtbuild.plan.keys import key_material
-from trtbuild.plan.lock_fields import MISSING, entry_problem, spell
+from trtbuild.plan.lock_fields import BLAKE3_FORMAT, MISSING, entry_problem, spell
 from trtbuild.store import ActionResult
 
-FORMAT_VERSION = 2  # what this trtbuild writes, and the newest it reads
+FORMAT_VERSION = 3  # what this trtbuild writes, and the newest it reads
 OLDEST_FORMAT = 1
 REPRODUCIBILITY = "reproducibility"  # the result meta's field the lock copies (see the docstring)
 V = TypeVar("V")
@@ -117,6 +120,14 @@ class Lock:
     format_version: int = FORMAT_VERSION
 
 
+def older_format(lock: Lock) -> str | None:
+    """What makes `lock` older than this trtbuild's format, for messages; None when it is not."""
+    if lock.format_version >= FORMAT_VERSION:
+        return None
+    hashes = " with sha256 hashes" if lock.format_version < BLAKE3_FORMAT else ""
+    return f"lock format {lock.format_version}{hashes}, older than {FORMAT_VERSION} (BLAKE3 hashes)"
+
+
 def read_lock(path: Path, config: Path | None = None) -> Lock | None:
     """The lock at `path` (of `config`, named in hints), or None when there is none. Raises
     UnreadableLock (with line and column) for a file that is not a lock document, NewerLockFormat
@@ -167,7 +178,7 @@ def _lock_document(path: Path, config: Path | None, text: str, document: Any) ->
     if not isinstance(tasks, dict):
         raise _unreadable(path, config, *_line_of(text, "tasks"), "`tasks` is not an object of task entries")
     for task_id, entry in tasks.items():
-        wrong = entry_problem(entry)
+        wrong = entry_problem(entry, version)
         if wrong is not None:
             where, what = wrong
             field = f"`{spell(where)}` " if where else ""

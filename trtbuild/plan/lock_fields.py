@@ -13,7 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-_DIGEST = re.compile(r"[0-9a-f]{64}")  # sha256 hex: keys and content hashes
+from trtbuild.store.hashing import is_digest
+
+_HEX = re.compile(r"[0-9a-f]{64}")  # sha256 hex: keys, and content hashes before lock format 3
+BLAKE3_FORMAT = 3  # the first lock format whose content hashes are BLAKE3 digests (`blake3:<hex>`)
 
 MISSING = "is missing"
 Where = list[str | int]  # where in a value: object members by name, list items by index
@@ -85,38 +88,45 @@ def _integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _digest(value: Any) -> bool:
-    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+def _hex(value: Any) -> bool:
+    return isinstance(value, str) and _HEX.fullmatch(value) is not None
 
 
 _STRING = _is(lambda value: isinstance(value, str), "a string")
 _INTEGER = _is(_integer, "an integer")
-_SHA256 = _is(_digest, "a sha256 hex digest (64 characters 0-9a-f)")
+_SHA256 = _is(_hex, "a sha256 hex digest (64 characters 0-9a-f)")
+_BLAKE3 = _is(is_digest, "a content digest (blake3: and 64 characters 0-9a-f)")
 _ANY_OBJECT = _is(lambda value: isinstance(value, dict), "an object")
-_OUTPUT = _object((Field("hash", _SHA256), Field("size", _INTEGER)), "an object of {hash, size}")
-
-# What lock.py: lock_entry writes, as the comparisons read it.
-_ENTRY = _object(
-    (
-        Field("kind", _STRING),
-        Field("version", _INTEGER),
-        Field("scheme", _INTEGER),
-        Field("key", _SHA256),
-        Field("params", _ANY_OBJECT),
-        Field("tools", _ANY_OBJECT),
-        Field("inputs", _each(_STRING, "an object of {input: content hash}")),
-        Field("outputs", _each(_OUTPUT, "an object of {output: {hash, size}}")),
-        Field("cells", _each(_STRING, "a list of cell names", list)),
-        Field("reproducibility", _ANY_OBJECT, optional=True),
-    ),
-    "an object",
-)
 
 
-def entry_problem(entry: Any) -> tuple[Where, str] | None:
-    """(where, what is wrong) for the first field of a task entry that is missing or of another
-    shape (where [] for an entry that is not an object), or None for a usable entry."""
-    return _ENTRY(entry)
+def _entry(content_hash: Check) -> Check:
+    """What lock.py: lock_entry writes, as the comparisons read it, with content hashes of this shape."""
+    output = _object((Field("hash", content_hash), Field("size", _INTEGER)), "an object of {hash, size}")
+    return _object(
+        (
+            Field("kind", _STRING),
+            Field("version", _INTEGER),
+            Field("scheme", _INTEGER),
+            Field("key", _SHA256),
+            Field("params", _ANY_OBJECT),
+            Field("tools", _ANY_OBJECT),
+            Field("inputs", _each(_STRING, "an object of {input: content hash}")),
+            Field("outputs", _each(output, "an object of {output: {hash, size}}")),
+            Field("cells", _each(_STRING, "a list of cell names", list)),
+            Field("reproducibility", _ANY_OBJECT, optional=True),
+        ),
+        "an object",
+    )
+
+
+_ENTRY = _entry(_BLAKE3)
+_SHA256_ENTRY = _entry(_SHA256)  # formats 1 and 2: read so that a plain run can say it replaces them
+
+
+def entry_problem(entry: Any, format_version: int) -> tuple[Where, str] | None:
+    """(where, what is wrong) for the first field of a task entry of a lock of `format_version` that
+    is missing or of another shape (where [] for an entry that is not an object), or None."""
+    return (_ENTRY if format_version >= BLAKE3_FORMAT else _SHA256_ENTRY)(entry)
 
 
 def spell(where: Where) -> str:

@@ -24,18 +24,19 @@ from trtbuild.plan.explain import differences
 from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.keys import key_material, task_key
 from trtbuild.plan.lock import (
-    FORMAT_VERSION,
     REPRODUCIBILITY,
     Lock,
     config_lock,
     config_tasks,
     entry_material,
     lock_path,
+    older_format,
 )
 from trtbuild.plan.plan import Plan
 from trtbuild.plan.status import NodeStatus
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, FileHasher
+from trtbuild.store.hashing import digest_hex
 
 IDENTICAL = "identical"
 NOT_REPRODUCIBLE = "not byte-reproducible (inputs identical)"
@@ -266,7 +267,8 @@ def _upstream_hash(dep: Dep, statuses: Mapping[str, NodeStatus], lock: Lock) -> 
 
 
 def short(digest: str | None) -> str:
-    return digest[:12] if digest else "nothing"
+    """A key or a content digest's first 12 hex digits (its algorithm is the lock's: not repeated)."""
+    return digest_hex(digest)[:12] if digest else "nothing"
 
 
 def lock_lines(judgement: Judgement, made: str) -> tuple[list[str], list[str]]:
@@ -299,11 +301,11 @@ def check_plan(the_plan: Plan, spec: Spec) -> tuple[list[str], list[str]]:
     lock = config_lock(spec.path)
     if lock is None:
         return [f"{path}: no lock (run `trtbuild run {spec.path}` without --locked to write it)"], []
-    if lock.format_version < FORMAT_VERSION:
+    older = older_format(lock)
+    if older is not None:
         return [
-            f"{path}: lock format {lock.format_version}, older than this trtbuild writes "
-            f"({FORMAT_VERSION}): run `trtbuild run {spec.path}` once without --locked to rewrite it, "
-            "and commit it"
+            f"{path}: {older}, which this trtbuild writes: run `trtbuild run {spec.path}` once "
+            "without --locked to rewrite it, and commit it"
         ], []
     return compare_plan(the_plan, spec, lock)
 

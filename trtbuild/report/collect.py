@@ -115,7 +115,7 @@ def _cell(
         result = results.get(artifact.node_id)
         digest = result.outputs.get(artifact.output) if result else None
         artifacts[artifact.filename] = (
-            {"bytes": digest.size, "sha256": digest.hash} if digest is not None else None
+            {"bytes": digest.size, "hash": digest.hash} if digest is not None else None
         )
     validation = _read_json(store, results, cell_plan, "validation.json")
     engine = _read_json(store, results, cell_plan, "engine.json")

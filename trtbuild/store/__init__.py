@@ -2,7 +2,7 @@
 
 from trtbuild.store.action_cache import ActionResult
 from trtbuild.store.cas import FileDigest
-from trtbuild.store.hashing import FileHasher, sha256_file
+from trtbuild.store.hashing import FileHasher, digest_file
 from trtbuild.store.store import Store, default_cache_dir
 
-__all__ = ["ActionResult", "FileDigest", "FileHasher", "Store", "default_cache_dir", "sha256_file"]
+__all__ = ["ActionResult", "FileDigest", "FileHasher", "Store", "default_cache_dir", "digest_file"]

@@ -2,7 +2,7 @@
 
 File format (written with ``sort_keys``)::
 
-    {"version": 1, "outputs": {"model.onnx": {"hash": "<sha256>", "size": 123}}, "meta": {...}}
+    {"version": 1, "outputs": {"model.onnx": {"hash": "blake3:<hex>", "size": 123}}, "meta": {...}}
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from trtbuild.errors import StoreError
 from trtbuild.files import write_atomic
 from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
 from trtbuild.store.cas import FileDigest
+from trtbuild.store.hashing import is_digest
 
 AC_FORMAT_VERSION = 1
 _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,199}")
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def decode(data: bytes) -> ActionResult | None:
         if not isinstance(entry, dict):
             return None
         h, size = entry.get("hash"), entry.get("size")
-        if not isinstance(h, str) or not _HASH_RE.fullmatch(h):
+        if not is_digest(h):  # also an older trtbuild's bare sha256 hex: a miss, rebuilt
             return None
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             return None

@@ -1,10 +1,13 @@
-"""The content-addressed blob store: ``cas/<first 2 hex>/<sha256>``, read-only files, atomic ingest."""
+"""The content-addressed blob store: ``cas/<first 2 hex>/<hex>`` for the blob of digest ``blake3:<hex>``,
+read-only files, atomic ingest.
+
+A blob that an older trtbuild stored under its sha256 hex is never named by a BLAKE3 digest (nor
+would it verify as one): it is an unreferenced blob, and gc removes it like any other."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -15,25 +18,30 @@ from pathlib import Path
 from trtbuild.errors import StoreError
 from trtbuild.files import temp_path
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
-from trtbuild.store.hashing import CHUNK_SIZE, StatCache
+from trtbuild.store.hashing import DIGEST_PREFIX, StatCache, digest_hex, digest_stream, is_digest
 
-_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_HEX_NAME = re.compile(r"[0-9a-f]{64}")
 BLOB_MODE = 0o444
 REFRESH_AFTER_S = 60.0
 
 
 @dataclass(frozen=True)
 class FileDigest:
-    """A blob's identity: lowercase hex sha256 of the content, and its size in bytes."""
+    """A blob's identity: the content's digest (``blake3:<64 lowercase hex>``) and its size in bytes."""
 
     hash: str
     size: int
 
 
 def check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
-        raise StoreError(f"not a sha256 hex digest: {digest!r}")
+    if not is_digest(digest):
+        raise StoreError(f"not a content digest (blake3:<64 hex digits>): {digest!r}")
     return digest
+
+
+def digest_of_blob_name(name: str) -> str | None:
+    """The digest whose blob file is called ``name``, or None for a file that is no blob's."""
+    return DIGEST_PREFIX + name if _HEX_NAME.fullmatch(name) else None
 
 
 class ContentStore:
@@ -45,8 +53,8 @@ class ContentStore:
         self.stat_cache = stat_cache
 
     def blob_path(self, digest: str) -> Path:
-        check_digest(digest)
-        return self.cas_dir / digest[:2] / digest
+        name = digest_hex(check_digest(digest))
+        return self.cas_dir / name[:2] / name
 
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
@@ -207,27 +215,18 @@ def _refresh_mtime(blob: Path) -> None:
 
 def _hash_path(path: Path) -> FileDigest:
     """Hash a file that was moved into tmp/, and fsync it so the blob survives a crash once published."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            h.update(chunk)
-            size += len(chunk)
+    with open(path, "rb", buffering=0) as f:
+        digest = FileDigest(*digest_stream(f))
         os.fsync(f.fileno())
-    return FileDigest(h.hexdigest(), size)
+    return digest
 
 
 def _copy_and_hash(src: Path, dest: Path) -> FileDigest:
     """Copy ``src`` to a new file ``dest`` (fsynced), hashing the bytes as they are copied."""
-    h = hashlib.sha256()
-    size = 0
-    with open(src, "rb") as fin:
+    with open(src, "rb", buffering=0) as fin:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         with open(fd, "wb", closefd=True) as fout:
-            while chunk := fin.read(CHUNK_SIZE):
-                h.update(chunk)
-                size += len(chunk)
-                fout.write(chunk)
+            digest = FileDigest(*digest_stream(fin, fout.write))
             fout.flush()
             os.fsync(fout.fileno())
-    return FileDigest(h.hexdigest(), size)
+    return digest

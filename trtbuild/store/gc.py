@@ -32,7 +32,7 @@ TEMP_MAX_AGE_S = 86400.0
 LOCK_TIMEOUT_S = 600.0
 # The lock formats whose task entries gc reads (plan/lock.py: FORMAT_VERSION and its docstring; the
 # store sits below the plan layer, so it names them here). Both keep `tasks: {id: {key: ...}}`.
-_LOCK_FORMATS = (1, 2)
+_LOCK_FORMATS = (1, 2, 3)
 
 _log = logging.getLogger(__name__)
 

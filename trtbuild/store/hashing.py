@@ -1,6 +1,10 @@
 """Content hashing and the stat cache that lets unchanged files skip re-hashing.
 
-The stat cache maps ``(absolute path, size, mtime_ns, inode, device)`` to the file's sha256. It lives in a
+Content digests are BLAKE3 and say so: ``blake3:<64 hex>``. Every digest the cache, the lock and the
+reports store carries its algorithm, so digests of another algorithm (an older cache's bare sha256
+hex) can never be taken for one of these: they fail to parse, and count as absent.
+
+The stat cache maps ``(absolute path, size, mtime_ns, inode, device)`` to the file's digest. It lives in a
 sqlite database (WAL mode, busy timeout) so several trtbuild processes can share it. It is only an
 optimisation: if the database is unusable, files are hashed directly and a warning is logged once.
 
@@ -11,42 +15,108 @@ the next lookup hashes it again.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 from trtbuild.errors import StoreError
 
-CHUNK_SIZE = 1 << 20
+if TYPE_CHECKING:
+    import blake3
+
 RACY_WINDOW_NS = 2_000_000_000
 BUSY_TIMEOUT_S = 30.0
 
+# Reads go through one buffer this large, in turn with the hashing: it stays in the core's cache
+# between the copy from the page cache and the hashing. 1 GiB cost 0.31 CPU s so, against 0.41 s
+# with a 16 MiB buffer and 0.36 s through mmap (its page faults); a second thread reading ahead into
+# rotating buffers cost 1.10-1.19x the CPU seconds and 1.13-1.22x the wall of reading in turn
+# (paired runs, 2 cores under load; likely as its copies land in the other core's cache).
+CHUNK_SIZE = 1 << 20
+
+ALGORITHM = "blake3"
+DIGEST_PREFIX = f"{ALGORITHM}:"
+DIGEST_PATTERN = re.compile(r"blake3:[0-9a-f]{64}")
+
 _log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
+# The table is named after the algorithm: a database an older trtbuild filled (table ``files``,
+# sha256 hex) is never read for BLAKE3 digests.
+_TABLE = "files_blake3"
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_TABLE} (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL,
     dev INTEGER NOT NULL,
-    sha256 TEXT NOT NULL
+    digest TEXT NOT NULL
 )
 """
 
 
-def sha256_file(path: Path | str) -> str:
-    """The hex sha256 of a file's content, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+def is_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a content digest of this trtbuild's algorithm (``blake3:<64 hex>``)."""
+    return isinstance(value, str) and DIGEST_PATTERN.fullmatch(value) is not None
+
+
+def digest_hex(digest: str) -> str:
+    """The hex part of a digest (blob file names, short forms in messages)."""
+    return digest.removeprefix(DIGEST_PREFIX)
+
+
+def new_hasher() -> blake3.blake3:
+    """An incremental BLAKE3 hasher, on one thread. blake3's own threads (`max_threads`) never paid on
+    this project's 2-core machines: 0.3-1.0x of one thread from 1 to 512 MiB (bench/hashing.py
+    --sweep): past the CPU caches, memory bandwidth is the limit."""
+    try:
+        import blake3  # ~4 ms: a cached run that finds every file in the stat cache never needs it
+    except ImportError as error:  # a dependency of trtbuild's: a broken install, said as such
+        raise StoreError(
+            f"cannot hash files: the blake3 package does not import ({error}); "
+            "install it with `pip install blake3` (trtbuild depends on it)"
+        ) from error
+    return blake3.blake3()
+
+
+def finish(hasher: blake3.blake3) -> str:
+    return DIGEST_PREFIX + hasher.hexdigest()
+
+
+def digest_bytes(data: bytes) -> str:
+    """The digest of bytes in memory."""
+    hasher = new_hasher()
+    hasher.update(data)
+    return finish(hasher)
+
+
+def digest_stream(f: io.RawIOBase, sink: Callable[[memoryview], object] | None = None) -> tuple[str, int]:
+    """The digest and length of what is left to read from the open file ``f``, each chunk also given
+    to ``sink``. Plain reads into one reused buffer, not mmap: a file truncated while it is mapped
+    kills the process with SIGBUS, and a user may rewrite a checkpoint while trtbuild reads it."""
+    hasher = new_hasher()
+    buffer = bytearray(CHUNK_SIZE)
+    view, size = memoryview(buffer), 0
+    while count := f.readinto(buffer):
+        hasher.update(view[:count])
+        if sink is not None:
+            sink(view[:count])
+        size += count
+    return finish(hasher), size
+
+
+def digest_file(path: Path | str) -> str:
+    """The digest of a file's content."""
+    with open(path, "rb", buffering=0) as f:
+        return digest_stream(f)[0]
 
 
 def _i64(value: int) -> int:
@@ -63,7 +133,7 @@ STAT_CACHE_NAME = "stat-cache.sqlite"  # under the cache root, beside cas/ and a
 
 
 class StatCache:
-    """``(abs path, size, mtime_ns, inode, dev) -> sha256``, shared by processes through sqlite."""
+    """``(abs path, size, mtime_ns, inode, dev) -> digest``, shared by processes through sqlite."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
@@ -106,18 +176,18 @@ class StatCache:
             return None
         try:
             row = conn.execute(
-                "SELECT size, mtime_ns, ino, dev, sha256 FROM files WHERE path = ?",
+                f"SELECT size, mtime_ns, ino, dev, digest FROM {_TABLE} WHERE path = ?",
                 (os.path.abspath(path),),
             ).fetchone()
         except sqlite3.Error as exc:
             _log.debug("stat cache lookup failed: %s", exc)
             return None
-        if row is None or tuple(row[:4]) != _signature(st):
+        if row is None or tuple(row[:4]) != _signature(st) or not is_digest(row[4]):
             return None
         return str(row[4])
 
-    def record(self, path: Path | str, st: os.stat_result, sha256: str) -> None:
-        """Remember ``sha256`` for the file as ``st`` describes it, unless its mtime is too recent."""
+    def record(self, path: Path | str, st: os.stat_result, digest: str) -> None:
+        """Remember ``digest`` for the file as ``st`` describes it, unless its mtime is too recent."""
         if time.time_ns() - st.st_mtime_ns < RACY_WINDOW_NS:
             return
         conn = self._connect()
@@ -125,9 +195,9 @@ class StatCache:
             return
         try:
             conn.execute(
-                "INSERT OR REPLACE INTO files (path, size, mtime_ns, ino, dev, sha256)"
+                f"INSERT OR REPLACE INTO {_TABLE} (path, size, mtime_ns, ino, dev, digest)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (os.path.abspath(path), *_signature(st), sha256),
+                (os.path.abspath(path), *_signature(st), digest),
             )
         except sqlite3.Error as exc:
             _log.debug("stat cache write failed: %s", exc)
@@ -138,24 +208,24 @@ class StatCache:
         if conn is None:
             return
         try:
-            conn.execute("DELETE FROM files WHERE path = ?", (os.path.abspath(path),))
+            conn.execute(f"DELETE FROM {_TABLE} WHERE path = ?", (os.path.abspath(path),))
         except sqlite3.Error as exc:
             _log.debug("stat cache delete failed: %s", exc)
 
     def hash_file(self, path: Path | str) -> str:
-        """The file's sha256, from the cache when the file is unchanged, else hashed and cached."""
+        """The file's digest, from the cache when the file is unchanged, else hashed and cached."""
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
             raise IsADirectoryError(f"not a regular file: {path}")
         cached = self.lookup(path, st)
         if cached is not None:
             return cached
-        sha = sha256_file(path)
+        digest = digest_file(path)
         # Only trust the hash if the file did not change while we read it.
         after = os.stat(path)
         if _signature(after) == _signature(st):
-            self.record(path, st, sha)
-        return sha
+            self.record(path, st, digest)
+        return digest
 
     def close(self) -> None:
         """Close this thread's connection (if it belongs to this process)."""
@@ -167,7 +237,7 @@ class StatCache:
 
 
 class FileHasher:
-    """sha256 of the user's files that tasks read (model code, checkpoints, calibration data), with
+    """The digests of the user's files that tasks read (model code, checkpoints, calibration data), with
     the cache's stat cache: a file whose size, mtime, inode and device are unchanged is not read.
 
     Kept apart from the store on purpose: the store holds blobs and action results (and may be

@@ -2,13 +2,13 @@
 
 Layout under ``root``::
 
-    cas/<first 2 hex>/<sha256>     blobs, read-only (0o444)
+    cas/<first 2 hex>/<hex>        blobs (digest blake3:<hex>), read-only (0o444)
     ac/<first 2>/<key>.json        action results
     roots/<name>.json              GC roots: the keys a lock file or a recent run needs (see roots.py)
     tmp/                           temp files and dirs; same filesystem, so renames are atomic
     locks/<name>.lock              inter-process locks
     validated/<first 2>/<digest>   configs that passed schema validation (see validated.py)
-    stat-cache.sqlite              (path, size, mtime_ns, inode, dev) -> sha256
+    stat-cache.sqlite              (path, size, mtime_ns, inode, dev) -> digest
     toolchains/                    tools that tasks keep copies of across runs (the build worker's
                                    TensorRT packages at a fixed-length path: backends/trt/recipe.py)
 
@@ -36,7 +36,7 @@ from pathlib import Path
 from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
 from trtbuild.store.action_cache import ActionCache, ActionResult, check_key
-from trtbuild.store.cas import ContentStore, FileDigest, check_digest
+from trtbuild.store.cas import ContentStore, FileDigest, digest_of_blob_name
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
@@ -189,13 +189,14 @@ class Store:
     def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
         """``(digest, size, mtime)`` of every blob in the CAS; stray files are skipped."""
         for path in _iter_shard_files(self._cas.cas_dir):
-            if _valid(check_digest, path.name) and path.parent.name == path.name[:2]:
+            digest = digest_of_blob_name(path.name)
+            if digest is not None and path.parent.name == path.name[:2]:
                 try:
                     st = path.lstat()
                 except OSError:
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    yield path.name, st.st_size, st.st_mtime
+                    yield digest, st.st_size, st.st_mtime
 
     def remove_blob(self, digest: str, *, older_than: float | None = None) -> os.stat_result | None:
         """Delete a blob; with ``older_than`` (unix seconds) only if its mtime is older. Returns the stat of

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from trtbuild.backends.base import BuildSettings
 from trtbuild.backends.registry import get_backend, resolve
 from trtbuild.errors import ConfigError, Problem
 from trtbuild.spec.model import Cell, ProfileSpec, Spec
+from trtbuild.store.hashing import digest_bytes, digest_file
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind, params_json
 
 NAME = "build"
@@ -36,7 +36,9 @@ class Build(TaskKind[BuildParams]):
     # changed, and with it the bytes (tests/backends/test_trt_adapter.py pairs the two). 9: the
     # worker loads TensorRT's libraries in a fixed order. 10: it keeps the builder's info and
     # verbose messages only at TRTBUILD_LOG=debug, and such a build says its bytes may differ.
-    version = 10
+    # 11: engine.json's `onnx_hash` and `engine_hash` are BLAKE3 digests, as the lock's (were
+    # `onnx_sha256`, `engine_sha256`).
+    version = 11
     outputs = (ENGINE, ENGINE_JSON)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[BuildParams]:
@@ -88,8 +90,8 @@ class Build(TaskKind[BuildParams]):
             "precision": params.precision,
             "profiles": profiles,
             "builder": {"workspace": params.workspace, "optimization_level": params.optimization_level},
-            "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-            "engine_sha256": hashlib.sha256(engine).hexdigest(),
+            "onnx_hash": digest_file(onnx_path),
+            "engine_hash": digest_bytes(engine),
             "engine_bytes": len(engine),
             # Machine-independent, so that the same engine gives the same engine.json anywhere; the
             # build environment's fingerprint goes to the task's result (and the lock) instead.
