@@ -102,6 +102,7 @@ def run(
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
     executor = LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event)
     events = executor.run()
+    notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
     gate_failures = _gate_failures(events)
     # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
     # the config had no others: planned again, without --only, those come from the cache.

@@ -1,0 +1,94 @@
+"""How many tasks run at once (`-j N`), on which CPUs, and whether memory lets one more start.
+
+A slot is one worker process. The slots are at most the CPUs this process may use (its affinity
+mask: `taskset`, a container's cpuset) and the CPUs are split between them: with two slots on two
+CPUs each worker is pinned to one CPU, so its torch and ONNX Runtime thread pools (which size
+themselves from the affinity mask) hold one thread each instead of two each on two CPUs. With one
+slot the worker keeps every CPU, as the process itself would. Memory is checked when a task would
+start beside others: it starts only if the memory available (MemAvailable, or a cgroup's limit less
+its usage, whichever is lower) covers its kind's estimate (`TaskKind.memory`). A task that runs
+alone always starts: waiting would not free anything.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtbuild.units import human_bytes
+
+MEMINFO = Path("/proc/meminfo")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on, in order."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def available_memory() -> int | None:
+    """Bytes a new task may use: the lower of the kernel's MemAvailable and this process's cgroup
+    (v2) limit less its usage; None if neither can be read."""
+    found = [value for value in (_meminfo_available(), _cgroup_room()) if value is not None]
+    return min(found) if found else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "MemAvailable":
+                return int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    try:
+        relative = Path("/proc/self/cgroup").read_text().splitlines()[0].split(":", 2)[2].lstrip("/")
+        group = CGROUP_ROOT / relative
+        limit = (group / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((group / "memory.current").read_text().strip())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class Slots:
+    cpus: tuple[tuple[int, ...], ...]  # per slot: the CPUs its worker is pinned to; () = not pinned
+    notes: tuple[str, ...] = ()  # why there are fewer slots than asked
+
+    @property
+    def count(self) -> int:
+        return len(self.cpus)
+
+
+def plan_slots(jobs: int, cpus: list[int] | None = None) -> Slots:
+    """`jobs` slots, at most one per usable CPU (a note says so when that is fewer than asked)."""
+    cpus = usable_cpus() if cpus is None else cpus
+    count = max(1, min(jobs, len(cpus)))
+    notes: tuple[str, ...] = ()
+    if count < jobs:
+        notes = (
+            f"-j {jobs} asked for more tasks at once than the {len(cpus)} CPU(s) this process may use: "
+            f"running at most {count} at once, since more would only share the same CPUs",
+        )
+    if count == 1:
+        return Slots(((),), notes)
+    shares = tuple(tuple(cpus[i * len(cpus) // count : (i + 1) * len(cpus) // count]) for i in range(count))
+    return Slots(shares, notes)
+
+
+def memory_note(jobs: int, needed: int, available: int) -> str:
+    """Said once per run, the first time a task waits for memory rather than a slot."""
+    return (
+        f"ran fewer tasks at once than -j {jobs} at times: a task's memory estimate ({human_bytes(needed)}) "
+        f"was more than the memory available ({human_bytes(available)}), so it waited for a running "
+        "task to finish"
+    )
