@@ -1,0 +1,182 @@
+"""Benchmark: a cold `trtbuild run` at `-j 1` against `-j 2` (issue 12, target 5), side by side.
+
+Each run goes into an empty private cache and output folder, on a copy of the config (so the
+committed lock beside it is never rewritten). For each it prints:
+- wall seconds, and CPU seconds of the whole process tree (user+sys of every descendant waited for:
+  the CLI, its worker processes, the engine builders);
+- peak memory of the tree: the sum of the resident sets of the run's live descendants, sampled from
+  /proc every 0.2 s (shared pages count once per process, so this is an upper bound), and ru_maxrss
+  of the largest single process;
+- the sum of task seconds and the critical path (the longest dependency chain of task seconds, from
+  the run's own --json), the floor no number of jobs can go under;
+then the ratios -j 2 / -j 1. Targets: wall ratio <= 0.85 on 2 cores, peak tree memory at -j 1 <= 4 GiB.
+A cold ResNet-50 run takes minutes, so `--repeat` defaults to 1 (runs alternate -j 1, -j 2).
+
+Usage: python bench/parallel_jobs.py [--config configs/resnet.yaml] [--repeat N] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PAGE = os.sysconf("SC_PAGE_SIZE")
+GIB = float(1 << 30)
+
+
+@dataclass
+class Measure:
+    wall: float
+    cpu: float
+    peak_tree: int
+    max_rss: int
+    task_seconds: float
+    critical_path: float
+    exit_status: int
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def resident(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class TreeSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.peak = max(self.peak, sum(resident(p) for p in descendants(self.pid)))
+
+
+def critical_path(config: Path, seconds: dict[str, float]) -> float:
+    """The longest chain of task seconds through the planned graph's dependencies."""
+    from trtbuild import api
+
+    with tempfile.TemporaryDirectory() as empty:
+        graph = api.plan([config], cache_dir=Path(empty)).graph
+    finish: dict[str, float] = {}
+    for node in graph.nodes.values():  # topological order
+        start = max((finish[dep.node_id] for dep in node.deps.values()), default=0.0)
+        finish[node.id] = start + seconds.get(node.id, 0.0)
+    return max(finish.values(), default=0.0)
+
+
+def cold_run(config: Path, jobs: int, scratch: Path) -> Measure:
+    work = scratch / f"j{jobs}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    copy = work / config.name
+    shutil.copy(config, copy)
+    env = {**os.environ, "TRTBUILD_CACHE_DIR": str(work / "cache")}
+    command = [sys.executable, "-m", "trtbuild", "run", str(copy), "-j", str(jobs), "--json"]
+    command += ["--out", str(work / "build")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    with open(work / "stderr.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=log)
+        sampler = TreeSampler(process.pid)
+        sampler.start()
+        stdout, _ = process.communicate()
+        sampler.done.set()
+        sampler.join()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    document = json.loads(stdout)
+    seconds = {task["id"]: task["seconds"] for task in document["tasks"]}
+    path = critical_path(copy, seconds)
+    shutil.rmtree(work / "cache", ignore_errors=True)  # a ResNet-50 cache is ~1.5 GB
+    shutil.rmtree(work / "build", ignore_errors=True)
+    return Measure(
+        wall, cpu, sampler.peak, after.ru_maxrss * 1024, sum(seconds.values()), path, document["exit_status"]
+    )
+
+
+def pyc_present() -> str:
+    caches = list((ROOT / "trtbuild").rglob("__pycache__/*.pyc"))
+    dont_write = os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.flags.dont_write_bytecode
+    return f"trtbuild .pyc files: {len(caches)}; PYTHONDONTWRITEBYTECODE={'set' if dont_write else 'unset'}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "resnet.yaml")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2, help="compared with -j 1")
+    parser.add_argument("--scratch", type=Path, default=None, help="where the private caches go")
+    args = parser.parse_args()
+    cpus = len(os.sched_getaffinity(0))
+    print(f"{args.config}; CPUs usable {cpus}; load {os.getloadavg()}; {pyc_present()}")
+    runs: dict[int, list[Measure]] = {1: [], args.jobs: []}
+    with tempfile.TemporaryDirectory(prefix="trtbuild-jobs-", dir=args.scratch) as scratch:
+        for index in range(args.repeat):
+            for jobs in runs:
+                measure = cold_run(args.config.resolve(), jobs, Path(scratch))
+                runs[jobs].append(measure)
+                print(f"  run {index + 1} -j {jobs}: {measure}", flush=True)
+    report(runs, args.jobs)
+    print(f"load at the end {os.getloadavg()}")
+
+
+def report(runs: dict[int, list[Measure]], jobs: int) -> None:
+    rows = [
+        ("wall s", lambda m: m.wall, "{:.1f}"),
+        ("CPU s (tree)", lambda m: m.cpu, "{:.1f}"),
+        ("peak RSS of the tree GiB", lambda m: m.peak_tree / GIB, "{:.2f}"),
+        ("largest ru_maxrss GiB", lambda m: m.max_rss / GIB, "{:.2f}"),
+        ("sum of task s", lambda m: m.task_seconds, "{:.1f}"),
+        ("critical path s", lambda m: m.critical_path, "{:.1f}"),
+    ]
+    print(f"\n{'median of ' + str(len(runs[1])):<28}{'-j 1':>10}{f'-j {jobs}':>10}{'ratio':>10}")
+    for name, value, form in rows:
+        one = statistics.median(value(m) for m in runs[1])
+        many = statistics.median(value(m) for m in runs[jobs])
+        ratio = many / one if one else float("nan")
+        print(f"{name:<28}{form.format(one):>10}{form.format(many):>10}{ratio:>10.2f}")
+    statuses = {m.exit_status for ms in runs.values() for m in ms}
+    print(f"exit statuses: {sorted(statuses)}")
+    one_path = statistics.median(m.critical_path for m in runs[1])
+    one_wall = statistics.median(m.wall for m in runs[1])
+    print(f"best possible -j {jobs} / -j 1 wall (critical path / -j 1 wall): {one_path / one_wall:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Tasks run in worker processes (exec/worker.py, exec/workers.py): a task's pid is not the
+executor's, a failure there reads as it did in-process, a worker killed mid-task fails only that
+task and publishes nothing, `-j` beyond the CPUs is clamped with a note, keep-going holds at -j 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import Project
+from trtbuild import api
+from trtbuild.errors import TaskError
+from trtbuild.exec.slots import plan_slots
+from trtbuild.spec.model import Cell, Spec
+from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
+from trtbuild.tasks.pipeline import From, Pipeline, Stage
+
+OUTPUT = "out.json"
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+class Behaves(TaskKind[NoParams]):
+    """A fixture kind whose run does one thing, by name: record where it ran, fail, die, log."""
+
+    version = 1
+    outputs = (OUTPUT,)
+
+    def __init__(self, name: str, action: str) -> None:
+        self.name = name
+        self.action = action
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[NoParams]:
+        return Derived(NoParams())
+
+    def tools(self, params: NoParams) -> JsonDict:
+        return {}
+
+    def run(self, ctx: TaskContext[NoParams]) -> JsonDict:
+        where = {"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0))}
+        ctx.output(OUTPUT).write_text(json.dumps(where))  # a partial output, for "kill"
+        if self.action == "fail":
+            raise TaskError("the fixture failed on purpose", ["a detail line"])
+        if self.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.action == "log":
+            logging.getLogger("trtbuild.task.fixture").warning("logged in the worker")
+            ctx.warn("warned in the worker")
+        return where
+
+
+def stage(name: str, action: str, after: str | None = None) -> Stage:
+    inputs = {"upstream.json": From((after,), OUTPUT)} if after else {}
+    return Stage(Behaves(name, action), inputs, shared=True)
+
+
+def run(project: Project, *stages: Stage, **options: Any) -> api.RunResult:
+    return api.run(
+        [project.config], cache_dir=project.cache, out_dir=project.out, pipeline=Pipeline(stages), **options
+    )
+
+
+def test_a_task_runs_in_a_worker_process_and_its_logs_and_warnings_come_back(
+    tiny_project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="trtbuild.task"):
+        result = run(tiny_project, stage("where", "log"))
+    (event,) = result.events
+    assert event.state == "ran", event.reason
+    assert event.meta["pid"] != os.getpid()
+    assert event.warnings == ["warned in the worker"]
+    assert "logged in the worker" in caplog.text  # re-emitted through this process's handlers
+
+
+def test_a_failure_in_the_worker_reads_as_before_and_exits_1(tiny_project: Project) -> None:
+    result = run(tiny_project, stage("fails", "fail"))
+    (failed,) = result.failed_tasks
+    assert failed.reason == "the fixture failed on purpose"
+    assert failed.details == ["a detail line"]
+    assert result.exit_status == 1
+
+
+def test_a_killed_worker_fails_its_task_publishes_nothing_and_the_next_task_gets_a_new_one(
+    tiny_project: Project,
+) -> None:
+    pipeline = (stage("dies", "kill"), stage("after-death", "pid"))
+    result = run(tiny_project, *pipeline, keep_going=True)
+    events = {event.id: event for event in result.events}
+    dies, after = events["tiny/dies"], events["tiny/after-death"]
+    assert dies.state == "failed"
+    assert "was killed by SIGKILL" in dies.reason and "nothing of the task was kept" in dies.reason
+    assert after.state == "ran" and after.meta["pid"] != os.getpid()
+    assert result.exit_status == 1
+    again = api.plan([tiny_project.config], cache_dir=tiny_project.cache, pipeline=Pipeline(pipeline))
+    assert again.statuses["tiny/dies"].state == "run"  # no action entry was written
+    assert again.statuses["tiny/after-death"].state == "cached"
+    assert list((tiny_project.cache / "tmp").iterdir()) == []  # the partial output went with its folder
+
+
+def test_keep_going_at_j2_runs_what_does_not_depend_on_the_failure(tiny_project: Project) -> None:
+    stages = (stage("fails", "fail"), stage("dependent", "pid", after="fails"), stage("free", "pid"))
+    result = run(tiny_project, *stages, jobs=2, keep_going=True)
+    states = {event.id: (event.state, event.reason) for event in result.events}
+    assert states["tiny/fails"][0] == "failed"
+    assert states["tiny/dependent"] == ("skipped", "tiny/fails failed")
+    assert states["tiny/free"][0] == "ran"
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to split between slots")
+def test_j_beyond_the_cpus_is_clamped_with_a_note_and_each_worker_gets_its_cpus(
+    tiny_project: Project,
+) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    result = run(tiny_project, stage("first", "pid"), stage("second", "pid"), jobs=cpus + 5)
+    assert [note for note in result.notices if f"-j {cpus + 5} asked for more tasks" in note], result.notices
+    for event in result.events:
+        assert len(event.meta["cpus"]) == 1 if cpus == 2 else len(event.meta["cpus"]) < cpus
+    alone = run(tiny_project, stage("third", "pid"), jobs=1)
+    assert alone.events[0].meta["cpus"] == sorted(os.sched_getaffinity(0))  # one slot keeps every CPU
+    assert not [note for note in alone.notices if "asked for more tasks" in note]
+
+
+def test_slots_split_the_cpus_and_never_outnumber_them() -> None:
+    assert plan_slots(1, [0, 1, 2, 3]).cpus == ((),)
+    assert plan_slots(2, [0, 1, 2, 3]).cpus == ((0, 1), (2, 3))
+    three = plan_slots(3, [4, 5])
+    assert three.cpus == ((4,), (5,))
+    assert three.notes and "running at most 2 at once" in three.notes[0]
+    assert plan_slots(2, [4, 5]).notes == ()
