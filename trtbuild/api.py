@@ -16,7 +16,7 @@ from trtbuild.plan import locked as lockcheck
 from trtbuild.plan.explain import explain, keyed_code
 from trtbuild.plan.graph import CellPlan
 from trtbuild.plan.locked import ArtifactVerdict
-from trtbuild.plan.plan import Plan, make_plan, preflight
+from trtbuild.plan.plan import Plan, make_plan, preflight, preflight_checks
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
@@ -97,11 +97,11 @@ def run(
     to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     # Another config's build folder is a config error before anything runs (exec/owners.py).
     notices += check_owners(the_plan.specs, Path(out_dir))
-    preflight(the_plan)
-    claim_owners(the_plan.specs, Path(out_dir))
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
-    executor = LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event)
-    events = executor.run()
+    with LocalExecutor(the_plan.graph, the_plan.store, the_plan.hasher, options, on_event) as executor:
+        executor.preflight(preflight_checks(the_plan))  # in a worker: it imports the model's libraries
+        claim_owners(the_plan.specs, Path(out_dir))
+        events = executor.run()
     notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
     gate_failures = _gate_failures(events)
     # A report covers every cell of its configs, so a run of some cells must not rewrite it as if

@@ -12,6 +12,7 @@ dependents; whatever finished is in the cache and materialised, so nothing built
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -24,12 +25,14 @@ from typing import Any
 from trtbuild.errors import TaskError
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.exec.slots import Slots, available_memory, memory_note, plan_slots
-from trtbuild.exec.worker import Done, TaskRequest, unexpected_failure_details
-from trtbuild.exec.workers import NotPortable, WorkerPool, worker_pool
+from trtbuild.exec.worker import Done, PreflightRequest, TaskRequest, unexpected_failure_details
+from trtbuild.exec.workers import NotPortable, WorkerPool
 from trtbuild.plan.graph import Dep, Graph, TaskNode
+from trtbuild.plan.plan import raise_problems
 from trtbuild.plan.status import node_key
+from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, FileHasher, Store
-from trtbuild.tasks.base import TaskContext
+from trtbuild.tasks.base import TaskContext, TaskKind
 from trtbuild.tasks.output_capture import thread_routed_streams
 
 log = logging.getLogger("trtbuild.exec")
@@ -63,7 +66,28 @@ class LocalExecutor:
         self.events: dict[str, TaskEvent] = {}
         self.slots: Slots = plan_slots(max(1, options.jobs))
         self.notices: list[str] = list(self.slots.notes)  # what the run did other than asked
-        self.workers: WorkerPool | None = None
+        self.workers = WorkerPool(self.slots)  # no process until a task needs one
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.workers.close()
+
+    def preflight(self, checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]]) -> None:
+        """The kinds' preflights (plan.preflight_checks) in a worker, which keeps what they import
+        (the model's factory, torch) for the first task; ConfigError as `plan.preflight` raises."""
+        if not checks:
+            return
+        try:
+            done = self.workers.run(PreflightRequest(checks))
+        except NotPortable:  # a kind defined in the caller's __main__
+            done = Done(
+                {"problems": [p for kind, spec, nodes in checks for p in kind.preflight(spec, nodes)]}
+            )
+        if done.meta is None:
+            raise TaskError(done.reason, done.details)
+        raise_problems(done.meta["problems"])
 
     def run(self) -> list[TaskEvent]:
         self._clear_artifacts()
@@ -75,7 +99,7 @@ class LocalExecutor:
         # capturing a library's prints on its thread, must not swap them under the main thread.
         with (
             thread_routed_streams(),
-            worker_pool(self.slots) as self.workers,
+            contextlib.closing(self.workers),
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool,
         ):
             while remaining or running:
@@ -243,7 +267,6 @@ class LocalExecutor:
         request = TaskRequest(
             kind, ctx.task_id, ctx.params, dict(ctx.inputs), ctx.outdir, dict(ctx.context), ctx.toolchains
         )
-        assert self.workers is not None, "tasks run inside run()"
         try:
             if type(kind).__module__ == "__main__":
                 raise NotPortable(f"its kind {type(kind).__name__} is defined in __main__")

@@ -10,7 +10,8 @@ metadata and warnings `run` returned, or the failure as the executor would have 
 Started as `python -c BOOTSTRAP FD` (never a fork of the executor, never a re-run of the caller's
 `__main__`), with the executor's `sys.path` in TRTBUILD_WORKER_PATH so that a task kind defined in a
 test or a user's module unpickles here. Messages on the connection, one pickle each:
-- executor -> worker: a `Setup` first, then one `TaskRequest` per task; closing it ends the worker.
+- executor -> worker: a `Setup` first, then one `TaskRequest` per task (or a `PreflightRequest`, the
+  checks before a run); closing it ends the worker.
 - worker -> executor: `("log", LogRecord)` while the task runs (re-emitted by the executor through
   its own handlers and filters, as if the task had logged there), then `("done", Done)`.
 """
@@ -32,7 +33,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import TaskError, raised_at
+from trtbuild.errors import Problem, TaskError, raised_at
+from trtbuild.spec.model import Spec
 from trtbuild.tasks.base import TaskContext, TaskKind
 
 PATH_VARIABLE = "TRTBUILD_WORKER_PATH"
@@ -59,6 +61,31 @@ class TaskRequest:
     context: dict[str, Any]
     toolchains: Path | None
 
+    @property
+    def label(self) -> str:
+        return self.task_id
+
+    def answer(self) -> Done:
+        return run_request(self)
+
+
+@dataclass(frozen=True)
+class PreflightRequest:
+    """Each kind's preflight (`TaskKind.preflight`) of the tasks that must run: it imports what the
+    tasks will (the model's factory, torch), which is the worker's to hold, not the executor's."""
+
+    checks: list[tuple[TaskKind[Any], Spec, list[Any]]]
+    label: str = "the checks before running"
+
+    def answer(self) -> Done:
+        problems: list[Problem] = []
+        try:
+            for kind, spec, tasks in self.checks:
+                problems += kind.preflight(spec, tasks)
+        except Exception as error:  # a check's own bug: said as a task's would be
+            return _unexpected(error, [])
+        return Done({"problems": problems})
+
 
 @dataclass
 class Done:
@@ -80,13 +107,13 @@ def main(fd: int) -> None:
     _forward_logs(connection, setup.levels)
     while True:
         try:
-            request: TaskRequest = connection.recv()
+            request: TaskRequest | PreflightRequest = connection.recv()
         except EOFError:
             return
         except Exception as error:  # the kind's module does not import here
             done = Done(None, reason=f"the task could not be loaded in a worker process: {error}")
         else:
-            done = run_request(request)
+            done = request.answer()
         done.rss = _release_memory()
         _send(connection, ("done", done))
 
@@ -105,10 +132,13 @@ def run_request(request: TaskRequest) -> Done:
     except TaskError as error:
         return Done(None, ctx.warnings, str(error), list(error.details))
     except Exception as error:  # a bug, or a library failure the task does not turn into a message
-        reason = f"{type(error).__name__}: {error}"
-        details = unexpected_failure_details(error)
-        return Done(None, ctx.warnings, reason, details, traceback.format_exc())
+        return _unexpected(error, ctx.warnings)
     return Done(meta, ctx.warnings)
+
+
+def _unexpected(error: Exception, warnings: list[str]) -> Done:
+    reason = f"{type(error).__name__}: {error}"
+    return Done(None, warnings, reason, unexpected_failure_details(error), traceback.format_exc())
 
 
 def unexpected_failure_details(error: BaseException) -> list[str]:

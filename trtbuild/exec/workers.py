@@ -16,15 +16,13 @@ import queue
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 
 from trtbuild.errors import TaskError
 from trtbuild.exec.slots import Slots
-from trtbuild.exec.worker import BOOTSTRAP, Done, Setup, TaskRequest, environment
+from trtbuild.exec.worker import BOOTSTRAP, Done, PreflightRequest, Setup, TaskRequest, environment
 
 log = logging.getLogger("trtbuild.exec")
 RECYCLE_ABOVE = 1 << 30  # bytes a worker may keep between tasks
@@ -58,7 +56,7 @@ class WorkerPool:
             self.free.put(slot)
         self.workers: dict[int, _Worker] = {}
 
-    def run(self, request: TaskRequest) -> Done:
+    def run(self, request: TaskRequest | PreflightRequest) -> Done:
         """Run the request in a free slot's worker (the executor never has more tasks running than
         slots, so one is free)."""
         try:
@@ -67,7 +65,7 @@ class WorkerPool:
             raise NotPortable(str(error)) from error
         slot = self.free.get()
         try:
-            return self._run_in(slot, request.task_id, message)
+            return self._run_in(slot, request.label, message)
         finally:
             self.free.put(slot)
 
@@ -102,18 +100,10 @@ class WorkerPool:
         return _Worker(process, ours)
 
     def close(self) -> None:
+        """End every worker (a later `run` starts fresh ones)."""
         for worker in self.workers.values():
             worker.stop()
         self.workers.clear()
-
-
-@contextmanager
-def worker_pool(slots: Slots) -> Iterator[WorkerPool]:
-    pool = WorkerPool(slots)
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def _answer(connection: Connection) -> Done:
