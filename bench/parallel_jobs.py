@@ -46,6 +46,7 @@ class Measure:
     task_seconds: float
     critical_path: float
     exit_status: int
+    largest_tasks: list[tuple[str, float]]  # (task, its worker's peak GiB), largest first
 
 
 def descendants(pid: int) -> list[int]:
@@ -120,11 +121,20 @@ def cold_run(config: Path, jobs: int, scratch: Path) -> Measure:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     document = json.loads(stdout)
     seconds = {task["id"]: task["seconds"] for task in document["tasks"]}
+    peaks = [(t["id"], round(t["peak_memory"] / GIB, 2)) for t in document["tasks"] if t.get("peak_memory")]
     path = critical_path(copy, seconds)
     shutil.rmtree(work / "cache", ignore_errors=True)  # a ResNet-50 cache is ~1.5 GB
     shutil.rmtree(work / "build", ignore_errors=True)
+    largest = sorted(peaks, key=lambda item: -item[1])[:4]
     return Measure(
-        wall, cpu, sampler.peak, after.ru_maxrss * 1024, sum(seconds.values()), path, document["exit_status"]
+        wall,
+        cpu,
+        sampler.peak,
+        after.ru_maxrss * 1024,
+        sum(seconds.values()),
+        path,
+        document["exit_status"],
+        largest,
     )
 
 

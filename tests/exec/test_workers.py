@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Project
+from tests.conftest import Project, in_fresh_interpreter
+from tests.e2e.test_run_cli import HEAVY_MODULES
 from trtbuild import api
 from trtbuild.errors import TaskError
 from trtbuild.exec.slots import plan_slots
@@ -77,6 +78,7 @@ def test_a_task_runs_in_a_worker_process_and_its_logs_and_warnings_come_back(
     (event,) = result.events
     assert event.state == "ran", event.reason
     assert event.meta["pid"] != os.getpid()
+    assert event.peak_memory is not None and event.peak_memory > 0  # the worker's, in --json
     assert event.warnings == ["warned in the worker"]
     assert "logged in the worker" in caplog.text  # re-emitted through this process's handlers
 
@@ -136,3 +138,21 @@ def test_slots_split_the_cpus_and_never_outnumber_them() -> None:
     assert three.cpus == ((4,), (5,))
     assert three.notes and "running at most 2 at once" in three.notes[0]
     assert plan_slots(2, [4, 5]).notes == ()
+
+
+@pytest.mark.slow  # exports, builds and validates the tiny model
+def test_a_cold_run_imports_no_heavy_library_in_trtbuilds_own_process(tiny_project: Project) -> None:
+    """The preflights (which import the model's module, hence torch) and every task run in workers:
+    the CLI's process stays small (it held 700 MB of torch and torchvision on a ResNet-50 run).
+    numpy is left out: the report's plots (matplotlib) import it after the tasks."""
+    heavy = tuple(name for name in HEAVY_MODULES if name != "numpy")
+    probe = f"""
+        import json, sys
+        from trtbuild.cli import main
+        status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
+        heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+        print(json.dumps({{"status": status, "heavy": heavy}}), file=sys.stderr)
+        """
+    completed = in_fresh_interpreter(tiny_project, probe)
+    report = json.loads(completed.stderr.strip().splitlines()[-1])
+    assert report == {"status": 0, "heavy": []}, completed.stderr[-2000:]

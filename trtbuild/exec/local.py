@@ -67,6 +67,7 @@ class LocalExecutor:
         self.slots: Slots = plan_slots(max(1, options.jobs))
         self.notices: list[str] = list(self.slots.notes)  # what the run did other than asked
         self.workers = WorkerPool(self.slots)  # no process until a task needs one
+        self.peaks: dict[str, int] = {}  # node id -> its worker's peak resident set in bytes
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -221,7 +222,9 @@ class LocalExecutor:
                     seconds=time.perf_counter() - started,
                 )
             reason = "not in cache" if self.options.use_cache else "--no-cache"
-            return self._done(node, "ran", reason, key, result, time.perf_counter() - started)
+            event = self._done(node, "ran", reason, key, result, time.perf_counter() - started)
+            event.peak_memory = self.peaks.get(node.id)
+            return event
 
     def _done(
         self, node: TaskNode, state: TaskState, reason: str, key: str, result: ActionResult, seconds: float
@@ -275,6 +278,8 @@ class LocalExecutor:
             self.notices.append(f"{ctx.task_id} ran in trtbuild's own process, not a worker: {why}")
             result: dict[str, Any] = kind.run(ctx)
             return result
+        if done.peak:
+            self.peaks[ctx.task_id] = done.peak
         return _unpacked(done, ctx)
 
     def _link_inputs(self, node: TaskNode, input_dir: Path) -> tuple[dict[str, Path], dict[str, Signature]]:

@@ -95,6 +95,7 @@ class Done:
     details: list[str] = field(default_factory=list)
     traceback: str = ""  # an unexpected failure's traceback, for the executor's debug log
     rss: int = 0  # the worker's resident memory after the task, once garbage was returned
+    peak: int = 0  # the worker's peak resident memory while the task ran (0: unknown)
 
 
 def main(fd: int) -> None:
@@ -113,7 +114,9 @@ def main(fd: int) -> None:
         except Exception as error:  # the kind's module does not import here
             done = Done(None, reason=f"the task could not be loaded in a worker process: {error}")
         else:
+            _reset_peak()
             done = request.answer()
+            done.peak = _status_bytes("VmHWM")
         done.rss = _release_memory()
         _send(connection, ("done", done))
 
@@ -189,6 +192,23 @@ def _release_memory() -> int:
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     return resident_bytes(os.getpid())
+
+
+def _reset_peak() -> None:
+    """Start the peak resident set (VmHWM) afresh, so it is this task's (Linux 4.0 and later)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _status_bytes(field: str) -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == field:
+                return int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def resident_bytes(pid: int) -> int:
