@@ -17,7 +17,7 @@ from tests.conftest import Project, in_fresh_interpreter
 from tests.e2e.test_run_cli import HEAVY_MODULES
 from trtbuild import api
 from trtbuild.errors import TaskError
-from trtbuild.exec.slots import plan_slots
+from trtbuild.exec.slots import Slots, plan_slots
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.pipeline import From, Pipeline, Stage
@@ -47,7 +47,13 @@ class Behaves(TaskKind[NoParams]):
         return {}
 
     def run(self, ctx: TaskContext[NoParams]) -> JsonDict:
-        where = {"pid": os.getpid(), "cpus": sorted(os.sched_getaffinity(0))}
+        from trtbuild.tasks import onnx_tensors
+
+        where = {
+            "pid": os.getpid(),
+            "ort": onnx_tensors.INTRA_OP_THREADS,
+            "omp": os.environ.get("OMP_NUM_THREADS"),
+        }
         ctx.output(OUTPUT).write_text(json.dumps(where))  # a partial output, for "kill"
         if self.action == "fail":
             raise TaskError("the fixture failed on purpose", ["a detail line"])
@@ -117,27 +123,27 @@ def test_keep_going_at_j2_runs_what_does_not_depend_on_the_failure(tiny_project:
     assert states["tiny/free"][0] == "ran"
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to split between slots")
-def test_j_beyond_the_cpus_is_clamped_with_a_note_and_each_worker_gets_its_cpus(
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to share between slots")
+def test_j_beyond_the_cpus_is_clamped_with_a_note_and_each_worker_gets_its_share_of_threads(
     tiny_project: Project,
 ) -> None:
     cpus = len(os.sched_getaffinity(0))
     result = run(tiny_project, stage("first", "pid"), stage("second", "pid"), jobs=cpus + 5)
     assert [note for note in result.notices if f"-j {cpus + 5} asked for more tasks" in note], result.notices
-    for event in result.events:
-        assert len(event.meta["cpus"]) == 1 if cpus == 2 else len(event.meta["cpus"]) < cpus
+    for event in result.events:  # one thread each: ONNX Runtime's sessions and torch's (OMP)
+        assert (event.meta["ort"], event.meta["omp"]) == (1, "1"), event.meta
     alone = run(tiny_project, stage("third", "pid"), jobs=1)
-    assert alone.events[0].meta["cpus"] == sorted(os.sched_getaffinity(0))  # one slot keeps every CPU
+    assert alone.events[0].meta["ort"] == 0  # one slot keeps ONNX Runtime's own choice
     assert not [note for note in alone.notices if "asked for more tasks" in note]
 
 
-def test_slots_split_the_cpus_and_never_outnumber_them() -> None:
-    assert plan_slots(1, [0, 1, 2, 3]).cpus == ((),)
-    assert plan_slots(2, [0, 1, 2, 3]).cpus == ((0, 1), (2, 3))
-    three = plan_slots(3, [4, 5])
-    assert three.cpus == ((4,), (5,))
+def test_slots_share_the_cpus_and_never_outnumber_them() -> None:
+    assert plan_slots(1, 4) == Slots(1, 0)
+    assert plan_slots(2, 4) == Slots(2, 2)
+    three = plan_slots(3, 2)
+    assert (three.count, three.threads) == (2, 1)
     assert three.notes and "running at most 2 at once" in three.notes[0]
-    assert plan_slots(2, [4, 5]).notes == ()
+    assert plan_slots(2, 2).notes == ()
 
 
 @pytest.mark.slow  # exports, builds and validates the tiny model

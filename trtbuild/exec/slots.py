@@ -1,32 +1,28 @@
-"""How many tasks run at once (`-j N`), on which CPUs, and whether memory lets one more start.
+"""How many tasks run at once (`-j N`), with how many threads each, and whether memory lets one
+more start.
 
 A slot is one worker process. The slots are at most the CPUs this process may use (its affinity
-mask: `taskset`, a container's cpuset) and the CPUs are split between them: with two slots on two
-CPUs each worker is pinned to one CPU, so its torch and ONNX Runtime thread pools (which size
-themselves from the affinity mask) hold one thread each instead of two each on two CPUs. With one
-slot the worker keeps every CPU, as the process itself would. Memory is checked when a task would
-start beside others: it starts only if the memory available (MemAvailable, or a cgroup's limit less
-its usage, whichever is lower) covers its kind's estimate (`TaskKind.memory`). A task that runs
+mask: `taskset`, a container's cpuset), and the CPUs are shared out between them: with two slots on
+two CPUs each worker's torch (OMP_NUM_THREADS) and ONNX Runtime sessions (float_environment.py:
+THREADS_VARIABLE) run one intra-op thread instead of two each. Workers are not pinned to CPUs: on a
+machine others use too, a pinned worker waits for its own busy CPU while another is idle (measured:
+a cold ResNet-50 run at -j 2 pinned took 1.19x the wall of -j 1 under a load of 6). With one slot the
+worker keeps the libraries' defaults, as the process itself would. Memory is checked when a task
+would start beside others: it starts only if the memory available (MemAvailable, or a cgroup's limit
+less its usage, whichever is lower) covers its kind's estimate (`TaskKind.memory`). A task that runs
 alone always starts: waiting would not free anything.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trtbuild.tasks.float_environment import usable_cpus
 from trtbuild.units import human_bytes
 
 MEMINFO = Path("/proc/meminfo")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def usable_cpus() -> list[int]:
-    """The CPUs this process may run on, in order."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
 
 
 def available_memory() -> int | None:
@@ -61,28 +57,22 @@ def _cgroup_room() -> int | None:
 
 @dataclass(frozen=True)
 class Slots:
-    cpus: tuple[tuple[int, ...], ...]  # per slot: the CPUs its worker is pinned to; () = not pinned
+    count: int
+    threads: int  # each worker's intra-op threads; 0 = the libraries' own choice (one slot)
     notes: tuple[str, ...] = ()  # why there are fewer slots than asked
 
-    @property
-    def count(self) -> int:
-        return len(self.cpus)
 
-
-def plan_slots(jobs: int, cpus: list[int] | None = None) -> Slots:
+def plan_slots(jobs: int, cpus: int | None = None) -> Slots:
     """`jobs` slots, at most one per usable CPU (a note says so when that is fewer than asked)."""
     cpus = usable_cpus() if cpus is None else cpus
-    count = max(1, min(jobs, len(cpus)))
+    count = max(1, min(jobs, cpus))
     notes: tuple[str, ...] = ()
     if count < jobs:
         notes = (
-            f"-j {jobs} asked for more tasks at once than the {len(cpus)} CPU(s) this process may use: "
+            f"-j {jobs} asked for more tasks at once than the {cpus} CPU(s) this process may use: "
             f"running at most {count} at once, since more would only share the same CPUs",
         )
-    if count == 1:
-        return Slots(((),), notes)
-    shares = tuple(tuple(cpus[i * len(cpus) // count : (i + 1) * len(cpus) // count]) for i in range(count))
-    return Slots(shares, notes)
+    return Slots(count, 0 if count == 1 else cpus // count, notes)
 
 
 def memory_note(jobs: int, needed: int, available: int) -> str:

@@ -36,6 +36,7 @@ from typing import Any
 from trtbuild.errors import Problem, TaskError, raised_at
 from trtbuild.spec.model import Spec
 from trtbuild.tasks.base import TaskContext, TaskKind
+from trtbuild.tasks.float_environment import THREADS_VARIABLE
 
 PATH_VARIABLE = "TRTBUILD_WORKER_PATH"
 # Imports only what the worker needs before the first task: not the caller's __main__.
@@ -48,7 +49,6 @@ BOOTSTRAP = (
 @dataclass(frozen=True)
 class Setup:
     levels: dict[str, int]  # logger name ("" = root) -> level, as the executor's process has them
-    cpus: tuple[int, ...]  # pin the worker to these; () = keep the executor's CPUs
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,6 @@ def main(fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     connection = Connection(fd)
     setup: Setup = connection.recv()
-    if setup.cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, setup.cpus)
     _forward_logs(connection, setup.levels)
     while True:
         try:
@@ -219,12 +217,12 @@ def resident_bytes(pid: int) -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def environment(cpus: tuple[int, ...]) -> dict[str, str]:
-    """The worker's environment: the executor's, its sys.path, and, when pinned, thread counts for
-    the libraries that read them rather than the affinity mask."""
+def environment(threads: int) -> dict[str, str]:
+    """The worker's environment: the executor's, its sys.path, and, when it has a share of the
+    CPUs, that share as the thread count of every library that reads one (before importing them)."""
     env = dict(os.environ)
     env[PATH_VARIABLE] = json.dumps([entry or os.getcwd() for entry in sys.path])
-    if cpus:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[name] = str(len(cpus))
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", THREADS_VARIABLE):
+            env[name] = str(threads)
     return env

@@ -85,18 +85,18 @@ class WorkerPool:
         return done
 
     def _start(self, slot: int) -> _Worker:
-        cpus = self.slots.cpus[slot]
+        threads = self.slots.threads
         ours, theirs = Pipe()
         process = subprocess.Popen(
             [sys.executable, "-c", BOOTSTRAP, str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
-            env=environment(cpus),
+            env=environment(threads),
             stdin=subprocess.DEVNULL,
         )
         theirs.close()
         levels = {"": logging.getLogger().level, "trtbuild": logging.getLogger("trtbuild").level}
-        ours.send(Setup(levels, cpus))
-        log.debug("worker %d started for slot %d (CPUs %s)", process.pid, slot, cpus or "all")
+        ours.send(Setup(levels))
+        log.debug("worker %d started for slot %d (threads: %s)", process.pid, slot, threads or "default")
         return _Worker(process, ours)
 
     def close(self) -> None:

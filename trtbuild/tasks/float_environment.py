@@ -16,6 +16,15 @@ import platform
 from pathlib import Path
 
 CPUINFO = Path("/proc/cpuinfo")
+# Set by the executor in each worker process at `-j N` (exec/slots.py): the worker's share of the
+# CPUs, which ONNX Runtime's sessions and torch (OMP_NUM_THREADS) use as their intra-op threads.
+THREADS_VARIABLE = "TRTBUILD_WORKER_THREADS"
+
+
+def worker_threads() -> int:
+    """This worker's share of the CPUs; 0 when it has them all (ONNX Runtime's own choice)."""
+    value = os.environ.get(THREADS_VARIABLE, "")
+    return int(value) if value.isdigit() else 0
 
 
 def usable_cpus() -> int:
