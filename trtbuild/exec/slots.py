@@ -6,7 +6,8 @@ mask: `taskset`, a container's cpuset), and the CPUs are shared out between them
 two CPUs each worker's torch (OMP_NUM_THREADS) and ONNX Runtime sessions (float_environment.py:
 THREADS_VARIABLE) run one intra-op thread instead of two each. Workers are not pinned to CPUs: on a
 machine others use too, a pinned worker waits for its own busy CPU while another is idle (measured:
-a cold ResNet-50 run at -j 2 pinned took 1.19x the wall of -j 1 under a load of 6). With one slot the
+a first, unclean measurement of a cold ResNet-50 run at -j 2 pinned gave 1.19x the wall of -j 1,
+with other work on the machine). With one slot the
 worker keeps the libraries' defaults, as the process itself would. Memory is checked when a task
 would start beside others: it starts only if the memory available (MemAvailable, or a cgroup's limit
 less its usage, whichever is lower) covers its kind's estimate (`TaskKind.memory`). A task that runs
