@@ -5,8 +5,9 @@ committed lock beside it is never rewritten). For each it prints:
 - wall seconds, and CPU seconds of the whole process tree (user+sys of every descendant waited for:
   the CLI, its worker processes, the engine builders);
 - peak memory of the tree: the sum of the resident sets of the run's live descendants, sampled from
-  /proc every 0.2 s (shared pages count once per process, so this is an upper bound), and ru_maxrss
-  of the largest single process;
+  /proc every 0.2 s (shared pages count once per process, so this is an upper bound); the largest
+  task's peak (its worker's VmHWM, from --json); and ru_maxrss of the largest process, which is a
+  lower bound: each worker resets its peak before a task, to measure the task's own;
 - the sum of task seconds and the critical path (the longest dependency chain of task seconds, from
   the run's own --json), the floor no number of jobs can go under;
 then the ratios -j 2 / -j 1. Targets: wall ratio <= 0.85 on 2 cores, peak tree memory at -j 1 <= 4 GiB.
@@ -171,7 +172,8 @@ def report(runs: dict[int, list[Measure]], jobs: int) -> None:
         ("wall s", lambda m: m.wall, "{:.1f}"),
         ("CPU s (tree)", lambda m: m.cpu, "{:.1f}"),
         ("peak RSS of the tree GiB", lambda m: m.peak_tree / GIB, "{:.2f}"),
-        ("largest ru_maxrss GiB", lambda m: m.max_rss / GIB, "{:.2f}"),
+        ("largest task peak GiB", lambda m: max((p for _, p in m.largest_tasks), default=0.0), "{:.2f}"),
+        ("ru_maxrss (reset per task)", lambda m: m.max_rss / GIB, "{:.2f}"),
         ("sum of task s", lambda m: m.task_seconds, "{:.1f}"),
         ("critical path s", lambda m: m.critical_path, "{:.1f}"),
     ]
