@@ -14,6 +14,7 @@ then the ratios -j 2 / -j 1. Targets: wall ratio <= 0.85 on 2 cores, peak tree m
 A cold ResNet-50 run takes minutes, so `--repeat` defaults to 1 (runs alternate -j 1, -j 2).
 
 Usage: python bench/parallel_jobs.py [--config configs/resnet.yaml] [--repeat N] [--jobs 2]
+                                    [--baseline DIR]   (DIR: another checkout, run at -j 1 too)
 """
 
 from __future__ import annotations
@@ -99,13 +100,23 @@ def critical_path(config: Path, seconds: dict[str, float]) -> float:
     return max(finish.values(), default=0.0)
 
 
-def cold_run(config: Path, jobs: int, scratch: Path) -> Measure:
-    work = scratch / f"j{jobs}"
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    jobs: int
+    checkout: Path | None = None  # another trtbuild checkout (PYTHONPATH), e.g. the executor before workers
+
+
+def cold_run(config: Path, variant: Variant, scratch: Path) -> Measure:
+    jobs = variant.jobs
+    work = scratch / variant.label.replace(" ", "_")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     copy = work / config.name
     shutil.copy(config, copy)
     env = {**os.environ, "TRTBUILD_CACHE_DIR": str(work / "cache")}
+    if variant.checkout is not None:
+        env["PYTHONPATH"] = str(variant.checkout)
     command = [sys.executable, "-m", "trtbuild", "run", str(copy), "-j", str(jobs), "--json"]
     command += ["--out", str(work / "build")]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -153,21 +164,32 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="compared with -j 1")
     parser.add_argument("--scratch", type=Path, default=None, help="where the private caches go")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run -j 1 with this trtbuild checkout (e.g. `git archive 61db8bf`: tasks on threads in "
+        "trtbuild's process) and print it as a third column",
+    )
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0))
     print(f"{args.config}; CPUs usable {cpus}; load {os.getloadavg()}; {pyc_present()}")
-    runs: dict[int, list[Measure]] = {1: [], args.jobs: []}
+    variants = [Variant("-j 1", 1), Variant(f"-j {args.jobs}", args.jobs)]
+    if args.baseline is not None:
+        variants.append(Variant("baseline -j 1", 1, args.baseline.resolve()))
+    runs: dict[Variant, list[Measure]] = {variant: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="trtbuild-jobs-", dir=args.scratch) as scratch:
         for index in range(args.repeat):
-            for jobs in runs:
-                measure = cold_run(args.config.resolve(), jobs, Path(scratch))
-                runs[jobs].append(measure)
-                print(f"  run {index + 1} -j {jobs}: {measure}", flush=True)
-    report(runs, args.jobs)
+            for variant in variants:
+                measure = cold_run(args.config.resolve(), variant, Path(scratch))
+                runs[variant].append(measure)
+                print(f"  run {index + 1} {variant.label}: {measure}", flush=True)
+    report(runs)
     print(f"load at the end {os.getloadavg()}")
 
 
-def report(runs: dict[int, list[Measure]], jobs: int) -> None:
+def report(runs: dict[Variant, list[Measure]]) -> None:
+    """Medians side by side; ratios of each other column to -j 1."""
     rows = [
         ("wall s", lambda m: m.wall, "{:.1f}"),
         ("CPU s (tree)", lambda m: m.cpu, "{:.1f}"),
@@ -177,17 +199,21 @@ def report(runs: dict[int, list[Measure]], jobs: int) -> None:
         ("sum of task s", lambda m: m.task_seconds, "{:.1f}"),
         ("critical path s", lambda m: m.critical_path, "{:.1f}"),
     ]
-    print(f"\n{'median of ' + str(len(runs[1])):<28}{'-j 1':>10}{f'-j {jobs}':>10}{'ratio':>10}")
+    variants = list(runs)
+    first = variants[0]
+    header = "".join(f"{v.label:>15}" for v in variants)
+    ratios = "".join(f"{v.label + ' / -j 1':>24}" for v in variants[1:])
+    print(f"\n{'median of ' + str(len(runs[first])):<28}{header}{ratios}")
     for name, value, form in rows:
-        one = statistics.median(value(m) for m in runs[1])
-        many = statistics.median(value(m) for m in runs[jobs])
-        ratio = many / one if one else float("nan")
-        print(f"{name:<28}{form.format(one):>10}{form.format(many):>10}{ratio:>10.2f}")
+        medians = [statistics.median(value(m) for m in runs[v]) for v in variants]
+        cells = "".join(f"{form.format(median):>15}" for median in medians)
+        shares = "".join(f"{(m / medians[0] if medians[0] else float('nan')):>24.2f}" for m in medians[1:])
+        print(f"{name:<28}{cells}{shares}")
     statuses = {m.exit_status for ms in runs.values() for m in ms}
     print(f"exit statuses: {sorted(statuses)}")
-    one_path = statistics.median(m.critical_path for m in runs[1])
-    one_wall = statistics.median(m.wall for m in runs[1])
-    print(f"best possible -j {jobs} / -j 1 wall (critical path / -j 1 wall): {one_path / one_wall:.2f}")
+    path = statistics.median(m.critical_path for m in runs[first])
+    wall = statistics.median(m.wall for m in runs[first])
+    print(f"floor of any -j N / -j 1 wall (-j 1's critical path / its wall): {path / wall:.2f}")
 
 
 if __name__ == "__main__":
