@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +37,10 @@ class Behaves(TaskKind[NoParams]):
     version = 1
     outputs = (OUTPUT,)
 
-    def __init__(self, name: str, action: str) -> None:
+    def __init__(self, name: str, action: str, memory: int = 1 << 20) -> None:
         self.name = name
         self.action = action
+        self.memory = memory
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[NoParams]:
         return Derived(NoParams())
@@ -49,25 +51,29 @@ class Behaves(TaskKind[NoParams]):
     def run(self, ctx: TaskContext[NoParams]) -> JsonDict:
         from trtbuild.tasks import onnx_tensors
 
-        where = {
+        where: JsonDict = {
             "pid": os.getpid(),
             "ort": onnx_tensors.INTRA_OP_THREADS,
             "omp": os.environ.get("OMP_NUM_THREADS"),
+            "started": time.time(),
         }
         ctx.output(OUTPUT).write_text(json.dumps(where))  # a partial output, for "kill"
         if self.action == "fail":
             raise TaskError("the fixture failed on purpose", ["a detail line"])
         if self.action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if self.action == "linger":  # long enough for two tasks to overlap, if they may
+            time.sleep(2.0)
+            where["ended"] = time.time()
         if self.action == "log":
             logging.getLogger("trtbuild.task.fixture").warning("logged in the worker")
             ctx.warn("warned in the worker")
         return where
 
 
-def stage(name: str, action: str, after: str | None = None) -> Stage:
+def stage(name: str, action: str, after: str | None = None, memory: int = 1 << 20) -> Stage:
     inputs = {"upstream.json": From((after,), OUTPUT)} if after else {}
-    return Stage(Behaves(name, action), inputs, shared=True)
+    return Stage(Behaves(name, action, memory), inputs, shared=True)
 
 
 def run(project: Project, *stages: Stage, **options: Any) -> api.RunResult:
@@ -135,6 +141,19 @@ def test_j_beyond_the_cpus_is_clamped_with_a_note_and_each_worker_gets_its_share
     alone = run(tiny_project, stage("third", "pid"), jobs=1)
     assert alone.events[0].meta["ort"] == 0  # one slot keeps ONNX Runtime's own choice
     assert not [note for note in alone.notices if "asked for more tasks" in note]
+
+
+def test_a_task_whose_memory_estimate_is_not_available_waits_for_the_running_one_with_a_note(
+    tiny_project: Project,
+) -> None:
+    more_than_any_machine = 1 << 60
+    stages = (stage("big", "linger", memory=more_than_any_machine), stage("bigger", "linger", memory=1 << 60))
+    result = run(tiny_project, *stages, jobs=2)
+    first, second = sorted(result.events, key=lambda event: event.meta["started"])
+    assert second.meta["started"] >= first.meta["ended"]  # never both at once
+    assert [note for note in result.notices if "waited for a running task to finish" in note], result.notices
+    # A task alone always starts: one run at -j 1 of one such task succeeds.
+    assert run(tiny_project, stage("alone", "pid", memory=more_than_any_machine)).exit_status == 0
 
 
 def test_slots_share_the_cpus_and_never_outnumber_them() -> None:
