@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -119,18 +118,21 @@ def cold_run(config: Path, variant: Variant, scratch: Path) -> Measure:
         env["PYTHONPATH"] = str(variant.checkout)
     command = [sys.executable, "-m", "trtbuild", "run", str(copy), "-j", str(jobs), "--json"]
     command += ["--out", str(work / "build")]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     with open(work / "stderr.log", "wb") as log:
         process = subprocess.Popen(command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=log)
         sampler = TreeSampler(process.pid)
         sampler.start()
-        stdout, _ = process.communicate()
+        assert process.stdout is not None
+        stdout = process.stdout.read()
+        # wait4: this run's own CPU and largest ru_maxrss (the CLI and every descendant it reaped),
+        # not the cumulative RUSAGE_CHILDREN of this benchmark's earlier runs.
+        _, _, usage = os.wait4(process.pid, 0)
+        process.returncode = 0  # reaped here; Popen must not wait for it again
         sampler.done.set()
         sampler.join()
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = usage.ru_utime + usage.ru_stime
     document = json.loads(stdout)
     seconds = {task["id"]: task["seconds"] for task in document["tasks"]}
     peaks = [(t["id"], round(t["peak_memory"] / GIB, 2)) for t in document["tasks"] if t.get("peak_memory")]
@@ -142,7 +144,7 @@ def cold_run(config: Path, variant: Variant, scratch: Path) -> Measure:
         wall,
         cpu,
         sampler.peak,
-        after.ru_maxrss * 1024,
+        usage.ru_maxrss * 1024,
         sum(seconds.values()),
         path,
         document["exit_status"],
