@@ -181,3 +181,48 @@ def test_a_cold_run_imports_no_heavy_library_in_trtbuilds_own_process(tiny_proje
     completed = in_fresh_interpreter(tiny_project, probe)
     report = json.loads(completed.stderr.strip().splitlines()[-1])
     assert report == {"status": 0, "heavy": []}, completed.stderr[-2000:]
+
+
+@pytest.mark.slow  # a fresh interpreter
+def test_a_kind_defined_in_main_runs_in_trtbuilds_process_with_a_note(tiny_project: Project) -> None:
+    """A user's script may define a kind in __main__, which a worker cannot import: it runs in
+    trtbuild's process, as before, and the run says so."""
+    probe = f"""
+        import json, os
+        from dataclasses import dataclass
+        from trtbuild import api
+        from trtbuild.tasks.base import Derived, TaskKind
+        from trtbuild.tasks.pipeline import Pipeline, Stage
+
+        @dataclass(frozen=True)
+        class NoParams:
+            pass
+
+        class Here(TaskKind[NoParams]):
+            name = "here"
+            version = 1
+            outputs = ("pid.txt",)
+
+            def derive(self, spec, cell):
+                return Derived(NoParams())
+
+            def tools(self, params):
+                return {{}}
+
+            def preflight(self, spec, tasks):
+                return []
+
+            def run(self, ctx):
+                ctx.output("pid.txt").write_text(str(os.getpid()))
+                return {{"pid": os.getpid()}}
+
+        result = api.run([{str(tiny_project.config)!r}], out_dir={str(tiny_project.out)!r},
+                         pipeline=Pipeline((Stage(Here(), shared=True),)))
+        same = result.events[0].meta.get("pid") == os.getpid()
+        print(json.dumps({{"status": result.exit_status, "same": same, "notices": result.notices}}))
+        """
+    completed = in_fresh_interpreter(tiny_project, probe)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["status"] == 0 and report["same"] is True
+    assert any("tiny/here ran in trtbuild's own process" in note for note in report["notices"])

@@ -81,8 +81,10 @@ class LocalExecutor:
         if not checks:
             return
         try:
+            if any(_in_main(kind) for kind, _, _ in checks):
+                raise NotPortable("a kind is defined in __main__")
             done = self.workers.run(PreflightRequest(checks))
-        except NotPortable:  # a kind defined in the caller's __main__
+        except NotPortable:  # checked here, as before
             done = Done(
                 {"problems": [p for kind, spec, nodes in checks for p in kind.preflight(spec, nodes)]}
             )
@@ -271,7 +273,7 @@ class LocalExecutor:
             kind, ctx.task_id, ctx.params, dict(ctx.inputs), ctx.outdir, dict(ctx.context), ctx.toolchains
         )
         try:
-            if type(kind).__module__ == "__main__":
+            if _in_main(kind):
                 raise NotPortable(f"its kind {type(kind).__name__} is defined in __main__")
             done = self.workers.run(request)
         except NotPortable as why:
@@ -354,6 +356,12 @@ def _signature(path: Path) -> Signature:
     except OSError:
         return (-1, -1, -1, -1)  # removed: compared as changed, and the blob is checked
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
+
+
+def _in_main(kind: TaskKind[Any]) -> bool:
+    """A kind defined in the caller's `__main__` (a script, `python -c`): a worker, which does not
+    run the caller's script, cannot load it."""
+    return type(kind).__module__ == "__main__"
 
 
 def _unpacked(done: Done, ctx: TaskContext[Any]) -> dict[str, Any]:
