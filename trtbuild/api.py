@@ -16,7 +16,7 @@ from trtbuild.plan import locked as lockcheck
 from trtbuild.plan.explain import explain, keyed_code
 from trtbuild.plan.graph import CellPlan
 from trtbuild.plan.locked import ArtifactVerdict
-from trtbuild.plan.plan import Plan, make_plan, preflight
+from trtbuild.plan.plan import Plan, make_plan, preflight, preflight_checks
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
@@ -97,13 +97,9 @@ def run(
     to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     # Another config's build folder is a config error before anything runs (exec/owners.py).
     notices += check_owners(the_plan.specs, Path(out_dir))
-    preflight(the_plan)
-    claim_owners(the_plan.specs, Path(out_dir))
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
-    executor = LocalExecutor(
-        the_plan.graph, the_plan.store, the_plan.hasher, options, on_event, planned=_cached_results(the_plan)
-    )
-    events = executor.run()
+    executor, events = _execute(the_plan, options, on_event)
+    notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
     gate_failures = _gate_failures(events)
     # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
     # the config had no others: planned again, without --only, those come from the cache.
@@ -122,6 +118,18 @@ def run(
         result.locks = write_locks(the_plan, executor)
     result.notices += _replaced(to_replace, result.locks)
     return result
+
+
+def _execute(
+    the_plan: Plan, options: RunOptions, on_event: Callable[[TaskEvent], None] | None
+) -> tuple[LocalExecutor, list[TaskEvent]]:
+    """Preflight (in a worker: it imports the model's libraries), claim the build folders, run."""
+    cached = _cached_results(the_plan)
+    graph, store, hasher = the_plan.graph, the_plan.store, the_plan.hasher
+    with LocalExecutor(graph, store, hasher, options, on_event, cached) as executor:
+        executor.preflight(preflight_checks(the_plan))
+        claim_owners(the_plan.specs, options.out_dir)
+        return executor, executor.run()
 
 
 def _cached_results(the_plan: Plan) -> dict[str, tuple[str, ActionResult]]:

@@ -167,3 +167,10 @@ def interpreter_version() -> str:
     """This interpreter as key material, e.g. `cpython-3.11.7`: the TensorRT-RTX build worker runs
     its base interpreter, whose version shapes the engine's bytes (backends/trt/recipe.py)."""
     return f"{sys.implementation.name}-{platform.python_version()}"
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: `taskset`, a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -1,1 +1,1 @@
-"""Executors run the task graph. `local` runs it in this process with a pool of worker threads."""
+"""Executors run the task graph. `local` runs each task's work in a worker process, one per slot."""

@@ -1,4 +1,10 @@
-"""The local executor: runs out-of-date tasks in dependency order on a pool of worker threads.
+"""The local executor: runs out-of-date tasks in dependency order, each in a worker process.
+
+A thread per slot (slots.py) keys the task, looks it up, takes the store's lock, links its inputs,
+hands `run` to the slot's worker process (worker.py, workers.py) and publishes what it wrote: only
+`run` leaves this process, so everything that touches the cache happens here, as before, and a
+worker that dies publishes nothing. A cached task starts no worker, so a fully cached run imports
+no torch, onnx or TensorRT.
 
 After a failure it starts nothing new unless keep_going, and always skips the failed task's
 dependents; whatever finished is in the cache and materialised, so nothing built is lost.
@@ -6,6 +12,7 @@ dependents; whatever finished is in the cache and materialised, so nothing built
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -13,15 +20,22 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trtbuild.errors import StoreError, TaskError, raised_at
+from trtbuild.errors import StoreError, TaskError
 from trtbuild.exec.events import TaskEvent, TaskState
+from trtbuild.exec.slots import Slots, available_memory, memory_note, plan_slots
 from trtbuild.plan.graph import Dep, Graph, TaskNode
+from trtbuild.plan.plan import raise_problems
 from trtbuild.plan.status import node_key
+from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, FileHasher, Store
-from trtbuild.tasks.base import TaskContext
+from trtbuild.tasks.base import TaskContext, TaskKind
 from trtbuild.tasks.output_capture import thread_routed_streams
+
+if TYPE_CHECKING:  # the worker machinery (subprocess, multiprocessing) loads when a task runs
+    from trtbuild.exec.worker import Done
+    from trtbuild.exec.workers import WorkerPool
 
 log = logging.getLogger("trtbuild.exec")
 Signature = tuple[int, int, int, int]  # inode, device, size, mtime: what an in-place write changes
@@ -56,23 +70,69 @@ class LocalExecutor:
         self.results: dict[str, ActionResult] = {}
         self.materials: dict[str, tuple[str, dict[str, Any]]] = {}  # node id -> (key, key material)
         self.events: dict[str, TaskEvent] = {}
+        self.slots: Slots = plan_slots(max(1, options.jobs))
+        self.notices: list[str] = list(self.slots.notes)  # what the run did other than asked
+        self._workers: WorkerPool | None = None  # no process, nor its modules, until a task needs one
+        self.peaks: dict[str, int] = {}  # node id -> its worker's peak resident set in bytes
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def workers(self) -> WorkerPool:
+        if self._workers is None:
+            from trtbuild.exec.workers import WorkerPool
+
+            self._workers = WorkerPool(self.slots)
+        return self._workers
+
+    def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
+
+    def preflight(self, checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]]) -> None:
+        """The kinds' preflights (plan.preflight_checks) in a worker, which keeps what they import
+        (the model's factory, torch) for the first task; ConfigError as `plan.preflight` raises."""
+        if not checks:
+            return
+        from trtbuild.exec.worker import Done, PreflightRequest
+        from trtbuild.exec.workers import NotPortable
+
+        try:
+            if any(_in_main(kind) for kind, _, _ in checks):
+                raise NotPortable("a kind is defined in __main__")
+            done = self.workers.run(PreflightRequest(checks))
+        except NotPortable:  # checked here, as before
+            done = Done(
+                {"problems": [p for kind, spec, nodes in checks for p in kind.preflight(spec, nodes)]}
+            )
+        if done.meta is None:
+            raise TaskError(done.reason, done.details)
+        raise_problems(done.meta["problems"])
 
     def run(self) -> list[TaskEvent]:
         self._clear_artifacts()
         remaining = list(self.graph.nodes.values())  # in topological order
         running: dict[Future[TaskEvent], TaskNode] = {}
-        jobs = max(1, self.options.jobs)
+        jobs = self.slots.count
         stopped = False
-        # Installed once for the whole run: a task capturing a library's prints on its thread must
-        # not swap the streams under the main thread's progress lines and summary.
-        with thread_routed_streams(), ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool:
+        # Streams installed once for the whole run: a task run in this process (NotPortable),
+        # capturing a library's prints on its thread, must not swap them under the main thread.
+        with (
+            thread_routed_streams(),
+            contextlib.closing(self),
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool,
+        ):
             while remaining or running:
                 progressed = False
                 for node in [] if stopped else list(remaining):
                     if len(running) >= jobs:
                         break
                     blocker = self._blocker(node)
-                    if blocker == "wait":
+                    if blocker == "wait" or (running and not self._memory_for(node)):
                         continue
                     remaining.remove(node)
                     progressed = True
@@ -92,6 +152,17 @@ class LocalExecutor:
                     stopped = stopped or (event.state == "failed" and not self.options.keep_going)
                     self._finish(event)
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
+
+    def _memory_for(self, node: TaskNode) -> bool:
+        """Whether the memory available covers the task's estimate (asked only while others run)."""
+        available = available_memory()
+        needed = node.task.memory
+        if available is None or available >= needed:
+            return True
+        note = memory_note(self.options.jobs, needed, available)
+        if note not in self.notices:
+            self.notices.append(note)
+        return False
 
     def _blocker(self, node: TaskNode) -> str | None:
         """ "wait" while an upstream is unfinished; a skip reason if one did not succeed; else None.
@@ -164,6 +235,8 @@ class LocalExecutor:
                     seconds=time.perf_counter() - started,
                 )
             except Exception as error:  # a bug, or a library failure the task does not turn into a message
+                from trtbuild.exec.worker import unexpected_failure_details
+
                 log.debug("%s failed", node.id, exc_info=True)
                 return self._event(
                     node,
@@ -174,7 +247,9 @@ class LocalExecutor:
                     seconds=time.perf_counter() - started,
                 )
             reason = "not in cache" if self.options.use_cache else "--no-cache"
-            return self._done(node, "ran", reason, key, result, time.perf_counter() - started)
+            event = self._done(node, "ran", reason, key, result, time.perf_counter() - started)
+            event.peak_memory = self.peaks.get(node.id)
+            return event
 
     def _planned_result(self, node_id: str, key: str) -> ActionResult | None:
         planned_key, result = self.planned.get(node_id, ("", None))
@@ -204,7 +279,7 @@ class LocalExecutor:
             )
             started = time.perf_counter()
             try:
-                meta = kind.run(ctx)
+                meta = self._run_in_worker(ctx, kind)
             finally:
                 self._check_inputs_unchanged(node, inputs, linked)
             seconds = time.perf_counter() - started
@@ -217,6 +292,27 @@ class LocalExecutor:
         )
         self.store.put_action(key, result)
         return result
+
+    def _run_in_worker(self, ctx: TaskContext[Any], kind: Any) -> dict[str, Any]:
+        """`kind.run(ctx)` in a worker process; here if the task cannot be sent to one (its kind is
+        defined in the caller's __main__, or its params do not pickle), with a note saying so."""
+        from trtbuild.exec.worker import TaskRequest
+        from trtbuild.exec.workers import NotPortable
+
+        request = TaskRequest(
+            kind, ctx.task_id, ctx.params, dict(ctx.inputs), ctx.outdir, dict(ctx.context), ctx.toolchains
+        )
+        try:
+            if _in_main(kind):
+                raise NotPortable(f"its kind {type(kind).__name__} is defined in __main__")
+            done = self.workers.run(request)
+        except NotPortable as why:
+            self.notices.append(f"{ctx.task_id} ran in trtbuild's own process, not a worker: {why}")
+            result: dict[str, Any] = kind.run(ctx)
+            return result
+        if done.peak:
+            self.peaks[ctx.task_id] = done.peak
+        return _unpacked(done, ctx)
 
     def _link_inputs(self, node: TaskNode, input_dir: Path) -> tuple[dict[str, Path], dict[str, Signature]]:
         """The task's inputs: its files, and each upstream output linked from the cache under the
@@ -306,11 +402,18 @@ def _signature(path: Path) -> Signature:
     return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
 
 
-def unexpected_failure_details(error: BaseException) -> list[str]:
-    """Where an exception no task turned into a TaskError came from, and what to do: the traceback
-    itself goes to the debug log, not to the user's terminal."""
-    return [
-        *raised_at(error),
-        "hint: trtbuild does not handle this failure yet: rerun with TRTBUILD_LOG=debug for the "
-        "traceback, and report it",
-    ]
+def _in_main(kind: TaskKind[Any]) -> bool:
+    """A kind defined in the caller's `__main__` (a script, `python -c`): a worker, which does not
+    run the caller's script, cannot load it."""
+    return type(kind).__module__ == "__main__"
+
+
+def _unpacked(done: Done, ctx: TaskContext[Any]) -> dict[str, Any]:
+    """A worker's answer as the task's own `run` would have given it here: its metadata, or its
+    failure raised (an unexpected one's traceback to the debug log, as `_execute` logs it)."""
+    ctx.warnings.extend(done.warnings)
+    if done.meta is not None:
+        return done.meta
+    if done.traceback:
+        log.debug("%s failed in its worker process\n%s", ctx.task_id, done.traceback)
+    raise TaskError(done.reason, done.details)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trtbuild.errors import ConfigError, Problem, UsageError
 from trtbuild.plan.graph import Graph, TaskNode
@@ -13,6 +14,7 @@ from trtbuild.plan.status import NodeStatus, plan_status
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import FileHasher, Store, default_cache_dir
+from trtbuild.tasks.base import TaskKind
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
 
@@ -38,11 +40,24 @@ def preflight(plan: Plan) -> None:
     or a missing backend is a config error (exit 2), not a task failure an hour into a build.
     Fully cached kinds are not checked: their checks may import what a cached run must not."""
     problems: list[Problem] = []
+    for kind, spec, nodes in preflight_checks(plan):
+        problems += kind.preflight(spec, nodes)
+    raise_problems(problems)
+
+
+def preflight_checks(plan: Plan) -> list[tuple[TaskKind[Any], Spec, list[TaskNode]]]:
+    """The preflights to run: each kind with tasks to run, with its spec and those tasks (the
+    executor runs them in a worker process, `run` does not import what they import)."""
+    checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]] = []
     for spec in plan.specs:
         for stage in plan.graph.pipeline.stages:
             nodes = plan.nodes_to_run(spec, stage.name)
             if nodes:
-                problems += stage.kind.preflight(spec, nodes)
+                checks.append((stage.kind, spec, nodes))
+    return checks
+
+
+def raise_problems(problems: list[Problem]) -> None:
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))  # kinds that share a check report it once
 

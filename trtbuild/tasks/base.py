@@ -116,6 +116,9 @@ class TaskKind(ABC, Generic[P]):
     name: str
     version: int  # bump whenever the output for the same params and inputs would change
     outputs: tuple[str, ...]
+    # Peak memory of one task, estimated for a ResNet-50-sized model: a task starts beside others
+    # only if this much is available (exec/slots.py). Not in the key: it changes no output.
+    memory: int = 3 << 30
 
     @abstractmethod
     def derive(self, spec: Spec, cell: Cell) -> Derived[P] | None:

@@ -15,14 +15,18 @@ import os
 import platform
 from pathlib import Path
 
+from trtbuild.toolchain import usable_cpus
+
 CPUINFO = Path("/proc/cpuinfo")
+# Set by the executor in each worker process at `-j N` (exec/slots.py): the worker's share of the
+# CPUs, which ONNX Runtime's sessions and torch (OMP_NUM_THREADS) use as their intra-op threads.
+THREADS_VARIABLE = "TRTBUILD_WORKER_THREADS"
 
 
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask: `taskset`, a container's cpuset)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def worker_threads() -> int:
+    """This worker's share of the CPUs; 0 when it has them all (ONNX Runtime's own choice)."""
+    value = os.environ.get(THREADS_VARIABLE, "")
+    return int(value) if value.isdigit() else 0
 
 
 def cpu_model() -> str:

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import TaskError
+from trtbuild.tasks.float_environment import worker_threads
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
 
 # ORT's type strings for the inputs we may have to feed in another dtype (keep_io_types: false).
-# ONNX Runtime's own choice (0), from the CPUs the process may use: the validate task records it
-# in its float environment (float_environment.py), since the thread count moves the last bits.
-INTRA_OP_THREADS = 0
+# ONNX Runtime's own choice (0), from the CPUs the process may use, unless the executor gave this
+# worker a share of them (-j N): the validate task records it in its float environment
+# (float_environment.py), since the thread count moves the last bits.
+INTRA_OP_THREADS = worker_threads()
 _FEED_TYPES = {"tensor(float16)": "float16", "tensor(float)": "float32", "tensor(double)": "float64"}
 
 
