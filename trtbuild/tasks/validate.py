@@ -1,4 +1,5 @@
-"""validate: PyTorch fp32 reference vs the cell's ONNX graph (ONNX Runtime, CPU) and its engine.
+"""validate: the PyTorch fp32 reference (the reference task's samples and outputs) vs the cell's ONNX
+graph (ONNX Runtime, CPU) and its engine.
 
 The engine is run only where a GPU its backend supports is present; elsewhere its comparison is
 recorded as skipped with the reason, never as passed.
@@ -7,49 +8,31 @@ recorded as skipped with the reason, never as passed.
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trtbuild import toolchain
 from trtbuild.backends.registry import get_backend
-from trtbuild.errors import Problem, TaskError
-from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, ProfileSpec, Spec, TensorSpec, Tolerance
+from trtbuild.errors import TaskError
+from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, Spec, Tolerance
 from trtbuild.tasks import build
-from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks import metrics as M
-from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
+from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
 from trtbuild.tasks.float_environment import float_environment
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, Runner, cpu_session
 from trtbuild.tasks.onnx_tensors import load as load_onnx
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
-from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
+from trtbuild.tasks.params import OutputParams, output_params, user_code_context
 from trtbuild.tasks.precision_record import RECORD, share_failures
-from trtbuild.tasks.sampling import points_not_sampled, sample_shapes
-from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
-from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
+from trtbuild.tasks.reference import OUTPUT as REFERENCE
+from trtbuild.tasks.reference import ReferenceData, read_reference
 
 NAME = "validate"
 OUTPUT = "validation.json"
-DATA = "validation-data"  # the input name of validate.data's .npz
-
-
-@dataclass(frozen=True)
-class ValidationData:
-    """Real inputs: `batch` rows per compared sample, from validate.data's .npz, or the last
-    `holdout` samples of the calibration data."""
-
-    batch: int
-    # The calibration source, holding out its last `holdout` samples (None: validate.data's .npz).
-    calibration: calibrations.Calibration | None = None
-
-    @property
-    def holdout(self) -> int | None:
-        return self.calibration.holdout if self.calibration is not None else None
 
 
 @dataclass(frozen=True)
@@ -60,18 +43,12 @@ class MetricParams:
 
 @dataclass(frozen=True)
 class ValidateParams:
-    samples: int
-    seed: int
     precision: str
     tolerance: Tolerance
     classifiers: tuple[str, ...]  # outputs with top-1 / top-5 agreement
     metric: MetricParams | None
-    data: ValidationData | None  # None: seeded random inputs inside the profiles
-    # What the PyTorch reference and the engine run need.
-    model: ModelParams
-    inputs: tuple[TensorSpec, ...]
+    # The samples, where they come from and the PyTorch outputs are the reference task's.
     outputs: tuple[OutputParams, ...]
-    profiles: tuple[ProfileSpec, ...]
     backend: str
     targets: tuple[str, ...]
     # The least share of nodes and of weights in the cell's precision (precision.json); None: no gate.
@@ -85,50 +62,33 @@ class Validate(TaskKind[ValidateParams]):
     # 13: the low-precision share gate (validate.min_low_precision); 14: samples counted from 1 in
     # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in;
     # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow; 17: the result
-    # records the float environment (CPUs, CPU model, threads) its metrics were computed in
-    version = 17
+    # records the float environment (CPUs, CPU model, threads) its metrics were computed in;
+    # 18: the samples and PyTorch outputs come from the reference task (its reference.npz)
+    version = 18
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
-        model, files = model_params(spec)
-        data, data_files = _validation_data(spec)
         metric, metric_files = _metric(spec)
         params = ValidateParams(
-            samples=spec.validate.samples,
-            seed=spec.validate.seed,
             precision=cell.precision,
             tolerance=spec.validate.tolerance.get(cell.precision) or Tolerance(),
             classifiers=tuple(o.name for o in spec.outputs if o.classifier),
             metric=metric,
-            data=data,
-            model=model,
-            inputs=spec.inputs,
             outputs=output_params(spec),
-            profiles=spec.profiles,
             backend=build.backend_of(spec),
             targets=spec.build.targets,
             min_low_precision=spec.validate.min_low_precision.get(cell.precision),
         )
-        files = {**files, **data_files, **metric_files, **npz_files(spec)}
-        return Derived(params, files, user_code_context(spec))
+        return Derived(params, metric_files, user_code_context(spec))
 
     def tools(self, params: ValidateParams) -> JsonDict:
-        return dict(toolchain.versions(("torch", "onnxruntime", "numpy")))
-
-    def preflight(self, spec: Spec, tasks: Sequence[Planned[ValidateParams]]) -> list[Problem]:
-        problems = model_source_problems(spec)
-        for task in tasks:  # the .npz arrays must fill every shape the profiles allow
-            largest = largest_shapes(task.params.inputs, task.params.profiles)
-            problems += [
-                p for p in npz_problems(spec, task.params.inputs, largest, task.files) if p not in problems
-            ]
-        return problems
+        return dict(toolchain.versions(("onnxruntime", "numpy")))
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
-        feeds_per_sample = _samples(ctx)
-        references = _reference_outputs(ctx, feeds_per_sample)
+        reference = read_reference(ctx.inputs[REFERENCE])
+        feeds_per_sample = reference.feeds
         candidates, skipped = _candidates(ctx, feeds_per_sample)
-        report, failures = _compare(ctx, references, candidates, feeds_per_sample)
+        report, failures = _compare(ctx, reference, candidates)
         report["min_low_precision"] = ctx.params.min_low_precision
         failures += share_failures(ctx.inputs[RECORD], ctx.params.min_low_precision)
         for candidate, why in skipped.items():
@@ -149,27 +109,16 @@ class Validate(TaskKind[ValidateParams]):
             "verdict": verdict,
             "failures": failures,
             "engine": "ran" if engine_ran else "skipped",
-            "reproducibility": _reproducibility(),
+            "reproducibility": _reproducibility(reference.manifest["torch_threads"]),
         }
 
 
-def _reproducibility() -> JsonDict:
+def _reproducibility(torch_threads: int) -> JsonDict:
     """validation.json repeats byte for byte in one float environment; in another (CPU count, CPU
-    model, thread settings) its metrics' last bits move, which verify tells from a real change."""
-    import torch
-
-    environment = float_environment(torch.get_num_threads(), INTRA_OP_THREADS)
+    model, thread settings) its metrics' last bits move, which verify tells from a real change.
+    torch's threads are those the reference was computed with: validate itself imports no torch."""
+    environment = float_environment(torch_threads, INTRA_OP_THREADS)
     return {"byte_reproducible": True, "environment": environment}
-
-
-def _validation_data(spec: Spec) -> tuple[ValidationData | None, dict[str, Path]]:
-    validate = spec.validate
-    if validate.data is not None:
-        return ValidationData(validate.data_batch), {DATA: validate.data}
-    if validate.holdout is not None and spec.calibration is not None:
-        calibration, files = calibrations.for_spec(spec)
-        return ValidationData(validate.data_batch, calibration), dict(files)
-    return None, {}
 
 
 def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
@@ -207,25 +156,25 @@ def _candidates(
 
 def _compare(
     ctx: TaskContext[ValidateParams],
-    references: list[list[Any]],
+    reference: ReferenceData,
     candidates: Mapping[str, list[list[Any]]],
-    feeds_per_sample: list[dict[str, Any]],
 ) -> tuple[JsonDict, list[dict[str, Any]]]:
     """The report of every compared candidate and the overflow scan, and the gate's failures."""
     params = ctx.params
+    references, feeds_per_sample, manifest = reference.outputs, reference.feeds, reference.manifest
     metric = _custom_metric(ctx)
     report: JsonDict = {
         "precision": params.precision,
         "samples": len(feeds_per_sample),
-        "seed": params.seed,
-        "inputs": _inputs_origin(params),
+        "seed": manifest["seed"],
+        "inputs": manifest["origin"],
         "shapes": [{name: list(a.shape) for name, a in feeds.items()} for feeds in feeds_per_sample],
         "tolerance": tolerance_document(params.tolerance),
         "reference": "torch fp32 CPU",
         "candidates": {},
     }
     unusable = _nonfinite_references(references, [t.name for t in params.outputs])
-    failures = _reference_failures(ctx, unusable, report["shapes"])
+    failures = _reference_failures(ctx, unusable, report["shapes"], manifest["generated"])
     for candidate, outputs in candidates.items():
         result = _compare_candidate(references, outputs, params, metric, unusable)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
@@ -262,84 +211,6 @@ def tolerance_document(tolerance: Tolerance) -> JsonDict:
     }
 
 
-def _samples(ctx: TaskContext[ValidateParams]) -> list[dict[str, Any]]:
-    """Input feeds per compared sample: `samples` batches of the user's data, or seeded random
-    inputs covering each profile's opt, min and max shapes."""
-    params = ctx.params
-    if params.data is not None:
-        return _data_samples(ctx, params.data)
-    missed, needed = points_not_sampled(params.inputs, params.profiles, params.samples)
-    if missed:
-        # Never silently less than asked: a dim that is never moved is a dim never validated.
-        ctx.warn(
-            f"validate.samples: {params.samples} leaves out {len(missed)} of the shape sets that "
-            "move each dynamic dim on its own: "
-            + ", ".join(
-                f"profile '{p.profile}' {p.dim} at its {p.bound} {p.sizes[p.dim or '']}" for p in missed
-            )
-            + f"; set validate.samples: {needed} to compare them all"
-        )
-    return random_samples(params.inputs, params.profiles, params.samples, params.seed, ctx.inputs)
-
-
-def random_samples(
-    inputs: tuple[TensorSpec, ...],
-    profiles: tuple[ProfileSpec, ...],
-    samples: int,
-    seed: int,
-    files: Mapping[str, Path],
-) -> list[dict[str, Any]]:
-    """Seeded inputs at each profile's opt shapes and each dynamic dim alone at its min and max,
-    then random shapes, with values made by each input's generator (`files`: the task's, for
-    inputs read from an .npz)."""
-    shapes = sample_shapes(inputs, profiles, samples, seed)
-    return [
-        generated_arrays(inputs, sample, seed * 100_003 + index, files) for index, sample in enumerate(shapes)
-    ]
-
-
-def largest_shapes(inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec]) -> dict[str, list[int]]:
-    """Each input's largest size per axis that a validation sample can take."""
-    return {
-        tensor.name: [
-            dim if isinstance(dim, int) else max(p.shapes[tensor.name].max[axis] for p in profiles)
-            for axis, dim in enumerate(tensor.shape)
-        ]
-        for tensor in inputs
-    }
-
-
-def _data_samples(ctx: TaskContext[ValidateParams], data: ValidationData) -> list[dict[str, Any]]:
-    params, batch = ctx.params, data.batch
-    if data.calibration is not None and data.holdout:  # the samples held out of the calibration data
-        everything = data.calibration.load(ctx.inputs, ctx.search_path)
-        arrays = calibrations.split_holdout(everything, data.holdout)[1]
-    else:
-        import numpy as np
-
-        with np.load(ctx.inputs[DATA]) as archive:
-            arrays = {t.name: archive[t.name] for t in params.inputs if t.name in archive.files}
-    missing = [t.name for t in params.inputs if t.name not in arrays]
-    if missing:
-        raise TaskError(
-            f"the validation data has no arrays for inputs {missing}", ["name the arrays after the inputs"]
-        )
-    rows = min(len(array) for array in arrays.values())
-    count = min(params.samples, rows // batch)
-    if count == 0:
-        raise TaskError(f"validate.data holds {rows} rows, fewer than one batch of {batch}")
-    return [
-        {name: array[i * batch : (i + 1) * batch] for name, array in arrays.items()} for i in range(count)
-    ]
-
-
-def _inputs_origin(params: ValidateParams) -> str:
-    data = params.data
-    if data is None:
-        return "seeded, inside the profiles, made by each input's values"
-    return f"last {data.holdout} calibration samples" if data.holdout else "validate.data"
-
-
 def _custom_metric(ctx: TaskContext[ValidateParams]) -> Callable[[Any, Any], Mapping[str, float]] | None:
     metric = ctx.params.metric
     if metric is None:
@@ -348,40 +219,6 @@ def _custom_metric(ctx: TaskContext[ValidateParams]) -> Callable[[Any, Any], Map
     if not callable(function):
         raise TaskError(f"validate.metric {metric.function} is not a function")
     return function  # type: ignore[no-any-return]
-
-
-def _reference_outputs(
-    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
-) -> list[list[Any]]:
-    import torch
-
-    params = ctx.params
-    model = load_model(params.model, ctx.inputs, ctx.search_path)
-    binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
-    names = [t.name for t in params.outputs]
-    references = []
-    # The model's own warnings (torch's "nested tensors are in prototype stage", say) were shown at
-    # export already; repeated here they are noise in the middle of the progress lines.
-    with torch.inference_mode(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for index, feeds in enumerate(feeds_per_sample):
-            args, kwargs = binding.call_arguments({n: torch.from_numpy(a) for n, a in feeds.items()})
-            try:
-                result = model(*args, **kwargs)
-            except Exception as error:  # the user's model, on a shape the profiles allow
-                where = f"sample {index + 1} of {len(feeds_per_sample)} ({feeds_description(feeds)})"
-                raise TaskError(
-                    f"the PyTorch model failed on {where}: {type(error).__name__}: {error}",
-                    [
-                        "hint: the profiles allow these shapes, so the model must take them: fix the "
-                        "model or narrow the profiles"
-                    ],
-                ) from error
-            outputs = as_output_list(result, names)
-            references.append([out.detach().float().numpy() for out in outputs])
-    for warning in caught:
-        ctx.logger.debug("%s: the PyTorch reference warned: %s", ctx.task_id, warning.message)
-    return references
 
 
 def _onnxruntime_outputs(
@@ -559,7 +396,10 @@ def _nonfinite_references(references: list[list[Any]], names: list[str]) -> dict
 
 
 def _reference_failures(
-    ctx: TaskContext[ValidateParams], unusable: Mapping[str, list[int]], shapes: list[dict[str, list[int]]]
+    ctx: TaskContext[ValidateParams],
+    unusable: Mapping[str, list[int]],
+    shapes: list[dict[str, list[int]]],
+    generated: bool,
 ) -> list[dict[str, Any]]:
     """A NaN/Inf reference fails its samples: nothing can be validated against it, and a metric
     computed around it would look fine. Usually an input the model cannot take (an all-padding
@@ -577,7 +417,7 @@ def _reference_failures(
                 "threshold": "all finite",
             }
         )
-    if unusable and ctx.params.data is None:
+    if unusable and generated:
         ctx.warn(
             "the reference (PyTorch) produced NaN/Inf, so those samples could not be validated: if an "
             "input needs particular values (an attention mask, token ids), declare them with "
