@@ -323,9 +323,10 @@ def _finite(value: Any) -> bool:
     """No Inf/NaN in a float array (bfloat16 included); other arrays always are."""
     import numpy as np
 
+    if value.dtype.kind == "f":  # numpy's own floats: no float32 copy of every activation
+        return bool(np.isfinite(value).all())
     bfloat16 = ml_dtype("bfloat16")
-    floating = value.dtype.kind == "f" or (bfloat16 is not None and value.dtype == bfloat16)
-    return not floating or bool(np.isfinite(value.astype(np.float32)).all())
+    return bfloat16 is None or value.dtype != bfloat16 or bool(np.isfinite(value.astype(np.float32)).all())
 
 
 def _initializer(tensor: Any) -> Any:
