@@ -32,8 +32,8 @@ from typing import Any
 from trtbuild.debug import scopes
 from trtbuild.debug.graphs import CellGraphs
 from trtbuild.tasks import onnx_tensors as tensors
+from trtbuild.tasks.overflow import FILL_MAGNITUDE
 from trtbuild.tasks.reference import ReferenceParams, random_samples
-from trtbuild.tasks.validate import FILL_MAGNITUDE
 
 # Nodes the precision task inserts that only convert how a value is carried. An op of these types
 # that the fp32 graph already had (same node name) is a real node and is compared like any other.

@@ -16,16 +16,16 @@ from typing import Any
 from trtbuild import toolchain
 from trtbuild.backends.registry import get_backend
 from trtbuild.errors import TaskError
-from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, Spec, Tolerance
+from trtbuild.spec.model import Cell, Spec, Tolerance
 from trtbuild.tasks import build
 from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
 from trtbuild.tasks.float_environment import float_environment
 from trtbuild.tasks.importing import import_attribute
-from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, Runner, cpu_session
-from trtbuild.tasks.onnx_tensors import load as load_onnx
+from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, cpu_session
 from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
+from trtbuild.tasks.overflow import ExposedRun, scanned
 from trtbuild.tasks.params import OutputParams, output_params, user_code_context
 from trtbuild.tasks.precision_record import RECORD, share_failures
 from trtbuild.tasks.reference import OUTPUT as REFERENCE
@@ -63,7 +63,8 @@ class Validate(TaskKind[ValidateParams]):
     # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in;
     # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow; 17: the result
     # records the float environment (CPUs, CPU model, threads) its metrics were computed in;
-    # 18: the samples and PyTorch outputs come from the reference task (its reference.npz)
+    # 18: the samples and PyTorch outputs come from the reference task (its reference.npz); an
+    # fp16/bf16 cell's ONNX Runtime outputs come from the overflow scan's run unless it overflows
     version = 18
     outputs = (OUTPUT,)
 
@@ -87,8 +88,11 @@ class Validate(TaskKind[ValidateParams]):
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
         reference = read_reference(ctx.inputs[REFERENCE])
         feeds_per_sample = reference.feeds
-        candidates, skipped = _candidates(ctx, feeds_per_sample)
-        report, failures = _compare(ctx, reference, candidates)
+        unusable = _nonfinite_references(reference.outputs, [t.name for t in ctx.params.outputs])
+        usable = {k for k in range(len(feeds_per_sample)) if not any(k in s for s in unusable.values())}
+        onnxruntime, overflow = _onnxruntime_and_scan(ctx, feeds_per_sample, usable)
+        candidates, skipped = _candidates(ctx, feeds_per_sample, onnxruntime)
+        report, failures = _compare(ctx, reference, candidates, unusable, overflow)
         report["min_low_precision"] = ctx.params.min_low_precision
         failures += share_failures(ctx.inputs[RECORD], ctx.params.min_low_precision)
         for candidate, why in skipped.items():
@@ -129,15 +133,41 @@ def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
     return MetricParams(metric, code.package), code.keyed("metric:")
 
 
+def _onnxruntime_and_scan(
+    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], usable: set[int]
+) -> tuple[list[list[Any]] | str, JsonDict]:
+    """ONNX Runtime's outputs per sample (or why it cannot run the graph here) and the overflow scan
+    of fp16/bf16 cells, over the samples whose reference is finite (`usable`).
+
+    One run serves both: the scan's, with every tensor kept in its own type, which is also closer
+    to what the engine computes. When it finds an overflow, that run's outputs carry it, so ONNX
+    Runtime's own run is compared instead (as before): the overflow stays its own failure."""
+    precision, names = ctx.params.precision, [t.name for t in ctx.params.outputs]
+    if not scanned(precision):
+        return _onnxruntime_outputs(ctx, feeds_per_sample, names), {"status": "not needed"}
+    try:
+        exposed = ExposedRun(ctx.inputs[build.GRAPH], precision, names)
+        outputs = [exposed.run(feeds, k in usable) for k, feeds in enumerate(feeds_per_sample)]
+    except TaskError as error:  # ONNX Runtime's own run says why, or fails the task, as before
+        ctx.warn(f"the {precision} overflow scan was skipped: {error}")
+        skipped = {"status": "skipped", "reason": str(error)}
+        return _onnxruntime_outputs(ctx, feeds_per_sample, names), skipped
+    overflow = exposed.result()
+    if overflow["count"]:
+        return _onnxruntime_outputs(ctx, feeds_per_sample, names), {**overflow, "compared": "own run"}
+    return outputs, {**overflow, "compared": "this run"}
+
+
 def _candidates(
-    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
+    ctx: TaskContext[ValidateParams],
+    feeds_per_sample: list[dict[str, Any]],
+    onnxruntime_outputs: list[list[Any]] | str,
 ) -> tuple[dict[str, list[list[Any]]], dict[str, str]]:
     """Each candidate's outputs per sample, and the candidates that cannot run here, with why."""
     params = ctx.params
     names = [t.name for t in params.outputs]
     candidates: dict[str, list[list[Any]]] = {}
     skipped: dict[str, str] = {}
-    onnxruntime_outputs = _onnxruntime_outputs(ctx, feeds_per_sample, names)
     if isinstance(onnxruntime_outputs, str):
         skipped["onnxruntime"] = onnxruntime_outputs
     else:
@@ -158,6 +188,8 @@ def _compare(
     ctx: TaskContext[ValidateParams],
     reference: ReferenceData,
     candidates: Mapping[str, list[list[Any]]],
+    unusable: Mapping[str, list[int]],
+    overflow: JsonDict,
 ) -> tuple[JsonDict, list[dict[str, Any]]]:
     """The report of every compared candidate and the overflow scan, and the gate's failures."""
     params = ctx.params
@@ -173,14 +205,11 @@ def _compare(
         "reference": "torch fp32 CPU",
         "candidates": {},
     }
-    unusable = _nonfinite_references(references, [t.name for t in params.outputs])
     failures = _reference_failures(ctx, unusable, report["shapes"], manifest["generated"])
     for candidate, outputs in candidates.items():
         result = _compare_candidate(references, outputs, params, metric, unusable)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
-    usable = [f for k, f in enumerate(feeds_per_sample) if not any(k in s for s in unusable.values())]
-    overflow = _overflow_scan(ctx, usable)
     report["overflow_scan"] = overflow
     if overflow.get("overflowed"):
         failure = {
@@ -248,100 +277,6 @@ def _onnxruntime_outputs(
                 error, f"ONNX Runtime could not run the cell's graph on {where}"
             ) from error
     return outputs
-
-
-def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
-    """fp16 / bf16 cells: run the graph once with every tensor materialised in its own type and list
-    the tensors where an overflow to Inf/NaN starts.
-
-    The output comparison alone misses these on a CPU: ONNX Runtime computes chains of fp16 ops it
-    has no fp16 kernel for in fp32, so an intermediate that a GPU would overflow never does here.
-    Every sample is scanned (one at a time, so memory is one sample's activations): overflow depends
-    on the values, and the largest inputs are the likeliest to overflow.
-    """
-    precision = ctx.params.precision
-    if precision not in AUTOCAST_PRECISIONS:
-        return {"status": "not needed"}
-    overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
-    try:
-        model = load_onnx(ctx.inputs[build.GRAPH])
-        runner = Runner(model, "cell", precision)
-        held = {i.name for i in model.graph.initializer if not _finite(_initializer(i))}
-        for feeds in feeds_per_sample:
-            overflowed.update(dict.fromkeys(_overflow_starts(model, dict(runner.run(feeds)), held)))
-    except TaskError as error:
-        ctx.warn(f"the {precision} overflow scan was skipped: {error}")
-        return {"status": "skipped", "reason": str(error)}
-    return {"status": "checked", "count": len(overflowed), "overflowed": list(overflowed)[:10]}
-
-
-def _overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> list[str]:
-    """The fp16/bf16 tensors, in graph order, that a node makes Inf/NaN from finite inputs. An
-    infinity the graph holds on purpose (a Constant or an initializer `held`: masked_fill(-inf)
-    before a softmax) and what is computed from it are no overflow."""
-    import numpy as np
-
-    bfloat16 = ml_dtype("bfloat16")
-    broken = held | {name for name, value in tensors.items() if not _finite(value)}
-    starts = []
-    for node in model.graph.node:
-        if node.op_type == "Constant" or any(name in broken for name in node.input):
-            continue
-        if _saturated_fill(node, tensors):
-            continue  # what is computed from it has a broken input, and is skipped too
-        for name in node.output:
-            value = tensors.get(name)
-            low = value is not None and (
-                value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
-            )
-            if low and name in broken:
-                starts.append(name)
-    return starts
-
-
-# float32's own extremes (finfo(float32).min, -3.4e38) are fill values, not magnitudes: a mask built
-# with them (Hugging Face's causal and padding masks) means "minus infinity", which fp16 says as -inf.
-FILL_MAGNITUDE = 1e38
-
-
-def _saturated_fill(node: Any, tensors: Mapping[str, Any]) -> bool:
-    """A Cast whose every Inf comes from a float32 fill value (|x| >= 1e38), not from a number
-    past fp16's range: the softmax after it computes the same as with the fp32 fill."""
-    import numpy as np
-
-    if node.op_type != "Cast" or not node.input or not node.output:
-        return False
-    source, result = tensors.get(node.input[0]), tensors.get(node.output[0])
-    if source is None or result is None or np.shape(source) != np.shape(result):
-        return False
-    infinite = ~np.isfinite(np.asarray(result, dtype=np.float32))
-    magnitudes = np.abs(np.asarray(source, dtype=np.float64))[infinite]
-    return bool(infinite.any()) and bool((magnitudes >= FILL_MAGNITUDE).all())
-
-
-def _finite(value: Any) -> bool:
-    """No Inf/NaN in a float array (bfloat16 included); other arrays always are."""
-    import numpy as np
-
-    if value.dtype.kind == "f":  # numpy's own floats: no float32 copy of every activation
-        return bool(np.isfinite(value).all())
-    bfloat16 = ml_dtype("bfloat16")
-    return bfloat16 is None or value.dtype != bfloat16 or bool(np.isfinite(value.astype(np.float32)).all())
-
-
-def _initializer(tensor: Any) -> Any:
-    from onnx import numpy_helper
-
-    return numpy_helper.to_array(tensor)
-
-
-def ml_dtype(name: str) -> Any:
-    try:
-        import ml_dtypes
-
-        return getattr(ml_dtypes, name)
-    except ImportError:
-        return None
 
 
 def _ordered(outputs: Mapping[str, Any], names: list[str]) -> list[Any]:
