@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from trtbuild.errors import TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS
 from trtbuild.tasks.base import JsonDict
 from trtbuild.tasks.onnx_tensors import Runner
@@ -27,6 +28,9 @@ class ExposedRun:
     def __init__(self, graph: Path, precision: str, names: list[str]) -> None:
         self.model = load_onnx(graph)
         self.runner = Runner(self.model, "cell", precision)
+        missing = [name for name in names if name not in self.runner.names]
+        if missing:  # ONNX Runtime's own run says so, with the graph's outputs
+            raise TaskError(f"the ONNX graph has no outputs named {missing}")
         self.names = names
         self.held = {i.name for i in self.model.graph.initializer if not finite(_initializer(i))}
         self.overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
