@@ -33,6 +33,9 @@ def test_one_reference_serves_every_precision_and_reruns_only_with_the_samples(t
         for cell in ("fp32", "fp16")
     }
     assert shapes["fp32"] == shapes["fp16"] and len(shapes["fp32"]) == 3
+    # No overflow: one ONNX Runtime run served the fp16 comparison and its overflow scan.
+    fp16 = json.loads((tiny_project.out / "tiny" / "fp16" / "validation.json").read_text())
+    assert fp16["overflow_scan"]["status"] == "checked" and fp16["overflow_scan"]["compared"] == "this run"
 
     # A precision change (another precision in the matrix): export and reference stay cached.
     tiny_project.edit_config("precision: [fp32, fp16]", "precision: [fp32, fp16, bf16]")
