@@ -31,6 +31,7 @@ def test_cells_share_export_and_simplify(tiny_project: Project) -> None:
         "export": 1,
         "simplify": 1,
         "probe": 1,
+        "reference": 1,
         "precision": 3,
         "build": 3,
         "validate": 3,

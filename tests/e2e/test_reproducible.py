@@ -64,7 +64,7 @@ def test_verify_rebuilds_identically(tiny_project: Project) -> None:
     completed = tiny_project.trtbuild("verify", str(tiny_project.config), "--json")
     assert completed.returncode == 0, completed.stderr
     artifacts = json.loads(completed.stdout)["artifacts"]
-    assert len(artifacts) == 13 and all(a["identical"] for a in artifacts)
+    assert len(artifacts) == 14 and all(a["identical"] for a in artifacts)  # 13 + reference.npz
     assert lock_of(tiny_project) == lock_before
 
 

@@ -153,7 +153,7 @@ def test_export_failure_is_reported_once(failed_export: tuple[Project, Run]) -> 
 
 def test_nothing_finished_so_nothing_is_said_to_be_cached(failed_export: tuple[Project, Run]) -> None:
     _, run = failed_export
-    assert "9 tasks: 1 failed, 8 skipped" in run.completed.stdout
+    assert "10 tasks: 1 failed, 9 skipped" in run.completed.stdout
     assert "Finished tasks are cached" not in run.completed.stdout
     assert "Nothing was built: fix the cause and run again." in run.completed.stdout
 
@@ -169,7 +169,7 @@ def test_a_cell_skipped_after_a_failure_says_what_it_lacks(tmp_path: Path) -> No
     for text in (stopped.completed.stdout, stopped.markdown):
         assert "()" not in text
         assert (
-            "10: export, simplify, probe, precision, build, validate skipped: not started after "
+            "10: export, simplify, probe, reference, precision, build, validate skipped: not started after "
             "tiny/-1/export failed (--keep-going runs what does not depend on it)"
         ) in text
     assert "Finished tasks are cached" not in stopped.completed.stdout

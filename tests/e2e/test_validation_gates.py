@@ -102,6 +102,8 @@ def test_fp16_intermediate_overflow_fails_the_gate(tmp_path) -> None:  # type: i
     validation = json.loads((project.out / "overflow/fp16/validation.json").read_text())
     scan = validation["overflow_scan"]
     assert scan["status"] == "checked" and scan["count"] >= 1
+    # The scan's run carries the overflow to the outputs: ONNX Runtime's own run is the one compared.
+    assert scan["compared"] == "own run"
     # The overflow is the ONNX Runtime candidate's failure: the report's column must not say "passed"
     # beside it (a reviewer saw "passed · cos 0.999994" next to the failed gate).
     assert validation["candidates"]["onnxruntime"]["passed"] is False

@@ -58,11 +58,13 @@ EXPECTED = {
     | {f"calibration.{f}" for f in ("source", "holdout", "samples", "seed", "shapes.input")}
     | {f"calibration.inputs[].{f}" for f in TENSOR},
     "build": PROFILES | {"backend", "precision", "workspace", "optimization_level", "targets"},
-    "validate": MODEL
-    | OUTPUTS
+    # validate v18: the samples, their origin and the PyTorch outputs are the reference task's
+    "reference": MODEL
     | PROFILES
     | {f"inputs[].{f}" for f in TENSOR}
-    | {"samples", "seed", "precision", "classifiers", "metric", "data", "backend", "targets"}
+    | {"outputs", "samples", "seed", "data"},
+    "validate": OUTPUTS
+    | {"precision", "classifiers", "metric", "backend", "targets"}
     | {"min_low_precision"}  # validate v13: the low-precision share gate
     | {f"tolerance.{f}" for f in ("atol", "rtol", "cosine", "top1", "top5", "custom")},
 }

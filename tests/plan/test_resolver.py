@@ -26,6 +26,7 @@ def test_graph_is_export_simplify_probe_precision_build_validate(tiny_project: P
         "tiny/export",
         "tiny/simplify",
         "tiny/probe",
+        "tiny/reference",
         "tiny/fp32/precision",
         "tiny/fp32/build",
         "tiny/fp32/validate",
@@ -40,14 +41,16 @@ def test_graph_is_export_simplify_probe_precision_build_validate(tiny_project: P
     assert {d.node_id for d in graph.nodes["tiny/fp32/validate"].deps.values()} == {
         "tiny/fp32/precision",
         "tiny/fp32/build",
+        "tiny/reference",
     }
     assert [s.reason for s in the_plan.statuses.values()] == [
         "not in cache",
         "after tiny/export",
         "after tiny/simplify",
+        "not in cache",
         "after tiny/simplify",
         "after tiny/fp32/precision, tiny/probe",
-        "after tiny/fp32/precision, tiny/fp32/build",
+        "after tiny/fp32/precision, tiny/fp32/build, tiny/reference",
     ]
 
 
@@ -74,12 +77,13 @@ def test_identical_tasks_across_configs_are_one_node(tiny_project: Project) -> N
     twin = tiny_project.root / "twin.yaml"
     twin.write_text(tiny_project.config.read_text().replace("name: tiny", "name: twin"))
     graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
-    assert len(graph.nodes) == 6, list(graph.nodes)
+    assert len(graph.nodes) == 7, list(graph.nodes)
     assert [(c.model, c.cell) for c in graph.cells] == [("tiny", "fp32"), ("twin", "fp32")]
-    # A different opset in the twin: its export differs, so everything after it does too.
+    # A different opset in the twin: its export differs, so everything after it does too; the
+    # PyTorch reference does not depend on the graph, and stays one node.
     twin.write_text(twin.read_text().replace("opset: 17", "opset: 18"))
     graph = api.plan([tiny_project.config, twin], cache_dir=tiny_project.cache).graph
-    assert len(graph.nodes) == 12
+    assert len(graph.nodes) == 13
     assert "twin/export" in graph.nodes
 
 
@@ -184,7 +188,7 @@ def test_key_covers_scheme_kind_version_params_inputs_and_tools() -> None:
 def test_only_selects_cells_and_rejects_unknown_ones(tiny_project: Project) -> None:
     from trtbuild.errors import UsageError
 
-    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 6
+    assert len(api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp32"]).graph.nodes) == 7
     with pytest.raises(UsageError, match="--only names no cell: fp64"):
         api.plan([tiny_project.config], cache_dir=tiny_project.cache, only=["fp64"])
 
@@ -227,7 +231,13 @@ def test_the_example_config_plans_one_export_simplify_and_probe_and_three_of_the
 
     graph = api.plan([REPO / "configs" / "resnet.yaml"], cache_dir=tmp_path / "cache").graph
     per_cell = [f"resnet50/{cell}/{kind}" for cell in ("fp32", "fp16", "int8") for kind in KINDS_PER_CELL]
-    assert list(graph.nodes) == ["resnet50/export", "resnet50/simplify", "resnet50/probe", *per_cell]
+    assert list(graph.nodes) == [
+        "resnet50/export",
+        "resnet50/simplify",
+        "resnet50/probe",
+        "resnet50/reference",
+        *per_cell,
+    ]
     assert graph.nodes["resnet50/export"].cells == ["fp32", "fp16", "int8"]
 
 

@@ -92,7 +92,7 @@ def test_report_json_has_each_cells_metrics_sizes_and_times(built: Project) -> N
         onnx_file = built.out / "tiny" / cell["cell"] / "model.onnx"
         assert cell["artifacts"]["model.onnx"]["bytes"] == onnx_file.stat().st_size
         tasks = {task["kind"]: task for task in cell["tasks"]}
-        assert list(tasks) == ["export", "simplify", "probe", "precision", "build", "validate"]
+        assert list(tasks) == ["export", "simplify", "probe", "reference", "precision", "build", "validate"]
         assert all(task["state"] == "built" and task["seconds"] >= 0 for task in tasks.values())
         assert tasks["export"]["shared_with"] == [c for c in ("fp32", "fp16") if c != cell["cell"]]
         assert cell["seconds"] == pytest.approx(sum(t["seconds"] for t in tasks.values()), abs=1e-3)

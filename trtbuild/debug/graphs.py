@@ -19,9 +19,9 @@ from trtbuild.plan.plan import Plan, make_plan, preflight
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.store import ActionResult
-from trtbuild.tasks import precision, validate
+from trtbuild.tasks import precision, reference
 from trtbuild.tasks.pipeline import PIPELINE
-from trtbuild.tasks.validate import ValidateParams
+from trtbuild.tasks.reference import ReferenceParams
 
 
 @dataclass
@@ -31,8 +31,8 @@ class CellGraphs:
     reference: Path  # the fp32 graph (the precision task's input)
     candidate: Path  # the cell's precision graph
     exported: Path  # the exporter's graph: onnxsim drops the node metadata where dynamo records scopes
-    validate_params: ValidateParams  # inputs, profiles, samples, seed: triage feeds what validate feeds
-    validate_files: dict[str, Path]  # validate's file inputs: the .npz files of inputs' values
+    reference_params: ReferenceParams  # inputs, profiles, samples, seed: triage feeds what validate feeds
+    reference_files: dict[str, Path]  # the reference's file inputs: the .npz files of inputs' values
 
 
 def cell_graphs(
@@ -56,7 +56,7 @@ def cell_graphs(
         )
     the_plan = make_plan([config], cache_dir=cache_dir, only=[cell_name])
     precision_node = _node(the_plan.graph, precision.NAME, cell_name)
-    validate_node = _node(the_plan.graph, validate.NAME, cell_name)
+    reference_node = _node(the_plan.graph, reference.NAME, cell_name)
     upstream = precision_node.deps[precision.GRAPH].node_id
     chain = the_plan.graph.upstream([precision_node.id])
     results = _results(the_plan, chain, on_event)
@@ -67,8 +67,8 @@ def cell_graphs(
         reference=store.local_path(results[upstream].outputs[precision.GRAPH].hash),
         candidate=store.local_path(results[precision_node.id].outputs[precision.GRAPH].hash),
         exported=store.local_path(results[chain[0]].outputs[precision.GRAPH].hash),
-        validate_params=validate_node.params,
-        validate_files=dict(validate_node.files),
+        reference_params=reference_node.params,
+        reference_files=dict(reference_node.files),
     )
 
 

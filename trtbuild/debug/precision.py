@@ -32,7 +32,8 @@ from typing import Any
 from trtbuild.debug import scopes
 from trtbuild.debug.graphs import CellGraphs
 from trtbuild.tasks import onnx_tensors as tensors
-from trtbuild.tasks.validate import FILL_MAGNITUDE, ValidateParams, random_samples
+from trtbuild.tasks.overflow import FILL_MAGNITUDE
+from trtbuild.tasks.reference import ReferenceParams, random_samples
 
 # Nodes the precision task inserts that only convert how a value is carried. An op of these types
 # that the fp32 graph already had (same node name) is a real node and is compared like any other.
@@ -116,7 +117,7 @@ def triage(graphs: CellGraphs, *, threshold: float = DEFAULT_THRESHOLD, top: int
     match = _match(graphs, reference, candidate)
     ref_runner = tensors.Runner(reference, "fp32", "fp32")
     cand_runner = tensors.Runner(candidate, f"cell {graphs.cell.name} ({precision})", precision)
-    feeds_per_sample = _samples(graphs.validate_params, graphs.validate_files)
+    feeds_per_sample = _samples(graphs.reference_params, graphs.reference_files)
     measured = _measure(ref_runner, cand_runner, feeds_per_sample, match)
     sources = _inf_nan_sources(match, measured.inf_nan)
     introducing = _introducing(match, measured, threshold, sources)
@@ -396,7 +397,7 @@ def _module(node: Any, exported_node: Any) -> str | None:
     return None
 
 
-def _samples(params: ValidateParams, files: Mapping[str, Path]) -> list[dict[str, Any]]:
+def _samples(params: ReferenceParams, files: Mapping[str, Path]) -> list[dict[str, Any]]:
     """The inputs validate compares on (seeded, inside the profiles)."""
     return random_samples(params.inputs, params.profiles, params.samples, params.seed, files)
 

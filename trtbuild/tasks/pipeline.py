@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trtbuild.spec.semantic import SpecCheck
-from trtbuild.tasks import build, export, precision, probe, simplify, validate
+from trtbuild.tasks import build, export, precision, probe, reference, simplify, validate
 from trtbuild.tasks.base import TaskKind
 from trtbuild.tasks.precision_record import RECORD
 
@@ -110,6 +110,9 @@ PIPELINE = Pipeline(
         Stage(export.KIND, shared=True),
         Stage(simplify.KIND, {simplify.GRAPH: From((export.NAME,), export.OUTPUT)}, shared=True),
         Stage(probe.KIND, {probe.GRAPH: GRAPH}, shared=True),
+        # The samples and the PyTorch outputs, once per model: every cell's validation compares
+        # against them, and a precision change reruns neither it nor the export.
+        Stage(reference.KIND, shared=True),
         Stage(precision.KIND, {precision.GRAPH: GRAPH}, artifacts=(precision.GRAPH, RECORD)),
         # No engine is built from a graph that fails inside the profiles. The build, not precision,
         # waits for the probe: a build reruns when the profiles change anyway (they are its params),
@@ -126,6 +129,7 @@ PIPELINE = Pipeline(
                 build.ENGINE: From((build.NAME,), build.ENGINE),
                 build.ENGINE_JSON: From((build.NAME,), build.ENGINE_JSON),
                 RECORD: From((precision.NAME,), RECORD),
+                reference.OUTPUT: From((reference.NAME,), reference.OUTPUT),
             },
             artifacts=(validate.OUTPUT,),
         ),

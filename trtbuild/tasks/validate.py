@@ -1,4 +1,5 @@
-"""validate: PyTorch fp32 reference vs the cell's ONNX graph (ONNX Runtime, CPU) and its engine.
+"""validate: the PyTorch fp32 reference (the reference task's samples and outputs) vs the cell's ONNX
+graph (ONNX Runtime, CPU) and its engine.
 
 The engine is run only where a GPU its backend supports is present; elsewhere its comparison is
 recorded as skipped with the reason, never as passed.
@@ -7,42 +8,31 @@ recorded as skipped with the reason, never as passed.
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from trtbuild import toolchain
 from trtbuild.backends.registry import get_backend
-from trtbuild.errors import Problem, TaskError
-from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, ProfileSpec, Spec, TensorSpec, Tolerance
+from trtbuild.errors import TaskError
+from trtbuild.spec.model import Cell, Spec, Tolerance
 from trtbuild.tasks import build
-from trtbuild.tasks import calibration as calibrations
-from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
+from trtbuild.tasks import metrics as M
+from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
-from trtbuild.tasks.params import ModelParams, OutputParams, model_params, output_params, user_code_context
+from trtbuild.tasks.float_environment import float_environment
+from trtbuild.tasks.importing import import_attribute
+from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, cpu_session
+from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
+from trtbuild.tasks.overflow import ExposedRun, scanned
+from trtbuild.tasks.params import OutputParams, output_params, user_code_context
 from trtbuild.tasks.precision_record import RECORD, share_failures
-from trtbuild.tasks.sampling import points_not_sampled, sample_shapes
-from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
+from trtbuild.tasks.reference import OUTPUT as REFERENCE
+from trtbuild.tasks.reference import ReferenceData, read_reference
 
 NAME = "validate"
 OUTPUT = "validation.json"
-DATA = "validation-data"  # the input name of validate.data's .npz
-
-
-@dataclass(frozen=True)
-class ValidationData:
-    """Real inputs: `batch` rows per compared sample, from validate.data's .npz, or the last
-    `holdout` samples of the calibration data."""
-
-    batch: int
-    # The calibration source, holding out its last `holdout` samples (None: validate.data's .npz).
-    calibration: calibrations.Calibration | None = None
-
-    @property
-    def holdout(self) -> int | None:
-        return self.calibration.holdout if self.calibration is not None else None
 
 
 @dataclass(frozen=True)
@@ -53,18 +43,12 @@ class MetricParams:
 
 @dataclass(frozen=True)
 class ValidateParams:
-    samples: int
-    seed: int
     precision: str
     tolerance: Tolerance
     classifiers: tuple[str, ...]  # outputs with top-1 / top-5 agreement
     metric: MetricParams | None
-    data: ValidationData | None  # None: seeded random inputs inside the profiles
-    # What the PyTorch reference and the engine run need.
-    model: ModelParams
-    inputs: tuple[TensorSpec, ...]
+    # The samples, where they come from and the PyTorch outputs are the reference task's.
     outputs: tuple[OutputParams, ...]
-    profiles: tuple[ProfileSpec, ...]
     backend: str
     targets: tuple[str, ...]
     # The least share of nodes and of weights in the cell's precision (precision.json); None: no gate.
@@ -78,54 +62,37 @@ class Validate(TaskKind[ValidateParams]):
     # 13: the low-precision share gate (validate.min_low_precision); 14: samples counted from 1 in
     # a NaN reference's failure; 15: an overflow fails the onnxruntime candidate it was found in;
     # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow; 17: the result
-    # records the float environment (CPUs, CPU model, threads) its metrics were computed in
-    version = 17
+    # records the float environment (CPUs, CPU model, threads) its metrics were computed in;
+    # 18: the samples and PyTorch outputs come from the reference task (its reference.npz); an
+    # fp16/bf16 cell's ONNX Runtime outputs come from the overflow scan's run unless it overflows
+    version = 18
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
-        model, files = model_params(spec)
-        data, data_files = _validation_data(spec)
         metric, metric_files = _metric(spec)
         params = ValidateParams(
-            samples=spec.validate.samples,
-            seed=spec.validate.seed,
             precision=cell.precision,
             tolerance=spec.validate.tolerance.get(cell.precision) or Tolerance(),
             classifiers=tuple(o.name for o in spec.outputs if o.classifier),
             metric=metric,
-            data=data,
-            model=model,
-            inputs=spec.inputs,
             outputs=output_params(spec),
-            profiles=spec.profiles,
             backend=build.backend_of(spec),
             targets=spec.build.targets,
             min_low_precision=spec.validate.min_low_precision.get(cell.precision),
         )
-        files = {**files, **data_files, **metric_files, **npz_files(spec)}
-        return Derived(params, files, user_code_context(spec))
+        return Derived(params, metric_files, user_code_context(spec))
 
     def tools(self, params: ValidateParams) -> JsonDict:
-        return dict(toolchain.versions(("torch", "onnxruntime", "numpy")))
-
-    def preflight(self, spec: Spec, tasks: Sequence[Planned[ValidateParams]]) -> list[Problem]:
-        from trtbuild.tasks.torch_model import model_source_problems
-
-        problems = model_source_problems(spec)
-        for task in tasks:  # the .npz arrays must fill every shape the profiles allow
-            largest = largest_shapes(task.params.inputs, task.params.profiles)
-            problems += [
-                p for p in npz_problems(spec, task.params.inputs, largest, task.files) if p not in problems
-            ]
-        return problems
+        return dict(toolchain.versions(("onnxruntime", "numpy")))
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
-        from trtbuild.tasks import metrics as M
-
-        feeds_per_sample = _samples(ctx)
-        references = _reference_outputs(ctx, feeds_per_sample)
-        candidates, skipped = _candidates(ctx, feeds_per_sample)
-        report, failures = _compare(ctx, references, candidates, feeds_per_sample)
+        reference = read_reference(ctx.inputs[REFERENCE])
+        feeds_per_sample = reference.feeds
+        unusable = _nonfinite_references(reference.outputs, [t.name for t in ctx.params.outputs])
+        usable = {k for k in range(len(feeds_per_sample)) if not any(k in s for s in unusable.values())}
+        onnxruntime, overflow = _onnxruntime_and_scan(ctx, feeds_per_sample, usable)
+        candidates, skipped = _candidates(ctx, feeds_per_sample, onnxruntime)
+        report, failures = _compare(ctx, reference, candidates, unusable, overflow)
         report["min_low_precision"] = ctx.params.min_low_precision
         failures += share_failures(ctx.inputs[RECORD], ctx.params.min_low_precision)
         for candidate, why in skipped.items():
@@ -146,30 +113,16 @@ class Validate(TaskKind[ValidateParams]):
             "verdict": verdict,
             "failures": failures,
             "engine": "ran" if engine_ran else "skipped",
-            "reproducibility": _reproducibility(),
+            "reproducibility": _reproducibility(reference.manifest["torch_threads"]),
         }
 
 
-def _reproducibility() -> JsonDict:
+def _reproducibility(torch_threads: int) -> JsonDict:
     """validation.json repeats byte for byte in one float environment; in another (CPU count, CPU
-    model, thread settings) its metrics' last bits move, which verify tells from a real change."""
-    import torch
-
-    from trtbuild.tasks.float_environment import float_environment
-    from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS
-
-    environment = float_environment(torch.get_num_threads(), INTRA_OP_THREADS)
+    model, thread settings) its metrics' last bits move, which verify tells from a real change.
+    torch's threads are those the reference was computed with: validate itself imports no torch."""
+    environment = float_environment(torch_threads, INTRA_OP_THREADS)
     return {"byte_reproducible": True, "environment": environment}
-
-
-def _validation_data(spec: Spec) -> tuple[ValidationData | None, dict[str, Path]]:
-    validate = spec.validate
-    if validate.data is not None:
-        return ValidationData(validate.data_batch), {DATA: validate.data}
-    if validate.holdout is not None and spec.calibration is not None:
-        calibration, files = calibrations.for_spec(spec)
-        return ValidationData(validate.data_batch, calibration), dict(files)
-    return None, {}
 
 
 def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
@@ -180,15 +133,41 @@ def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
     return MetricParams(metric, code.package), code.keyed("metric:")
 
 
+def _onnxruntime_and_scan(
+    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], usable: set[int]
+) -> tuple[list[list[Any]] | str, JsonDict]:
+    """ONNX Runtime's outputs per sample (or why it cannot run the graph here) and the overflow scan
+    of fp16/bf16 cells, over the samples whose reference is finite (`usable`).
+
+    One run serves both: the scan's, with every tensor kept in its own type, which is also closer
+    to what the engine computes. When it finds an overflow, that run's outputs carry it, so ONNX
+    Runtime's own run is compared instead (as before): the overflow stays its own failure."""
+    precision, names = ctx.params.precision, [t.name for t in ctx.params.outputs]
+    if not scanned(precision):
+        return _onnxruntime_outputs(ctx, feeds_per_sample, names), {"status": "not needed"}
+    try:
+        exposed = ExposedRun(ctx.inputs[build.GRAPH], precision, names)
+        outputs = [exposed.run(feeds, k in usable) for k, feeds in enumerate(feeds_per_sample)]
+    except TaskError as error:  # ONNX Runtime's own run says why, or fails the task, as before
+        ctx.warn(f"the {precision} overflow scan was skipped: {error}")
+        skipped = {"status": "skipped", "reason": str(error)}
+        return _onnxruntime_outputs(ctx, feeds_per_sample, names), skipped
+    overflow = exposed.result()
+    if overflow["count"]:
+        return _onnxruntime_outputs(ctx, feeds_per_sample, names), {**overflow, "compared": "own run"}
+    return outputs, {**overflow, "compared": "this run"}
+
+
 def _candidates(
-    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
+    ctx: TaskContext[ValidateParams],
+    feeds_per_sample: list[dict[str, Any]],
+    onnxruntime_outputs: list[list[Any]] | str,
 ) -> tuple[dict[str, list[list[Any]]], dict[str, str]]:
     """Each candidate's outputs per sample, and the candidates that cannot run here, with why."""
     params = ctx.params
     names = [t.name for t in params.outputs]
     candidates: dict[str, list[list[Any]]] = {}
     skipped: dict[str, str] = {}
-    onnxruntime_outputs = _onnxruntime_outputs(ctx, feeds_per_sample, names)
     if isinstance(onnxruntime_outputs, str):
         skipped["onnxruntime"] = onnxruntime_outputs
     else:
@@ -207,31 +186,30 @@ def _candidates(
 
 def _compare(
     ctx: TaskContext[ValidateParams],
-    references: list[list[Any]],
+    reference: ReferenceData,
     candidates: Mapping[str, list[list[Any]]],
-    feeds_per_sample: list[dict[str, Any]],
+    unusable: Mapping[str, list[int]],
+    overflow: JsonDict,
 ) -> tuple[JsonDict, list[dict[str, Any]]]:
     """The report of every compared candidate and the overflow scan, and the gate's failures."""
     params = ctx.params
+    references, feeds_per_sample, manifest = reference.outputs, reference.feeds, reference.manifest
     metric = _custom_metric(ctx)
     report: JsonDict = {
         "precision": params.precision,
         "samples": len(feeds_per_sample),
-        "seed": params.seed,
-        "inputs": _inputs_origin(params),
+        "seed": manifest["seed"],
+        "inputs": manifest["origin"],
         "shapes": [{name: list(a.shape) for name, a in feeds.items()} for feeds in feeds_per_sample],
         "tolerance": tolerance_document(params.tolerance),
         "reference": "torch fp32 CPU",
         "candidates": {},
     }
-    unusable = _nonfinite_references(references, [t.name for t in params.outputs])
-    failures = _reference_failures(ctx, unusable, report["shapes"])
+    failures = _reference_failures(ctx, unusable, report["shapes"], manifest["generated"])
     for candidate, outputs in candidates.items():
         result = _compare_candidate(references, outputs, params, metric, unusable)
         failures += [{"candidate": candidate, **failure} for failure in result["failures"]]
         report["candidates"][candidate] = result
-    usable = [f for k, f in enumerate(feeds_per_sample) if not any(k in s for s in unusable.values())]
-    overflow = _overflow_scan(ctx, usable)
     report["overflow_scan"] = overflow
     if overflow.get("overflowed"):
         failure = {
@@ -262,87 +240,7 @@ def tolerance_document(tolerance: Tolerance) -> JsonDict:
     }
 
 
-def _samples(ctx: TaskContext[ValidateParams]) -> list[dict[str, Any]]:
-    """Input feeds per compared sample: `samples` batches of the user's data, or seeded random
-    inputs covering each profile's opt, min and max shapes."""
-    params = ctx.params
-    if params.data is not None:
-        return _data_samples(ctx, params.data)
-    missed, needed = points_not_sampled(params.inputs, params.profiles, params.samples)
-    if missed:
-        # Never silently less than asked: a dim that is never moved is a dim never validated.
-        ctx.warn(
-            f"validate.samples: {params.samples} leaves out {len(missed)} of the shape sets that "
-            "move each dynamic dim on its own: "
-            + ", ".join(
-                f"profile '{p.profile}' {p.dim} at its {p.bound} {p.sizes[p.dim or '']}" for p in missed
-            )
-            + f"; set validate.samples: {needed} to compare them all"
-        )
-    return random_samples(params.inputs, params.profiles, params.samples, params.seed, ctx.inputs)
-
-
-def random_samples(
-    inputs: tuple[TensorSpec, ...],
-    profiles: tuple[ProfileSpec, ...],
-    samples: int,
-    seed: int,
-    files: Mapping[str, Path],
-) -> list[dict[str, Any]]:
-    """Seeded inputs at each profile's opt shapes and each dynamic dim alone at its min and max,
-    then random shapes, with values made by each input's generator (`files`: the task's, for
-    inputs read from an .npz)."""
-    shapes = sample_shapes(inputs, profiles, samples, seed)
-    return [
-        generated_arrays(inputs, sample, seed * 100_003 + index, files) for index, sample in enumerate(shapes)
-    ]
-
-
-def largest_shapes(inputs: Sequence[TensorSpec], profiles: Sequence[ProfileSpec]) -> dict[str, list[int]]:
-    """Each input's largest size per axis that a validation sample can take."""
-    return {
-        tensor.name: [
-            dim if isinstance(dim, int) else max(p.shapes[tensor.name].max[axis] for p in profiles)
-            for axis, dim in enumerate(tensor.shape)
-        ]
-        for tensor in inputs
-    }
-
-
-def _data_samples(ctx: TaskContext[ValidateParams], data: ValidationData) -> list[dict[str, Any]]:
-    params, batch = ctx.params, data.batch
-    if data.calibration is not None and data.holdout:  # the samples held out of the calibration data
-        everything = data.calibration.load(ctx.inputs, ctx.search_path)
-        arrays = calibrations.split_holdout(everything, data.holdout)[1]
-    else:
-        import numpy as np
-
-        with np.load(ctx.inputs[DATA]) as archive:
-            arrays = {t.name: archive[t.name] for t in params.inputs if t.name in archive.files}
-    missing = [t.name for t in params.inputs if t.name not in arrays]
-    if missing:
-        raise TaskError(
-            f"the validation data has no arrays for inputs {missing}", ["name the arrays after the inputs"]
-        )
-    rows = min(len(array) for array in arrays.values())
-    count = min(params.samples, rows // batch)
-    if count == 0:
-        raise TaskError(f"validate.data holds {rows} rows, fewer than one batch of {batch}")
-    return [
-        {name: array[i * batch : (i + 1) * batch] for name, array in arrays.items()} for i in range(count)
-    ]
-
-
-def _inputs_origin(params: ValidateParams) -> str:
-    data = params.data
-    if data is None:
-        return "seeded, inside the profiles, made by each input's values"
-    return f"last {data.holdout} calibration samples" if data.holdout else "validate.data"
-
-
 def _custom_metric(ctx: TaskContext[ValidateParams]) -> Callable[[Any, Any], Mapping[str, float]] | None:
-    from trtbuild.tasks.importing import import_attribute
-
     metric = ctx.params.metric
     if metric is None:
         return None
@@ -352,50 +250,10 @@ def _custom_metric(ctx: TaskContext[ValidateParams]) -> Callable[[Any, Any], Map
     return function  # type: ignore[no-any-return]
 
 
-def _reference_outputs(
-    ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]
-) -> list[list[Any]]:
-    import torch
-
-    from trtbuild.tasks.onnxruntime_errors import feeds_description
-    from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model
-
-    params = ctx.params
-    model = load_model(params.model, ctx.inputs, ctx.search_path)
-    binding = input_binding(model, params.model.source, [t.name for t in params.inputs])
-    names = [t.name for t in params.outputs]
-    references = []
-    # The model's own warnings (torch's "nested tensors are in prototype stage", say) were shown at
-    # export already; repeated here they are noise in the middle of the progress lines.
-    with torch.inference_mode(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for index, feeds in enumerate(feeds_per_sample):
-            args, kwargs = binding.call_arguments({n: torch.from_numpy(a) for n, a in feeds.items()})
-            try:
-                result = model(*args, **kwargs)
-            except Exception as error:  # the user's model, on a shape the profiles allow
-                where = f"sample {index + 1} of {len(feeds_per_sample)} ({feeds_description(feeds)})"
-                raise TaskError(
-                    f"the PyTorch model failed on {where}: {type(error).__name__}: {error}",
-                    [
-                        "hint: the profiles allow these shapes, so the model must take them: fix the "
-                        "model or narrow the profiles"
-                    ],
-                ) from error
-            outputs = as_output_list(result, names)
-            references.append([out.detach().float().numpy() for out in outputs])
-    for warning in caught:
-        ctx.logger.debug("%s: the PyTorch reference warned: %s", ctx.task_id, warning.message)
-    return references
-
-
 def _onnxruntime_outputs(
     ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], names: list[str]
 ) -> list[list[Any]] | str:
     """The graph's outputs on ONNX Runtime's CPU provider, or why it cannot run the graph here."""
-    from trtbuild.tasks.onnx_tensors import cpu_session
-    from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
-
     try:
         session = cpu_session(str(ctx.inputs[build.GRAPH]))
     except Exception as error:
@@ -421,102 +279,6 @@ def _onnxruntime_outputs(
     return outputs
 
 
-def _overflow_scan(ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]]) -> JsonDict:
-    """fp16 / bf16 cells: run the graph once with every tensor materialised in its own type and list
-    the tensors where an overflow to Inf/NaN starts.
-
-    The output comparison alone misses these on a CPU: ONNX Runtime computes chains of fp16 ops it
-    has no fp16 kernel for in fp32, so an intermediate that a GPU would overflow never does here.
-    Every sample is scanned (one at a time, so memory is one sample's activations): overflow depends
-    on the values, and the largest inputs are the likeliest to overflow.
-    """
-    from trtbuild.tasks.onnx_tensors import Runner
-    from trtbuild.tasks.onnx_tensors import load as load_onnx
-
-    precision = ctx.params.precision
-    if precision not in AUTOCAST_PRECISIONS:
-        return {"status": "not needed"}
-    overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
-    try:
-        model = load_onnx(ctx.inputs[build.GRAPH])
-        runner = Runner(model, "cell", precision)
-        held = {i.name for i in model.graph.initializer if not _finite(_initializer(i))}
-        for feeds in feeds_per_sample:
-            overflowed.update(dict.fromkeys(_overflow_starts(model, dict(runner.run(feeds)), held)))
-    except TaskError as error:
-        ctx.warn(f"the {precision} overflow scan was skipped: {error}")
-        return {"status": "skipped", "reason": str(error)}
-    return {"status": "checked", "count": len(overflowed), "overflowed": list(overflowed)[:10]}
-
-
-def _overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> list[str]:
-    """The fp16/bf16 tensors, in graph order, that a node makes Inf/NaN from finite inputs. An
-    infinity the graph holds on purpose (a Constant or an initializer `held`: masked_fill(-inf)
-    before a softmax) and what is computed from it are no overflow."""
-    import numpy as np
-
-    bfloat16 = ml_dtype("bfloat16")
-    broken = held | {name for name, value in tensors.items() if not _finite(value)}
-    starts = []
-    for node in model.graph.node:
-        if node.op_type == "Constant" or any(name in broken for name in node.input):
-            continue
-        if _saturated_fill(node, tensors):
-            continue  # what is computed from it has a broken input, and is skipped too
-        for name in node.output:
-            value = tensors.get(name)
-            low = value is not None and (
-                value.dtype == np.float16 or (bfloat16 is not None and value.dtype == bfloat16)
-            )
-            if low and name in broken:
-                starts.append(name)
-    return starts
-
-
-# float32's own extremes (finfo(float32).min, -3.4e38) are fill values, not magnitudes: a mask built
-# with them (Hugging Face's causal and padding masks) means "minus infinity", which fp16 says as -inf.
-FILL_MAGNITUDE = 1e38
-
-
-def _saturated_fill(node: Any, tensors: Mapping[str, Any]) -> bool:
-    """A Cast whose every Inf comes from a float32 fill value (|x| >= 1e38), not from a number
-    past fp16's range: the softmax after it computes the same as with the fp32 fill."""
-    import numpy as np
-
-    if node.op_type != "Cast" or not node.input or not node.output:
-        return False
-    source, result = tensors.get(node.input[0]), tensors.get(node.output[0])
-    if source is None or result is None or np.shape(source) != np.shape(result):
-        return False
-    infinite = ~np.isfinite(np.asarray(result, dtype=np.float32))
-    magnitudes = np.abs(np.asarray(source, dtype=np.float64))[infinite]
-    return bool(infinite.any()) and bool((magnitudes >= FILL_MAGNITUDE).all())
-
-
-def _finite(value: Any) -> bool:
-    """No Inf/NaN in a float array (bfloat16 included); other arrays always are."""
-    import numpy as np
-
-    bfloat16 = ml_dtype("bfloat16")
-    floating = value.dtype.kind == "f" or (bfloat16 is not None and value.dtype == bfloat16)
-    return not floating or bool(np.isfinite(value.astype(np.float32)).all())
-
-
-def _initializer(tensor: Any) -> Any:
-    from onnx import numpy_helper
-
-    return numpy_helper.to_array(tensor)
-
-
-def ml_dtype(name: str) -> Any:
-    try:
-        import ml_dtypes
-
-        return getattr(ml_dtypes, name)
-    except ImportError:
-        return None
-
-
 def _ordered(outputs: Mapping[str, Any], names: list[str]) -> list[Any]:
     return [outputs[name] for name in names]
 
@@ -530,8 +292,6 @@ def _compare_candidate(
 ) -> JsonDict:
     """The candidate's metrics per output and its failed gates, on the samples whose reference is
     finite (`unusable`: the others, per output)."""
-    from trtbuild.tasks import metrics as M
-
     names = [t.name for t in params.outputs]
     tolerance = tolerance_document(params.tolerance)
     per_output: JsonDict = {}
@@ -572,7 +332,10 @@ def _nonfinite_references(references: list[list[Any]], names: list[str]) -> dict
 
 
 def _reference_failures(
-    ctx: TaskContext[ValidateParams], unusable: Mapping[str, list[int]], shapes: list[dict[str, list[int]]]
+    ctx: TaskContext[ValidateParams],
+    unusable: Mapping[str, list[int]],
+    shapes: list[dict[str, list[int]]],
+    generated: bool,
 ) -> list[dict[str, Any]]:
     """A NaN/Inf reference fails its samples: nothing can be validated against it, and a metric
     computed around it would look fine. Usually an input the model cannot take (an all-padding
@@ -590,7 +353,7 @@ def _reference_failures(
                 "threshold": "all finite",
             }
         )
-    if unusable and ctx.params.data is None:
+    if unusable and generated:
         ctx.warn(
             "the reference (PyTorch) produced NaN/Inf, so those samples could not be validated: if an "
             "input needs particular values (an attention mask, token ids), declare them with "

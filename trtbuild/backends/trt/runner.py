@@ -6,22 +6,33 @@ below) on machines without such a GPU.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trtbuild.backends.trt.loader import dtype_name
 
+NO_GPU = "no CUDA GPU is available on this machine"
+# The driver's device nodes (Linux, containers given a GPU) and WSL2's GPU paravirtualisation.
+GPU_DEVICE_PATTERNS = ("nvidia[0-9]*", "dxg")
+
+
+def _nvidia_device_nodes() -> bool:
+    return any(next(Path("/dev").glob(pattern), None) is not None for pattern in GPU_DEVICE_PATTERNS)
+
 
 def why_engine_cannot_run(supported: Sequence[str] | None) -> str | None:
     """None when this machine has a GPU that can run the engine, else the reason it cannot.
     `supported`: the compute capabilities the engine was built for (None: the GPU it was built on)."""
-    try:
-        import torch
-    except ImportError:
+    if importlib.util.find_spec("torch") is None:
         return "torch is not installed (needed to hold engine inputs and outputs on the GPU)"
+    if not _nvidia_device_nodes():  # what torch.cuda would say, without its 2 s import
+        return NO_GPU
+    import torch
+
     if not torch.cuda.is_available():
-        return "no CUDA GPU is available on this machine"
+        return NO_GPU
     major, minor = torch.cuda.get_device_capability(0)
     device = f"SM{major}{minor}"
     if supported is not None and device not in supported:
