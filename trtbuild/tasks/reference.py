@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import warnings
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,8 @@ from trtbuild.errors import Problem, TaskError
 from trtbuild.spec.model import Cell, ProfileSpec, Spec, TensorSpec
 from trtbuild.tasks import calibration as calibrations
 from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind
-from trtbuild.tasks.float_environment import float_environment
-from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS
-from trtbuild.tasks.onnxruntime_errors import feeds_description
 from trtbuild.tasks.params import ModelParams, model_params, user_code_context
 from trtbuild.tasks.sampling import points_not_sampled, sample_shapes
-from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model, model_source_problems
 from trtbuild.tasks.values import generated_arrays, npz_files, npz_problems
 
 NAME = "reference"
@@ -95,6 +90,8 @@ class Reference(TaskKind[ReferenceParams]):
         return dict(toolchain.versions(("torch", "numpy")))
 
     def preflight(self, spec: Spec, tasks: Sequence[Planned[ReferenceParams]]) -> list[Problem]:
+        from trtbuild.tasks.torch_model import model_source_problems
+
         problems = model_source_problems(spec)
         for task in tasks:  # the .npz arrays must fill every shape the profiles allow
             largest = largest_shapes(task.params.inputs, task.params.profiles)
@@ -120,6 +117,9 @@ class Reference(TaskKind[ReferenceParams]):
         }
         write_reference(ctx.output(OUTPUT), feeds_per_sample, outputs, manifest)
         # The outputs' last bits follow torch's thread count and the CPU (float_environment.py).
+        from trtbuild.tasks.float_environment import float_environment
+        from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS
+
         environment = float_environment(threads, INTRA_OP_THREADS)
         return {
             "samples": len(feeds_per_sample),
@@ -132,6 +132,8 @@ def write_reference(
 ) -> None:
     """An .npz (uncompressed: these are floats) whose bytes are a function of the arrays alone:
     `numpy.savez` stamps each entry with the current time."""
+    import zipfile  # it loads shutil, bz2 and lzma: not on a no-op's path
+
     import numpy as np
 
     arrays: dict[str, Any] = {MANIFEST: np.array(json.dumps(manifest, sort_keys=True))}
@@ -253,6 +255,9 @@ def _reference_outputs(
     ctx: TaskContext[ReferenceParams], feeds_per_sample: list[dict[str, Any]]
 ) -> list[list[Any]]:
     import torch
+
+    from trtbuild.tasks.onnxruntime_errors import feeds_description
+    from trtbuild.tasks.torch_model import as_output_list, input_binding, load_model
 
     params = ctx.params
     model = load_model(params.model, ctx.inputs, ctx.search_path)

@@ -18,14 +18,9 @@ from trtbuild.backends.registry import get_backend
 from trtbuild.errors import TaskError
 from trtbuild.spec.model import Cell, Spec, Tolerance
 from trtbuild.tasks import build
-from trtbuild.tasks import metrics as M
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
-from trtbuild.tasks.float_environment import float_environment
 from trtbuild.tasks.importing import import_attribute
-from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS, cpu_session
-from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
-from trtbuild.tasks.overflow import ExposedRun, scanned
 from trtbuild.tasks.params import OutputParams, output_params, user_code_context
 from trtbuild.tasks.precision_record import RECORD, share_failures
 from trtbuild.tasks.reference import OUTPUT as REFERENCE
@@ -86,6 +81,8 @@ class Validate(TaskKind[ValidateParams]):
         return dict(toolchain.versions(("onnxruntime", "numpy")))
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
+        from trtbuild.tasks import metrics as M  # run-only helpers load with the task (a no-op skips them)
+
         reference = read_reference(ctx.inputs[REFERENCE])
         feeds_per_sample = reference.feeds
         unusable = _nonfinite_references(reference.outputs, [t.name for t in ctx.params.outputs])
@@ -121,6 +118,9 @@ def _reproducibility(torch_threads: int) -> JsonDict:
     """validation.json repeats byte for byte in one float environment; in another (CPU count, CPU
     model, thread settings) its metrics' last bits move, which verify tells from a real change.
     torch's threads are those the reference was computed with: validate itself imports no torch."""
+    from trtbuild.tasks.float_environment import float_environment
+    from trtbuild.tasks.onnx_tensors import INTRA_OP_THREADS
+
     environment = float_environment(torch_threads, INTRA_OP_THREADS)
     return {"byte_reproducible": True, "environment": environment}
 
@@ -142,6 +142,8 @@ def _onnxruntime_and_scan(
     One run serves both: the scan's, with every tensor kept in its own type, which is also closer
     to what the engine computes. When it finds an overflow, that run's outputs carry it, so ONNX
     Runtime's own run is compared instead (as before): the overflow stays its own failure."""
+    from trtbuild.tasks.overflow import ExposedRun, scanned
+
     precision, names = ctx.params.precision, [t.name for t in ctx.params.outputs]
     if not scanned(precision):
         return _onnxruntime_outputs(ctx, feeds_per_sample, names), {"status": "not needed"}
@@ -254,6 +256,9 @@ def _onnxruntime_outputs(
     ctx: TaskContext[ValidateParams], feeds_per_sample: list[dict[str, Any]], names: list[str]
 ) -> list[list[Any]] | str:
     """The graph's outputs on ONNX Runtime's CPU provider, or why it cannot run the graph here."""
+    from trtbuild.tasks.onnx_tensors import cpu_session
+    from trtbuild.tasks.onnxruntime_errors import feeds_description, onnxruntime_failure
+
     try:
         session = cpu_session(str(ctx.inputs[build.GRAPH]))
     except Exception as error:
@@ -292,6 +297,8 @@ def _compare_candidate(
 ) -> JsonDict:
     """The candidate's metrics per output and its failed gates, on the samples whose reference is
     finite (`unusable`: the others, per output)."""
+    from trtbuild.tasks import metrics as M
+
     names = [t.name for t in params.outputs]
     tolerance = tolerance_document(params.tolerance)
     per_output: JsonDict = {}
