@@ -246,7 +246,7 @@ def _running(pid: int) -> bool:
 
 @pytest.mark.slow  # a fresh interpreter and a worker
 def test_a_worker_ends_when_the_executor_is_killed_mid_task(tiny_project: Project, tmp_path: Path) -> None:
-    """`timeout`, a CI job's cancel or `kill` send SIGTERM to trtbuild's process alone, which dies at
+    """`kill PID` (a supervisor, a CI runner) sends SIGTERM to trtbuild's process alone, which dies at
     once: its busy worker must not go on running the task, orphaned, for minutes."""
     pidfile = tmp_path / "worker.pid"
     probe = f"""

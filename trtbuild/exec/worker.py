@@ -123,8 +123,8 @@ def main(fd: int) -> None:
 
 
 def _end_with_parent(parent: int) -> None:
-    """End this worker, mid-task too, once the executor is gone. A SIGTERM (`timeout`, a CI job's
-    cancel, `kill`) or SIGKILL ends trtbuild's process alone, at once: its pipe then closes, but a
+    """End this worker, mid-task too, once the executor is gone. A SIGTERM or SIGKILL sent to
+    trtbuild's pid alone (`kill PID`, a supervisor) ends that process at once: its pipe then closes, but a
     busy worker reads it only after the task, which went on for minutes, orphaned, with its CPUs and
     memory. A thread rather than PR_SET_PDEATHSIG, which fires when the executor's *thread* that
     started the worker ends (a slot's), not its process."""
