@@ -8,13 +8,17 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Project, in_fresh_interpreter
+from tests.conftest import REPO, Project, in_fresh_interpreter
 from tests.e2e.test_run_cli import HEAVY_MODULES
 from trtbuild import api
 from trtbuild.errors import TaskError
@@ -65,6 +69,9 @@ class Behaves(TaskKind[NoParams]):
         if self.action == "linger":  # long enough for two tasks to overlap, if they may
             time.sleep(2.0)
             where["ended"] = time.time()
+        if self.action == "hang":  # until someone kills the worker
+            Path(os.environ["TRTBUILD_TEST_PIDFILE"]).write_text(str(os.getpid()))
+            time.sleep(60.0)
         if self.action == "log":
             logging.getLogger("trtbuild.task.fixture").warning("logged in the worker")
             ctx.warn("warned in the worker")
@@ -226,3 +233,48 @@ def test_a_kind_defined_in_main_runs_in_trtbuilds_process_with_a_note(tiny_proje
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert report["status"] == 0 and report["same"] is True
     assert any("tiny/here ran in trtbuild's own process" in note for note in report["notices"])
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie nobody reaped counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # a fresh interpreter and a worker
+def test_a_worker_ends_when_the_executor_is_killed_mid_task(tiny_project: Project, tmp_path: Path) -> None:
+    """`kill PID` (a supervisor, a CI runner) sends SIGTERM to trtbuild's process alone, which dies at
+    once: its busy worker must not go on running the task, orphaned, for minutes."""
+    pidfile = tmp_path / "worker.pid"
+    probe = f"""
+        from pathlib import Path
+        from tests.conftest import Project
+        from tests.exec.test_workers import run, stage
+        project = Project(Path({str(tiny_project.root)!r}), Path({str(tiny_project.config)!r}),
+                          Path({str(tiny_project.cache)!r}), Path({str(tiny_project.out)!r}))
+        run(project, stage("hangs", "hang"))
+        """
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "TRTBUILD_TEST_PIDFILE": str(pidfile)}
+    executor = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(probe)], cwd=tiny_project.root, env=env
+    )
+    worker = 0
+    try:
+        deadline = time.monotonic() + 120
+        while not pidfile.exists() and executor.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pidfile.exists(), "the task never started"
+        worker = int(pidfile.read_text())
+        executor.send_signal(signal.SIGTERM)
+        executor.wait(30)
+        deadline = time.monotonic() + 10
+        while _running(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(worker), "the worker outlived the executor, still running its task"
+    finally:
+        executor.kill()
+        if worker and _running(worker):
+            os.kill(worker, signal.SIGKILL)

@@ -65,3 +65,22 @@ def test_an_unchanged_lock_root_is_not_rewritten(tmp_path: Path) -> None:
     assert files(store) == before
     store.add_root(lock_root_name(lock), [A, C], lock_path=lock)
     assert files(store) != before
+
+
+def test_a_run_of_the_same_keys_after_another_run_counts_as_the_newest(tmp_path: Path) -> None:
+    """`gc --keep-last 1` keeps the run used last: a no-op of A after a run of B must count as newer
+    than B, although A's root already exists and is less than a day old."""
+    store = Store(tmp_path / "cache")
+    put(store, tmp_path, A, onnx=b"graph A")
+    put(store, tmp_path, B, onnx=b"graph B")
+    store.add_run_root([A])
+    time.sleep(0.05)  # past the filesystem's timestamp granularity
+    store.add_run_root([B])
+    time.sleep(0.05)
+    assert store.add_run_root([A]) is True  # no longer the newest: written again
+    before = files(store)
+    assert store.add_run_root([A]) is False  # the newest: left alone
+    assert files(store) == before
+    age_everything(store)
+    gc(store, keep_last=1)
+    assert has_action(store, A) and not has_action(store, B)

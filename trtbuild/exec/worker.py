@@ -39,6 +39,8 @@ from trtbuild.tasks.base import TaskContext, TaskKind
 from trtbuild.tasks.float_environment import THREADS_VARIABLE
 
 PATH_VARIABLE = "TRTBUILD_WORKER_PATH"
+PARENT_VARIABLE = "TRTBUILD_WORKER_PARENT"  # the executor's pid: the worker ends when it is gone
+PARENT_POLL_S = 0.5
 # Imports only what the worker needs before the first task: not the caller's __main__.
 BOOTSTRAP = (
     "import json, os, sys; sys.path[:] = json.loads(os.environ.pop('TRTBUILD_WORKER_PATH')); "
@@ -101,6 +103,7 @@ class Done:
 def main(fd: int) -> None:
     # Ctrl-C ends the worker at once, quietly; the executor fails its task and stops the run.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    _end_with_parent(int(os.environ.pop(PARENT_VARIABLE, "0")))
     connection = Connection(fd)
     setup: Setup = connection.recv()
     _forward_logs(connection, setup.levels)
@@ -117,6 +120,23 @@ def main(fd: int) -> None:
             done.peak = _status_bytes("VmHWM")
         done.rss = _release_memory()
         _send(connection, ("done", done))
+
+
+def _end_with_parent(parent: int) -> None:
+    """End this worker, mid-task too, once the executor is gone. A SIGTERM or SIGKILL sent to
+    trtbuild's pid alone (`kill PID`, a supervisor) ends that process at once: its pipe then closes, but a
+    busy worker reads it only after the task, which went on for minutes, orphaned, with its CPUs and
+    memory. A thread rather than PR_SET_PDEATHSIG, which fires when the executor's *thread* that
+    started the worker ends (a slot's), not its process."""
+    if parent <= 0 or os.getppid() != parent:
+        return  # started through something else (a wrapper script): which process to watch is unclear
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(PARENT_POLL_S)
+        os._exit(1)  # nobody reads the answer; the executor publishes nothing of a worker's
+
+    threading.Thread(target=watch, name="trtbuild-parent-watch", daemon=True).start()
 
 
 def run_request(request: TaskRequest) -> Done:
@@ -222,6 +242,7 @@ def environment(threads: int) -> dict[str, str]:
     CPUs, that share as the thread count of every library that reads one (before importing them)."""
     env = dict(os.environ)
     env[PATH_VARIABLE] = json.dumps([entry or os.getcwd() for entry in sys.path])
+    env[PARENT_VARIABLE] = str(os.getpid())
     if threads:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", THREADS_VARIABLE):
             env[name] = str(threads)

@@ -6,7 +6,8 @@ What is live:
   edited or reverted it in git since its root was written). A lock root whose file is gone is dropped.
 * every key of the ``keep_last`` newest run roots, and of run roots younger than ``max_age_days``.
   Other run roots are dropped. (Runs of the same keys share one root, whose time a run refreshes
-  once a day, and a run keeps at most ``roots.RUN_ROOTS_KEPT`` run roots: see ``roots.py``.)
+  once a day, or when another run's root was written since, and a run keeps at most
+  ``roots.RUN_ROOTS_KEPT`` run roots: see ``roots.py``.)
 
 Then action entries that are not live are removed, then blobs that no remaining entry references, then
 leftovers in ``tmp/`` older than a day. Anything modified within ``grace_seconds`` is spared: a run in

@@ -9,8 +9,9 @@ Two kinds, told apart by whether they name a lock file:
 * a **run root** (``run-<sha256 of the run's sorted keys>[:16]``) records the keys a run used, so recent
   work stays cached even without a lock. Named by its keys, a run that used the same keys as an earlier
   one (a no-op, above all) finds its root already there and writes nothing unless the root's time is
-  older than ``RUN_ROOT_REFRESH_S``; at most ``RUN_ROOTS_KEPT`` run roots are kept, the oldest going
-  first when a new one is added (a morning of no-op runs used to leave 130 ``run-*.json`` files).
+  older than ``RUN_ROOT_REFRESH_S`` or another run's root was written since (gc keeps the newest);
+  at most ``RUN_ROOTS_KEPT`` run roots are kept, the oldest going first when a new one is added (a
+  morning of no-op runs used to leave 130 ``run-*.json`` files).
 
 File format (written with ``sort_keys``)::
 
@@ -147,11 +148,33 @@ class Roots:
             current = decode(name, self.path(name).read_bytes())
         except OSError:
             current = None
-        if current is not None and current.keys == keys and time.time() - current.time < RUN_ROOT_REFRESH_S:
+        if (
+            current is not None
+            and current.keys == keys
+            and time.time() - current.time < RUN_ROOT_REFRESH_S
+            and self._newest_run(name)
+        ):
             return False
         self.add(name, keys, None)
         self._drop_old_runs(keep=name)
         return True
+
+    def _newest_run(self, name: str) -> bool:
+        """Whether no other run root was written since `name` (by mtime, one stat per root): gc's
+        `keep_last` keeps the newest roots, so a run whose root is older than another run's is
+        written again, or `gc --keep-last 1` after runs of B then A (a no-op) would keep B's."""
+        try:
+            own = os.stat(self.path(name)).st_mtime_ns
+            with os.scandir(self.roots_dir) as entries:
+                return not any(
+                    entry.name.startswith("run-")
+                    and entry.name.endswith(".json")
+                    and entry.name != f"{name}.json"
+                    and entry.stat().st_mtime_ns >= own
+                    for entry in entries
+                )
+        except OSError:
+            return False
 
     def _drop_old_runs(self, keep: str) -> None:
         runs = sorted((r for r in self.read_all() if not r.is_lock), key=lambda r: r.time, reverse=True)
