@@ -173,7 +173,7 @@ def test_a_change_to_the_worker_script_bumps_the_build_version() -> None:
     from trtbuild.tasks.build import KIND
 
     script = hashlib.sha256(Path(loader.__file__).read_bytes()).hexdigest()[:16]
-    assert (script, KIND.version) == (WORKER_SCRIPT, 10)
+    assert (script, KIND.version) == (WORKER_SCRIPT, 11)
 
 
 WORKER_SCRIPT = "1ab37b65a2cfa451"
