@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,35 @@ def test_a_noop_run_prints_the_summary_table_without_rich(tiny_project: Project)
     assert row[header.index("precision") :].startswith("fp32")
     assert "\x1b[" not in completed.stdout  # no colour when not a terminal
     assert max(len(line) for line in lines if "│" not in line and not line.startswith("tiny/")) <= 150
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(tiny_project: Project) -> None:
+    """`trtbuild run CONFIG | head -1`: the summary's writes meet a closed pipe. That was "internal
+    error: BrokenPipeError ... This is a bug in trtbuild" with exit 1; now it is what a shell says
+    of a process ended by SIGPIPE, and nothing else."""
+    tiny_project.run_json()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout fails, whatever the timing
+    env = {**os.environ, "TRTBUILD_CACHE_DIR": str(tiny_project.cache)}
+    try:
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trtbuild",
+                "run",
+                str(tiny_project.config),
+                "--out",
+                str(tiny_project.out),
+            ],
+            cwd=tiny_project.root,
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert completed.returncode == 141, completed.stderr
+    assert "internal error" not in completed.stderr and "Traceback" not in completed.stderr

@@ -88,6 +88,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     level = os.environ.get("TRTBUILD_LOG", "WARNING").upper()
     if not isinstance(logging.getLevelName(level), int):
@@ -114,6 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_console().print("interrupted: finished tasks are cached; rerun to continue")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`trtbuild run CONFIG | head`): stop quietly, as `cat` would. Tasks
+        # that finished are cached. stdout goes to /dev/null so the interpreter's own flush at exit
+        # does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as error:
         if os.environ.get("TRTBUILD_DEBUG"):
             traceback.print_exc()
