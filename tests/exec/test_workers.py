@@ -22,6 +22,7 @@ from tests.conftest import REPO, Project, in_fresh_interpreter
 from tests.e2e.test_run_cli import HEAVY_MODULES
 from trtbuild import api
 from trtbuild.errors import TaskError
+from trtbuild.exec.local import longest_chain_first
 from trtbuild.exec.slots import Slots, plan_slots
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
@@ -278,3 +279,22 @@ def test_a_worker_ends_when_the_executor_is_killed_mid_task(tiny_project: Projec
         executor.kill()
         if worker and _running(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_with_two_slots_the_longest_chain_starts_first(tiny_project: Project) -> None:
+    """A free slot takes the ready task that heads the most work still ahead: the int8 calibration
+    before the reference and the probe, which graph order starts first; fp32's precision (a copy)
+    last. A cached task counts for nothing, so what follows it decides."""
+    tiny_project.edit_config(
+        "build:\n", "precision: [fp32, int8]\ncalibration: {source: random, samples: 2}\nbuild:\n"
+    )
+    graph = api.plan([tiny_project.config], cache_dir=tiny_project.cache).graph
+    ordered = [node.id for node in longest_chain_first(list(graph.nodes.values()))]
+    assert ordered.index("tiny/int8/precision") < ordered.index("tiny/reference")
+    assert ordered.index("tiny/int8/precision") < ordered.index("tiny/probe")
+    assert ordered.index("tiny/fp32/precision") > ordered.index("tiny/int8/precision")
+    assert ordered[0] == "tiny/export"  # everything waits for it
+    as_cached = [
+        node.id for node in longest_chain_first(list(graph.nodes.values()), cached={"tiny/int8/precision"})
+    ]
+    assert as_cached.index("tiny/reference") < as_cached.index("tiny/int8/precision")

@@ -120,6 +120,13 @@ class TaskKind(ABC, Generic[P]):
     # only if this much is available (exec/slots.py). Not in the key: it changes no output.
     memory: int = 3 << 30
 
+    def cost(self, params: P) -> float:
+        """The task's work relative to other tasks', for ordering only: with several slots, the tasks
+        on the longest chain of work still ahead start first (exec/local.py). Seconds of a
+        ResNet-50 task on one thread (bench/RESULTS.md) are the scale; only ratios matter. Not in
+        the key: it changes no output."""
+        return 2.0
+
     @abstractmethod
     def derive(self, spec: Spec, cell: Cell) -> Derived[P] | None:
         """This kind's task for `cell` (`spec` is the cell's own view); None: the cell has none."""

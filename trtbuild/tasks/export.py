@@ -67,6 +67,9 @@ class Export(TaskKind[ExportParams]):
         )
         return Derived(params, {**files, **npz_files(spec)}, user_code_context(spec))
 
+    def cost(self, params: ExportParams) -> float:
+        return 7.0
+
     def tools(self, params: ExportParams) -> JsonDict:
         names = ("torch", "onnx", "onnxscript") if params.exporter == "dynamo" else ("torch", "onnx")
         return dict(toolchain.versions(names))

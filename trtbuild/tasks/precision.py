@@ -52,6 +52,10 @@ class Precision(TaskKind[PrecisionParams]):
     version = 7
     outputs = (GRAPH, RECORD)
 
+    def cost(self, params: PrecisionParams) -> float:
+        # Calibration (int8, fp8) is the matrix's longest task, AutoCast (fp16, bf16) a fraction.
+        return 15.0 if params.calibration is not None else 7.0 if params.autocast is not None else 0.3
+
     def derive(self, spec: Spec, cell: Cell) -> Derived[PrecisionParams]:
         if cell.precision in AUTOCAST_PRECISIONS:
             return Derived(

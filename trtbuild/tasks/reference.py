@@ -86,6 +86,9 @@ class Reference(TaskKind[ReferenceParams]):
         )
         return Derived(params, {**files, **data_files, **npz_files(spec)}, user_code_context(spec))
 
+    def cost(self, params: ReferenceParams) -> float:
+        return 10.0
+
     def tools(self, params: ReferenceParams) -> JsonDict:
         return dict(toolchain.versions(("torch", "numpy")))
 

@@ -16,7 +16,7 @@ from typing import Any
 from trtbuild import toolchain
 from trtbuild.backends.registry import get_backend
 from trtbuild.errors import TaskError
-from trtbuild.spec.model import Cell, Spec, Tolerance
+from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, Spec, Tolerance
 from trtbuild.tasks import build
 from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
@@ -76,6 +76,9 @@ class Validate(TaskKind[ValidateParams]):
             min_low_precision=spec.validate.min_low_precision.get(cell.precision),
         )
         return Derived(params, metric_files, user_code_context(spec))
+
+    def cost(self, params: ValidateParams) -> float:
+        return 12.0 if params.precision in AUTOCAST_PRECISIONS else 8.0  # the overflow scan
 
     def tools(self, params: ValidateParams) -> JsonDict:
         return dict(toolchain.versions(("onnxruntime", "numpy")))
