@@ -1,0 +1,116 @@
+"""The overflow scan in parts (overflow_parts.py): for a sample past the byte budget, the same
+declared outputs, bit for bit, and the same findings in the same order as one exposed run."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from trtbuild.tasks.onnx_tensors import load
+from trtbuild.tasks.overflow import ExposedRun
+from trtbuild.tasks.overflow_parts import TensorSizes, slices
+
+NO_PARTS = 2**62  # a budget no sample reaches: one exposed run, as before the parts
+
+
+def _half(name: str, values: np.ndarray) -> onnx.TensorProto:
+    return numpy_helper.from_array(values.astype(np.float16), name)
+
+
+def conv_model(path: Path) -> Path:
+    """An fp16 graph as AutoCast leaves it: Casts at the fp32 I/O, Convs and Relus ONNX Runtime
+    computes in fp32 (where slices fed fp16 tensors would compute other bits), a Mul that overflows
+    fp16 on large inputs, and a Cast of float32's fill value (-3.4e38: no overflow)."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+        helper.make_node("Conv", ["x16", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], pads=[1, 1, 1, 1]),
+        helper.make_node("Mul", ["c2", "big"], ["m"]),
+        helper.make_node("Relu", ["m"], ["r2"]),
+        helper.make_node("Constant", [], ["fill"], value=numpy_helper.from_array(np.float32([-3.4e38]))),
+        helper.make_node("Cast", ["fill"], ["fill16"], to=TensorProto.FLOAT16),
+        helper.make_node("Max", ["r2", "fill16"], ["masked"]),
+        helper.make_node("Conv", ["r1", "w3", "b3"], ["c3"]),
+        helper.make_node("Add", ["c3", "c1"], ["side"]),
+        helper.make_node("Cast", ["masked"], ["y"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["side"], ["z"], to=TensorProto.FLOAT),
+    ]
+    initializers = [
+        _half("w1", rng.normal(0, 0.5, (4, 3, 3, 3))),
+        _half("b1", rng.normal(0, 0.1, 4)),
+        _half("w2", rng.normal(0, 0.5, (4, 4, 3, 3))),
+        _half("b2", rng.normal(0, 0.1, 4)),
+        _half("big", np.array([3000.0])),
+        _half("w3", rng.normal(0, 0.5, (4, 4, 1, 1))),
+        _half("b3", rng.normal(0, 0.1, 4)),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "parts",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8, 8]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 4, 8, 8]),
+        ],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def samples() -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(1)
+    # The second sample's inputs are large enough that `m` overflows; the others stay finite.
+    return [
+        {"x": rng.normal(0, 1, (2, 3, 8, 8)).astype(np.float32)},
+        {"x": rng.normal(0, 40, (5, 3, 8, 8)).astype(np.float32)},
+        {"x": rng.normal(0, 1, (3, 3, 8, 8)).astype(np.float32)},
+    ]
+
+
+def scan(graph: Path, part_bytes: int) -> tuple[list[list[np.ndarray]], dict[str, object]]:
+    exposed = ExposedRun(graph, "fp16", ["y", "z"], part_bytes=part_bytes)
+    outputs = [exposed.run(feeds, scanned=True) for feeds in samples()]
+    return outputs, exposed.result()
+
+
+def test_parts_find_and_output_what_one_run_does(tmp_path: Path) -> None:
+    graph = conv_model(tmp_path / "parts.onnx")
+    whole, whole_scan = scan(graph, NO_PARTS)
+    assert whole_scan["count"] == 1 and whole_scan["overflowed"] == ["m"]  # the test can fail
+    for budget in (1, 2000):  # every node its own slice; a few slices of a few nodes
+        model = load(graph)
+        sizes = TensorSizes(model).per_node(model, samples()[1])
+        assert len(slices(sizes, budget)) > 1  # the parts path is the one taken
+        parts, parts_scan = scan(graph, budget)
+        assert parts_scan == whole_scan
+        for got, expected in zip(parts, whole, strict=True):
+            assert [a.tobytes() for a in got] == [a.tobytes() for a in expected]
+
+
+def test_slices_cover_the_graph_in_order_near_the_budget() -> None:
+    sizes = [400, 100, 100, 300, 50, 50, 600, 10]
+    assert slices(sizes, 10_000) == [(0, 8)]
+    bounds = slices(sizes, 600)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(sizes)
+    assert all(end == start for (_, end), (start, _) in itertools.pairwise(bounds))  # contiguous
+    assert len(bounds) == 3  # 1,610 bytes in shares of 537: three, not one per node
+    assert slices([5, 5, 5], 1) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_sizes_bind_the_symbolic_batch_to_the_sample(tmp_path: Path) -> None:
+    model = load(conv_model(tmp_path / "parts.onnx"))
+    small, large = (
+        TensorSizes(model).per_node(model, {"x": np.zeros((n, 3, 8, 8), np.float32)}) for n in (1, 4)
+    )
+    assert small[0] == 3 * 8 * 8 * 2  # x16: fp16
+    assert large[1] == 4 * small[1] == 4 * 4 * 8 * 8 * 2  # c1, at batch 1 and 4
+    assert large[6] == small[6] == 4  # the fill Constant: no batch

@@ -1,0 +1,135 @@
+"""The overflow scan's run in parts, for a sample whose exposed tensors would not fit in memory.
+
+Exposing every tensor keeps all of a sample's activations alive at once: ResNet-50 fp16 at batch
+32 holds ~1.6 GB of them, plus ONNX Runtime's fp32 temporaries. Instead the graph's nodes are cut,
+in graph order, into slices of at most `PART_BYTES` of exposed tensors, as even as the nodes allow,
+and each slice is one run of the graph up to its last node, exposing only that slice's tensors (and
+the sources of its Casts, which the fill check reads); ONNX Runtime frees the others as it goes.
+
+Why a prefix and not the slice alone, fed the tensors before it: ONNX Runtime computes a chain of
+fp16 ops it has no fp16 kernel for in fp32, and hands the next node the fp32 value while it exposes
+the fp16 one. A slice fed the exposed fp16 tensors computed other last bits (ResNet-50's Convs did).
+A prefix computes each exposed tensor exactly as the whole exposed graph does (checked bit for bit
+by tests/tasks/test_overflow_parts.py); its cost is re-running the earlier slices' nodes, so slices
+are cut by bytes, and ResNet's bytes sit in its early, cheap layers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from trtbuild.tasks.onnx_tensors import Runner
+
+# Exposed tensors per run, estimated from the graph's inferred shapes at the sample's shape.
+# ResNet-50 fp16 at batch 32 (1.6 GB) runs in four parts of 0.4 GB.
+PART_BYTES = 512 * 2**20
+
+
+def splittable(model: Any, names: list[str]) -> bool:
+    """Whether a prefix of the graph runs on its own: every declared output is some node's output
+    (a graph input or initializer passed through has no slice)."""
+    made = {name for node in model.graph.node for name in node.output}
+    return all(name in made for name in names)
+
+
+class TensorSizes:
+    """Each node output's bytes at a sample's shape, from ONNX shape inference over the graph with
+    its symbolic dims (`batch`) bound to the sample's. A dim or tensor inference cannot tell counts
+    as large (the largest input dim, the largest input's bytes): too many slices cost a little
+    time, too few cost the memory this is for."""
+
+    def __init__(self, model: Any) -> None:
+        import onnx
+        from onnx import shape_inference
+
+        inferred = shape_inference.infer_shapes(model).graph
+        self.inputs = {i.name: _dims(i) for i in model.graph.input}
+        self.known: dict[str, tuple[int, list[int | str | None]]] = {}
+        for value in [*inferred.value_info, *inferred.output]:
+            elem_type = value.type.tensor_type.elem_type
+            if value.type.HasField("tensor_type") and elem_type:
+                itemsize = onnx.helper.tensor_dtype_to_np_dtype(elem_type).itemsize
+                self.known[value.name] = (itemsize, _dims(value))
+
+    def per_node(self, model: Any, feeds: Mapping[str, Any]) -> list[int]:
+        """The estimated bytes of each node's outputs, in graph order, on `feeds`."""
+        symbols: dict[str, int] = {}
+        for name, dims in self.inputs.items():
+            if name in feeds:
+                shape = feeds[name].shape
+                symbols.update((d, int(n)) for d, n in zip(dims, shape, strict=False) if isinstance(d, str))
+        largest_dim = max((int(d) for f in feeds.values() for d in f.shape), default=1)
+        largest = max((int(f.nbytes) for f in feeds.values()), default=0)
+        return [
+            sum(self._bytes(name, symbols, largest_dim, largest) for name in node.output if name)
+            for node in model.graph.node
+        ]
+
+    def _bytes(self, name: str, symbols: dict[str, int], largest_dim: int, largest: int) -> int:
+        if name not in self.known:
+            return largest
+        itemsize, dims = self.known[name]
+        count = 1
+        for dim in dims:
+            count *= dim if isinstance(dim, int) else symbols.get(dim or "", largest_dim)
+        return itemsize * count
+
+
+def _dims(value: Any) -> list[int | str | None]:
+    shape = value.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
+
+
+def slices(sizes: list[int], budget: int) -> list[tuple[int, int]]:
+    """Graph-order node ranges [start, end): as few as keep each near `budget` bytes, and of about
+    equal bytes (a node is cut before when more than half of it lies past its share's end)."""
+    parts = max(1, math.ceil(sum(sizes) / max(1, budget)))
+    share = sum(sizes) / parts
+    cuts: list[int] = []
+    before = 0
+    for index, size in enumerate(sizes):
+        if index and before + size / 2 > share * (len(cuts) + 1) and len(cuts) < parts - 1:
+            cuts.append(index)
+        before += size
+    edges = [0, *cuts, len(sizes)]
+    return list(itertools.pairwise(edges))
+
+
+def run_in_parts(
+    model: Any, precision: str, feeds: Mapping[str, Any], bounds: list[tuple[int, int]]
+) -> Iterator[tuple[int, int, dict[str, Any]]]:
+    """Per slice, in graph order: its node range and its tensors (with its Casts' sources), from
+    one run of the graph's nodes up to the slice's end. The caller drops each slice's tensors
+    before asking for the next: they are this scan's memory."""
+    for start, end in bounds:
+        prefix = _prefix(model, start, end)
+        tensors = dict(Runner(prefix, "cell", precision, expose=False, arena=False).run(feeds))
+        yield start, end, tensors
+        del tensors  # before the next prefix runs
+
+
+def _prefix(model: Any, start: int, end: int) -> Any:
+    """A model of nodes[:end] (with the initializers they read) whose outputs are the tensors of
+    nodes[start:end], the sources of its Casts and the declared outputs among them."""
+    import onnx
+
+    nodes = model.graph.node[:end]
+    made = {name for node in nodes for name in node.output}
+    wanted = [name for node in model.graph.node[start:end] for name in node.output if name]
+    wanted += [n.input[0] for n in model.graph.node[start:end] if n.op_type == "Cast" and n.input[0] in made]
+    declared = {o.name: o for o in model.graph.output}
+    reads = {name for node in nodes for name in node.input if name}
+    graph = onnx.GraphProto(name=model.graph.name)
+    graph.node.extend(nodes)
+    graph.initializer.extend(i for i in model.graph.initializer if i.name in reads)
+    graph.input.extend(i for i in model.graph.input if i.name in reads)
+    for name in dict.fromkeys(wanted):
+        # Name only, as expose_all: ORT infers the type; declared outputs keep their declaration.
+        graph.output.append(declared[name] if name in declared else onnx.ValueInfoProto(name=name))
+    prefix = onnx.ModelProto(ir_version=model.ir_version, graph=graph)
+    prefix.opset_import.extend(model.opset_import)
+    prefix.functions.extend(model.functions)
+    return prefix
