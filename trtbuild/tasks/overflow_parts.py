@@ -6,12 +6,13 @@ in graph order, into slices of at most `PART_BYTES` of exposed tensors, as even 
 and each slice is one run of the graph up to its last node, exposing only that slice's tensors (and
 the sources of its Casts, which the fill check reads); ONNX Runtime frees the others as it goes.
 
-Why a prefix and not the slice alone, fed the tensors before it: ONNX Runtime computes a chain of
-fp16 ops it has no fp16 kernel for in fp32, and hands the next node the fp32 value while it exposes
-the fp16 one. A slice fed the exposed fp16 tensors computed other last bits (ResNet-50's Convs did).
-A prefix computes each exposed tensor exactly as the whole exposed graph does (checked bit for bit
-by tests/tasks/test_overflow_parts.py); its cost is re-running the earlier slices' nodes, so slices
-are cut by bytes, and ResNet's bytes sit in its early, cheap layers.
+Why a prefix and not the slice alone, fed the exposed tensors before it (one pass, no re-run): a
+slice so fed computed other last bits than the whole graph from its first Conv on (ResNet-50 fp16,
+ONNX Runtime 1.32; the whole graph's session evidently does not compute each node from the fp16
+tensors it exposes), so its outputs would not be the ones compared before. A prefix computes every
+exposed tensor bit for bit as the whole exposed graph does (ResNet-50's 124 tensors and logits;
+tests/tasks/test_overflow_parts.py); its cost is re-running the earlier slices' nodes, which the
+arena-free sessions partly repay (ResNet-50's four samples: +25% CPU, a third of the peak memory).
 """
 
 from __future__ import annotations
