@@ -2,30 +2,29 @@
 
 Exposing every tensor keeps all of a sample's activations alive at once: ResNet-50 fp16 at batch
 32 holds ~1.6 GB of them, plus ONNX Runtime's fp32 temporaries. Instead the graph's nodes are cut,
-in graph order, into slices of at most `PART_BYTES` of exposed tensors, as even as the nodes allow,
-and each slice is one run of the graph up to its last node, exposing only that slice's tensors (and
-the sources of its Casts, which the fill check reads); ONNX Runtime frees the others as it goes.
+in graph order, into slices of at most `PART_BYTES` of exposed tensors, and each slice is one run
+of the graph up to its last node, exposing only that slice's tensors (and the sources of its Casts,
+which the fill check reads); ONNX Runtime frees the others as it goes.
 
 Why a prefix and not the slice alone, fed the exposed tensors before it (one pass, no re-run): a
 slice so fed computed other last bits than the whole graph from its first Conv on (ResNet-50 fp16,
 ONNX Runtime 1.32; the whole graph's session evidently does not compute each node from the fp16
 tensors it exposes), so its outputs would not be the ones compared before. A prefix computes every
 exposed tensor bit for bit as the whole exposed graph does (ResNet-50's 124 tensors and logits;
-tests/tasks/test_overflow_parts.py); its cost is re-running the earlier slices' nodes, which the
-arena-free sessions partly repay (ResNet-50's four samples: +25% CPU, a third of the peak memory).
+tests/tasks/test_overflow_parts.py); its cost is re-running the earlier slices' nodes, kept small
+by filling slices from the end (ResNet-50's bytes sit in its first, cheap layers).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from trtbuild.tasks.onnx_tensors import Runner
 
 # Exposed tensors per run, estimated from the graph's inferred shapes at the sample's shape.
-# ResNet-50 fp16 at batch 32 (1.6 GB) runs in four parts of 0.4 GB.
+# ResNet-50 fp16 at batch 32 (1.6 GB) runs in four parts, batch 25 in three.
 PART_BYTES = 512 * 2**20
 
 
@@ -85,18 +84,17 @@ def _dims(value: Any) -> list[int | str | None]:
 
 
 def slices(sizes: list[int], budget: int) -> list[tuple[int, int]]:
-    """Graph-order node ranges [start, end): as few as keep each near `budget` bytes, and of about
-    equal bytes (a node is cut before when more than half of it lies past its share's end)."""
-    parts = max(1, math.ceil(sum(sizes) / max(1, budget)))
-    share = sum(sizes) / parts
+    """Graph-order node ranges [start, end) of at most `budget` bytes each (a node larger than that
+    is a slice of its own), filled from the graph's end: each slice re-runs the nodes of the slices
+    before it, so the early ones are left the smallest, which re-runs the fewest nodes."""
     cuts: list[int] = []
-    before = 0
-    for index, size in enumerate(sizes):
-        if index and before + size / 2 > share * (len(cuts) + 1) and len(cuts) < parts - 1:
-            cuts.append(index)
-        before += size
-    edges = [0, *cuts, len(sizes)]
-    return list(itertools.pairwise(edges))
+    end, total = len(sizes), 0
+    for index in range(len(sizes) - 1, -1, -1):
+        if index < end - 1 and total + sizes[index] > budget:
+            cuts.append(index + 1)
+            end, total = index + 1, 0
+        total += sizes[index]
+    return list(itertools.pairwise([0, *reversed(cuts), len(sizes)]))
 
 
 def run_in_parts(
