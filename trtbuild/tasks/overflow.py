@@ -19,7 +19,7 @@ from trtbuild.spec.model import AUTOCAST_PRECISIONS
 from trtbuild.tasks.base import JsonDict
 from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
-from trtbuild.tasks.overflow_parts import PART_BYTES, TensorSizes, run_in_parts, slices, splittable
+from trtbuild.tasks.overflow_parts import PART_BYTES, run_in_parts, slices, tensor_sizes
 
 
 class ExposedRun:
@@ -36,7 +36,7 @@ class ExposedRun:
         self.held = {i.name for i in self.model.graph.initializer if not finite(_initializer(i))}
         self.overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
         self.part_bytes = part_bytes
-        self.sizes = TensorSizes(self.model) if splittable(self.model, names) else None
+        self.sizes = tensor_sizes(self.model, names)
 
     def run(self, feeds: Mapping[str, Any], scanned: bool) -> list[Any]:
         """The declared outputs on `feeds`; scans them for overflows if `scanned`. One sample at a

@@ -28,11 +28,17 @@ from trtbuild.tasks.onnx_tensors import Runner
 PART_BYTES = 512 * 2**20
 
 
-def splittable(model: Any, names: list[str]) -> bool:
-    """Whether a prefix of the graph runs on its own: every declared output is some node's output
-    (a graph input or initializer passed through has no slice)."""
+def tensor_sizes(model: Any, names: list[str]) -> TensorSizes | None:
+    """The graph's tensor sizes, or None where it cannot run in parts and each sample runs whole, as
+    before: a declared output that is no node's (a graph input or initializer passed through has no
+    slice), or a graph ONNX shape inference cannot take (past protobuf's 2 GB, say)."""
     made = {name for node in model.graph.node for name in node.output}
-    return all(name in made for name in names)
+    if not all(name in made for name in names):
+        return None
+    try:
+        return TensorSizes(model)
+    except Exception:  # onnx's own errors; its inference is an estimate here, never a verdict
+        return None
 
 
 class TensorSizes:
@@ -111,24 +117,23 @@ def run_in_parts(
 
 
 def _prefix(model: Any, start: int, end: int) -> Any:
-    """A model of nodes[:end] (with the initializers they read) whose outputs are the tensors of
-    nodes[start:end], the sources of its Casts and the declared outputs among them."""
+    """A copy of `model` (inputs, initializers, shape annotations, opsets: what ONNX Runtime sees
+    of the whole graph) cut after nodes[end - 1], whose outputs are the tensors of nodes[start:end],
+    the sources of its Casts and the declared outputs among them. Subgraph bodies (If, Loop) keep
+    every outer name they read: nothing before `end` is removed."""
     import onnx
 
-    nodes = model.graph.node[:end]
-    made = {name for node in nodes for name in node.output}
-    wanted = [name for node in model.graph.node[start:end] for name in node.output if name]
-    wanted += [n.input[0] for n in model.graph.node[start:end] if n.op_type == "Cast" and n.input[0] in made]
-    declared = {o.name: o for o in model.graph.output}
-    reads = {name for node in nodes for name in node.input if name}
-    graph = onnx.GraphProto(name=model.graph.name)
-    graph.node.extend(nodes)
-    graph.initializer.extend(i for i in model.graph.initializer if i.name in reads)
-    graph.input.extend(i for i in model.graph.input if i.name in reads)
+    prefix = onnx.ModelProto()
+    prefix.CopyFrom(model)
+    graph = prefix.graph
+    del graph.node[end:]
+    made = {name for node in graph.node for name in node.output}
+    sliced = graph.node[start:end]
+    wanted = [name for node in sliced for name in node.output if name]
+    wanted += [node.input[0] for node in sliced if node.op_type == "Cast" and node.input[0] in made]
+    declared = {output.name: output for output in model.graph.output}
+    del graph.output[:]
     for name in dict.fromkeys(wanted):
         # Name only, as expose_all: ORT infers the type; declared outputs keep their declaration.
         graph.output.append(declared[name] if name in declared else onnx.ValueInfoProto(name=name))
-    prefix = onnx.ModelProto(ir_version=model.ir_version, graph=graph)
-    prefix.opset_import.extend(model.opset_import)
-    prefix.functions.extend(model.functions)
     return prefix
