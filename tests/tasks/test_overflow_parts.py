@@ -116,3 +116,52 @@ def test_sizes_bind_the_symbolic_batch_to_the_sample(tmp_path: Path) -> None:
     assert small[0] == 3 * 8 * 8 * 2  # x16: fp16
     assert large[1] == 4 * small[1] == 4 * 4 * 8 * 8 * 2  # c1, at batch 1 and 4
     assert large[6] == small[6] == 4  # the fill Constant: no batch
+
+
+def branch_model(path: Path) -> Path:
+    """An If whose branches read an outer-scope tensor (`h`) and initializer (`k`): a part must
+    keep every name a subgraph body reads, not only the top-level nodes' inputs."""
+    then_branch = helper.make_graph(
+        [helper.make_node("Mul", ["h", "k"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT16, None)],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Neg", ["h"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT16, None)],
+    )
+    nodes = [
+        helper.make_node("Cast", ["x"], ["h"], to=TensorProto.FLOAT16),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("If", ["flag"], ["b"], then_branch=then_branch, else_branch=else_branch),
+        helper.make_node("Add", ["b", "r"], ["s"]),
+        helper.make_node("Cast", ["s"], ["y"], to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "branch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        initializer=[
+            numpy_helper.from_array(np.array(True), "flag"),
+            _half("k", np.array([4000.0])),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_parts_keep_what_a_subgraph_reads(tmp_path: Path) -> None:
+    graph = branch_model(tmp_path / "branch.onnx")
+    feeds = [{"x": np.full((3, 8), 20.0, np.float32)}]  # 20 x 4000 overflows fp16 inside the If
+    runs = {}
+    for budget in (NO_PARTS, 1):
+        exposed = ExposedRun(graph, "fp16", ["y"], part_bytes=budget)
+        runs[budget] = ([exposed.run(f, scanned=True)[0].tobytes() for f in feeds], exposed.result())
+    assert runs[NO_PARTS][1]["overflowed"] == ["b"]
+    assert runs[1] == runs[NO_PARTS]
