@@ -8,7 +8,8 @@ makes them), each in a fresh process, printing CPU seconds and peak RSS side by 
 - shared run + scan: what validate does for an fp16 cell now: a sample whose exposed tensors pass
   overflow_parts.PART_BYTES (512 MiB; ResNet-50's batch 25 and 32) runs in parts, each one run of
   the graph up to a slice's end, to bound the memory (validate v18 after issue 12's memory part);
-- shared run + scan, one run (before): the same with every sample in one exposed run (v18 before);
+- shared run + scan, one run (before): the same with every sample in one exposed run (v18 before
+  the parts, but with the parts' arena-free session: main's kept ONNX Runtime's arena, 4477 MiB);
 - separate scan (before): the scan as its own run, beside the comparison (validate v17; its
   finiteness check is today's, which no longer copies each tensor to float32, so "before" is a bit
   cheaper here than it was).
