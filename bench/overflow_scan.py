@@ -5,11 +5,16 @@ makes them), each in a fresh process, printing CPU seconds and peak RSS side by 
 - comparison: ONNX Runtime's own run of the graph (what an fp32 or int8 cell's comparison costs);
 - shared run: the run with every tensor in its own type that serves an fp16 cell's comparison
   (validate v18), without the scan's checks;
-- shared run + scan: what validate does for an fp16 cell now;
+- shared run + scan: what validate does for an fp16 cell now: a sample whose exposed tensors pass
+  overflow_parts.PART_BYTES (512 MiB; ResNet-50's batch 25 and 32) runs in parts, each one run of
+  the graph up to a slice's end, to bound the memory (validate v18 after issue 12's memory part);
+- shared run + scan, one run (before): the same with every sample in one exposed run (v18 before
+  the parts, but with the parts' arena-free session: main's kept ONNX Runtime's arena, 4477 MiB);
 - separate scan (before): the scan as its own run, beside the comparison (validate v17; its
   finiteness check is today's, which no longer copies each tensor to float32, so "before" is a bit
   cheaper here than it was).
-The scan's cost is (shared run + scan) - comparison now, and the separate scan before.
+The scan's cost is (shared run + scan) - comparison now, and the separate scan before. Peak RSS is
+the process's own: the parts exist for it (issue 12's target of 4 GiB for the cold run at -j 1).
 
 Usage: python bench/overflow_scan.py GRAPH [--config configs/resnet.yaml] [--repeat 1]
 GRAPH: the fp16 cell's model.onnx, e.g. build/resnet50/fp16/model.onnx after `trtbuild run`.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -30,7 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MODES = ("comparison", "shared run", "shared run + scan", "separate scan (before)")
+ONE_RUN = "shared run + scan, one run (before)"
+MODES = ("comparison", "shared run", "shared run + scan", ONE_RUN, "separate scan (before)")
 
 
 def samples(config: Path) -> list[dict[str, Any]]:
@@ -64,9 +71,10 @@ def measure(mode: str, graph: Path, config: Path) -> dict[str, float]:
             overflow_starts(model, dict(runner.run(sample)), held)
     else:
         model = load_onnx(graph)
-        exposed = ExposedRun(graph, "fp16", [output.name for output in model.graph.output])
+        budget = {"part_bytes": 2**62} if mode == ONE_RUN else {}  # 2**62: no sample is split
+        exposed = ExposedRun(graph, "fp16", [output.name for output in model.graph.output], **budget)
         for sample in feeds:
-            exposed.run(sample, scanned=mode == "shared run + scan")
+            exposed.run(sample, scanned=mode != "shared run")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"cpu": time.process_time() - started, "peak_rss_mib": usage.ru_maxrss / 1024}
 
@@ -96,13 +104,26 @@ def main() -> None:
             results[mode].append(json.loads(done.stdout.strip().splitlines()[-1]))
     cpu = {mode: statistics.median(r["cpu"] for r in runs) for mode, runs in results.items()}
     print(f"graph: {args.graph}, {len(samples(args.config))} samples from {args.config.name}, medians")
-    print(f"{'':26}{'CPU s':>8}{'peak RSS MiB':>14}")
+    print(f"load {os.getloadavg()}; {pyc_present()}")
+    print(f"{'':36}{'CPU s':>8}{'peak RSS MiB':>14}")
     for mode, runs in results.items():
-        print(f"{mode:26}{cpu[mode]:8.2f}{statistics.median(r['peak_rss_mib'] for r in runs):14.0f}")
+        print(f"{mode:36}{cpu[mode]:8.2f}{statistics.median(r['peak_rss_mib'] for r in runs):14.0f}")
     now = cpu["shared run + scan"] - cpu["comparison"]
     before = cpu["separate scan (before)"]
     print(f"scan / comparison: now {now / cpu['comparison']:.2f} (shared run + scan - comparison), ", end="")
     print(f"before {before / cpu['comparison']:.2f} (a separate scan)")
+    one_run = cpu[ONE_RUN] - cpu["comparison"]
+    print(
+        f"scan / comparison, one exposed run per sample (before the parts): {one_run / cpu['comparison']:.2f}"
+    )
+    peak = {mode: statistics.median(r["peak_rss_mib"] for r in runs) for mode, runs in results.items()}
+    print(f"peak RSS, parts / one run: {peak['shared run + scan'] / peak[ONE_RUN]:.2f}")
+
+
+def pyc_present() -> str:
+    caches = list((REPO / "trtbuild").rglob("__pycache__/*.pyc"))
+    dont_write = os.environ.get("PYTHONDONTWRITEBYTECODE") or sys.flags.dont_write_bytecode
+    return f"trtbuild .pyc files: {len(caches)}; PYTHONDONTWRITEBYTECODE={'set' if dont_write else 'unset'}"
 
 
 if __name__ == "__main__":

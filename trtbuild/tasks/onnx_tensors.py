@@ -41,27 +41,33 @@ def expose_all(model: Any) -> Any:
     return exposed
 
 
-def cpu_session(model: bytes | str) -> Any:
+def cpu_session(model: bytes | str, arena: bool = True) -> Any:
     """An ONNX Runtime CPU session on `model` (serialized bytes or a path), as every task runs one:
     its failures are raised, for the task to report once with the node, never logged by ORT as
     well; and the graph runs as written, with no fusions, so a failure names the graph's own node
     and ORT's optimizer does not remove the fp16 round trips (Cast pairs around ops it computes in
-    fp32) that hide exactly the overflows a GPU engine would hit."""
+    fp32) that hide exactly the overflows a GPU engine would hit. Without `arena`, ONNX Runtime
+    frees each tensor when done with it, rather than keep a pool grown in powers of two."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 4
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.intra_op_num_threads = INTRA_OP_THREADS
+    options.enable_cpu_mem_arena = arena
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 class Runner:
-    """One ORT session over a graph with every tensor exposed; `run` maps tensor name -> array."""
+    """One ORT session over a graph with every tensor exposed (or only its own outputs: `expose`
+    False; and `arena`: see cpu_session); `run` maps tensor name -> array."""
 
-    def __init__(self, model: Any, what: str, precision: str) -> None:
+    def __init__(
+        self, model: Any, what: str, precision: str, expose: bool = True, arena: bool = True
+    ) -> None:
         try:
-            self.session = cpu_session(expose_all(model).SerializeToString())
+            graph = expose_all(model) if expose else model
+            self.session = cpu_session(graph.SerializeToString(), arena)
         except Exception as error:
             message = str(error).strip()
             if "NOT_IMPLEMENTED" in message:

@@ -10,7 +10,7 @@ finiteness check of each, not a second pass through the graph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +19,52 @@ from trtbuild.spec.model import AUTOCAST_PRECISIONS
 from trtbuild.tasks.base import JsonDict
 from trtbuild.tasks.onnx_tensors import Runner
 from trtbuild.tasks.onnx_tensors import load as load_onnx
+from trtbuild.tasks.overflow_parts import PART_BYTES, run_in_parts, slices, tensor_sizes
 
 
 class ExposedRun:
     """The cell's graph with every tensor exposed: per sample, the declared outputs, and the
     tensors where an overflow starts (gathered over the samples marked `scanned`)."""
 
-    def __init__(self, graph: Path, precision: str, names: list[str]) -> None:
-        self.model = load_onnx(graph)
-        self.runner = Runner(self.model, "cell", precision)
+    def __init__(self, graph: Path, precision: str, names: list[str], part_bytes: int = PART_BYTES) -> None:
+        self.model, self.precision = load_onnx(graph), precision
+        self.runner = Runner(self.model, "cell", precision, arena=False)
         missing = [name for name in names if name not in self.runner.names]
         if missing:  # ONNX Runtime's own run says so, with the graph's outputs
             raise TaskError(f"the ONNX graph has no outputs named {missing}")
         self.names = names
         self.held = {i.name for i in self.model.graph.initializer if not finite(_initializer(i))}
         self.overflowed: dict[str, None] = {}  # ordered set, in graph order of first overflow
+        self.part_bytes = part_bytes
+        self.sizes = tensor_sizes(self.model, names)
 
     def run(self, feeds: Mapping[str, Any], scanned: bool) -> list[Any]:
         """The declared outputs on `feeds`; scans them for overflows if `scanned`. One sample at a
-        time: memory is one sample's activations."""
+        time: memory is one sample's activations, or one slice's of them when they would exceed
+        `part_bytes` (overflow_parts.py: the same outputs and findings)."""
+        sizes = self.sizes.per_node(self.model, feeds) if self.sizes is not None else []
+        if sum(sizes) > self.part_bytes:
+            return self._run_in_parts(feeds, scanned, slices(sizes, self.part_bytes))
         tensors = dict(self.runner.run(feeds))
         if scanned:
             self.overflowed.update(dict.fromkeys(overflow_starts(self.model, tensors, self.held)))
         return [tensors[name] for name in self.names]
+
+    def _run_in_parts(
+        self, feeds: Mapping[str, Any], scanned: bool, bounds: list[tuple[int, int]]
+    ) -> list[Any]:
+        """`run`, slice by slice: a tensor is broken once its slice has run, and every node reads
+        tensors of its own or earlier slices, so each node is judged as in one whole run."""
+        broken, outputs = set(self.held), dict[str, Any]()
+        nodes = self.model.graph.node
+        for start, end, tensors in run_in_parts(self.model, self.precision, feeds, bounds):
+            if scanned:
+                broken |= {name for name, value in tensors.items() if not finite(value)}
+                starts = starts_in(nodes[start:end], tensors, broken)
+                self.overflowed.update(dict.fromkeys(starts))
+            outputs.update((name, tensors[name]) for name in self.names if name in tensors)
+            del tensors
+        return [outputs[name] for name in self.names]
 
     def result(self) -> JsonDict:
         overflowed = list(self.overflowed)
@@ -57,12 +80,17 @@ def overflow_starts(model: Any, tensors: Mapping[str, Any], held: set[str]) -> l
     """The fp16/bf16 tensors, in graph order, that a node makes Inf/NaN from finite inputs. An
     infinity the graph holds on purpose (a Constant or an initializer `held`: masked_fill(-inf)
     before a softmax) and what is computed from it are no overflow."""
+    broken = held | {name for name, value in tensors.items() if not finite(value)}
+    return starts_in(model.graph.node, tensors, broken)
+
+
+def starts_in(nodes: Iterable[Any], tensors: Mapping[str, Any], broken: set[str]) -> list[str]:
+    """`overflow_starts` among `nodes`, given every `broken` tensor they read or make."""
     import numpy as np
 
     bfloat16 = ml_dtype("bfloat16")
-    broken = held | {name for name, value in tensors.items() if not finite(value)}
     starts = []
-    for node in model.graph.node:
+    for node in nodes:
         if node.op_type == "Constant" or any(name in broken for name in node.input):
             continue
         if _saturated_fill(node, tensors):
