@@ -6,7 +6,7 @@ makes them), each in a fresh process, printing CPU seconds and peak RSS side by 
 - shared run: the run with every tensor in its own type that serves an fp16 cell's comparison
   (validate v18), without the scan's checks;
 - shared run + scan: what validate does for an fp16 cell now: a sample whose exposed tensors pass
-  overflow_parts.PART_BYTES (512 MiB; ResNet-50's batch 25 and 32) runs in parts, each one run of
+  overflow_parts.PART_BYTES (1 GiB; ResNet-50's batch 32) runs in parts, each one run of
   the graph up to a slice's end, to bound the memory (validate v18 after issue 12's memory part);
 - shared run + scan, one run (before): the same with every sample in one exposed run (v18 before
   the parts, but with the parts' arena-free session: main's kept ONNX Runtime's arena, 4477 MiB);

@@ -23,9 +23,11 @@ from typing import Any
 
 from trtbuild.tasks.onnx_tensors import Runner
 
-# Exposed tensors per run, estimated from the graph's inferred shapes at the sample's shape.
-# ResNet-50 fp16 at batch 32 (1.6 GB) runs in four parts, batch 25 in three.
-PART_BYTES = 512 * 2**20
+# Exposed tensors per run, estimated from the graph's inferred shapes at the sample's shape: ResNet-50
+# fp16 at batch 32 (1.6 GB) runs in two parts. Its 4 samples' scan, idle, in a fresh process: one
+# run each 14.3 CPU s and 3.6 GiB; 1 GiB parts 14.9 s and 2.6 GiB; 512 MiB parts 21.3 s and 1.6 GiB
+# (every part reruns the graph up to its slice, so smaller parts cost quadratically more).
+PART_BYTES = 1 << 30
 
 
 def tensor_sizes(model: Any, names: list[str]) -> TensorSizes | None:
