@@ -8,8 +8,10 @@ import subprocess
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,6 +132,22 @@ def in_fresh_interpreter(project: Project, probe: str) -> subprocess.CompletedPr
         text=True,
         timeout=300,
     )
+
+
+def run_in_fresh_interpreter(
+    project: Project, watched: Sequence[str]
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """`trtbuild run` of the project's config, in-process in a new interpreter (in_fresh_interpreter):
+    {"status": its exit status, "loaded": which of the `watched` modules it imported}, and the process."""
+    probe = f"""
+        import json, sys
+        from trtbuild.cli import main
+        status = main(["run", {str(project.config)!r}, "--out", {str(project.out)!r}])
+        loaded = sorted(m for m in {tuple(watched)!r} if m in sys.modules)
+        print(json.dumps({{"status": status, "loaded": loaded}}), file=sys.stderr)
+        """
+    completed = in_fresh_interpreter(project, probe)
+    return json.loads(completed.stderr.strip().splitlines()[-1]), completed
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Project, in_fresh_interpreter, states
+from tests.conftest import Project, run_in_fresh_interpreter, states
 
 pytestmark = pytest.mark.slow
 
@@ -55,20 +54,13 @@ def test_a_noop_run_writes_nothing_and_imports_no_start_up_weight(tiny_project: 
         tiny_project.cache / "validated",
     )
     before = snapshot(*watched)
-    probe = f"""
-        import json, sys
-        from trtbuild.cli import main
-        status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
-        loaded = sorted(m for m in {START_UP_MODULES!r} if m in sys.modules)
-        print(json.dumps({{"status": status, "loaded": loaded}}), file=sys.stderr)
-        """
-    completed = in_fresh_interpreter(tiny_project, probe)
+    report, completed = run_in_fresh_interpreter(tiny_project, START_UP_MODULES)
     assert "Nothing to do: all 7 tasks are cached." in completed.stdout
     # Same inodes and mtimes: no artifact relinked, no new run root, no lock or root rewritten, no
     # action entry or validation marker touched.
     assert snapshot(*watched) == before
     assert len(os.listdir(tiny_project.cache / "roots")) == 2  # the lock's root and the run's
-    assert json.loads(completed.stderr.strip().splitlines()[-1]) == {"status": 0, "loaded": []}
+    assert report == {"status": 0, "loaded": []}
 
 
 def test_a_noop_run_prints_the_summary_table_without_rich(tiny_project: Project) -> None:

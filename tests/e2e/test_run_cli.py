@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import Project, in_fresh_interpreter, states
+from tests.conftest import Project, run_in_fresh_interpreter, states
 from trtbuild.store import digest_file
 
 pytestmark = pytest.mark.slow
@@ -58,16 +58,8 @@ def test_second_run_runs_nothing_and_imports_no_heavy_library(tiny_project: Proj
     first = tiny_project.run_json()
     assert set(states(first).values()) == {"ran"}
     # Run the CLI in-process in a fresh interpreter, then list which heavy modules got imported.
-    probe = f"""
-        import json, sys
-        from trtbuild.cli import main
-        status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
-        heavy = sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules)
-        print(json.dumps({{"status": status, "heavy": heavy}}), file=sys.stderr)
-        """
-    completed = in_fresh_interpreter(tiny_project, probe)
-    report = json.loads(completed.stderr.strip().splitlines()[-1])
-    assert report == {"status": 0, "heavy": []}
+    report, completed = run_in_fresh_interpreter(tiny_project, HEAVY_MODULES)
+    assert report == {"status": 0, "loaded": []}
     assert "Nothing to do: all 7 tasks are cached." in completed.stdout
 
 

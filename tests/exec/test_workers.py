@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, Project, in_fresh_interpreter
+from tests.conftest import REPO, Project, in_fresh_interpreter, run_in_fresh_interpreter
 from tests.e2e.test_run_cli import HEAVY_MODULES
 from trtbuild import api
 from trtbuild.errors import TaskError
@@ -179,16 +179,8 @@ def test_a_cold_run_imports_no_heavy_library_in_trtbuilds_own_process(tiny_proje
     the CLI's process stays small (it held 700 MB of torch and torchvision on a ResNet-50 run).
     numpy is left out: the report's plots (matplotlib) import it after the tasks."""
     heavy = tuple(name for name in HEAVY_MODULES if name != "numpy")
-    probe = f"""
-        import json, sys
-        from trtbuild.cli import main
-        status = main(["run", {str(tiny_project.config)!r}, "--out", {str(tiny_project.out)!r}])
-        heavy = sorted(m for m in {heavy!r} if m in sys.modules)
-        print(json.dumps({{"status": status, "heavy": heavy}}), file=sys.stderr)
-        """
-    completed = in_fresh_interpreter(tiny_project, probe)
-    report = json.loads(completed.stderr.strip().splitlines()[-1])
-    assert report == {"status": 0, "heavy": []}, completed.stderr[-2000:]
+    report, completed = run_in_fresh_interpreter(tiny_project, heavy)
+    assert report == {"status": 0, "loaded": []}, completed.stderr[-2000:]
 
 
 @pytest.mark.slow  # a fresh interpreter
