@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -41,11 +42,13 @@ def test_roundtrip_and_format(store: Store, tmp_path: Path) -> None:
     assert got == ActionResult(outputs=outputs, meta=meta)
     text = ac_file(store).read_text()
     doc = json.loads(text)
-    assert doc == {
-        "version": 1,
+    body = {
+        "version": 2,
         "outputs": {n: {"hash": d.hash, "size": d.size} for n, d in outputs.items()},
         "meta": meta,
     }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    assert doc == {**body, "digest": "sha256:" + hashlib.sha256(canonical).hexdigest()}
     assert text == json.dumps(doc, sort_keys=True, indent=2) + "\n"
     assert list((store.root / "tmp").iterdir()) == []
 

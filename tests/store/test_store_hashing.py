@@ -63,21 +63,29 @@ def test_unchanged_file_is_not_rehashed(tmp_path: Path, calls: list[str]) -> Non
     assert (tmp_path / "cache" / "stat-cache.sqlite").is_file()
 
 
-def test_stat_cache_trusts_size_and_mtime_then_rehashes_when_mtime_changes(
-    tmp_path: Path, calls: list[str]
-) -> None:
+def test_stat_cache_rehashes_a_file_edited_with_its_mtime_restored(tmp_path: Path, calls: list[str]) -> None:
+    """utime puts the mtime back but cannot set ctime: the edit is seen without a full re-hash of
+    unchanged files (issue 13: a flipped blob byte with its mtime restored used to pass)."""
     f = make_old(tmp_path / "input.bin", b"AAAA")
     store = FileHasher(tmp_path / "cache")
     h_a = store.hash_file(f)
-    # Same inode, same size, mtime restored: the cache trusts its entry (documented limitation).
     with open(f, "r+b") as fh:
         fh.write(b"BBBB")
     os.utime(f, ns=(OLD_NS, OLD_NS))
-    assert store.hash_file(f) == h_a
-    assert len(calls) == 1
-    # A different mtime makes it re-hash.
-    os.utime(f, ns=(OLD_NS + 1, OLD_NS + 1))
-    assert store.hash_file(f) == b3(b"BBBB")
+    assert store.hash_file(f) == b3(b"BBBB") != h_a
+    assert len(calls) == 2
+
+
+def test_a_damaged_stat_cache_row_is_a_miss_not_a_wrong_digest(tmp_path: Path, calls: list[str]) -> None:
+    """A row whose digest changed (a flipped byte in the database) fails its checksum."""
+    f = make_old(tmp_path / "input.bin", b"AAAA")
+    FileHasher(tmp_path / "cache").hash_file(f)
+    db = sqlite3.connect(tmp_path / "cache" / "stat-cache.sqlite")
+    (table,) = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchone()
+    db.execute(f"UPDATE {table} SET digest = ?", (b3(b"forged"),))
+    db.commit()
+    db.close()
+    assert FileHasher(tmp_path / "cache").hash_file(f) == b3(b"AAAA")
     assert len(calls) == 2
 
 

@@ -220,7 +220,8 @@ def _verdict(event: TaskEvent | None) -> str:
         "failed": "[bold red]failed[/]",
         "unverified": "[yellow]unverified[/]",
     }
-    passed = styles[event.meta.get("verdict", "passed" if event.meta.get("passed") else "failed")]
+    # The executor took the verdict from the hash-checked validation.json (tasks/base.py: gate_verdict).
+    passed = styles.get(str(event.meta.get("verdict")), styles["failed"])
     engine = event.meta.get("engine")
     return f"{passed} (ONNX Runtime vs PyTorch; engine run {engine})" if engine else passed
 

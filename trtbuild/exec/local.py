@@ -29,8 +29,8 @@ from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.plan import raise_problems
 from trtbuild.plan.status import node_key
 from trtbuild.spec.model import Spec
-from trtbuild.store import ActionResult, FileHasher, Store
-from trtbuild.tasks.base import TaskContext, TaskKind
+from trtbuild.store import ActionResult, CorruptBlob, FileHasher, Store
+from trtbuild.tasks.base import DamagedGate, TaskContext, TaskKind, gate_verdict
 from trtbuild.tasks.output_capture import thread_routed_streams
 
 if TYPE_CHECKING:  # the worker machinery (subprocess, multiprocessing) loads when a task runs
@@ -196,8 +196,8 @@ class LocalExecutor:
 
     def _finish(self, event: TaskEvent) -> None:
         self.events[event.id] = event
-        if event.state in ("cached", "ran"):
-            self._materialize(event.id)
+        if event.state == "ran":  # a cached result's artifacts were linked when it was checked
+            self._materialize(event.id, self.results[event.id])
         self.on_event(event)
 
     def _event(self, node: TaskNode, state: TaskState, reason: str, **fields: Any) -> TaskEvent:
@@ -217,12 +217,12 @@ class LocalExecutor:
         key, material = keyed
         self.materials[node.id] = (key, material)
         if self.options.use_cache:
-            cached = self._planned_result(node.id, key) or self.store.get_action(key)
+            cached = self._trusted(node, key, self._planned_result(node.id, key) or self._lookup(node, key))
             if cached is not None:
                 return self._done(node, "cached", "cached", key, cached, 0.0)
         with self.store.lock(key):
             # Another trtbuild process may have built it while we waited for the lock.
-            cached = self.store.get_action(key) if self.options.use_cache else None
+            cached = self._trusted(node, key, self._lookup(node, key)) if self.options.use_cache else None
             if cached is not None:
                 return self._done(node, "cached", "built by another process", key, cached, 0.0)
             started = time.perf_counter()
@@ -254,6 +254,30 @@ class LocalExecutor:
             event.peak_memory = self.peaks.get(node.id)
             return event
 
+    def _lookup(self, node: TaskNode, key: str) -> ActionResult | None:
+        return self.store.get_action(key, outputs=node.task.outputs, task=node.id)
+
+    def _trusted(self, node: TaskNode, key: str, result: ActionResult | None) -> ActionResult | None:
+        """A cached result whose gate document and artifacts check out, the artifacts linked into
+        the output folder (re-hashed if they were not there already); else None, its entry dropped
+        with a warning, and the task runs again."""
+        if result is None:
+            return None
+        try:
+            self._gate(node, result)
+            self._materialize(node.id, result)
+        except (CorruptBlob, DamagedGate) as damaged:
+            self.store.drop_action(key, f"its {node.task.gate or 'output'} is damaged ({damaged})", node.id)
+            return None
+        return result
+
+    def _gate(self, node: TaskNode, result: ActionResult) -> dict[str, Any]:
+        """A gate's verdict and failures, from its hash-checked document (never the metadata)."""
+        gate = node.task.gate
+        if gate is None:
+            return {}
+        return gate_verdict(self.store.read_verified(result.outputs[gate].hash))
+
     def _planned_result(self, node_id: str, key: str) -> ActionResult | None:
         planned_key, result = self.planned.get(node_id, ("", None))
         return result if planned_key == key else None
@@ -261,9 +285,14 @@ class LocalExecutor:
     def _done(
         self, node: TaskNode, state: TaskState, reason: str, key: str, result: ActionResult, seconds: float
     ) -> TaskEvent:
-        self.results[node.id] = result
         meta = dict(result.meta)
         warnings = list(meta.pop("warnings", []))
+        try:
+            meta.update(self._gate(node, result))
+        except (StoreError, DamagedGate) as damaged:  # just written by the task: a bug, or the disk
+            reason = f"its {node.task.gate} cannot be read back from the cache: {damaged}"
+            return self._event(node, "failed", reason, key=key, seconds=seconds)
+        self.results[node.id] = result
         return self._event(node, state, reason, key=key, seconds=seconds, warnings=warnings, meta=meta)
 
     def _run_task(self, node: TaskNode, key: str) -> ActionResult:
@@ -385,10 +414,7 @@ class LocalExecutor:
         except (OSError, StoreError):
             return False
 
-    def _materialize(self, node_id: str) -> None:
-        result = self.results.get(node_id)
-        if result is None:
-            return
+    def _materialize(self, node_id: str, result: ActionResult) -> None:
         for cell in self.graph.cells:
             for artifact in cell.artifacts:
                 if artifact.node_id == node_id:

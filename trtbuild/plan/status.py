@@ -65,7 +65,7 @@ def plan_status(
             statuses[node.id] = NodeStatus(node.id, "run", f"after {', '.join(dict.fromkeys(waiting))}")
             continue
         key, material = keyed
-        result = store.get_action(key) if use_cache else None
+        result = store.get_action(key, outputs=node.task.outputs, task=node.id) if use_cache else None
         if result is None:
             reason = "not in cache" if use_cache else "--no-cache"
             statuses[node.id] = NodeStatus(node.id, "run", reason, key, material)

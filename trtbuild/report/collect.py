@@ -26,6 +26,7 @@ from trtbuild.plan.lock import REPRODUCIBILITY
 from trtbuild.plan.plan import Plan
 from trtbuild.spec.model import Cell
 from trtbuild.store import ActionResult, Store
+from trtbuild.tasks.base import DamagedGate, checked_gate
 from trtbuild.tasks.precision_record import RECORD
 
 # Bump when the document's layout or the way md/html render it changes: report.html is redrawn only
@@ -95,7 +96,8 @@ def _results(plan: Plan, events: Mapping[str, TaskEvent]) -> dict[str, ActionRes
             results[node_id] = status.result
         elif event is not None and event.key is not None:
             # Ran in this run, or hit the cache only once an upstream reproduced its old output.
-            result = plan.store.get_action(event.key)
+            outputs = plan.graph.nodes[node_id].task.outputs
+            result = plan.store.get_action(event.key, outputs=outputs, task=node_id)
             if result is not None:
                 results[node_id] = result
     return results
@@ -127,9 +129,7 @@ def _cell(
         "precision": spec_cell.precision if spec_cell else None,
         "values": _clean(dict(spec_cell.values)) if spec_cell else {},
         "status": BUILT if built else (FAILED if failed else NOT_BUILT),
-        "verdict": validation.get("verdict", "failed" if validation.get("failures") else "passed")
-        if validation
-        else "not validated",
+        "verdict": _verdict(validation) if validation else "not validated",
         "validation": _validation(validation) if validation else None,
         "gate_failures": _clean(validation.get("failures", [])) if validation else [],
         "engine": _engine(engine, artifacts.get("model.engine")) if engine else None,
@@ -197,11 +197,19 @@ def _read_json(
         if digest is None:
             return None
         try:
-            loaded = json.loads(store.read_blob(digest.hash))
+            loaded = json.loads(store.read_verified(digest.hash))
         except (StoreError, ValueError):
             return None  # collected after a gc: report the cell as not built rather than fail
         return loaded if isinstance(loaded, dict) else None
     return None
+
+
+def _verdict(validation: Document) -> str:
+    """The gate's verdict as the run takes it (tasks/base.py: checked_gate), never a default."""
+    try:
+        return str(checked_gate(validation)["verdict"])
+    except DamagedGate:
+        return "damaged"
 
 
 def _validation(validation: Document) -> Document:

@@ -1,13 +1,23 @@
 """The action cache: ``ac/<first 2>/<key>.json`` maps a task key to its output manifest and metadata.
 
-File format (written with ``sort_keys``)::
+File format 2 (written with ``sort_keys``)::
 
-    {"version": 1, "outputs": {"model.onnx": {"hash": "blake3:<hex>", "size": 123}}, "meta": {...}}
+    {"version": 2, "digest": "sha256:<hex>",
+     "outputs": {"model.onnx": {"hash": "blake3:<hex>", "size": 123}}, "meta": {...}}
+
+``digest`` is the sha256 of the entry's canonical content: every field but itself, as
+:func:`canonical` spells it. An entry checks itself on every read: one whose digest does not match
+(a flipped byte, a hand edit that leaves valid JSON, a write another tool cut short) is damaged,
+and the store counts it as a miss with a warning, never as a result. The digest is a checksum, not
+a signature: whoever can write entries can write a matching digest (the trust model of Bazel's
+action cache, docs/architecture.md). sha256, not BLAKE3: hashlib is loaded anyway for keys, and a
+fully cached run never imports blake3. Entries of format 1 (no digest) are a clean miss.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -21,7 +31,8 @@ from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
 from trtbuild.store.cas import FileDigest
 from trtbuild.store.hashing import is_digest
 
-AC_FORMAT_VERSION = 1
+AC_FORMAT_VERSION = 2
+ENTRY_DIGEST_PREFIX = "sha256:"
 _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,199}")
 
 
@@ -41,40 +52,75 @@ def check_key(key: str) -> str:
     return key
 
 
+class DamagedEntry(Exception):
+    """An action entry that cannot be trusted: what is wrong with it (the message, for the warning)
+    and the stat of the file that was read, so that only that file is removed."""
+
+    stat: os.stat_result | None = None
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """The bytes an entry's digest covers: the entry without its digest, in one spelling."""
+    body = {name: value for name, value in doc.items() if name != "digest"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def entry_digest(doc: dict[str, Any]) -> str:
+    return ENTRY_DIGEST_PREFIX + hashlib.sha256(canonical(doc)).hexdigest()
+
+
 def encode(result: ActionResult) -> bytes:
-    doc = {
+    doc: dict[str, Any] = {
         "version": AC_FORMAT_VERSION,
         "outputs": {name: {"hash": d.hash, "size": d.size} for name, d in result.outputs.items()},
         "meta": result.meta,
     }
     try:
+        doc["digest"] = entry_digest(doc)
         return (json.dumps(doc, sort_keys=True, indent=2, allow_nan=False) + "\n").encode()
     except (TypeError, ValueError) as exc:
         raise StoreError(f"action result metadata is not JSON-serialisable: {exc}") from exc
 
 
 def decode(data: bytes) -> ActionResult | None:
-    """Parse an action cache entry; None if it is damaged or of another format version."""
+    """Parse an action cache entry; None if it is of another format version (a clean miss).
+    DamagedEntry if it is not what this trtbuild wrote: not JSON, a digest that does not match its
+    content, or fields of the wrong shape."""
     try:
         doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict) or doc.get("version") != AC_FORMAT_VERSION:
-        return None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DamagedEntry(f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict):
+        raise DamagedEntry("not a JSON object")
+    version = doc.get("version")
+    if version != AC_FORMAT_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version < AC_FORMAT_VERSION:
+            return None  # an older trtbuild's entry: a miss, rebuilt and rewritten
+        raise DamagedEntry(f"unknown format version {version!r}")
+    try:
+        digest_ok = doc.get("digest") == entry_digest(doc)
+    except (TypeError, ValueError):
+        digest_ok = False
+    if not digest_ok:
+        raise DamagedEntry("its digest does not match its content")
+    return _parsed(doc)
+
+
+def _parsed(doc: dict[str, Any]) -> ActionResult:
     outputs, meta = doc.get("outputs"), doc.get("meta")
-    if not isinstance(outputs, dict) or not isinstance(meta, dict):
-        return None
+    if not isinstance(outputs, dict) or not isinstance(meta, dict) or set(doc) != _FIELDS:
+        raise DamagedEntry(f"fields {sorted(doc)}, expected {sorted(_FIELDS)}")
     parsed: dict[str, FileDigest] = {}
     for name, entry in outputs.items():
-        if not isinstance(entry, dict):
-            return None
-        h, size = entry.get("hash"), entry.get("size")
-        if not is_digest(h):  # also an older trtbuild's bare sha256 hex: a miss, rebuilt
-            return None
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            return None
+        h = entry.get("hash") if isinstance(entry, dict) else None
+        size = entry.get("size") if isinstance(entry, dict) else None
+        if not is_digest(h) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise DamagedEntry(f"output {name!r} is not a digest and a size")
         parsed[name] = FileDigest(h, size)
     return ActionResult(outputs=parsed, meta=meta)
+
+
+_FIELDS = {"version", "digest", "outputs", "meta"}
 
 
 class ActionCache:
@@ -89,7 +135,8 @@ class ActionCache:
         return self.ac_dir / key[:2] / f"{key}.json"
 
     def read(self, key: str) -> tuple[ActionResult | None, os.stat_result | None]:
-        """The parsed entry (None if absent or damaged) and the stat of the file that was read."""
+        """The parsed entry (None if absent or of an older format) and the stat of the file that was
+        read. DamagedEntry if the file is there but cannot be trusted (:func:`decode`)."""
         path = self.path(key)
         try:
             with open(path, "rb") as f:
@@ -97,9 +144,13 @@ class ActionCache:
                 data = f.read()
         except FileNotFoundError:
             return None, None
-        except OSError:
-            return None, None
-        return decode(data), st
+        except OSError as exc:
+            raise DamagedEntry(f"unreadable: {exc.strerror or exc}") from None
+        try:
+            return decode(data), st
+        except DamagedEntry as damaged:
+            damaged.stat = st
+            raise
 
     def write(self, key: str, result: ActionResult) -> None:
         data = encode(result)

@@ -18,7 +18,15 @@ from pathlib import Path
 from trtbuild.errors import StoreError
 from trtbuild.files import temp_path
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
-from trtbuild.store.hashing import DIGEST_PREFIX, StatCache, digest_hex, digest_stream, is_digest
+from trtbuild.store.hashing import (
+    DIGEST_PREFIX,
+    StatCache,
+    digest_bytes,
+    digest_file,
+    digest_hex,
+    digest_stream,
+    is_digest,
+)
 
 _HEX_NAME = re.compile(r"[0-9a-f]{64}")
 BLOB_MODE = 0o444
@@ -31,6 +39,10 @@ class FileDigest:
 
     hash: str
     size: int
+
+
+class CorruptBlob(StoreError):
+    """A blob whose content does not hash to its name: it has been deleted from the store."""
 
 
 def check_digest(digest: str) -> str:
@@ -67,6 +79,27 @@ class ContentStore:
             raise StoreError(f"blob {digest} is not in the store (at {path})") from exc
         except OSError as exc:
             raise StoreError(f"cannot read blob {digest} at {path}: {exc.strerror or exc}") from exc
+
+    def read_verified(self, digest: str) -> bytes:
+        """The blob's content, checked against its name: through the stat cache when the open file's
+        size, mtime, ctime, inode and device are those it recorded, else by hashing the bytes read.
+        A corrupt blob is deleted and CorruptBlob raised."""
+        path = self.blob_path(digest)
+        try:
+            with open(path, "rb") as stream:
+                st = os.fstat(stream.fileno())
+                data = stream.read()
+        except FileNotFoundError as exc:
+            raise StoreError(f"blob {digest} is not in the store (at {path})") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read blob {digest} at {path}: {exc.strerror or exc}") from exc
+        if self.stat_cache.lookup(path, st) == digest:
+            return data
+        if len(data) == st.st_size and digest_bytes(data) == digest:
+            self.stat_cache.record(path, st, digest)
+            return data
+        self._discard(path)
+        raise CorruptBlob(f"blob {digest_hex(digest)[:12]} does not hash to its name: deleted")
 
     def local_path(self, digest: str) -> Path:
         path = self.blob_path(digest)
@@ -197,8 +230,25 @@ class ContentStore:
             except BaseException:
                 unlink_quietly(tmp)
                 raise
+            self._check_linked(blob, dest, digest)
         except OSError as exc:
             raise StoreError(f"cannot create {dest} from blob {digest}: {exc.strerror or exc}") from exc
+
+    def _check_linked(self, blob: Path, dest: Path, digest: str) -> None:
+        """Re-hash what was just linked or copied to ``dest`` (the cold path only: a no-op finds its
+        files linked already). A blob that does not hash to its name leaves neither ``dest`` nor
+        itself behind (CorruptBlob). The link changed the blob's ctime: its stat is recorded anew,
+        so the next read need not hash it again."""
+        before = os.stat(dest)
+        actual = digest_file(dest)
+        if actual != digest:
+            unlink_quietly(dest)
+            self._discard(blob)
+            raise CorruptBlob(f"blob {digest_hex(digest)[:12]} does not hash to its name: deleted")
+        with contextlib.suppress(OSError):
+            after = os.stat(blob)
+            if os.path.samestat(before, after) and _same_content_stat(before, after):
+                self.stat_cache.record(blob, after, digest)
 
 
 def _refresh_mtime(blob: Path) -> None:
@@ -211,6 +261,11 @@ def _refresh_mtime(blob: Path) -> None:
     with contextlib.suppress(OSError):
         if time.time() - os.stat(blob).st_mtime > REFRESH_AFTER_S:
             os.utime(blob)
+
+
+def _same_content_stat(a: os.stat_result, b: os.stat_result) -> bool:
+    """Nothing wrote to the file between the two stats (its ctime may differ: links)."""
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def _hash_path(path: Path) -> FileDigest:

@@ -4,9 +4,14 @@ Content digests are BLAKE3 and say so: ``blake3:<64 hex>``. Every digest the cac
 reports store carries its algorithm, so digests of another algorithm (an older cache's bare sha256
 hex) can never be taken for one of these: they fail to parse, and count as absent.
 
-The stat cache maps ``(absolute path, size, mtime_ns, inode, device)`` to the file's digest. It lives in a
-sqlite database (WAL mode, busy timeout) so several trtbuild processes can share it. It is only an
-optimisation: if the database is unusable, files are hashed directly and a warning is logged once.
+The stat cache maps ``(absolute path, size, mtime_ns, ctime_ns, inode, device)`` to the file's digest. It
+lives in a sqlite database (WAL mode, busy timeout) so several trtbuild processes can share it. It is
+only an optimisation: if the database is unusable, files are hashed directly and a warning is logged
+once. ctime is in the signature because `utime` can restore a file's mtime after an edit but not its
+ctime: a byte flipped in a blob with its mtime put back is re-hashed, and caught, on the next read.
+Linking a file (a blob into build/) changes its ctime too, so whoever links re-records it
+(cas.py). Each row carries a checksum of its own fields: a damaged row is a miss (the file is
+hashed again), never a wrong digest.
 
 A file modified within ``RACY_WINDOW_NS`` of the moment it is hashed could be modified again within the same
 mtime tick without changing size or mtime ("racy git"). Such a file's hash is returned but not cached, so
@@ -15,6 +20,7 @@ the next lookup hashes it again.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -50,15 +56,18 @@ _log = logging.getLogger(__name__)
 
 # The table is named after the algorithm: a database an older trtbuild filled (table ``files``,
 # sha256 hex) is never read for BLAKE3 digests.
-_TABLE = "files_blake3"
+# A new table for the rows with ctime and a checksum: rows without them are never read.
+_TABLE = "files_blake3_ctime"
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {_TABLE} (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     ino INTEGER NOT NULL,
     dev INTEGER NOT NULL,
-    digest TEXT NOT NULL
+    digest TEXT NOT NULL,
+    checksum TEXT NOT NULL
 )
 """
 
@@ -125,15 +134,23 @@ def _i64(value: int) -> int:
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
-def _signature(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_size, st.st_mtime_ns, _i64(st.st_ino), _i64(st.st_dev))
+Signature = tuple[int, int, int, int, int]
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, _i64(st.st_ino), _i64(st.st_dev))
+
+
+def _row_checksum(path: str, signature: Signature, digest: str) -> str:
+    """A checksum of a row's fields: a flipped byte in the database cannot yield another digest."""
+    return hashlib.sha256(repr((path, signature, digest)).encode()).hexdigest()[:32]
 
 
 STAT_CACHE_NAME = "stat-cache.sqlite"  # under the cache root, beside cas/ and ac/
 
 
 class StatCache:
-    """``(abs path, size, mtime_ns, inode, dev) -> digest``, shared by processes through sqlite."""
+    """``(abs path, size, mtime_ns, ctime_ns, inode, dev) -> digest``, shared by processes through sqlite."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
@@ -170,21 +187,25 @@ class StatCache:
 
     # -- queries ------------------------------------------------------------------------------------
     def lookup(self, path: Path | str, st: os.stat_result) -> str | None:
-        """The cached hash if the file's size, mtime, inode and device are unchanged, else None."""
+        """The cached hash if the file's size, mtime, ctime, inode and device are unchanged, else None."""
         conn = self._connect()
         if conn is None:
             return None
         try:
+            where = os.path.abspath(path)
             row = conn.execute(
-                f"SELECT size, mtime_ns, ino, dev, digest FROM {_TABLE} WHERE path = ?",
-                (os.path.abspath(path),),
+                f"SELECT size, mtime_ns, ctime_ns, ino, dev, digest, checksum FROM {_TABLE} WHERE path = ?",
+                (where,),
             ).fetchone()
         except sqlite3.Error as exc:
             _log.debug("stat cache lookup failed: %s", exc)
             return None
-        if row is None or tuple(row[:4]) != _signature(st) or not is_digest(row[4]):
+        signature = _signature(st)
+        if row is None or tuple(row[:5]) != signature or not is_digest(row[5]):
             return None
-        return str(row[4])
+        if row[6] != _row_checksum(where, signature, row[5]):
+            return None
+        return str(row[5])
 
     def record(self, path: Path | str, st: os.stat_result, digest: str) -> None:
         """Remember ``digest`` for the file as ``st`` describes it, unless its mtime is too recent."""
@@ -193,11 +214,13 @@ class StatCache:
         conn = self._connect()
         if conn is None:
             return
+        where, signature = os.path.abspath(path), _signature(st)
         try:
             conn.execute(
-                f"INSERT OR REPLACE INTO {_TABLE} (path, size, mtime_ns, ino, dev, digest)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (os.path.abspath(path), *_signature(st), digest),
+                f"INSERT OR REPLACE INTO {_TABLE}"
+                " (path, size, mtime_ns, ctime_ns, ino, dev, digest, checksum)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (where, *signature, digest, _row_checksum(where, signature, digest)),
             )
         except sqlite3.Error as exc:
             _log.debug("stat cache write failed: %s", exc)

@@ -8,14 +8,17 @@ Layout under ``root``::
     tmp/                           temp files and dirs; same filesystem, so renames are atomic
     locks/<name>.lock              inter-process locks
     validated/<first 2>/<digest>   configs that passed schema validation (see validated.py)
-    stat-cache.sqlite              (path, size, mtime_ns, inode, dev) -> digest
+    stat-cache.sqlite              (path, size, mtime_ns, ctime_ns, inode, dev) -> digest
     toolchains/                    tools that tasks keep copies of across runs (the build worker's
                                    TensorRT packages at a fixed-length path: backends/trt/recipe.py)
 
 Blobs are hard-linked into build directories by :meth:`Store.materialize`, so a user editing such a file
 in place edits the blob too (chmod 0o444 does not stop root). Reads therefore verify: the stat cache
-notices the changed size/mtime, the blob is re-hashed, found corrupt and deleted, and the action entry
-that named it becomes a miss.
+notices the changed size, mtime or ctime (a write changes ctime, and `utime` cannot set it back), the
+blob is re-hashed, found corrupt and deleted, and the action entry that named it becomes a miss, with
+a warning. Action entries check their own digest on every read (action_cache.py); a blob is re-hashed
+in full whenever it is linked into a folder (the cold path: a no-op links nothing); `trtbuild fsck`
+(store/fsck.py) re-hashes everything, which finds a change that left no trace in the metadata.
 
 Garbage collection (:mod:`trtbuild.store.gc`) spares entries and blobs modified within a grace period, so
 uses refresh mtimes: a cache hit touches its action entry, and storing a blob that is already present
@@ -26,18 +29,19 @@ touches the blob. Without that, a concurrent run could lose an old entry it just
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
-from trtbuild.store.action_cache import ActionCache, ActionResult, check_key
+from trtbuild.store.action_cache import ActionCache, ActionResult, DamagedEntry, check_key
 from trtbuild.store.cas import ContentStore, FileDigest, digest_of_blob_name
-from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
+from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache, digest_hex
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
 from trtbuild.store.validated import ParsedConfigs, ValidatedDocuments
@@ -46,6 +50,8 @@ from trtbuild.store.validated import ParsedConfigs, ValidatedDocuments
 # hour, an entry a run has read is spared for 50 minutes or more (as long as a cold matrix's tasks
 # take), and the no-op runs in between write nothing.
 ENTRY_REFRESH_AFTER_S = 600.0
+_MISSING = "is not in the cache"
+log = logging.getLogger("trtbuild.store")
 
 
 def default_cache_dir() -> Path:
@@ -69,6 +75,7 @@ class Store:
         self._cas = ContentStore(self.root / "cas", self._tmp, self._stat_cache)
         self._ac = ActionCache(self.root / "ac", self._tmp)
         self._roots = Roots(self.root / "roots", self._tmp)
+        self._warned: set[tuple[str, str]] = set()  # (key, why): each damaged entry is said once
 
     def validated_documents(self) -> ValidatedDocuments:
         """The configs that passed schema validation before (nothing is created until one does)."""
@@ -102,6 +109,12 @@ class Store:
         blob is not in the store (gc may have collected it) or cannot be read."""
         return self._cas.read_blob(digest)
 
+    def read_verified(self, digest: str) -> bytes:
+        """The blob's content, checked against its digest (through the stat cache when the file's
+        metadata is what it recorded, else by hashing the bytes): what a run decides from, such as
+        a gate's verdict. A corrupt blob is deleted and CorruptBlob (a StoreError) raised."""
+        return self._cas.read_verified(digest)
+
     def local_path(self, digest: str) -> Path:
         """A local file holding the blob, for tools that take a path (onnx.load, ONNX Runtime).
 
@@ -117,26 +130,43 @@ class Store:
         return self._cas.verify_blob(digest)
 
     def materialize(self, digest: str, dest: Path) -> None:
-        """Make ``dest`` hold the blob's content (hard link, or copy across filesystems), atomically."""
+        """Make ``dest`` hold the blob's content (hard link, or copy across filesystems), atomically.
+        What is linked is re-hashed: a corrupt blob is deleted, ``dest`` is not left, and
+        CorruptBlob (a StoreError) is raised. A ``dest`` already linked to the blob is left as is."""
         self._cas.materialize(digest, dest)
 
     # -- actions ------------------------------------------------------------------------------------
-    def get_action(self, key: str) -> ActionResult | None:
-        """The cached result, or None on a miss. Damaged entries and entries whose blobs are missing or
-        corrupt count as misses and are removed."""
-        result, st = self._ac.read(key)
+    def get_action(
+        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None
+    ) -> ActionResult | None:
+        """The cached result, or None on a miss. An entry that fails its own digest, names other
+        outputs than ``outputs`` (the kind's declared ones), or whose blobs are corrupt is a miss: it
+        is removed, with one warning naming ``task``. A missing blob (gc took it) is a quiet miss.
+
+        Blobs are checked through the stat cache (size, mtime, ctime, inode, device), so an
+        unchanged blob is not re-hashed: a content change with no change of metadata at all is
+        found by `trtbuild fsck`, which re-hashes everything."""
+        try:
+            result, st = self._ac.read(key)
+        except DamagedEntry as damaged:
+            self._drop_entry(key, damaged.stat, f"its action entry is damaged ({damaged})", task)
+            return None
         if result is None:
-            if st is not None:
+            if st is not None:  # an older trtbuild's entry: a clean miss, rewritten when the task runs
                 self._ac.remove(key, expected=st)
             return None
-        for digest in result.outputs.values():
-            blob = self._cas.blob_path(digest.hash)
-            try:
-                size_ok = blob.stat().st_size == digest.size
-            except OSError:
-                size_ok = False
-            if not size_ok or not self._cas.verify_blob(digest.hash):
-                self._ac.remove(key, expected=st)
+        if outputs is not None and set(result.outputs) != set(outputs):
+            found = sorted(result.outputs)
+            why = f"its action entry names outputs {found}, the task makes {sorted(outputs)}"
+            self._drop_entry(key, st, why, task)
+            return None
+        for name, digest in result.outputs.items():
+            problem = self._blob_problem(digest)
+            if problem is not None:
+                if problem != _MISSING:
+                    self._drop_entry(key, st, f"its output {name} {problem}", task)
+                else:
+                    self._ac.remove(key, expected=st)
                 return None
         # Mark the entry as just used, so a concurrent gc's grace period spares it (see module doc);
         # not when it was marked within ENTRY_REFRESH_AFTER_S, so a no-op run writes nothing.
@@ -144,6 +174,33 @@ class Store:
             with contextlib.suppress(OSError):
                 os.utime(self._ac.path(key))
         return result
+
+    def _blob_problem(self, digest: FileDigest) -> str | None:
+        """What is wrong with an output's blob (a corrupt one is deleted), or None."""
+        try:
+            size = self._cas.blob_path(digest.hash).stat().st_size
+        except OSError:
+            return _MISSING
+        if size != digest.size:
+            self._cas.verify_blob(digest.hash)  # deletes it, unless it is right and the entry wrong
+            return f"has {size} bytes, its entry says {digest.size}"
+        if not self._cas.verify_blob(digest.hash):
+            return f"(blob {digest_hex(digest.hash)[:12]}) does not hash to its name"
+        return None
+
+    def drop_action(self, key: str, why: str, task: str | None = None) -> None:
+        """Remove an entry found unusable after it was read (its gate document is damaged, a blob
+        turned out corrupt when linked): a miss from now on, said once in a warning."""
+        self._drop_entry(key, None, why, task)
+
+    def _drop_entry(self, key: str, st: os.stat_result | None, why: str, task: str | None) -> None:
+        self._ac.remove(key, expected=st)
+        if (key, why) not in self._warned:
+            self._warned.add((key, why))
+            who = task or f"action {key[:12]}"
+            log.warning(
+                "%s: the cache's result cannot be trusted, %s: removed, the task runs again", who, why
+            )
 
     def put_action(self, key: str, result: ActionResult) -> None:
         """Record an action result atomically; every output blob must already be in the CAS."""
@@ -175,9 +232,12 @@ class Store:
                 yield key
 
     def read_action_entry(self, key: str) -> tuple[ActionResult | None, os.stat_result | None]:
-        """The raw entry (None if damaged) and its stat, or (None, None) if absent. Unlike
-        :meth:`get_action` it neither checks the blobs nor marks the entry as used."""
-        return self._ac.read(key)
+        """The raw entry (None if damaged or of an older format) and its stat, or (None, None) if
+        absent. Unlike :meth:`get_action` it neither checks the blobs nor marks the entry as used."""
+        try:
+            return self._ac.read(key)
+        except DamagedEntry as damaged:
+            return None, damaged.stat
 
     def remove_action(self, key: str, *, older_than: float | None = None) -> os.stat_result | None:
         """Delete an action entry; with ``older_than`` (unix seconds) only if its mtime is older.

@@ -10,6 +10,7 @@ Heavy libraries are imported inside `run`, never at module import, so planning s
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ from trtbuild.errors import Problem
 from trtbuild.spec.model import Cell, Spec
 
 JsonDict = dict[str, Any]
+# A gate document's verdicts (validate's validation.json): `passed` only with no failures.
+GATE_VERDICTS = ("passed", "failed", "unverified")
 # A frozen dataclass of a kind's params; `Any`-bound because dataclasses share no base class.
 P = TypeVar("P")
 P_co = TypeVar("P_co", covariant=True)
@@ -52,6 +55,32 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_value(item) for item in value]
     return str(value)
+
+
+class DamagedGate(ValueError):
+    """A gate document that is not one a task wrote: the verdict cannot be taken from it."""
+
+
+def gate_verdict(data: bytes) -> JsonDict:
+    """The verdict and failures a gate document (a kind's `gate` output) records, checked for shape:
+    `{"verdict": ..., "failures": [...], "passed": bool}`, what the run decides from. DamagedGate if
+    it is not JSON, its verdict is not one of GATE_VERDICTS, or verdict and failures disagree."""
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise DamagedGate(f"not JSON ({type(error).__name__})") from None
+    return checked_gate(document)
+
+
+def checked_gate(document: object) -> JsonDict:
+    """gate_verdict of a parsed document."""
+    verdict = document.get("verdict") if isinstance(document, dict) else None
+    failures = document.get("failures") if isinstance(document, dict) else None
+    if verdict not in GATE_VERDICTS or not isinstance(failures, list):
+        raise DamagedGate(f"no verdict of {list(GATE_VERDICTS)} with a list of failures")
+    if (verdict == "failed") != bool(failures) or not all(isinstance(f, dict) for f in failures):
+        raise DamagedGate(f"verdict {verdict!r} with {len(failures)} failure(s)")
+    return {"verdict": verdict, "failures": failures, "passed": not failures}
 
 
 @dataclass(frozen=True)
@@ -116,6 +145,9 @@ class TaskKind(ABC, Generic[P]):
     name: str
     version: int  # bump whenever the output for the same params and inputs would change
     outputs: tuple[str, ...]
+    # The output (a JSON document, see gate_verdict) a run takes this kind's verdict from, if the
+    # kind is a gate: read from the hash-checked blob, never from the result's metadata.
+    gate: str | None = None
     # Peak memory of one task, estimated for a ResNet-50-sized model: a task starts beside others
     # only if this much is available (exec/slots.py). Not in the key: it changes no output.
     memory: int = 3 << 30

@@ -62,6 +62,7 @@ class Validate(TaskKind[ValidateParams]):
     # fp16/bf16 cell's ONNX Runtime outputs come from the overflow scan's run unless it overflows
     version = 18
     outputs = (OUTPUT,)
+    gate = OUTPUT  # the run takes the verdict from validation.json, not the result's metadata
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ValidateParams]:
         metric, metric_files = _metric(spec)
