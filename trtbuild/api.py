@@ -20,7 +20,8 @@ from trtbuild.plan.plan import Plan, make_plan, preflight, preflight_checks
 from trtbuild.report import write_reports
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
-from trtbuild.store import ActionResult
+from trtbuild.store import ActionResult, Store, default_cache_dir, digest_file
+from trtbuild.store.fsck import Finding, StoreCheck, check_store
 from trtbuild.store.roots import lock_root_name
 from trtbuild.tasks.code import CodeIdentity
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
@@ -328,8 +329,83 @@ def verify(configs: Iterable[Path | str], *, jobs: int = 1, pipeline: Pipeline =
     return Verification(artifacts, rebuilt, key_differences)
 
 
+@dataclass
+class FsckResult:
+    """`fsck`: the cache's bad files and the output folder's, each named with what is wrong."""
+
+    store: StoreCheck
+    outputs: list[Finding] = field(default_factory=list)  # build/ files that are not the lock's bytes
+    outputs_checked: int = 0
+    missing: list[Path] = field(default_factory=list)  # outputs the lock records that are not there
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [*self.store.findings, *self.outputs]
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_FAILED if self.findings else EXIT_OK
+
+
+def fsck(
+    configs: Iterable[Path | str] = (),
+    *,
+    cache_dir: Path | None = None,
+    out_dir: Path | str = "build",
+    repair: bool = False,
+) -> FsckResult:
+    """Re-hash the cache (store/fsck.py) and, for `configs`, every output under `out_dir` against
+    the hash the config's lock records for it. Nothing is trusted: no stat cache, no entry's word.
+    With `repair`, bad files are removed, so the next run rebuilds (or relinks) them."""
+    store = Store(cache_dir or default_cache_dir())
+    result = FsckResult(check_store(store, repair=repair))
+    configs = list(configs)
+    if not configs:
+        return result
+    the_plan = plan(configs, cache_dir=cache_dir, use_cache=False)
+    try:
+        locks = locks_of(the_plan)
+    except UnreadableLock as error:  # the next plain run replaces it, and says so
+        where = error.problem.location
+        result.outputs.append(Finding(where.file if where else Path("lock"), error.problem.message))
+        return result
+    for cell in the_plan.graph.cells:
+        for artifact in cell.artifacts:
+            expected = _locked_hash(locks.get(artifact.node_id), artifact.node_id, artifact.output)
+            path = Path(out_dir) / cell.model / cell.cell / artifact.filename
+            _check_output(result, path, expected, repair)
+    return result
+
+
+def _locked_hash(lock: lockfile.Lock | None, node_id: str, output: str) -> str | None:
+    """The hash the lock records for a task's output (None without a lock or an entry for it)."""
+    entry = lock.tasks.get(node_id, {}) if lock is not None else {}
+    outputs = entry.get("outputs")
+    recorded = outputs.get(output) if isinstance(outputs, dict) else None
+    found = recorded.get("hash") if isinstance(recorded, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _check_output(result: FsckResult, path: Path, expected: str | None, repair: bool) -> None:
+    if expected is None:
+        return
+    try:
+        actual = digest_file(path)
+    except FileNotFoundError:
+        result.missing.append(path)
+        return
+    except OSError as error:
+        actual = f"unreadable ({error.strerror or error})"
+    result.outputs_checked += 1
+    if actual != expected:
+        result.outputs.append(Finding(path, f"is {actual}, the lock records {expected}"))
+        if repair:
+            path.unlink(missing_ok=True)
+
+
 __all__ = [
     "ArtifactVerdict",
+    "FsckResult",
     "LockCheck",
     "Plan",
     "RunResult",
@@ -337,6 +413,7 @@ __all__ = [
     "check_locked",
     "explain_code",
     "explain_plan",
+    "fsck",
     "load",
     "lock_check",
     "locks_of",

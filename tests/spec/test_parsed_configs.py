@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -31,11 +32,15 @@ def test_an_unchanged_config_is_read_back_exactly(tmp_path: Path) -> None:
     assert load_yaml(config, parsed) == fresh and len(entries(tmp_path / "cache")) == 1
     remembered = load_yaml(config, parsed)
     assert repr(remembered) == repr(fresh)  # same types too: 1, 1.0, True, None and "1" stay apart
-    # It is the cache that answered (and whoever can write the cache decides, as for action entries).
+    # It is the cache that answered (and whoever can write the cache decides, as for action entries,
+    # by writing a matching checksum line); an edit without it is a miss, parsed again (issue 13).
     (entry,) = entries(tmp_path / "cache")
-    doc = json.loads(entry.read_bytes())
+    doc = json.loads(entry.read_bytes().split(b"\n", 1)[1])
     doc["document"]["model"]["name"] = "planted"
-    entry.write_text(json.dumps(doc))
+    body = json.dumps(doc).encode()
+    entry.write_bytes(body)
+    assert load_yaml(config, parsed)[0]["model"]["name"] == "tiny"
+    entry.write_bytes(b"sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
     assert load_yaml(config, parsed)[0]["model"]["name"] == "planted"
 
 

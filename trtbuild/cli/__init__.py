@@ -20,7 +20,7 @@ from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
 # The verbs' modules under trtbuild.cli, in `--help` order. Only the chosen verb's module is
 # imported: importing them all (the API, the report, triage, rich's tables) was half of a fully
 # cached run's start-up.
-VERBS = ("run", "plan", "report", "schema", "debug", "gc", "graph", "verify")
+VERBS = ("run", "plan", "report", "schema", "debug", "gc", "graph", "verify", "fsck")
 
 
 # Libraries that log progress at INFO (and routine notes at WARNING) from inside tasks, and reset

@@ -10,6 +10,7 @@ the same trust as the action cache, whose entries decide far more. `--no-cache` 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import stat
@@ -41,7 +42,7 @@ class ValidatedDocuments:
             st = os.stat(marker)
         except OSError:
             return False
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or st.st_size != 0:  # a marker is empty: anything else is damage
             return False
         # gc drops markers unused for a day: marking one used at most hourly keeps it, and a no-op run
         # writes nothing.
@@ -82,7 +83,11 @@ class ParsedConfigs:
     """Configs parsed before (spec/yamlmarks.py), as JSON under the digest of their bytes: files
     ``<digest>.json`` beside the schema markers, with their lifetime (a hit marks one used hourly;
     gc drops those unused for a day) and their trust (whoever can write the cache decides what an
-    unchanged config reads as, as its action entries decide what a key maps to)."""
+    unchanged config reads as, as its action entries decide what a key maps to).
+
+    Each file starts with a line ``sha256:<hex>`` of the rest, checked on every read: a flipped
+    byte or a cut-off write is a miss (the config is parsed again), never another config's
+    content. Files without that line (an older trtbuild's) are misses too, and rewritten."""
 
     def __init__(self, root: Path, tmp_dir: Path) -> None:
         self.root = root
@@ -98,8 +103,10 @@ class ParsedConfigs:
         try:
             with open(path, "rb") as stream:
                 st = os.fstat(stream.fileno())
-                data = stream.read()
+                header, data = stream.readline(), stream.read()
         except OSError:
+            return None
+        if header != _checksum_line(data):
             return None
         if time.time() - st.st_mtime > MARK_USED_AFTER_S:
             with contextlib.suppress(OSError):
@@ -112,6 +119,10 @@ class ParsedConfigs:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._tmp.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, data, temp_dir=self._tmp, fsync=False)
+            write_atomic(path, _checksum_line(data) + data, temp_dir=self._tmp, fsync=False)
         except OSError:
             pass
+
+
+def _checksum_line(data: bytes) -> bytes:
+    return b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n"
