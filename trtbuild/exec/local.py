@@ -319,6 +319,7 @@ class LocalExecutor:
             if missing:
                 raise TaskError(f"the task finished without writing {missing}")
             outputs = {name: self.store.put_file(outdir / name, move=True) for name in kind.outputs}
+        self._recheck_inputs(node)
         result = ActionResult(
             outputs=outputs, meta={**meta, "seconds": round(seconds, 3), "warnings": ctx.warnings}
         )
@@ -379,6 +380,20 @@ class LocalExecutor:
                 "the cached file: it has been dropped from the cache and the next run rebuilds it. "
                 "A task must hand tools that rewrite their input a copy of it"
             )
+
+    def _recheck_inputs(self, node: TaskNode) -> None:
+        """Re-hash the task's input blobs once its work dir is gone (the cold path: a task takes
+        seconds, 100 MB hash in 20 ms). Linking and unlinking them changed their ctime, so the stat
+        cache would have the next no-op hash them instead; and a write that kept the size and mtime,
+        which _check_inputs_unchanged cannot see, is caught here."""
+        for name, dep in node.deps.items():
+            digest = self._digest(dep)
+            if not self.store.verify_blob(digest):
+                self._unlink_artifacts(digest)
+                raise TaskError(
+                    f"its input {name} ({dep.node_id}'s {dep.output}) changed in the cache while the task "
+                    "ran: it has been dropped from the cache and the next run rebuilds it"
+                )
 
     def _digest(self, dep: Dep) -> str:
         return self.results[dep.node_id].outputs[dep.output].hash
