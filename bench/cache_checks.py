@@ -1,7 +1,8 @@
 """Benchmark: what the cache's checks (issue 13) cost, against the trtbuild they were added to.
 
-Two checkouts side by side: this one and a baseline commit (default 4591b80, the commit before the
-checks), extracted with `git archive` into a scratch folder. Each gets its own cache and project
+Two checkouts side by side: this one (its trtbuild package copied, without __pycache__) and a
+baseline commit (default 4591b80, the commit before the checks), extracted with `git archive`, both
+into a scratch folder. Each gets its own cache and project
 copy (their cache formats differ) and builds the same config once; then paired rounds, in rotating
 order, time two fully cached runs:
 
@@ -115,6 +116,10 @@ def main() -> None:
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-cache-checks-"))
     try:
+        # This checkout's package copied without __pycache__, so neither side reads .pyc files
+        # unless the environment writes them (the same for both).
+        new = scratch / "new"
+        shutil.copytree(REPO / "trtbuild", new / "trtbuild", ignore=shutil.ignore_patterns("__pycache__"))
         base = scratch / "baseline"
         base.mkdir()
         archive = subprocess.run(
@@ -122,7 +127,8 @@ def main() -> None:
         )
         subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
         config = args.config.resolve() if args.config else None
-        setups = {name: set_up(scratch, name, tree, config) for name, tree in (("new", REPO), ("base", base))}
+        trees = {"new": new, "base": base}
+        setups = {name: set_up(scratch, name, tree, config) for name, tree in trees.items()}
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for round_ in range(args.repeat):
             order = list(setups) if round_ % 2 == 0 else list(reversed(setups))
@@ -132,7 +138,7 @@ def main() -> None:
                     if scenario == "relink":
                         shutil.rmtree(project / "build")
                     times.setdefault((scenario, name), []).append(measure(command, project, env))
-        report(times, args, {name: has_pyc(tree) for name, tree in (("new", REPO), ("base", base))})
+        report(times, args, {name: has_pyc(tree) for name, tree in trees.items()})
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -162,3 +162,31 @@ def test_invalid_keys(store: Store) -> None:
     for bad in ["", "a", "../etc", "a/b", ".hidden", "x" * 201, "ab..cd"]:
         with pytest.raises(StoreError, match="invalid action key"):
             store.get_action(bad)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [('"k": "v"', '"kz": "v"'), ('"a.bin"', '"a.biN"'), ('"size": 3', '"size": 4')],
+)
+def test_a_valid_json_edit_is_a_miss_with_one_warning(
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture, old: str, new: str
+) -> None:
+    """Issue 13: an entry edited into other valid JSON was a hit (or a KeyError later)."""
+    outputs = put_outputs(store, tmp_path, a=b"abc")
+    store.put_action(KEY, ActionResult(outputs=outputs, meta={"k": "v"}))
+    path = ac_file(store)
+    os.chmod(path, 0o644)
+    path.write_text(path.read_text().replace(old, new))
+    assert store.get_action(KEY, task="m/c/build") is None
+    assert store.get_action(KEY, task="m/c/build") is None
+    assert not path.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("m/c/build: the cache's result cannot be trusted")
+
+
+def test_an_entry_must_name_its_kinds_outputs(store: Store, tmp_path: Path) -> None:
+    outputs = put_outputs(store, tmp_path, a=b"abc")
+    store.put_action(KEY, ActionResult(outputs=outputs, meta={}))
+    assert store.get_action(KEY, outputs=("a.bin",)) is not None
+    assert store.get_action(KEY, outputs=("a.bin", "b.bin")) is None
+    assert not ac_file(store).exists()

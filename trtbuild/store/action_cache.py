@@ -83,7 +83,8 @@ def encode(result: ActionResult) -> bytes:
 
 
 def decode(data: bytes) -> ActionResult | None:
-    """Parse an action cache entry; None if it is of another format version (a clean miss).
+    """Parse an action cache entry; None if it is of another format version (a clean miss: format 1
+    had no digest).
     DamagedEntry if it is not what this trtbuild wrote: not JSON, a digest that does not match its
     content, or fields of the wrong shape."""
     try:
@@ -94,9 +95,9 @@ def decode(data: bytes) -> ActionResult | None:
         raise DamagedEntry("not a JSON object")
     version = doc.get("version")
     if version != AC_FORMAT_VERSION:
-        if isinstance(version, int) and not isinstance(version, bool) and version < AC_FORMAT_VERSION:
-            return None  # an older trtbuild's entry: a miss, rebuilt and rewritten
-        raise DamagedEntry(f"unknown format version {version!r}")
+        if isinstance(version, int) and not isinstance(version, bool):
+            return None  # another trtbuild's format: a miss, rebuilt and rewritten in this one's
+        raise DamagedEntry(f"format version {version!r}")
     try:
         digest_ok = doc.get("digest") == entry_digest(doc)
     except (TypeError, ValueError):
