@@ -235,7 +235,8 @@ def test_damage_is_rebuilt_or_fails_clearly_never_used(built: Project, tmp_path:
 def test_what_no_metadata_shows_is_found_by_fsck(built: Project, tmp_path: Path) -> None:
     """Bit rot: content changed with size, mtime, ctime, inode and device as the stat cache recorded
     them (simulated by recording the flipped blob's stat against its old digest). A run trusts the
-    stat cache there, by design; fsck re-hashes and names the blob and the output linked to it."""
+    stat cache there, by design; fsck re-hashes and names the blob and the output linked to it, and
+    --repair removes them so that the next run rebuilds."""
     project = copy_of(built, tmp_path)
     assert cli(project, "run").returncode == 0
     digest = lock_tasks(project)["tiny/fp32/build"]["outputs"]["model.engine"]["hash"]
@@ -246,6 +247,10 @@ def test_what_no_metadata_shows_is_found_by_fsck(built: Project, tmp_path: Path)
     assert found.returncode == 1
     assert f"bad: {path}" in found.stderr, found.stderr
     assert f"bad: {output('model.engine')(project)}" in found.stderr, found.stderr
+    assert cli(project, "fsck", "--repair").returncode == 1  # removes them: the next run rebuilds
+    assert cli(project, "run").returncode == 0
+    outputs_are_the_locks(project)
+    assert cli(project, "fsck").returncode == 0
     OUTCOMES["blob fp32/build: flip with no metadata change"] = "found by fsck"
 
 

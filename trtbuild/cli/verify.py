@@ -17,6 +17,7 @@ to be the lock's. Then each output the lock records gets one verdict:
 Exit status: 0 when every key agrees and every output is identical or not byte-reproducible; 1 when
 a key differs or any output is different or not rebuilt; 2 for a config or lock that cannot be read
 (no lock, unreadable, newer format).
+verify leaves the cache and build/ alone: `trtbuild fsck CONFIG` re-hashes those.
 """
 
 from __future__ import annotations
