@@ -200,10 +200,17 @@ def copy_of(project: Project, tmp_path: Path) -> Project:
 
 
 def outputs_are_the_locks(project: Project) -> None:
+    """Every file under build/ is the bytes the lock records, and so is every task's output in the
+    cache (the intermediate ones included: the next task reads them)."""
     locked = lock_tasks(project)
     for name, task in ARTIFACTS.items():
         expected = locked[f"tiny/{task}"]["outputs"][name]["hash"]
         assert digest_file(project.out / "tiny" / "fp32" / name) == expected, name
+    for task, entry in locked.items():
+        for name, recorded in entry["outputs"].items():
+            digest = recorded["hash"].removeprefix("blake3:")
+            blob = project.cache / "cas" / digest[:2] / digest
+            assert digest_file(blob) == recorded["hash"], f"{task}'s {name}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
