@@ -15,6 +15,7 @@ and the resolver merges the tasks cells have in common.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from trtbuild.errors import Location, Problem
 from trtbuild.spec.model import FieldPath
 from trtbuild.spec.yamlmarks import KEY_MARK, problem_at
 
-RESERVED = ("include", "exclude", "name")
+RESERVED = ("include", "exclude", "name", "max_cells")
+# Planning takes about 0.9 s per 1,000 cells (bench/plan_scale.py) and its memory grows with them:
+# more cells than this is far more likely a mistake (three 30-value axes) than a plan.
+DEFAULT_MAX_CELLS = 1000
 # Fields that say which model a config is about, not how to build it: not matrix axes.
 NOT_AXES = ("model.name", "matrix", "version")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -46,6 +50,7 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
     problems: list[Problem] = []
     axes = _axes(document, marks, problems)
     matrix = document.get("matrix", {})
+    _check_size(axes, matrix, marks)
     cells = [_cell(axes, combination) for combination in itertools.product(*(range(len(v)) for _, v in axes))]
     for index, entry in enumerate(matrix.get("exclude", [])):
         before = len(cells)
@@ -107,6 +112,34 @@ def _axes(
         if name not in RESERVED:
             axes.append((name, [(value, ("matrix", name, i)) for i, value in enumerate(values)]))
     return axes
+
+
+def _check_size(
+    axes: list[tuple[str, list[tuple[Any, FieldPath]]]],
+    matrix: Mapping[str, Any],
+    marks: Mapping[FieldPath, Location],
+) -> None:
+    """Refuse a matrix of more than `max_cells` cells from its axes' lengths, before making any."""
+    from trtbuild.errors import ConfigError
+
+    limit = matrix.get("max_cells", DEFAULT_MAX_CELLS)
+    includes = len(matrix.get("include", []))
+    count = math.prod(len(values) for _, values in axes) + includes
+    if count <= limit:
+        return
+    sizes = " x ".join(f"{name} ({len(values)})" for name, values in axes)
+    extra = f" + {includes} include entries" if includes else ""
+    raise ConfigError(
+        problem_at(
+            marks,
+            ("matrix",),
+            f"the matrix would have {count:,} cells: {sizes}{extra}, more than the {limit:,} allowed"
+            + ("" if "max_cells" in matrix else " by default"),
+            f"shorten an axis, or set `matrix.max_cells: {count}` if you mean it (planning takes about "
+            "1 s per 1,000 cells; `exclude` entries are applied after this count)",
+            at_key=True,
+        )
+    )
 
 
 Cell = tuple[dict[str, Any], dict[str, FieldPath]]
