@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import Location, Problem
+from trtbuild.errors import Location, Problem, printable
 from trtbuild.spec.model import FieldPath
+from trtbuild.spec.names import name_problem
 from trtbuild.spec.yamlmarks import KEY_MARK, problem_at
 
 RESERVED = ("include", "exclude", "name", "max_cells")
@@ -205,7 +206,26 @@ def _named(
         if name is not None:
             named.append(MatrixCell(name=name, values=values, sources=sources))
     _check_unique_names(named, marks, problems)
-    return named
+    return [cell for cell in named if not _bad_name(cell, template, marks, problems)]
+
+
+def _bad_name(
+    cell: MatrixCell, template: str | None, marks: Mapping[FieldPath, Location], problems: list[Problem]
+) -> bool:
+    """Add a problem if the cell's name cannot name its folder (names.py); at the template, or at
+    the value that named the cell."""
+    reason = name_problem(cell.name)
+    if reason is None:
+        return False
+    at = ("matrix", "name") if template is not None else next(iter(cell.sources.values()), ("matrix",))
+    hint = (
+        "change the `name` template"
+        if template is not None
+        else "add a `name` template, e.g. name: 'opset{export.opset}', or change the value"
+    )
+    shown = printable(cell.name[:80], newlines=False) + ("..." if len(cell.name) > 80 else "")
+    problems.append(problem_at(marks, at, f"cell name '{shown}': {reason}", hint))
+    return True
 
 
 def _has_unmatched_brace(template: str) -> bool:
