@@ -19,6 +19,7 @@ from typing import Any
 
 from trtbuild.errors import ConfigError, Location, Problem, printable
 from trtbuild.spec import matrix
+from trtbuild.spec.lockpath import lock_path_problems
 from trtbuild.spec.model import (
     AUTOCAST_PRECISIONS,
     DEFAULT_TOLERANCES,
@@ -374,8 +375,11 @@ def load_specs(
 ) -> list[Spec]:
     """Load and check every config; all problems of all configs are reported together."""
     specs: list[Spec] = []
-    problems: list[Problem] = []
-    for config in configs:
+    paths = [Path(config).absolute() for config in configs]
+    problems: list[Problem] = lock_path_problems(paths)
+    for config in paths:
+        if problems and config in {p.location.file for p in problems if p.location}:
+            continue
         try:
             specs.append(load_spec(Path(config), checks=checks, validated=validated, parsed=parsed))
         except ConfigError as error:
