@@ -31,7 +31,7 @@ from trtbuild.errors import Location, LockPathUnusable, NewerLockFormat, Problem
 from trtbuild.plan.graph import Graph
 from trtbuild.plan.keys import key_material
 from trtbuild.plan.lock_fields import BLAKE3_FORMAT, MISSING, entry_problem, spell
-from trtbuild.spec.lockpath import lock_path
+from trtbuild.spec.lockpath import lock_path as lock_path  # re-exported: callers ask the lock module
 from trtbuild.store import ActionResult
 
 FORMAT_VERSION = 3  # what this trtbuild writes, and the newest it reads
