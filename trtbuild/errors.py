@@ -60,7 +60,8 @@ class Problem:
 
     def render(self) -> str:
         where = str(self.location) if self.location else ""
-        head = ": ".join(part for part in (where, self.field_path) if part)
+        # A field path is made of the config's keys: a key may hold a newline (`"a\nb": 1`).
+        head = ": ".join(part for part in (where, printable(self.field_path, newlines=False)) if part)
         text = f"{head}: {self.message}" if head else self.message
         if self.hint:
             text += f"\n  hint: {self.hint}"
