@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import ConfigError, Location, Problem
 
@@ -102,3 +102,20 @@ def _check(total: int, depth: int, event: Event, path: Path) -> None:
                 hint="no trtbuild field nests that deep: flatten the value here",
             )
         )
+
+
+def within_bounds(document: Any) -> bool:
+    """Whether a document (a remembered parse, not re-checked on the event stream) keeps both
+    bounds. Iterative: a document past them must not exhaust the recursion checking it."""
+    stack = [(document, 1)]
+    nodes = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES or depth > MAX_DEPTH:
+            return False
+        if isinstance(value, dict):
+            stack += [(key, depth + 1) for key in value] + [(item, depth + 1) for item in value.values()]
+        elif isinstance(value, list):
+            stack += [(item, depth + 1) for item in value]
+    return True

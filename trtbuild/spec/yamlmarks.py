@@ -169,7 +169,8 @@ def _decode(data: bytes | None, path: Path) -> tuple[Any, dict[FieldPath, Locati
         document = doc["document"]
     except (ValueError, TypeError, KeyError, RecursionError):
         return None
-    return (document, marks) if isinstance(document, dict) else None
+    # The bounds hold for what the cache hands back too: an entry past them is parsed again.
+    return (document, marks) if isinstance(document, dict) and yamlbounds.within_bounds(document) else None
 
 
 def _parse(text: str, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
