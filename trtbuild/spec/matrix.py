@@ -72,18 +72,7 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
         problems.append(
             problem_at(marks, ("matrix",), "the matrix has no cells left", "exclude fewer cells", at_key=True)
         )
-    for cell in cells:
-        for path in cell[0]:
-            if path.startswith(NOT_AXES):
-                problems.append(
-                    problem_at(
-                        marks,
-                        ("matrix",),
-                        f"'{path}' cannot vary across cells",
-                        "make a separate config for another model",
-                        at_key=True,
-                    )
-                )
+    problems += _cell_problems(cells, marks)
     named = _named(cells, axis_names, matrix.get("name"), marks, problems)
     if problems:
         raise ConfigError(_unique(problems))
@@ -141,6 +130,33 @@ def _check_size(
             at_key=True,
         )
     )
+
+
+def _cell_problems(cells: list[Cell], marks: Mapping[FieldPath, Location]) -> list[Problem]:
+    """A cell whose precision is a list, or that varies a field that cannot vary."""
+    found: list[Problem] = []
+    for cell in cells:
+        if isinstance(cell[0].get("precision"), list):
+            found.append(
+                problem_at(
+                    marks,
+                    cell[1]["precision"],
+                    "a cell's precision is one precision, found a list",
+                    "list the precisions as the axis's values: precision: [fp32, fp16], not [[fp32, fp16]]",
+                )
+            )
+        for path in cell[0]:
+            if path.startswith(NOT_AXES):
+                found.append(
+                    problem_at(
+                        marks,
+                        ("matrix",),
+                        f"'{path}' cannot vary across cells",
+                        "make a separate config for another model",
+                        at_key=True,
+                    )
+                )
+    return found
 
 
 Cell = tuple[dict[str, Any], dict[str, FieldPath]]
