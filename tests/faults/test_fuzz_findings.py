@@ -21,6 +21,12 @@ FOUND = [
         TINY_CONFIG + "precision: [fp32, fp16]\nmatrix:\n  include: [{precision: [fp16, int8]}]\n",
         "found a list",
     ),
+    (
+        "an include entry adding a cell without a precision",
+        TINY_CONFIG
+        + "precision: [fp32, fp16]\nmatrix:\n  validate.seed: [0, 1]\n  include: [{validate.seed: 7}]\n",
+        "without a precision",
+    ),
     # The key's newline split the problem's first line: no file:line on the second half.
     (
         "a key holding a newline",

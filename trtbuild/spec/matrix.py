@@ -72,7 +72,7 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
         problems.append(
             problem_at(marks, ("matrix",), "the matrix has no cells left", "exclude fewer cells", at_key=True)
         )
-    problems += _cell_problems(cells, marks)
+    problems += _cell_problems(cells, marks, precision_axis=isinstance(document.get("precision"), list))
     named = _named(cells, axis_names, matrix.get("name"), marks, problems)
     if problems:
         raise ConfigError(_unique(problems))
@@ -132,10 +132,22 @@ def _check_size(
     )
 
 
-def _cell_problems(cells: list[Cell], marks: Mapping[FieldPath, Location]) -> list[Problem]:
-    """A cell whose precision is a list, or that varies a field that cannot vary."""
+def _cell_problems(
+    cells: list[Cell], marks: Mapping[FieldPath, Location], *, precision_axis: bool
+) -> list[Problem]:
+    """A cell whose precision is a list (or left to a top-level list of precisions: an `include`
+    entry that adds a cell without one), or that varies a field that cannot vary."""
     found: list[Problem] = []
     for cell in cells:
+        if precision_axis and "precision" not in cell[0]:
+            found.append(
+                problem_at(
+                    marks,
+                    next(iter(cell[1].values()))[:-1],
+                    "this include entry adds a cell without a precision, and `precision:` lists several",
+                    "add `precision: fp32` (or another) to the entry, or make it match existing cells",
+                )
+            )
         if isinstance(cell[0].get("precision"), list):
             found.append(
                 problem_at(
