@@ -45,3 +45,17 @@ def test_the_terminal_escapes_text_and_table_cells_but_keeps_its_own_colours() -
     assert CLEAR not in output and "\u202e" not in output, output
     assert output.count("\\x1b[2J") == 6 and "\\u202e" in output, output
     assert "\x1b[1;31merror:\x1b[0m" in output  # trtbuild's own styles still colour
+
+
+def test_a_rich_table_of_another_verb_is_escaped_too() -> None:
+    from rich.table import Table as RichTable
+
+    stream = io.StringIO()
+    terminal = Terminal(stream)
+    table = RichTable(title=f"verify {CLEAR}")
+    table.add_column("artifact")
+    table.add_row(f"tiny/{CLEAR}/model.engine")
+    terminal.print(table)
+    assert CLEAR not in stream.getvalue() and "tiny/\\x1b[2J/model.engine" in stream.getvalue(), (
+        stream.getvalue()
+    )

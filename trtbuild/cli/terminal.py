@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from trtbuild.errors import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.segment import Segment
 
 # rich's markup syntax (rich/markup.py): a tag is `[` then a letter, `#`, `/` or `@`; a backslash
 # before it makes it literal text.
@@ -109,7 +113,21 @@ class Terminal:
         from rich.console import Console
 
         console = Console(file=self.stream, soft_wrap=True, width=self.width, no_color=not self.colour)
-        console.print(renderable)
+        console.print(_PrintableRich(renderable))
+
+
+class _PrintableRich:
+    """A rich renderable as rich lays it out, its text escaped as the rest is (errors.printable);
+    the control codes of rich's own styling are left alone."""
+
+    def __init__(self, renderable: object) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+
+        for segment in console.render(cast("RenderableType", self.renderable), options):
+            yield segment if segment.control else Segment(printable(segment.text), segment.style)
 
 
 def terminal_width(stream: TextIO) -> int:
