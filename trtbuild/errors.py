@@ -6,6 +6,7 @@ next. The CLI turns them into a message and an exit status; nothing here prints.
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,27 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_FAILED = 1  # a task or a validation gate failed
 EXIT_USAGE = 2  # bad usage or bad config
+
+
+# C0 controls but tab and newline, DEL, C1 controls (\x9b is a one-byte CSI on some terminals), and
+# the bidirectional overrides and isolates that reorder what a terminal or an editor shows.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_AND_NEWLINES = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, *, newlines: bool = True) -> str:
+    """`text` with every control character spelled as an escape (`\x1b`, `\u202e`), so that a
+    config's keys, values and names echoed in a message cannot drive the terminal (clear it, move
+    the cursor, recolour, hide text). The one escaping function: the CLI's output (cli/terminal.py)
+    and its log handler pass everything they print through it. `newlines=False` escapes tab and
+    newline too, for a name or value quoted inside a line."""
+    pattern = _CONTROLS if newlines else _CONTROLS_AND_NEWLINES
+    return pattern.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +60,8 @@ class Problem:
 
     def render(self) -> str:
         where = str(self.location) if self.location else ""
-        head = ": ".join(part for part in (where, self.field_path) if part)
+        # A field path is made of the config's keys: a key may hold a newline (`"a\nb": 1`).
+        head = ": ".join(part for part in (where, printable(self.field_path, newlines=False)) if part)
         text = f"{head}: {self.message}" if head else self.message
         if self.hint:
             text += f"\n  hint: {self.hint}"

@@ -72,3 +72,20 @@ def test_a_config_with_an_error_is_not_remembered(tmp_path: Path) -> None:
             load_yaml(config, parsed)
         assert "tab" in raised.value.problems[0].message
     assert entries(tmp_path / "cache") == []
+
+
+def test_a_remembered_parse_past_the_bounds_is_parsed_again(tmp_path: Path) -> None:
+    """The parse cache hands back only documents within yamlbounds' limits: an entry nesting 900
+    levels (or holding 30,000 values) is not used; the file is parsed again, its bounds checked."""
+    config = tmp_path / "c.yaml"
+    config.write_text("a: 1\n")
+    parsed = Store(tmp_path / "cache").parsed_configs()
+    load_yaml(config, parsed)
+    (entry,) = entries(tmp_path / "cache")
+    deep: object = 1
+    for _ in range(900):
+        deep = [deep]
+    for document in ({"a": deep}, {"a": list(range(30_000))}, {"a": 2}):
+        entry.write_text(json.dumps({"document": document, "marks": [[[], 1, 1]]}))
+        expected = 2 if document == {"a": 2} else 1  # the last: within bounds, so it is used
+        assert load_yaml(config, parsed)[0] == {"a": expected}

@@ -14,8 +14,8 @@ from typing import cast
 
 from trtbuild import __version__
 from trtbuild.cli.console import error_console
-from trtbuild.cli.terminal import terminal_width
-from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError
+from trtbuild.cli.terminal import escape, terminal_width
+from trtbuild.errors import EXIT_FAILED, EXIT_USAGE, ConfigError, TrtbuildError, printable
 
 # The verbs' modules under trtbuild.cli, in `--help` order. Only the chosen verb's module is
 # imported: importing them all (the API, the report, triage, rich's tables) was half of a fully
@@ -43,6 +43,13 @@ class _OnlyOurDebug(logging.Filter):
         )
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log records carry configs' names and values too: escaped as everything else printed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def configure_logging(level: str) -> None:
     # Other libraries' loggers inherit the root's level, at most as chatty as INFO: they do not even
     # make their debug records. trtbuild's own logger takes the level asked for.
@@ -51,6 +58,7 @@ def configure_logging(level: str) -> None:
     logging.getLogger("trtbuild").setLevel(level)
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # a library that lowers its own logger's level still stops here
+        handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
         handler.addFilter(_OnlyOurDebug())
         if logging.getLevelName(level) in (logging.WARNING, logging.ERROR, logging.CRITICAL):
             handler.addFilter(_QuietLibraries())
@@ -112,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(problem.render(), markup=False, highlight=False)
         return EXIT_USAGE
     except TrtbuildError as error:
-        error_console().print(f"[bold red]error:[/] {error}", highlight=False)
+        error_console().print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         return error.exit_status
     except KeyboardInterrupt:
         error_console().print("interrupted: finished tasks are cached; rerun to continue")
@@ -127,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("TRTBUILD_DEBUG"):
             traceback.print_exc()
         error_console().print(
-            f"[bold red]internal error:[/] {type(error).__name__}: {error}\n"
+            f"[bold red]internal error:[/] {type(error).__name__}: {escape(str(error))}\n"
             "  This is a bug in trtbuild; rerun with TRTBUILD_DEBUG=1 for the traceback and report it.",
             highlight=False,
         )

@@ -2,19 +2,25 @@
 
 `trtbuild run` and `plan` print through this: importing rich's console and tables was a sixth of a
 fully cached run. It reads the same markup the verbs always wrote (`[bold red]error:[/]`, text passed
-through `escape`), colours only on a terminal (and never with NO_COLOR set), never wraps a plain line
-(paths stay whole), and fits tables to the terminal's width (150 columns when not a terminal, as
-before) by wrapping cells at spaces. Anything else handed to `print` (a rich renderable of another
-verb) is rendered by rich itself, imported then.
+through `escape`), escapes control characters (errors.printable), colours only on a terminal (and
+never with NO_COLOR set), never wraps a plain line (paths stay whole), and fits tables to the
+terminal's width (150 columns when not a terminal, as before) by wrapping cells at spaces. Anything
+else handed to `print` (a rich renderable of another verb) is rendered by rich itself, imported then.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, cast
+
+from trtbuild.errors import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType
+    from rich.segment import Segment
 
 # rich's markup syntax (rich/markup.py): a tag is `[` then a letter, `#`, `/` or `@`; a backslash
 # before it makes it literal text.
@@ -101,13 +107,27 @@ class Terminal:
         self.stream.flush()
 
     def styled(self, runs: Styled) -> str:
-        return "".join(_sgr(text, style) if self.colour else text for text, style in runs)
+        return "".join(_sgr(text, style) if self.colour else text for text, style in _printable(runs))
 
     def _print_rich(self, renderable: object) -> None:
         from rich.console import Console
 
         console = Console(file=self.stream, soft_wrap=True, width=self.width, no_color=not self.colour)
-        console.print(renderable)
+        console.print(_PrintableRich(renderable))
+
+
+class _PrintableRich:
+    """A rich renderable as rich lays it out, its text escaped as the rest is (errors.printable);
+    the control codes of rich's own styling are left alone."""
+
+    def __init__(self, renderable: object) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        from rich.segment import Segment
+
+        for segment in console.render(cast("RenderableType", self.renderable), options):
+            yield segment if segment.control else Segment(printable(segment.text), segment.style)
 
 
 def terminal_width(stream: TextIO) -> int:
@@ -128,17 +148,23 @@ def _sgr(text: str, style: str) -> str:
 
 
 def render_table(table: Table, width: int, colour: bool) -> list[str]:
-    cells = [[parse(cell) for cell in row] for row in table.rows]
-    headers: list[Styled] = [[(column.header, "bold")] for column in table.columns]
+    cells = [[_printable(parse(cell)) for cell in row] for row in table.rows]
+    headers: list[Styled] = [[(printable(column.header), "bold")] for column in table.columns]
     widths = _fit(table.columns, [headers, *cells], width)
     paint: Paint = _sgr if colour else (lambda text, style: text)
-    lines = [paint(table.title, table.title_style or "italic")] if table.title else []
+    lines = [paint(printable(table.title), table.title_style or "italic")] if table.title else []
     for index, row in enumerate([headers, *cells]):
         lines += _row_lines(row, widths, paint)
         if index == 0 and table.rule:
             lines.append("─" * (sum(widths) + 2 * (len(widths) - 1)))
-    lines += [paint(line, "dim") for line in table.caption.splitlines()]
+    lines += [paint(line, "dim") for line in printable(table.caption).splitlines()]
     return lines
+
+
+def _printable(runs: Styled) -> Styled:
+    """The runs' text with control characters escaped (errors.printable); the styles, which only
+    trtbuild writes, become escape sequences after this."""
+    return [(printable(text), style) for text, style in runs]
 
 
 def _plain(runs: Styled) -> str:

@@ -1,8 +1,8 @@
 """The lock file: what each task of a config was built from and what it made.
 
-`configs/resnet.yaml` -> `configs/resnet.lock`, JSON with sorted keys and no timestamps, so it is
-byte-identical when nothing changed and a git diff shows exactly what did: a param, an input's hash,
-a tool's version, an output's hash.
+`configs/resnet.yaml` -> `configs/resnet.lock` (spec/lockpath.py), JSON with sorted keys and no
+timestamps, so it is byte-identical when nothing changed and a git diff shows exactly what did: a
+param, an input's hash, a tool's version, an output's hash.
 
 Formats (`format_version`; format 1 spelt it `version`):
 - 1: task entries with kind, version, scheme, key, params, tools, inputs, outputs, cells.
@@ -31,6 +31,7 @@ from trtbuild.errors import Location, LockPathUnusable, NewerLockFormat, Problem
 from trtbuild.plan.graph import Graph
 from trtbuild.plan.keys import key_material
 from trtbuild.plan.lock_fields import BLAKE3_FORMAT, MISSING, entry_problem, spell
+from trtbuild.spec.lockpath import lock_path as lock_path  # re-exported: callers ask the lock module
 from trtbuild.store import ActionResult
 
 FORMAT_VERSION = 3  # what this trtbuild writes, and the newest it reads
@@ -38,10 +39,6 @@ OLDEST_FORMAT = 1
 REPRODUCIBILITY = "reproducibility"  # the result meta's field the lock copies (see the docstring)
 V = TypeVar("V")
 CONFLICT_MARKER = re.compile(r"^(<{7}|={7}|>{7}|\|{7})(\s|$)", re.MULTILINE)
-
-
-def lock_path(config: Path) -> Path:
-    return config.with_suffix(".lock")
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import ConfigError, Location, Problem
+from trtbuild.errors import ConfigError, Location, Problem, printable
 from trtbuild.spec import matrix
+from trtbuild.spec.lockpath import lock_path_problems
 from trtbuild.spec.model import (
     AUTOCAST_PRECISIONS,
     DEFAULT_TOLERANCES,
@@ -49,6 +50,7 @@ from trtbuild.spec.model import (
     format_field_path,
     is_integral,
 )
+from trtbuild.spec.names import name_problem
 from trtbuild.spec.profiles import per_input_profiles, profile_problems
 from trtbuild.spec.semantic import SpecCheck, check_spec
 from trtbuild.spec.source import module_search_path
@@ -88,6 +90,7 @@ def load_spec(
     path = Path(path).absolute()
     document, marks = load_yaml(path, parsed)
     problems = validate_document(document, marks, path, validated) + _non_finite(document, marks)
+    problems = problems or _model_name(document["model"]["name"], marks)
     if problems:
         raise ConfigError(problems)
     cells: list[Cell] = []
@@ -129,6 +132,17 @@ def _non_finite(value: Any, marks: dict[FieldPath, Location], at: FieldPath = ()
     if isinstance(value, list):
         return [p for index, item in enumerate(value) for p in _non_finite(item, marks, (*at, index))]
     return []
+
+
+def _model_name(name: str, marks: dict[FieldPath, Location]) -> list[Problem]:
+    """The schema's pattern lets a trailing newline through (`$` matches before one, in Python's
+    re as in JSON Schema's ECMA regexes) and has no length limit: names.py has the whole rule."""
+    reason = name_problem(name)
+    if reason is None:
+        return []
+    shown = printable(name[:80], newlines=False) + ("..." if len(name) > 80 else "")
+    hint = "the model's outputs go to <out>/<model.name>/: use letters, digits, '.', '_' and '-'"
+    return [Problem(f"model name '{shown}': {reason}", marks.get(("model", "name")), "model.name", hint)]
 
 
 def _named(problems: list[Problem], cell: matrix.MatrixCell) -> list[Problem]:
@@ -361,8 +375,11 @@ def load_specs(
 ) -> list[Spec]:
     """Load and check every config; all problems of all configs are reported together."""
     specs: list[Spec] = []
-    problems: list[Problem] = []
-    for config in configs:
+    paths = [Path(config).absolute() for config in configs]
+    problems: list[Problem] = lock_path_problems(paths)
+    for config in paths:
+        if problems and config in {p.location.file for p in problems if p.location}:
+            continue
         try:
             specs.append(load_spec(Path(config), checks=checks, validated=validated, parsed=parsed))
         except ConfigError as error:

@@ -15,17 +15,22 @@ and the resolver merges the tasks cells have in common.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import Location, Problem
+from trtbuild.errors import Location, Problem, printable
 from trtbuild.spec.model import FieldPath
+from trtbuild.spec.names import name_problem
 from trtbuild.spec.yamlmarks import KEY_MARK, problem_at
 
-RESERVED = ("include", "exclude", "name")
+RESERVED = ("include", "exclude", "name", "max_cells")
+# Planning takes about 0.9 s per 1,000 cells (bench/plan_scale.py) and its memory grows with them:
+# more cells than this is far more likely a mistake (three 30-value axes) than a plan.
+DEFAULT_MAX_CELLS = 1000
 # Fields that say which model a config is about, not how to build it: not matrix axes.
 NOT_AXES = ("model.name", "matrix", "version")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -46,6 +51,7 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
     problems: list[Problem] = []
     axes = _axes(document, marks, problems)
     matrix = document.get("matrix", {})
+    _check_size(axes, matrix, marks)
     cells = [_cell(axes, combination) for combination in itertools.product(*(range(len(v)) for _, v in axes))]
     for index, entry in enumerate(matrix.get("exclude", [])):
         before = len(cells)
@@ -66,18 +72,7 @@ def expand(document: Mapping[str, Any], marks: Mapping[FieldPath, Location], fil
         problems.append(
             problem_at(marks, ("matrix",), "the matrix has no cells left", "exclude fewer cells", at_key=True)
         )
-    for cell in cells:
-        for path in cell[0]:
-            if path.startswith(NOT_AXES):
-                problems.append(
-                    problem_at(
-                        marks,
-                        ("matrix",),
-                        f"'{path}' cannot vary across cells",
-                        "make a separate config for another model",
-                        at_key=True,
-                    )
-                )
+    problems += _cell_problems(cells, marks, precision_axis=isinstance(document.get("precision"), list))
     named = _named(cells, axis_names, matrix.get("name"), marks, problems)
     if problems:
         raise ConfigError(_unique(problems))
@@ -107,6 +102,73 @@ def _axes(
         if name not in RESERVED:
             axes.append((name, [(value, ("matrix", name, i)) for i, value in enumerate(values)]))
     return axes
+
+
+def _check_size(
+    axes: list[tuple[str, list[tuple[Any, FieldPath]]]],
+    matrix: Mapping[str, Any],
+    marks: Mapping[FieldPath, Location],
+) -> None:
+    """Refuse a matrix of more than `max_cells` cells from its axes' lengths, before making any."""
+    from trtbuild.errors import ConfigError
+
+    limit = matrix.get("max_cells", DEFAULT_MAX_CELLS)
+    includes = len(matrix.get("include", []))
+    count = math.prod(len(values) for _, values in axes) + includes
+    if count <= limit:
+        return
+    sizes = " x ".join(f"{name} ({len(values)})" for name, values in axes)
+    extra = f" + {includes} include entries" if includes else ""
+    raise ConfigError(
+        problem_at(
+            marks,
+            ("matrix",),
+            f"the matrix would have {count:,} cells: {sizes}{extra}, more than the {limit:,} allowed"
+            + ("" if "max_cells" in matrix else " by default"),
+            f"shorten an axis, or set `matrix.max_cells: {count}` if you mean it (planning takes about "
+            "1 s per 1,000 cells; `exclude` entries are applied after this count)",
+            at_key=True,
+        )
+    )
+
+
+def _cell_problems(
+    cells: list[Cell], marks: Mapping[FieldPath, Location], *, precision_axis: bool
+) -> list[Problem]:
+    """A cell whose precision is a list (or left to a top-level list of precisions: an `include`
+    entry that adds a cell without one), or that varies a field that cannot vary."""
+    found: list[Problem] = []
+    for cell in cells:
+        if precision_axis and "precision" not in cell[0]:
+            found.append(
+                problem_at(
+                    marks,
+                    next(iter(cell[1].values()))[:-1],
+                    "this include entry adds a cell without a precision, and `precision:` lists several",
+                    "add `precision: fp32` (or another) to the entry, or make it match existing cells",
+                )
+            )
+        if isinstance(cell[0].get("precision"), list):
+            found.append(
+                problem_at(
+                    marks,
+                    cell[1]["precision"],
+                    "a cell's precision is one precision, found a list",
+                    "list the precisions as the axis's values: precision: [fp32, fp16], not [[fp32, fp16]]",
+                )
+            )
+        for path in cell[0]:
+            if path.startswith(NOT_AXES):
+                found.append(
+                    problem_at(
+                        marks,
+                        ("matrix",),
+                        f"'{path}' cannot vary across cells",
+                        "make a separate config for another model",
+                        at_key=True,
+                    )
+                )
+    return found
 
 
 Cell = tuple[dict[str, Any], dict[str, FieldPath]]
@@ -172,7 +234,26 @@ def _named(
         if name is not None:
             named.append(MatrixCell(name=name, values=values, sources=sources))
     _check_unique_names(named, marks, problems)
-    return named
+    return [cell for cell in named if not _bad_name(cell, template, marks, problems)]
+
+
+def _bad_name(
+    cell: MatrixCell, template: str | None, marks: Mapping[FieldPath, Location], problems: list[Problem]
+) -> bool:
+    """Add a problem if the cell's name cannot name its folder (names.py); at the template, or at
+    the value that named the cell."""
+    reason = name_problem(cell.name)
+    if reason is None:
+        return False
+    at = ("matrix", "name") if template is not None else next(iter(cell.sources.values()), ("matrix",))
+    hint = (
+        "change the `name` template"
+        if template is not None
+        else "add a `name` template, e.g. name: 'opset{export.opset}', or change the value"
+    )
+    shown = printable(cell.name[:80], newlines=False) + ("..." if len(cell.name) > 80 else "")
+    problems.append(problem_at(marks, at, f"cell name '{shown}': {reason}", hint))
+    return True
 
 
 def _has_unmatched_brace(template: str) -> bool:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import ValidationError
 
-from trtbuild.errors import Location, Problem
+from trtbuild.errors import Location, Problem, printable
 from trtbuild.spec.model import FieldPath, format_field_path
 from trtbuild.spec.yamlmarks import key_location
 from trtbuild.toolchain import version_of
@@ -286,7 +286,12 @@ class _Explainer:
                 f"allowed fields here: {', '.join(allowed)}" if allowed else "this mapping takes no fields"
             )
             location = key_location(self.marks, (*path, key)) or self._location(path)
-            yield Problem(f"unknown field '{key}'", location, format_field_path((*path, key)), hint)
+            yield Problem(
+                f"unknown field '{printable(key, newlines=False)}'",
+                location,
+                format_field_path((*path, key)),
+                hint,
+            )
 
     def _on_required(self, error: ValidationError) -> Iterator[Problem]:
         properties = _schema(error).get("properties", {})

@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from trtbuild.errors import ConfigError, Location, Problem
+from trtbuild.spec import yamlbounds
 from trtbuild.spec.model import FieldPath, format_field_path
+from trtbuild.spec.yamlbounds import check_yaml_bounds
 from trtbuild.toolchain import version_of
 
 if TYPE_CHECKING:
@@ -147,8 +149,8 @@ def _parse_digest(data: bytes) -> str:
 
 @functools.cache
 def _parser_identity() -> bytes:
-    """What a parse depends on besides the bytes: this module's code and PyYAML's version."""
-    own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    """What a parse depends on besides the bytes: this module's code, its bounds' and PyYAML's version."""
+    own = hashlib.sha256(Path(__file__).read_bytes() + Path(yamlbounds.__file__).read_bytes()).hexdigest()
     return f"trtbuild parsed config 1\n{own}\n{version_of('PyYAML')}\n".encode()
 
 
@@ -165,9 +167,10 @@ def _decode(data: bytes | None, path: Path) -> tuple[Any, dict[FieldPath, Locati
         doc = json.loads(data)
         marks = {tuple(at): Location(path, line, column) for at, line, column in doc["marks"]}
         document = doc["document"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
-    return (document, marks) if isinstance(document, dict) else None
+    # The bounds hold for what the cache hands back too: an entry past them is parsed again.
+    return (document, marks) if isinstance(document, dict) and yamlbounds.within_bounds(document) else None
 
 
 def _parse(text: str, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
@@ -229,6 +232,8 @@ def _text(data: bytes, path: Path) -> str:
 def _compose(text: str, path: Path) -> Node | None:
     import yaml
 
+    # Before composing: the builder below expands every alias, and every later walk recurses.
+    check_yaml_bounds(text, path, _loader())
     try:
         node: Node | None = yaml.compose(text, Loader=_loader())
     except yaml.MarkedYAMLError as exc:

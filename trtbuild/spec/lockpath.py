@@ -1,0 +1,48 @@
+"""Where a config's lock file lives, and the configs that cannot have one.
+
+The lock lives beside its config, the config's suffix replaced: `configs/resnet.yaml` ->
+`configs/resnet.lock`. A config whose own suffix is `.lock` would be its own lock, overwritten by
+its first run (`cp tiny.yaml cfg.lock; trtbuild run cfg.lock` destroyed it); two configs of one
+command that differ only in their suffix (`a.yaml`, `a.yml`) would write one lock. Both are refused
+when the configs are loaded, before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from trtbuild.errors import Location, Problem
+
+LOCK_SUFFIX = ".lock"
+
+
+def lock_path(config: Path) -> Path:
+    return config.with_suffix(LOCK_SUFFIX)
+
+
+def lock_path_problems(configs: Sequence[Path]) -> list[Problem]:
+    """Configs whose lock would overwrite a config: their own file, or another config's lock."""
+    problems: list[Problem] = []
+    first: dict[Path, Path] = {}
+    for config in configs:
+        if config.suffix.casefold() == LOCK_SUFFIX:
+            problems.append(
+                Problem(
+                    f"a config cannot be named *{LOCK_SUFFIX}: its lock file is {lock_path(config).name}, "
+                    "beside it, so its first run would overwrite it",
+                    Location(config, 1, 1),
+                    hint=f"rename it, e.g. mv {config} {config.with_suffix('.yaml')}",
+                )
+            )
+            continue
+        other = first.setdefault(lock_path(config), config)
+        if other != config:
+            problems.append(
+                Problem(
+                    f"{config.name} and {other.name} would both write the lock {lock_path(config)}",
+                    Location(config, 1, 1),
+                    hint="give the configs different names (not only different suffixes)",
+                )
+            )
+    return problems
