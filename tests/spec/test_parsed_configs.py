@@ -86,6 +86,8 @@ def test_a_remembered_parse_past_the_bounds_is_parsed_again(tmp_path: Path) -> N
     for _ in range(900):
         deep = [deep]
     for document in ({"a": deep}, {"a": list(range(30_000))}, {"a": 2}):
-        entry.write_text(json.dumps({"document": document, "marks": [[[], 1, 1]]}))
+        body = json.dumps({"document": document, "marks": [[[], 1, 1]]}).encode()
+        # With a matching checksum line, as whoever can write the cache could plant it.
+        entry.write_bytes(b"sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
         expected = 2 if document == {"a": 2} else 1  # the last: within bounds, so it is used
         assert load_yaml(config, parsed)[0] == {"a": expected}
