@@ -65,7 +65,11 @@ RUNNER = textwrap.dedent(
 
 def spec(cells: int) -> str:
     seeds = ", ".join(str(seed) for seed in range(cells // 2))
-    return TINY_CONFIG + f"matrix:\n  validate.seed: [{seeds}]\n  build.targets: [[SM89], [SM86]]\n"
+    # max_cells: above the default cap of 1,000, which a config must lift explicitly.
+    return TINY_CONFIG + (
+        f"matrix:\n  max_cells: {max(cells, 1000)}\n"
+        f"  validate.seed: [{seeds}]\n  build.targets: [[SM89], [SM86]]\n"
+    )
 
 
 def plan_once(config: Path, env: dict[str, str]) -> tuple[float, float, int]:
