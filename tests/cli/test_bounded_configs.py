@@ -51,6 +51,12 @@ def _merge_bomb() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _string_bomb() -> str:
+    """A long string repeated by aliases: few values, but 1.9 billion characters in any JSON of the
+    document (176 KB; it left a 1.8 GB parse-cache file and ended in a MemoryError)."""
+    return f"text: [&s \"{'x' * 100_000}\", {', '.join(['*s'] * 19_000)}]\n"
+
+
 def _deep() -> str:
     return "model_kwargs_deep: " + "[" * 900 + "]" * 900 + "\n"
 
@@ -62,6 +68,7 @@ def _deep_block() -> str:
 BOMBS = [
     ("alias bomb", _alias_bomb, "more than 20,000 values"),
     ("merge-key bomb", _merge_bomb, "more than 20,000 values"),
+    ("string bomb", _string_bomb, "more than 1,000,000 characters"),
     ("flow nesting", _deep, "more than 40 levels deep"),
     ("block nesting", _deep_block, "more than 40 levels deep"),
 ]

@@ -78,7 +78,7 @@ def edit_entry(path: Path, old: str, new: str, *, redigest: bool = False) -> Non
     text = text.replace(old, new)
     if redigest:
         doc = json.loads(text)
-        doc["digest"] = entry_digest(doc)
+        doc["digest"] = entry_digest(doc, path.stem)
         text = json.dumps(doc, sort_keys=True, indent=2)
     os.chmod(path, 0o644)
     path.write_text(text)

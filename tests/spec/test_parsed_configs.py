@@ -40,7 +40,9 @@ def test_an_unchanged_config_is_read_back_exactly(tmp_path: Path) -> None:
     body = json.dumps(doc).encode()
     entry.write_bytes(body)
     assert load_yaml(config, parsed)[0]["model"]["name"] == "tiny"
-    entry.write_bytes(b"sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+    entry.write_bytes(
+        b"sha256:" + hashlib.sha256(entry.stem.encode() + b"\n" + body).hexdigest().encode() + b"\n" + body
+    )
     assert load_yaml(config, parsed)[0]["model"]["name"] == "planted"
 
 
@@ -61,6 +63,22 @@ def test_a_damaged_entry_is_parsed_again(tmp_path: Path) -> None:
     (entry,) = entries(tmp_path / "cache")
     entry.write_text('{"document": ')
     assert load_yaml(config, parsed) == load_yaml(config)
+
+
+def test_another_configs_remembered_parse_in_its_place_is_not_used(tmp_path: Path) -> None:
+    """A remembered parse checks its own name too: another config's file copied (or swapped) over
+    it, checksum line and all, is a miss. Before, `cp` of a lenient config's entry over a strict
+    one's made `run strict.yaml` build and gate with the lenient tolerances, exit 0, lock written."""
+    strict, lenient = tmp_path / "strict.yaml", tmp_path / "lenient.yaml"
+    strict.write_text(CONFIG)
+    lenient.write_text(CONFIG.replace("name: tiny", "name: planted"))
+    parsed = Store(tmp_path / "cache").parsed_configs()
+    load_yaml(lenient, parsed)
+    (lenient_entry,) = entries(tmp_path / "cache")
+    load_yaml(strict, parsed)
+    (strict_entry,) = [entry for entry in entries(tmp_path / "cache") if entry != lenient_entry]
+    strict_entry.write_bytes(lenient_entry.read_bytes())
+    assert load_yaml(strict, parsed)[0]["model"]["name"] == "tiny"
 
 
 def test_a_config_with_an_error_is_not_remembered(tmp_path: Path) -> None:
@@ -88,6 +106,11 @@ def test_a_remembered_parse_past_the_bounds_is_parsed_again(tmp_path: Path) -> N
     for document in ({"a": deep}, {"a": list(range(30_000))}, {"a": 2}):
         body = json.dumps({"document": document, "marks": [[[], 1, 1]]}).encode()
         # With a matching checksum line, as whoever can write the cache could plant it.
-        entry.write_bytes(b"sha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
+        entry.write_bytes(
+            b"sha256:"
+            + hashlib.sha256(entry.stem.encode() + b"\n" + body).hexdigest().encode()
+            + b"\n"
+            + body
+        )
         expected = 2 if document == {"a": 2} else 1  # the last: within bounds, so it is used
         assert load_yaml(config, parsed)[0] == {"a": expected}

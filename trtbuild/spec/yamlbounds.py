@@ -7,6 +7,10 @@ levels deep exhausts Python's recursion in every walk of the document (schema va
 matrix, JSON). The event stream is flat and aliases are events, so one pass knows, for every
 anchor, how many nodes and how many levels it stands for, and stops at the first event that goes
 past a bound: a config error at that event's line, in milliseconds, before anything is expanded.
+The characters of scalars are bounded too: an anchor on a long string repeated by aliases is a few
+objects in memory, but every JSON spelling of the document (the parse cache, keys) writes it out
+in full: a 176 KB config (a 100,000-character string, 19,000 aliases) left a 1.8 GB file in the
+cache and ended in a MemoryError.
 
 Both bounds are far above any real config: trtbuild's own examples have a few hundred nodes and
 nest 6 levels deep.
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_NODES = 20_000  # scalars, lists and mappings (keys included), aliases expanded
 MAX_DEPTH = 40  # levels of lists and mappings, aliases expanded
+MAX_CHARS = 1_000_000  # characters of scalars (keys included), aliases expanded
 
 
 @dataclass
@@ -35,6 +40,7 @@ class _Open:
     anchor: str | None
     nodes: int = 1
     height: int = 1
+    chars: int = 0
 
 
 def check_yaml_bounds(text: str, path: Path, loader: type[yaml.SafeLoader]) -> None:
@@ -51,38 +57,53 @@ def check_yaml_bounds(text: str, path: Path, loader: type[yaml.SafeLoader]) -> N
 def _scan(events: object, path: Path) -> None:
     from yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, ScalarEvent
 
-    sizes: dict[str, tuple[int, int]] = {}  # anchor -> (nodes, height) it stands for
+    sizes: dict[str, tuple[int, int, int]] = {}  # anchor -> (nodes, height, chars) it stands for
     stack: list[_Open] = []
-    total = 0
+    total = chars = 0
     for event in events:  # type: ignore[attr-defined]
         if isinstance(event, CollectionStartEvent):
             total += 1
             stack.append(_Open(event.anchor))
-            _check(total, len(stack), event, path)
+            _check(total, len(stack), chars, event, path)
         elif isinstance(event, CollectionEndEvent) and stack:
             done = stack.pop()
             if done.anchor is not None:
-                sizes[done.anchor] = (done.nodes, done.height)
-            _add(stack, done.nodes, done.height)
+                sizes[done.anchor] = (done.nodes, done.height, done.chars)
+            _add(stack, done.nodes, done.height, done.chars)
         elif isinstance(event, (ScalarEvent, AliasEvent)):
             # An alias to an anchor not (yet) known is an error the composer reports; count it as one.
-            nodes, height = sizes.get(event.anchor or "", (1, 1)) if isinstance(event, AliasEvent) else (1, 1)
-            if isinstance(event, ScalarEvent) and event.anchor is not None:
-                sizes[event.anchor] = (1, 1)
+            if isinstance(event, AliasEvent):
+                nodes, height, length = sizes.get(event.anchor or "", (1, 1, 0))
+            else:
+                nodes, height, length = 1, 1, len(event.value)
+                if event.anchor is not None:
+                    sizes[event.anchor] = (1, 1, length)
             total += nodes
-            _check(total, len(stack) + height, event, path)
-            _add(stack, nodes, height)
+            chars += length
+            _check(total, len(stack) + height, chars, event, path)
+            _add(stack, nodes, height, length)
 
 
-def _add(stack: list[_Open], nodes: int, height: int) -> None:
+def _add(stack: list[_Open], nodes: int, height: int, chars: int) -> None:
     if stack:
         stack[-1].nodes += nodes
         stack[-1].height = max(stack[-1].height, height + 1)
+        stack[-1].chars += chars
 
 
-def _check(total: int, depth: int, event: Event, path: Path) -> None:
+def _check(total: int, depth: int, chars: int, event: Event, path: Path) -> None:
     mark = event.start_mark
     at = Location(path, mark.line + 1, mark.column + 1) if mark is not None else Location(path, 1, 1)
+    if chars > MAX_CHARS:
+        raise ConfigError(
+            Problem(
+                f"the config expands to more than {MAX_CHARS:,} characters of text (aliases and "
+                "`<<` merges counted as what they repeat)",
+                at,
+                hint="a trtbuild config holds a few thousand characters: remove the aliases that "
+                "repeat long strings, or shorten the value here",
+            )
+        )
     if total > MAX_NODES:
         raise ConfigError(
             Problem(
@@ -105,14 +126,15 @@ def _check(total: int, depth: int, event: Event, path: Path) -> None:
 
 
 def within_bounds(document: Any) -> bool:
-    """Whether a document (a remembered parse, not re-checked on the event stream) keeps both
+    """Whether a document (a remembered parse, not re-checked on the event stream) keeps the
     bounds. Iterative: a document past them must not exhaust the recursion checking it."""
     stack = [(document, 1)]
-    nodes = 0
+    nodes = chars = 0
     while stack:
         value, depth = stack.pop()
         nodes += 1
-        if nodes > MAX_NODES or depth > MAX_DEPTH:
+        chars += len(value) if isinstance(value, str) else 0
+        if nodes > MAX_NODES or depth > MAX_DEPTH or chars > MAX_CHARS:
             return False
         if isinstance(value, dict):
             stack += [(key, depth + 1) for key in value] + [(item, depth + 1) for item in value.values()]

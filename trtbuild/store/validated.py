@@ -85,9 +85,10 @@ class ParsedConfigs:
     gc drops those unused for a day) and their trust (whoever can write the cache decides what an
     unchanged config reads as, as its action entries decide what a key maps to).
 
-    Each file starts with a line ``sha256:<hex>`` of the rest, checked on every read: a flipped
-    byte or a cut-off write is a miss (the config is parsed again), never another config's
-    content. Files without that line (an older trtbuild's) are misses too, and rewritten."""
+    Each file starts with a line ``sha256:<hex>`` of its own name's digest and the rest, checked on
+    every read: a flipped byte, a cut-off write or another config's file copied or swapped into
+    this one's name is a miss (the config is parsed again), never another config's content. Files
+    without that line (an older trtbuild's) are misses too, and rewritten."""
 
     def __init__(self, root: Path, tmp_dir: Path) -> None:
         self.root = root
@@ -106,7 +107,7 @@ class ParsedConfigs:
                 header, data = stream.readline(), stream.read()
         except OSError:
             return None
-        if header != _checksum_line(data):
+        if header != _checksum_line(digest, data):
             return None
         if time.time() - st.st_mtime > MARK_USED_AFTER_S:
             with contextlib.suppress(OSError):
@@ -119,10 +120,12 @@ class ParsedConfigs:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._tmp.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, _checksum_line(data) + data, temp_dir=self._tmp, fsync=False)
+            write_atomic(path, _checksum_line(digest, data) + data, temp_dir=self._tmp, fsync=False)
         except OSError:
             pass
 
 
-def _checksum_line(data: bytes) -> bytes:
-    return b"sha256:" + hashlib.sha256(data).hexdigest().encode() + b"\n"
+def _checksum_line(digest: str, data: bytes) -> bytes:
+    """The checksum covers the name too: a remembered parse is the parse of exactly one config."""
+    checksum = hashlib.sha256(digest.encode() + b"\n" + data).hexdigest()
+    return b"sha256:" + checksum.encode() + b"\n"
