@@ -54,7 +54,7 @@ def _merge_bomb() -> str:
 def _string_bomb() -> str:
     """A long string repeated by aliases: few values, but 1.9 billion characters in any JSON of the
     document (176 KB; it left a 1.8 GB parse-cache file and ended in a MemoryError)."""
-    return f"text: [&s \"{'x' * 100_000}\", {', '.join(['*s'] * 19_000)}]\n"
+    return f'text: [&s "{"x" * 100_000}", {", ".join(["*s"] * 19_000)}]\n'
 
 
 def _deep() -> str:
