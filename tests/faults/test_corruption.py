@@ -116,7 +116,7 @@ def truncate(path: Path) -> None:
 def edit_json(path: Path) -> None:
     """A valid-JSON edit: a field renamed (the issue's `"failures"` -> `"failurez"`)."""
     data = path.read_bytes()
-    header, body = data.split(b"\n", 1) if data.startswith(b"sha256:") else (b"", data)
+    header, body = data.split(b"\n", 1) if data.startswith(b"named-sha256:") else (b"", data)
     document = json.loads(body)
     target = document.get("meta", document.get("document", document))
     name = sorted(target)[0]

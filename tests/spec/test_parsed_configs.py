@@ -41,7 +41,10 @@ def test_an_unchanged_config_is_read_back_exactly(tmp_path: Path) -> None:
     entry.write_bytes(body)
     assert load_yaml(config, parsed)[0]["model"]["name"] == "tiny"
     entry.write_bytes(
-        b"sha256:" + hashlib.sha256(entry.stem.encode() + b"\n" + body).hexdigest().encode() + b"\n" + body
+        b"named-sha256:"
+        + hashlib.sha256(entry.stem.encode() + b"\n" + body).hexdigest().encode()
+        + b"\n"
+        + body
     )
     assert load_yaml(config, parsed)[0]["model"]["name"] == "planted"
 
@@ -107,7 +110,7 @@ def test_a_remembered_parse_past_the_bounds_is_parsed_again(tmp_path: Path) -> N
         body = json.dumps({"document": document, "marks": [[[], 1, 1]]}).encode()
         # With a matching checksum line, as whoever can write the cache could plant it.
         entry.write_bytes(
-            b"sha256:"
+            b"named-sha256:"
             + hashlib.sha256(entry.stem.encode() + b"\n" + body).hexdigest().encode()
             + b"\n"
             + body

@@ -30,7 +30,7 @@ from typing import Any
 
 from trtbuild.errors import StoreError
 from trtbuild.files import write_atomic
-from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
+from trtbuild.store._fsutil import FILE_MODE, read_regular, unlink_quietly
 from trtbuild.store.cas import FileDigest
 from trtbuild.store.hashing import is_digest
 
@@ -145,9 +145,7 @@ class ActionCache:
         read. DamagedEntry if the file is there but cannot be trusted (:func:`decode`)."""
         path = self.path(key)
         try:
-            with open(path, "rb") as f:
-                st = os.fstat(f.fileno())
-                data = f.read()
+            data, st = read_regular(path)
         except FileNotFoundError:
             return None, None
         except OSError as exc:

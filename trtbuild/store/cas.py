@@ -17,7 +17,7 @@ from pathlib import Path
 
 from trtbuild.errors import StoreError
 from trtbuild.files import temp_path
-from trtbuild.store._fsutil import rmtree_force, unlink_quietly
+from trtbuild.store._fsutil import read_regular, rmtree_force, unlink_quietly
 from trtbuild.store.hashing import (
     DIGEST_PREFIX,
     StatCache,
@@ -74,7 +74,7 @@ class ContentStore:
     def read_blob(self, digest: str) -> bytes:
         path = self.blob_path(digest)
         try:
-            return path.read_bytes()
+            return read_regular(path)[0]
         except FileNotFoundError as exc:
             raise StoreError(f"blob {digest} is not in the store (at {path})") from exc
         except OSError as exc:
@@ -86,9 +86,7 @@ class ContentStore:
         A corrupt blob is deleted and CorruptBlob raised."""
         path = self.blob_path(digest)
         try:
-            with open(path, "rb") as stream:
-                st = os.fstat(stream.fileno())
-                data = stream.read()
+            data, st = read_regular(path)
         except FileNotFoundError as exc:
             raise StoreError(f"blob {digest} is not in the store (at {path})") from exc
         except OSError as exc:

@@ -22,7 +22,7 @@ from trtbuild.store._fsutil import unlink_quietly
 from trtbuild.store.action_cache import ActionCache, DamagedEntry
 from trtbuild.store.hashing import digest_file
 from trtbuild.store.store import Store
-from trtbuild.store.validated import ParsedConfigs
+from trtbuild.store.validated import CHECKSUM_PREFIX, ParsedConfigs
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _bad_parsed_configs(store: Store) -> Checked:
     for path in paths:
         if path.suffix == ".json":
             with open(path, "rb") as stream:
-                if not stream.read(7).startswith(b"sha256:"):
+                if not stream.read(len(CHECKSUM_PREFIX)).startswith(CHECKSUM_PREFIX):
                     yield None  # an older trtbuild's (no checksum line): a miss, re-parsed
                     continue
             intact = _HEX.fullmatch(path.stem) is not None and parsed.get(path.stem) is not None

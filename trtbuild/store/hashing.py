@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
 from trtbuild.errors import StoreError
+from trtbuild.store._fsutil import open_regular
 
 if TYPE_CHECKING:
     import blake3
@@ -124,7 +125,7 @@ def digest_stream(f: io.RawIOBase, sink: Callable[[memoryview], object] | None =
 
 def digest_file(path: Path | str) -> str:
     """The digest of a file's content."""
-    with open(path, "rb", buffering=0) as f:
+    with open(open_regular(path), "rb", buffering=0) as f:
         return digest_stream(f)[0]
 
 

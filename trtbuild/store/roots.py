@@ -32,7 +32,7 @@ from pathlib import Path
 
 from trtbuild.errors import StoreError
 from trtbuild.files import write_atomic
-from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
+from trtbuild.store._fsutil import FILE_MODE, read_regular, unlink_quietly
 from trtbuild.store.action_cache import check_key
 
 ROOTS_FORMAT_VERSION = 1
@@ -123,7 +123,7 @@ class Roots:
         path = self.path(name)
         if lock_path is not None:
             try:
-                current = decode(name, path.read_bytes())
+                current = decode(name, read_regular(path)[0])
             except OSError:
                 current = None
             if (
@@ -145,7 +145,7 @@ class Roots:
         keys = frozenset(keys)
         name = run_root_name(keys)
         try:
-            current = decode(name, self.path(name).read_bytes())
+            current = decode(name, read_regular(self.path(name))[0])
         except OSError:
             current = None
         if (
@@ -193,7 +193,7 @@ class Roots:
         for path in paths:
             name = path.name.removesuffix(".json")
             try:
-                root = decode(name, path.read_bytes()) if _NAME_RE.fullmatch(name) else None
+                root = decode(name, read_regular(path)[0]) if _NAME_RE.fullmatch(name) else None
             except FileNotFoundError:
                 continue  # removed by a concurrent gc
             except OSError as exc:

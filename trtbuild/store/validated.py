@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from trtbuild.files import write_atomic
+from trtbuild.store._fsutil import open_regular
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+CHECKSUM_PREFIX = b"named-sha256:"  # a remembered config's first line (ParsedConfigs)
 MARK_USED_AFTER_S = 3600.0
 
 
@@ -85,10 +87,11 @@ class ParsedConfigs:
     gc drops those unused for a day) and their trust (whoever can write the cache decides what an
     unchanged config reads as, as its action entries decide what a key maps to).
 
-    Each file starts with a line ``sha256:<hex>`` of its own name's digest and the rest, checked on
-    every read: a flipped byte, a cut-off write or another config's file copied or swapped into
-    this one's name is a miss (the config is parsed again), never another config's content. Files
-    without that line (an older trtbuild's) are misses too, and rewritten."""
+    Each file starts with a line ``named-sha256:<hex>`` of its own name's digest and the rest,
+    checked on every read: a flipped byte, a cut-off write or another config's file copied or
+    swapped into this one's name is a miss (the config is parsed again), never another config's
+    content. Files without that line (an older trtbuild's, whose ``sha256:`` line covered only the
+    content) are misses too, and rewritten."""
 
     def __init__(self, root: Path, tmp_dir: Path) -> None:
         self.root = root
@@ -102,7 +105,7 @@ class ParsedConfigs:
     def get(self, digest: str) -> bytes | None:
         path = self._path(digest)
         try:
-            with open(path, "rb") as stream:
+            with open(open_regular(path), "rb") as stream:
                 st = os.fstat(stream.fileno())
                 header, data = stream.readline(), stream.read()
         except OSError:
@@ -128,4 +131,4 @@ class ParsedConfigs:
 def _checksum_line(digest: str, data: bytes) -> bytes:
     """The checksum covers the name too: a remembered parse is the parse of exactly one config."""
     checksum = hashlib.sha256(digest.encode() + b"\n" + data).hexdigest()
-    return b"sha256:" + checksum.encode() + b"\n"
+    return CHECKSUM_PREFIX + checksum.encode() + b"\n"
