@@ -130,7 +130,10 @@ class LocalExecutor:
         ):
             while remaining or running:
                 progressed = False
-                for node in [] if stopped else list(remaining):
+                for node in list(remaining):
+                    if stopped:  # nothing new starts, but what is cached is still this run's result
+                        progressed = self._finish_if_cached(node, remaining) or progressed
+                        continue
                     if len(running) >= jobs:
                         break
                     blocker = self._blocker(node)
@@ -154,6 +157,22 @@ class LocalExecutor:
                     stopped = stopped or (event.state == "failed" and not self.options.keep_going)
                     self._finish(event)
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
+
+    def _finish_if_cached(self, node: TaskNode, remaining: list[TaskNode]) -> bool:
+        """After a failure stopped the run, a task the plan found cached, with its upstreams done,
+        still finishes as cached (it costs no work): its cells' outputs are materialised and
+        reported as current. Skipping them emptied a cached cell's folder in a fresh `--out` (and,
+        before, after any failure in another cell)."""
+        if node.id not in self.planned or self._blocker(node) is not None:
+            return False
+        keyed = node_key(node, self.hasher, self.results)
+        result = self._planned_result(node.id, keyed[0]) if keyed and self.options.use_cache else None
+        if keyed is None or result is None:
+            return False
+        self.materials[node.id] = keyed
+        remaining.remove(node)
+        self._finish(self._done(node, "cached", "cached", keyed[0], result, 0.0))
+        return True
 
     def _memory_for(self, node: TaskNode) -> bool:
         """Whether the memory available covers the task's estimate (asked only while others run)."""
