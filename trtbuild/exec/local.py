@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,8 +78,8 @@ class LocalExecutor:
     def __enter__(self) -> LocalExecutor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(kill=kind is not None and issubclass(kind, KeyboardInterrupt))
 
     @property
     def workers(self) -> WorkerPool:
@@ -89,8 +89,11 @@ class LocalExecutor:
             self._workers = WorkerPool(self.slots)
         return self._workers
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
+        """End the workers: `kill`ed at once (Ctrl-C), else each after its task (up to 10 s)."""
         if self._workers is not None:
+            if kill:
+                self._workers.kill()
             self._workers.close()
 
     def preflight(self, checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]]) -> None:
@@ -114,6 +117,7 @@ class LocalExecutor:
         raise_problems(done.meta["problems"])
 
     def run(self) -> list[TaskEvent]:
+        self._sweep()
         self._clear_artifacts()
         remaining = list(self.graph.nodes.values())  # in topological order
         if self.slots.count > 1:  # which of the ready tasks a free slot takes first
@@ -127,6 +131,7 @@ class LocalExecutor:
             thread_routed_streams(),
             contextlib.closing(self),
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool,
+            self._workers_killed_on_interrupt(),  # before the pool waits for its threads
         ):
             while remaining or running:
                 progressed = False
@@ -157,6 +162,24 @@ class LocalExecutor:
                     stopped = stopped or (event.state == "failed" and not self.options.keep_going)
                     self._finish(event)
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
+
+    def _sweep(self) -> None:
+        """What killed runs left in the cache's tmp/ (work dirs, temp files) goes before we add ours."""
+        swept = self.store.sweep_temp()
+        if swept:
+            log.debug("removed %d leftovers of dead trtbuild processes from the cache's tmp/", swept)
+
+    @contextlib.contextmanager
+    def _workers_killed_on_interrupt(self) -> Iterator[None]:
+        """Ctrl-C: end the workers at once, so the slots' threads (waiting for their answers) fail
+        their tasks, publishing nothing, and the run exits 130 in milliseconds. Without this the
+        pool waited for the running tasks to finish (1.5 s for a tiny model's build, minutes for
+        a real one) when the signal reached trtbuild's process alone."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.close(kill=True)
+            raise
 
     def _finish_if_cached(self, node: TaskNode, remaining: list[TaskNode]) -> bool:
         """After a failure stopped the run, a task the plan found cached, with its upstreams done,

@@ -76,6 +76,7 @@ def build_in_subprocess(
             text=True,
             check=False,
             pass_fds=held,
+            preexec_fn=recipe.dies_with_parent(),
         )
     for stream in (completed.stdout, completed.stderr):
         if stream.strip():
