@@ -11,6 +11,7 @@ from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UnreadableLock, 
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
 from trtbuild.exec.owners import check_owners, claim_owners
+from trtbuild.exec.read_only import check_read_only
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan import locked as lockcheck
 from trtbuild.plan.explain import explain, keyed_code
@@ -94,6 +95,9 @@ def run(
     configs = list(configs)
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
     notices = check_locked(the_plan) if locked else []
+    read_only = the_plan.store.read_only  # a consumer's cache: only read, all must be cached
+    if read_only:
+        notices += check_read_only(the_plan, use_cache=use_cache)
     to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     # Another config's build folder is a config error before anything runs (exec/owners.py).
     notices += check_owners(the_plan.specs, Path(out_dir))
@@ -109,7 +113,8 @@ def run(
     planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
     result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
     keys = sorted({key for key, _ in executor.materials.values()})
-    the_plan.store.add_run_root(keys)
+    if not read_only:  # its writer keeps what it needs
+        the_plan.store.add_run_root(keys)
     result.materials = dict(executor.materials)
     result.results = dict(executor.results)
     if locked:
@@ -218,7 +223,8 @@ def write_locks(the_plan: Plan, executor: LocalExecutor) -> list[Path]:
 
 def _add_lock_root(the_plan: Plan, path: Path, keys: list[str]) -> None:
     """gc keeps what the lock at `path` names (it reads the file itself; `keys` are a fallback)."""
-    the_plan.store.add_root(lock_root_name(path), keys, lock_path=path)
+    if not the_plan.store.read_only:
+        the_plan.store.add_root(lock_root_name(path), keys, lock_path=path)
 
 
 def locks_of(the_plan: Plan) -> dict[str, lockfile.Lock | None]:

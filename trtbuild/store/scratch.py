@@ -128,3 +128,12 @@ def owned_dir(tmp: Path, prefix: str, users: Path) -> Iterator[Path]:
     finally:
         rmtree_force(path)  # before the lock goes
         os.close(fd)
+
+
+def cannot_write(root: Path) -> bool:
+    """Whether nothing can be created in `root` (or, if it does not exist yet, where it would be
+    made). access(2) answers EROFS for root on a read-only mount too, where modes do not stop it."""
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return not os.access(probe, os.W_OK)

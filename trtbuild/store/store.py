@@ -40,7 +40,7 @@ from trtbuild.store.cas import ContentStore, FileDigest, digest_of_blob_name
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
-from trtbuild.store.scratch import USERS, owned_dir, sweep
+from trtbuild.store.scratch import USERS, cannot_write, owned_dir, sweep
 from trtbuild.store.validated import ParsedConfigs, ValidatedDocuments
 
 # A cache hit refreshes its action entry's mtime at most this often: with gc's default grace of an
@@ -252,6 +252,11 @@ class Store:
 
     def remove_root(self, name: str) -> None:
         self._roots.remove(name)
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the cache cannot be written (a read-only mount, or no permission): a consumer's."""
+        return cannot_write(self.root)
 
     # -- scratch space and locks --------------------------------------------------------------------
     @contextmanager
