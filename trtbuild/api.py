@@ -10,7 +10,7 @@ from typing import Any
 from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UnreadableLock, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
-from trtbuild.exec.owners import check_owners, claim_owners
+from trtbuild.exec.owners import OWNER_FILE, check_owners, claim_owners
 from trtbuild.exec.read_only import check_read_only
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan import locked as lockcheck
@@ -19,10 +19,12 @@ from trtbuild.plan.graph import CellPlan
 from trtbuild.plan.locked import ArtifactVerdict
 from trtbuild.plan.plan import Plan, make_plan, preflight, preflight_checks
 from trtbuild.report import write_reports
+from trtbuild.report.write import NAMES as REPORT_NAMES
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult
 from trtbuild.store.roots import lock_root_name
+from trtbuild.store.scratch import remove_temp_files
 from trtbuild.tasks.code import CodeIdentity
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
@@ -125,6 +127,14 @@ def run(
     return result
 
 
+def remove_leftovers(specs: list[Spec], out_dir: Path) -> None:
+    """The temp files a killed run left beside the configs' locks and in their model folders."""
+    for spec in specs:
+        lock = lockfile.lock_path(spec.path)
+        remove_temp_files(lock.parent, [lock.name])
+        remove_temp_files(out_dir / spec.model.name, [*REPORT_NAMES, OWNER_FILE])
+
+
 def _execute(
     the_plan: Plan, options: RunOptions, on_event: Callable[[TaskEvent], None] | None
 ) -> tuple[LocalExecutor, list[TaskEvent]]:
@@ -134,7 +144,10 @@ def _execute(
     with LocalExecutor(graph, store, hasher, options, on_event, cached) as executor:
         executor.preflight(preflight_checks(the_plan))
         claim_owners(the_plan.specs, options.out_dir)
-        return executor, executor.run()
+        events = executor.run()
+        if executor.alone:  # no other run can be writing them: a killed run's temp files go
+            remove_leftovers(the_plan.specs, options.out_dir)
+        return executor, events
 
 
 def _cached_results(the_plan: Plan) -> dict[str, tuple[str, ActionResult]]:

@@ -30,6 +30,7 @@ from trtbuild.plan.plan import raise_problems
 from trtbuild.plan.status import node_key
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, FileHasher, Store
+from trtbuild.store.scratch import remove_temp_files
 from trtbuild.tasks.base import TaskContext, TaskKind
 from trtbuild.tasks.output_capture import thread_routed_streams
 
@@ -74,6 +75,7 @@ class LocalExecutor:
         self.notices: list[str] = list(self.slots.notes)  # what the run did other than asked
         self._workers: WorkerPool | None = None  # no process, nor its modules, until a task needs one
         self.peaks: dict[str, int] = {}  # node id -> its worker's peak resident set in bytes
+        self.alone = False  # whether no other trtbuild process used the cache when the run started
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -164,10 +166,16 @@ class LocalExecutor:
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
 
     def _sweep(self) -> None:
-        """What killed runs left in the cache's tmp/ (work dirs, temp files) goes before we add ours."""
+        """What killed runs left in the cache's tmp/ (work dirs, temp files) goes before we add ours;
+        when no other process uses the cache, so do the temp files of the cells' outputs."""
         swept = self.store.sweep_temp()
-        if swept:
-            log.debug("removed %d leftovers of dead trtbuild processes from the cache's tmp/", swept)
+        self.alone = swept.alone
+        removed = swept.removed
+        for cell in self.graph.cells if swept.alone else ():
+            folder = self.options.out_dir / cell.model / cell.cell
+            removed += remove_temp_files(folder, [artifact.filename for artifact in cell.artifacts])
+        if removed:
+            log.debug("removed %d leftovers of dead trtbuild processes", removed)
 
     @contextlib.contextmanager
     def _workers_killed_on_interrupt(self) -> Iterator[None]:

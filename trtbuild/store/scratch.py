@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from trtbuild.errors import StoreError
@@ -46,10 +47,16 @@ def hold_users_lock(users: Path) -> bool:
     return True
 
 
-def sweep(tmp: Path, users: Path) -> int:
-    """Take the users lock, and remove what dead processes left in `tmp`; how many entries went."""
+@dataclass(frozen=True)
+class Swept:
+    removed: int  # entries of tmp/ removed
+    alone: bool  # no other process held the cache: every temp file of trtbuild's is a leftover
+
+
+def sweep(tmp: Path, users: Path) -> Swept:
+    """Take the users lock, and remove what dead processes left in `tmp`."""
     if not hold_users_lock(users):
-        return 0
+        return Swept(0, alone=False)
     fd = _held[users]
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,7 +64,7 @@ def sweep(tmp: Path, users: Path) -> int:
     except BlockingIOError:
         alone = False
     try:
-        return sum(_remove_if_dead(entry, alone) for entry in _entries(tmp))
+        return Swept(sum(_remove_if_dead(entry, alone) for entry in _entries(tmp)), alone)
     finally:
         # Back to shared (a failed conversion may have dropped the lock: flock(2) converts by
         # unlocking first); this process creates nothing in tmp/ before it holds it again.
@@ -137,3 +144,24 @@ def cannot_write(root: Path) -> bool:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return not os.access(probe, os.W_OK)
+
+
+def is_temp_of(name: str, target: str) -> bool:
+    """Whether `name` is a temp file that `files.temp_path` makes for writing `target` atomically."""
+    prefix, _, rest = name.partition(f".{target}.")
+    pid, _, tail = rest.partition(".")
+    return prefix == "" and pid.isdigit() and len(tail) == 16 and tail.endswith(".tmp")
+
+
+def remove_temp_files(folder: Path, targets: Iterable[str]) -> int:
+    """Remove the temp files left in `folder` by killed writers of `targets` (call only when no
+    other trtbuild process can be writing them: `Swept.alone`); how many went."""
+    wanted = set(targets)
+    try:
+        names = [entry.name for entry in os.scandir(folder)]
+    except OSError:
+        return 0
+    stale = [name for name in names if any(is_temp_of(name, target) for target in wanted)]
+    for name in stale:
+        unlink_quietly(folder / name)
+    return len(stale)

@@ -40,7 +40,7 @@ from trtbuild.store.cas import ContentStore, FileDigest, digest_of_blob_name
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
-from trtbuild.store.scratch import USERS, cannot_write, owned_dir, sweep
+from trtbuild.store.scratch import USERS, Swept, cannot_write, owned_dir, sweep
 from trtbuild.store.validated import ParsedConfigs, ValidatedDocuments
 
 # A cache hit refreshes its action entry's mtime at most this often: with gc's default grace of an
@@ -268,8 +268,9 @@ class Store:
         with owned_dir(self._tmp, prefix, self._users_lock) as path:
             yield path
 
-    def sweep_temp(self) -> int:
-        """Remove what dead processes left in ``tmp/`` (scratch.py); how many entries went."""
+    def sweep_temp(self) -> Swept:
+        """Remove what dead processes left in ``tmp/`` (scratch.py): how many entries went, and
+        whether this process is the cache's only user."""
         return sweep(self._tmp, self._users_lock)
 
     @contextmanager
