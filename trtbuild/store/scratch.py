@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
@@ -89,6 +90,15 @@ def _remove_if_dead(entry: Path, alone: bool) -> bool:
         return False
     unlink_quietly(entry)
     return True
+
+
+def owner_state(entry: Path) -> Literal["alive", "dead", "none"]:
+    """Whether the process owning the work dir `entry` is alive (its `.owner` is locked) or dead;
+    "none" for an entry without an owner (a loose temp file, a dir killed before it had one)."""
+    if not (entry / OWNER).exists():
+        return "none"
+    with _owner_lock(entry, wait=False) as free:
+        return "dead" if free else "alive"
 
 
 @contextmanager
