@@ -31,7 +31,9 @@ STAGES = ("export", "simplify", "probe", "reference", "precision", "build", "val
 @dataclass
 class Point:
     at: float  # seconds after the start
-    landed: str = ""  # the first stage not in the cache when killed ("export" includes start-up)
+    # The first stage not in the cache when killed ("export" includes start-up), else how far the
+    # run's end got: "outputs/reports", "lock writing", "after the lock" (GC root, exit).
+    landed: str = ""
     problems: list[str] = field(default_factory=list)
 
 
@@ -102,7 +104,9 @@ def _landed(project: Project, keys: dict[str, str]) -> str:
     for stage in STAGES:
         if any(task.endswith(f"/{stage}") for task in missing):
             return stage
-    return "reports/lock"
+    if project.config.with_suffix(".lock").exists():
+        return "after the lock"
+    return "lock writing" if (project.out / "tiny" / "report.json").exists() else "outputs/reports"
 
 
 def check_after_rerun(project: Project, keys: dict[str, str]) -> list[str]:
