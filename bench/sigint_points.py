@@ -77,7 +77,8 @@ def main() -> int:
         print(f"{at:5.2f} s: exit {status}, {wall:.3f} s to exit, {left} left, traceback: {traceback}")
     bad = [o for o in outcomes if o[1] != 130 or o[2] > 0.5 or o[3] or o[4]]
     print(
-        f"{len(outcomes)} SIGINTs (seed {arguments.seed}): {sum(o[1] != 130 for o in outcomes)} not exit 130, "
+        f"{len(outcomes)} SIGINTs (seed {arguments.seed}): "
+        f"{sum(o[1] != 130 for o in outcomes)} not exit 130, "
         f"slowest {max(o[2] for o in outcomes):.3f} s, {sum(o[3] for o in outcomes)} left behind, "
         f"{sum(o[4] for o in outcomes)} tracebacks"
     )
