@@ -197,8 +197,11 @@ class LocalExecutor:
         if node.id not in self.planned or self._blocker(node) is not None:
             return False
         keyed = node_key(node, self.hasher, self.results)
-        result = self._planned_result(node.id, keyed[0]) if keyed and self.options.use_cache else None
-        if keyed is None or result is None:
+        if keyed is None or not self.options.use_cache:
+            return False
+        # Checked and materialised as any hit is (a damaged one is dropped and stays unfinished).
+        result = self._trusted(node, keyed[0], self._planned_result(node.id, keyed[0]))
+        if result is None:
             return False
         self.materials[node.id] = keyed
         remaining.remove(node)
