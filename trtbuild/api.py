@@ -10,7 +10,8 @@ from typing import Any
 from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UnreadableLock, UsageError
 from trtbuild.exec.events import TaskEvent
 from trtbuild.exec.local import LocalExecutor, RunOptions
-from trtbuild.exec.owners import check_owners, claim_owners
+from trtbuild.exec.owners import OWNER_FILE, check_owners, claim_owners
+from trtbuild.exec.read_only import check_read_only
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan import locked as lockcheck
 from trtbuild.plan.explain import explain, keyed_code
@@ -18,11 +19,13 @@ from trtbuild.plan.graph import CellPlan
 from trtbuild.plan.locked import ArtifactVerdict
 from trtbuild.plan.plan import Plan, make_plan, preflight, preflight_checks
 from trtbuild.report import write_reports
+from trtbuild.report.write import NAMES as REPORT_NAMES
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, Store, default_cache_dir, digest_file
 from trtbuild.store.fsck import Finding, StoreCheck, check_store
 from trtbuild.store.roots import lock_root_name
+from trtbuild.store.scratch import remove_temp_files
 from trtbuild.tasks.code import CodeIdentity
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
@@ -95,6 +98,9 @@ def run(
     configs = list(configs)
     the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
     notices = check_locked(the_plan) if locked else []
+    read_only = the_plan.store.read_only  # a consumer's cache: only read, all must be cached
+    if read_only:
+        notices += check_read_only(the_plan, use_cache=use_cache)
     to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     # Another config's build folder is a config error before anything runs (exec/owners.py).
     notices += check_owners(the_plan.specs, Path(out_dir))
@@ -110,7 +116,8 @@ def run(
     planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
     result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
     keys = sorted({key for key, _ in executor.materials.values()})
-    the_plan.store.add_run_root(keys)
+    if not read_only:  # its writer keeps what it needs
+        the_plan.store.add_run_root(keys)
     result.materials = dict(executor.materials)
     result.results = dict(executor.results)
     if locked:
@@ -119,6 +126,14 @@ def run(
         result.locks = write_locks(the_plan, executor)
     result.notices += _replaced(to_replace, result.locks)
     return result
+
+
+def remove_leftovers(specs: list[Spec], out_dir: Path) -> None:
+    """The temp files a killed run left beside the configs' locks and in their model folders."""
+    for spec in specs:
+        lock = lockfile.lock_path(spec.path)
+        remove_temp_files(lock.parent, [lock.name])
+        remove_temp_files(out_dir / spec.model.name, [*REPORT_NAMES, OWNER_FILE])
 
 
 def _execute(
@@ -130,7 +145,10 @@ def _execute(
     with LocalExecutor(graph, store, hasher, options, on_event, cached) as executor:
         executor.preflight(preflight_checks(the_plan))
         claim_owners(the_plan.specs, options.out_dir)
-        return executor, executor.run()
+        events = executor.run()
+        if executor.alone:  # no other run can be writing them: a killed run's temp files go
+            remove_leftovers(the_plan.specs, options.out_dir)
+        return executor, events
 
 
 def _cached_results(the_plan: Plan) -> dict[str, tuple[str, ActionResult]]:
@@ -219,7 +237,8 @@ def write_locks(the_plan: Plan, executor: LocalExecutor) -> list[Path]:
 
 def _add_lock_root(the_plan: Plan, path: Path, keys: list[str]) -> None:
     """gc keeps what the lock at `path` names (it reads the file itself; `keys` are a fallback)."""
-    the_plan.store.add_root(lock_root_name(path), keys, lock_path=path)
+    if not the_plan.store.read_only:
+        the_plan.store.add_root(lock_root_name(path), keys, lock_path=path)
 
 
 def locks_of(the_plan: Plan) -> dict[str, lockfile.Lock | None]:

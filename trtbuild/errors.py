@@ -111,6 +111,14 @@ class StoreError(TrtbuildError):
     """The cache is damaged or locked beyond the bounded wait."""
 
 
+class ReadOnlyCache(TrtbuildError):
+    """The cache cannot be written and lacks a task the run needs (exec/read_only.py)."""
+
+    def __init__(self, message: str, *, exit_status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
+
+
 class LockMismatch(TrtbuildError):
     """`run --locked`: the plan's keys (or cached outputs) differ from the lock. Nothing was run.
     Exit status 1."""

@@ -431,3 +431,30 @@ def test_removes_toolchain_copies_unused_for_max_age_and_keeps_recent_ones(store
     report = collect_garbage(store, max_age_days=14)
     assert report.toolchains_removed == 1
     assert not old.parent.exists() and (recent / "library.so").exists()
+
+
+def test_work_dirs_go_by_their_owner_not_their_age(store: Store) -> None:
+    # A dead process's work dir goes at once, however young; a live one's stays, however old.
+    import signal
+    import subprocess
+    import sys
+
+    holder = (
+        "import os, signal, sys; from pathlib import Path; from trtbuild.store import Store\n"
+        "with Store(Path(sys.argv[1])).temp_dir('build-') as work:\n"
+        "    print(work, flush=True); os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", holder, str(store.root)], capture_output=True, text=True, check=False
+    )
+    assert dead.returncode == -signal.SIGKILL
+    dead_dir = Path(dead.stdout.strip())
+    with store.temp_dir("build-") as live_dir:
+        two_days_ago = time.time() - 2 * DAY
+        os.utime(live_dir, (two_days_ago, two_days_ago))
+        for path in live_dir.iterdir():
+            os.utime(path, (two_days_ago, two_days_ago))
+        report = gc(store)
+        assert report.temp_removed == 1
+        assert not dead_dir.exists()
+        assert live_dir.is_dir()

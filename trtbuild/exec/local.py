@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ from trtbuild.plan.plan import raise_problems
 from trtbuild.plan.status import node_key
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, CorruptBlob, FileHasher, Store
+from trtbuild.store.scratch import remove_temp_files
 from trtbuild.tasks.base import DamagedGate, TaskContext, TaskKind, gate_verdict
 from trtbuild.tasks.output_capture import thread_routed_streams
 
@@ -74,12 +75,13 @@ class LocalExecutor:
         self.notices: list[str] = list(self.slots.notes)  # what the run did other than asked
         self._workers: WorkerPool | None = None  # no process, nor its modules, until a task needs one
         self.peaks: dict[str, int] = {}  # node id -> its worker's peak resident set in bytes
+        self.alone = False  # whether no other trtbuild process used the cache when the run started
 
     def __enter__(self) -> LocalExecutor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        self.close(kill=kind is not None and issubclass(kind, KeyboardInterrupt))
 
     @property
     def workers(self) -> WorkerPool:
@@ -89,8 +91,11 @@ class LocalExecutor:
             self._workers = WorkerPool(self.slots)
         return self._workers
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
+        """End the workers: `kill`ed at once (Ctrl-C), else each after its task (up to 10 s)."""
         if self._workers is not None:
+            if kill:
+                self._workers.kill()
             self._workers.close()
 
     def preflight(self, checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]]) -> None:
@@ -114,6 +119,7 @@ class LocalExecutor:
         raise_problems(done.meta["problems"])
 
     def run(self) -> list[TaskEvent]:
+        self._sweep()
         self._clear_artifacts()
         remaining = list(self.graph.nodes.values())  # in topological order
         if self.slots.count > 1:  # which of the ready tasks a free slot takes first
@@ -127,10 +133,14 @@ class LocalExecutor:
             thread_routed_streams(),
             contextlib.closing(self),
             ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="task") as pool,
+            self._workers_killed_on_interrupt(),  # before the pool waits for its threads
         ):
             while remaining or running:
                 progressed = False
-                for node in [] if stopped else list(remaining):
+                for node in list(remaining):
+                    if stopped:  # nothing new starts, but what is cached is still this run's result
+                        progressed = self._finish_if_cached(node, remaining) or progressed
+                        continue
                     if len(running) >= jobs:
                         break
                     blocker = self._blocker(node)
@@ -154,6 +164,49 @@ class LocalExecutor:
                     stopped = stopped or (event.state == "failed" and not self.options.keep_going)
                     self._finish(event)
         return [self.events[node_id] for node_id in self.graph.nodes if node_id in self.events]
+
+    def _sweep(self) -> None:
+        """What killed runs left in the cache's tmp/ (work dirs, temp files) goes before we add ours;
+        when no other process uses the cache, so do the temp files of the cells' outputs."""
+        swept = self.store.sweep_temp()
+        self.alone = swept.alone
+        removed = swept.removed
+        for cell in self.graph.cells if swept.alone else ():
+            folder = self.options.out_dir / cell.model / cell.cell
+            removed += remove_temp_files(folder, [artifact.filename for artifact in cell.artifacts])
+        if removed:
+            log.debug("removed %d leftovers of dead trtbuild processes", removed)
+
+    @contextlib.contextmanager
+    def _workers_killed_on_interrupt(self) -> Iterator[None]:
+        """Ctrl-C: end the workers at once, so the slots' threads (waiting for their answers) fail
+        their tasks, publishing nothing, and the run exits 130 in milliseconds. Without this the
+        pool waited for the running tasks to finish (1.5 s for a tiny model's build, minutes for
+        a real one) when the signal reached trtbuild's process alone."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.close(kill=True)
+            raise
+
+    def _finish_if_cached(self, node: TaskNode, remaining: list[TaskNode]) -> bool:
+        """After a failure stopped the run, a task the plan found cached, with its upstreams done,
+        still finishes as cached (it costs no work): its cells' outputs are materialised and
+        reported as current. Skipping them emptied a cached cell's folder in a fresh `--out` (and,
+        before, after any failure in another cell)."""
+        if node.id not in self.planned or self._blocker(node) is not None:
+            return False
+        keyed = node_key(node, self.hasher, self.results)
+        if keyed is None or not self.options.use_cache:
+            return False
+        # Checked and materialised as any hit is (a damaged one is dropped and stays unfinished).
+        result = self._trusted(node, keyed[0], self._planned_result(node.id, keyed[0]))
+        if result is None:
+            return False
+        self.materials[node.id] = keyed
+        remaining.remove(node)
+        self._finish(self._done(node, "cached", "cached", keyed[0], result, 0.0))
+        return True
 
     def _memory_for(self, node: TaskNode) -> bool:
         """Whether the memory available covers the task's estimate (asked only while others run)."""

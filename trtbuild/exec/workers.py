@@ -99,6 +99,15 @@ class WorkerPool:
         log.debug("worker %d started for slot %d (threads: %s)", process.pid, slot, threads or "default")
         return _Worker(process, ours)
 
+    def kill(self) -> None:
+        """End every worker now, mid-task too (Ctrl-C): its task fails and publishes nothing, and
+        a builder it started dies with it (backends/trt/recipe.py: dies_with_parent)."""
+        workers = list(self.workers.values())
+        for worker in workers:
+            worker.process.kill()
+        for worker in workers:
+            worker.process.wait()
+
     def close(self) -> None:
         """End every worker (a later `run` starts fresh ones)."""
         for worker in self.workers.values():

@@ -10,8 +10,9 @@ What is live:
   ``roots.RUN_ROOTS_KEPT`` run roots: see ``roots.py``.)
 
 Then action entries that are not live are removed, then blobs that no remaining entry references, then
-leftovers in ``tmp/`` older than a day. Anything modified within ``grace_seconds`` is spared: a run in
-progress has not written its root yet, and the store refreshes mtimes on use (see ``store.py``).
+leftovers in ``tmp/``: work dirs of dead processes at once, others older than a day. Anything modified
+within ``grace_seconds`` is spared: a run in progress has not written its root yet, and the store
+refreshes mtimes on use (see ``store.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from trtbuild.store._fsutil import rmtree_force
 from trtbuild.store.roots import Root
+from trtbuild.store.scratch import owner_state
 from trtbuild.store.store import Store
 
 TEMP_MAX_AGE_S = 86400.0
@@ -190,9 +192,12 @@ def _collect_blobs(store: Store, referenced: Iterable[str], cutoff: float, repor
 
 
 def _collect_temp(store: Store, cutoff: float, report: GcReport) -> None:
-    """Temp files and work directories left by killed processes (a live one touches its files)."""
+    """Temp files and work directories left by killed processes: a work dir whose owner is dead
+    (scratch.py) at once, other leftovers a day after their last change. A live process's work dir
+    is never touched, however long its task takes."""
     for path, size, newest in list(store.iter_temp_entries()):
-        if newest < cutoff:
+        owner = owner_state(path)
+        if owner == "dead" or (newest < cutoff and owner == "none"):
             if not report.dry_run:
                 store.remove_temp_entry(path)
             report.temp_removed += 1

@@ -166,6 +166,8 @@ class StatCache:
         cached: tuple[int, sqlite3.Connection] | None = getattr(self._local, "conn", None)
         if cached is not None and cached[0] == os.getpid():
             return cached[1]
+        if self.db_path.parent.is_dir() and not os.access(self.db_path.parent, os.W_OK):
+            return self._connect_read_only()
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -178,6 +180,22 @@ class StatCache:
             return None
         # A connection inherited across fork is deliberately left unclosed: closing it in the child
         # could disturb the parent's sqlite state. It is just dropped.
+        self._local.conn = (os.getpid(), conn)
+        return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection | None:
+        """A read-only cache (a CI consumer's mount) is read as it is, never written: `immutable`
+        because no writer can change it, which also lets sqlite read a WAL database without creating
+        its -shm file. No database, or an unreadable one, only means hashing files: the run's note
+        already says the cache is read-only, so this is not worth a warning."""
+        try:
+            uri = f"{self.db_path.absolute().as_uri()}?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+            conn.execute(f"SELECT 1 FROM {_TABLE} LIMIT 1")
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            _log.debug("read-only stat cache %s not used: %s", self.db_path, exc)
+            self._disabled = True
+            return None
         self._local.conn = (os.getpid(), conn)
         return conn
 

@@ -44,6 +44,7 @@ from trtbuild.store.cas import ContentStore, FileDigest, digest_of_blob_name
 from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache, digest_hex
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
+from trtbuild.store.scratch import USERS, Swept, cannot_write, owned_dir, sweep
 from trtbuild.store.validated import ParsedConfigs, ValidatedDocuments
 
 # A cache hit refreshes its action entry's mtime at most this often: with gc's default grace of an
@@ -71,6 +72,7 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser().absolute()
         self._tmp = self.root / "tmp"
+        self._users_lock = self.root / "locks" / USERS  # scratch.py: who may own what is in tmp/
         self._stat_cache = StatCache(self.root / STAT_CACHE_NAME)
         self._cas = ContentStore(self.root / "cas", self._tmp, self._stat_cache)
         self._ac = ActionCache(self.root / "ac", self._tmp)
@@ -311,23 +313,25 @@ class Store:
     def remove_root(self, name: str) -> None:
         self._roots.remove(name)
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the cache cannot be written (a read-only mount, or no permission): a consumer's."""
+        return cannot_write(self.root)
+
     # -- scratch space and locks --------------------------------------------------------------------
     @contextmanager
     def temp_dir(self, prefix: str) -> Iterator[Path]:
         """A fresh directory under ``tmp/`` (same filesystem as the CAS), removed afterwards, even on error.
 
-        Move outputs out of it with ``put_file(..., move=True)`` to avoid copying them."""
-        import tempfile  # only running tasks need scratch folders (a no-op skips tempfile, random)
-
-        try:
-            self._tmp.mkdir(parents=True, exist_ok=True)
-            path = Path(tempfile.mkdtemp(prefix=prefix, dir=self._tmp))
-        except OSError as exc:
-            raise StoreError(f"cannot create a temp dir under {self._tmp}: {exc.strerror or exc}") from exc
-        try:
+        Move outputs out of it with ``put_file(..., move=True)`` to avoid copying them. Owned by this
+        process through a held flock (scratch.py): the next run removes it if this process dies."""
+        with owned_dir(self._tmp, prefix, self._users_lock) as path:
             yield path
-        finally:
-            rmtree_force(path)
+
+    def sweep_temp(self) -> Swept:
+        """Remove what dead processes left in ``tmp/`` (scratch.py): how many entries went, and
+        whether this process is the cache's only user."""
+        return sweep(self._tmp, self._users_lock)
 
     @contextmanager
     def lock(self, name: str, timeout: float = 600.0) -> Iterator[None]:

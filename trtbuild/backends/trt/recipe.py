@@ -43,11 +43,12 @@ import importlib.util
 import os
 import platform
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -285,3 +286,28 @@ def worker_command(folder: Path) -> list[str]:
         str(folder / SCRIPT),
         "build-request.json",
     ]
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def dies_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the builder process get SIGKILL when the process that starts it
+    (a worker) dies, kill -9 included: the builder otherwise went on for seconds, holding its CPU
+    and writing into a work dir the next run removes. Set between fork and exec, so nothing is
+    loaded into the builder (its engine bytes depend on what it allocates); it survives the exec
+    chain of setarch, taskset and chrt (none is set-user-ID). None off Linux. The signal fires when
+    the starting *thread* ends: the worker builds on its main thread."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm

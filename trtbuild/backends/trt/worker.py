@@ -66,8 +66,7 @@ def build_in_subprocess(
     (folder / "build-request.json").write_text(json.dumps(fixed, sort_keys=True))
     with recipe.one_builder_per_cpu() as (cpu, held):
         command, environment, reproducibility = _command(request, toolchains, version, cpu)
-        # The worker inherits the CPU's lock: killed, the parent cannot free the CPU while its
-        # builder still runs there.
+        # It inherits the CPU's lock, and dies with its parent (which cannot free a CPU it runs on).
         completed = subprocess.run(
             command,
             cwd=folder,
@@ -76,6 +75,7 @@ def build_in_subprocess(
             text=True,
             check=False,
             pass_fds=held,
+            preexec_fn=recipe.dies_with_parent(),
         )
     for stream in (completed.stdout, completed.stderr):
         if stream.strip():

@@ -1,0 +1,176 @@
+"""Kill -9 at seeded random moments of a cold run of the tiny model, then run again and check.
+
+Used by tests/e2e/test_kill_points.py (a CI subset) and bench/kill_points.py (>= 50 points). Real
+timing, no fault-injection hooks: one undisturbed cold run measures how long a run takes, and each
+point kills trtbuild's process (`kill -9 PID`, its workers and builder left to notice) at a time
+drawn from a seeded RNG over that duration (a fifth of them over its last tenth, where the reports
+and the lock are written), on an empty cache. Then, after its orphans are gone, the next run must:
+exit 0; leave every blob hashing to its name and every action entry readable, its blobs present;
+put outputs in build/ that hash to what the lock names, with the same keys as the undisturbed run;
+and leave nothing in the cache's tmp/ nor any temp file beside the outputs or the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.conftest import REPO, Project
+
+STAGES = ("export", "simplify", "probe", "reference", "precision", "build", "validate")
+
+
+@dataclass
+class Point:
+    at: float  # seconds after the start
+    # The first stage not in the cache when killed ("export" includes start-up), else how far the
+    # run's end got: "outputs/reports", "lock writing", "after the lock" (GC root, exit).
+    landed: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def _env(project: Project) -> dict[str, str]:
+    return {**os.environ, "TRTBUILD_CACHE_DIR": str(project.cache), "PYTHONPATH": str(REPO)}
+
+
+def _command(project: Project) -> list[str]:
+    return [sys.executable, "-m", "trtbuild", "run", str(project.config), "--out", str(project.out)]
+
+
+def _fresh(project: Project) -> None:
+    for path in (project.cache, project.out, project.config.with_suffix(".lock")):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def reference_run(project: Project) -> tuple[float, dict[str, str]]:
+    """An undisturbed cold run: its wall time, and its lock's key per task."""
+    _fresh(project)
+    started = time.monotonic()
+    subprocess.run(_command(project), cwd=project.root, env=_env(project), check=True, capture_output=True)
+    return time.monotonic() - started, _lock_keys(project)
+
+
+def _lock_keys(project: Project) -> dict[str, str]:
+    lock = json.loads(project.config.with_suffix(".lock").read_text())
+    return {task: entry["key"] for task, entry in lock["tasks"].items()}
+
+
+def _session_alive(session: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            return True
+    return False
+
+
+def kill_at(project: Project, point: Point, keys: dict[str, str]) -> None:
+    _fresh(project)
+    run = subprocess.Popen(
+        _command(project),
+        cwd=project.root,
+        env=_env(project),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(point.at)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 5
+    while _session_alive(run.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _session_alive(run.pid):
+        point.problems.append("a worker or builder outlived the killed run by 5 s")
+    point.landed = _landed(project, keys)
+
+
+def _landed(project: Project, keys: dict[str, str]) -> str:
+    cached = {path.stem for path in (project.cache / "ac").glob("*/*.json")}
+    missing = [task for task, key in keys.items() if key not in cached]
+    for stage in STAGES:
+        if any(task.endswith(f"/{stage}") for task in missing):
+            return stage
+    if project.config.with_suffix(".lock").exists():
+        return "after the lock"
+    return "lock writing" if (project.out / "tiny" / "report.json").exists() else "outputs/reports"
+
+
+def check_after_rerun(project: Project, keys: dict[str, str]) -> list[str]:
+    completed = subprocess.run(
+        _command(project), cwd=project.root, env=_env(project), capture_output=True, text=True
+    )
+    if completed.returncode != 0:
+        return [f"the next run exited {completed.returncode}: {completed.stderr[-400:]}"]
+    problems = _store_problems(project)
+    if _lock_keys(project) != keys:
+        problems.append("the lock's keys differ from the undisturbed run's")
+    problems += _output_problems(project)
+    problems += [f"left behind: {path}" for path in _leftovers(project)]
+    return problems
+
+
+def _store_problems(project: Project) -> list[str]:
+    from trtbuild.store import Store
+    from trtbuild.store.hashing import digest_file
+
+    store = Store(project.cache)
+    problems = []
+    for blob in (project.cache / "cas").glob("*/*"):
+        if digest_file(blob) != f"blake3:{blob.name}":
+            problems.append(f"corrupt blob {blob}")
+    for key in store.iter_action_keys():
+        result, _ = store.read_action_entry(key)
+        if result is None:
+            problems.append(f"unreadable action entry {key}")
+            continue
+        for digest in result.outputs.values():
+            if not store.blob_path(digest.hash).is_file():
+                problems.append(f"action entry {key} names a missing blob {digest.hash}")
+    return problems
+
+
+def _output_problems(project: Project) -> list[str]:
+    """Each file in build/<model>/<cell>/ must hash to what the lock records for it."""
+    from trtbuild.store.hashing import digest_file
+
+    lock = json.loads(project.config.with_suffix(".lock").read_text())
+    recorded = {o["hash"] for entry in lock["tasks"].values() for o in entry["outputs"].values()}
+    cells = [folder for folder in (project.out / "tiny").iterdir() if folder.is_dir()]
+    files = [path for folder in cells for path in folder.iterdir()]
+    if len(files) < 5:
+        return [f"only {len(files)} outputs in build/"]
+    return [f"{path} is not an output the lock names" for path in files if digest_file(path) not in recorded]
+
+
+def _leftovers(project: Project) -> list[Path]:
+    tmp = project.cache / "tmp"
+    in_tmp = list(tmp.iterdir()) if tmp.is_dir() else []
+    return in_tmp + [path for path in project.root.rglob("*.tmp")] + list(project.cache.rglob("*.tmp"))
+
+
+def kill_points(project: Project, count: int, seed: int) -> tuple[float, list[Point]]:
+    """`count` kill points from `seed`; the undisturbed run's wall time and every point's outcome."""
+    seconds, keys = reference_run(project)
+    rng = random.Random(seed)
+    points = [
+        Point(rng.uniform(0.9, 1.0) * seconds if index % 5 == 4 else rng.uniform(0.0, seconds))
+        for index in range(count)
+    ]
+    for point in points:
+        kill_at(project, point, keys)
+        point.problems += check_after_rerun(project, keys)
+    return seconds, points
