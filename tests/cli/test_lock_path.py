@@ -27,3 +27,15 @@ def test_two_configs_of_one_command_cannot_share_a_lock(tiny_project: Project) -
     assert completed.returncode == 2, completed.stderr
     assert f"{twin}:1:1:" in completed.stderr
     assert "would both write the lock" in completed.stderr and "tiny.lock" in completed.stderr
+
+
+def test_configs_named_through_a_symlinked_folder_cannot_share_a_lock(tiny_project: Project) -> None:
+    """`d/tiny.yaml` and `link/tiny.yml`, `link` a symlink to `d`: one lock file. Before, the run
+    exited 0 and the second lock replaced the first, so `plan --locked d/tiny.yaml` failed."""
+    twin = tiny_project.root / "tiny.yml"
+    twin.write_text(tiny_project.config.read_text().replace("name: tiny", "name: twin"))
+    (tiny_project.root.parent / "link").symlink_to(tiny_project.root)
+    through_link = tiny_project.root.parent / "link" / "tiny.yml"
+    completed = tiny_project.trtbuild("plan", str(tiny_project.config), str(through_link))
+    assert completed.returncode == 2, completed.stderr
+    assert f"{through_link}:1:1:" in completed.stderr and "would both write the lock" in completed.stderr

@@ -3,12 +3,15 @@
 The lock lives beside its config, the config's suffix replaced: `configs/resnet.yaml` ->
 `configs/resnet.lock`. A config whose own suffix is `.lock` would be its own lock, overwritten by
 its first run (`cp tiny.yaml cfg.lock; trtbuild run cfg.lock` destroyed it); two configs of one
-command that differ only in their suffix (`a.yaml`, `a.yml`) would write one lock. Both are refused
-when the configs are loaded, before anything runs.
+command that differ only in their suffix (`a.yaml`, `a.yml`) would write one lock, also when they
+are named through different paths to one folder (`d1/a.yaml`, `d2/a.yml` with `d2` a symlink to
+`d1`: compared by the folder's real path). Both are refused when the configs are loaded, before
+anything runs.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +39,8 @@ def lock_path_problems(configs: Sequence[Path]) -> list[Problem]:
                 )
             )
             continue
-        other = first.setdefault(lock_path(config), config)
+        real = Path(os.path.realpath(config.parent)) / config.name  # the file the lock would be
+        other = first.setdefault(lock_path(real), config)
         if other != config:
             problems.append(
                 Problem(
