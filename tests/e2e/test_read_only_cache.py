@@ -36,17 +36,12 @@ needs_mount = pytest.mark.skipif(
 
 
 def _run_read_only(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return _read_only(project, "run", str(project.config), "--out", str(project.out), *args)
+
+
+def _read_only(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRTBUILD_CACHE_DIR": str(project.cache), "PYTHONPATH": str(REPO)}
-    trtbuild = [
-        sys.executable,
-        "-m",
-        "trtbuild",
-        "run",
-        str(project.config),
-        "--out",
-        str(project.out),
-        *args,
-    ]
+    trtbuild = [sys.executable, "-m", "trtbuild", *args]
     command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY, str(project.cache)]
     return subprocess.run(
         [*command, *trtbuild], cwd=project.root, env=env, capture_output=True, text=True, timeout=600
@@ -105,3 +100,15 @@ def test_a_read_only_cache_without_a_task_names_it(tiny_project: Project) -> Non
     assert "internal error" not in completed.stderr
     assert "is read-only; cannot build tiny/fp32/validate (1 task(s) not in it)" in completed.stderr
     assert _tree(tiny_project.cache) == before
+
+
+@needs_mount
+@pytest.mark.parametrize("args", [(), ("--dry-run",)], ids=["gc", "gc --dry-run"])
+def test_gc_on_a_read_only_cache_says_so(tiny_project: Project, args: tuple[str, ...]) -> None:
+    """Before: "internal error: OSError: [Errno 30] Read-only file system: '.../locks/gc.lock'"."""
+    tiny_project.cache.mkdir()
+    completed = _read_only(tiny_project, "gc", *args)
+    assert completed.returncode == 1, completed.stderr
+    assert "internal error" not in completed.stderr and "Traceback" not in completed.stderr
+    assert f"the cache {tiny_project.cache} is read-only: gc can free nothing" in completed.stderr
+    assert list(tiny_project.cache.iterdir()) == []

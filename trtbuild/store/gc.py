@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force
 from trtbuild.store.roots import Root
 from trtbuild.store.scratch import owner_state
@@ -80,6 +81,11 @@ def collect_garbage(
         raise ValueError(f"keep_last must be >= 0, not {keep_last}")
     if max_age_days is not None and max_age_days < 0:
         raise ValueError(f"max_age_days must be >= 0, not {max_age_days}")
+    if store.read_only:
+        raise StoreError(
+            f"the cache {store.root} is read-only: gc can free nothing in it; run gc where the "
+            "cache is written (the job that fills it)"
+        )
     report = GcReport(dry_run=dry_run)
     # Two gcs interleaving would each count the other's removals; runs do not take this lock (grace and
     # mtime refreshes protect them instead).

@@ -40,9 +40,12 @@ def _holder(fd: int) -> str:
 @contextmanager
 def file_lock(locks_dir: Path, name: str, timeout: float = 600.0) -> Iterator[None]:
     check_lock_name(name)
-    locks_dir.mkdir(parents=True, exist_ok=True)
     path = locks_dir / f"{name}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        locks_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # a read-only cache, a lock file made unreadable: said, not a crash
+        raise StoreError(f"cannot take the lock '{name}' ({path}): {exc.strerror or exc}") from None
     try:
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = _POLL_MIN_S
