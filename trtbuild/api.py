@@ -417,9 +417,13 @@ def _check_output(result: FsckResult, path: Path, expected: str | None, repair: 
         actual = f"unreadable ({error.strerror or error})"
     result.outputs_checked += 1
     if actual != expected:
-        result.outputs.append(Finding(path, f"is {actual}, the lock records {expected}"))
+        problem, kept = f"is {actual}, the lock records {expected}", False
         if repair:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                problem, kept = f"{problem} (not removed: {error.strerror or error})", True
+        result.outputs.append(Finding(path, problem, kept))
 
 
 __all__ = [

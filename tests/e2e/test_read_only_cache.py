@@ -112,3 +112,18 @@ def test_gc_on_a_read_only_cache_says_so(tiny_project: Project, args: tuple[str,
     assert "internal error" not in completed.stderr and "Traceback" not in completed.stderr
     assert f"the cache {tiny_project.cache} is read-only: gc can free nothing" in completed.stderr
     assert list(tiny_project.cache.iterdir()) == []
+
+
+@needs_mount
+def test_fsck_repair_on_a_read_only_cache_names_what_it_could_not_remove(tiny_project: Project) -> None:
+    """Before: "internal error: OSError: [Errno 30] Read-only file system: '.../cas/..'"."""
+    tiny_project.run_json()
+    blob = next(p for p in (tiny_project.cache / "cas").glob("*/*") if p.stat().st_size < 4096)
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes() + b" ")
+    completed = _read_only(tiny_project, "fsck", "--repair")
+    assert completed.returncode == 1, completed.stderr
+    assert "internal error" not in completed.stderr and "Traceback" not in completed.stderr
+    assert f"bad: {blob}: " in completed.stderr and "(not removed: Read-only file system)" in completed.stderr
+    assert "could not be removed: run `trtbuild fsck --repair` where" in completed.stderr
+    assert blob.exists()

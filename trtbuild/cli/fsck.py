@@ -56,8 +56,11 @@ def handle(args: argparse.Namespace) -> int:
     for finding in result.findings:
         errors.print(f"bad: {_shown(str(finding.path))}: {_shown(finding.problem)}", markup=False)
     if result.findings:
+        kept = sum(finding.kept for finding in result.findings)
         what_next = (
             "removed them: run `trtbuild run` to rebuild"
+            if args.repair and not kept
+            else f"{kept} could not be removed: run `trtbuild fsck --repair` where they can be written"
             if args.repair
             else "run `trtbuild fsck --repair` to remove them, then `trtbuild run` to rebuild"
         )

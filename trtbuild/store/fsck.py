@@ -31,6 +31,7 @@ class Finding:
 
     path: Path
     problem: str
+    kept: bool = False  # --repair could not remove it (a read-only cache)
 
 
 @dataclass
@@ -51,10 +52,17 @@ def check_store(store: Store, *, repair: bool = False) -> StoreCheck:
         check.checked[what] = len(each)
         for finding in each:
             if finding is not None:
-                check.findings.append(finding)
-                if repair:
-                    unlink_quietly(finding.path)
+                check.findings.append(_repaired(finding) if repair else finding)
     return check
+
+
+def _repaired(finding: Finding) -> Finding:
+    """Remove the bad file; a cache that cannot be written (a read-only mount) keeps it, and says so."""
+    try:
+        unlink_quietly(finding.path)
+    except OSError as error:
+        return Finding(finding.path, f"{finding.problem} (not removed: {error.strerror or error})", True)
+    return finding
 
 
 _HEX = re.compile(r"[0-9a-f]{64}")
