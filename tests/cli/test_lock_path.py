@@ -39,3 +39,13 @@ def test_configs_named_through_a_symlinked_folder_cannot_share_a_lock(tiny_proje
     completed = tiny_project.trtbuild("plan", str(tiny_project.config), str(through_link))
     assert completed.returncode == 2, completed.stderr
     assert f"{through_link}:1:1:" in completed.stderr and "would both write the lock" in completed.stderr
+
+
+def test_a_config_name_too_long_for_its_lock_is_refused_before_anything_runs(tiny_project: Project) -> None:
+    """A 245-byte config name built every task, then: "cannot write the lock: File name too long"."""
+    config = tiny_project.root / f"{'c' * 240}.yaml"
+    shutil.copy(tiny_project.config, config)
+    completed = tiny_project.trtbuild("run", str(config), "--out", str(tiny_project.out))
+    assert completed.returncode == 2, completed.stderr[-3000:]
+    assert f"{config}:1:1:" in completed.stderr and "file name is too long" in completed.stderr
+    assert not tiny_project.out.exists()

@@ -18,6 +18,10 @@ from pathlib import Path
 from trtbuild.errors import Location, Problem
 
 LOCK_SUFFIX = ".lock"
+# The lock is written through a temp file beside it, `.<name>.<pid>.<12 hex>.tmp` (files.temp_path):
+# 26 bytes more than its name, within the 255 bytes a file name may have (NAME_MAX). A longer
+# config name built every task and then failed at the lock ("File name too long").
+MAX_LOCK_NAME_BYTES = 255 - 32
 
 
 def lock_path(config: Path) -> Path:
@@ -36,6 +40,17 @@ def lock_path_problems(configs: Sequence[Path]) -> list[Problem]:
                     "beside it, so its first run would overwrite it",
                     Location(config, 1, 1),
                     hint=f"rename it, e.g. mv {config} {config.with_suffix('.yaml')}",
+                )
+            )
+            continue
+        if len(lock_path(config).name.encode()) > MAX_LOCK_NAME_BYTES:
+            problems.append(
+                Problem(
+                    f"the config's file name is too long for its lock {lock_path(config).name!r}: a "
+                    f"lock's name has at most {MAX_LOCK_NAME_BYTES} bytes (it is written through a "
+                    "temp file beside it, and a file name has at most 255)",
+                    Location(config, 1, 1),
+                    hint="give the config a shorter name",
                 )
             )
             continue
