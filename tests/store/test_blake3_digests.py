@@ -109,3 +109,23 @@ def test_an_older_cache_entry_is_a_miss_and_its_blob_is_garbage(tmp_path: Path) 
     assert [digest for digest, _, _ in store.iter_blobs()] == [f"blake3:{sha}"]
     report = collect_garbage(store, grace_seconds=60)
     assert report.blobs_removed == 1 and not blob.exists()
+
+
+def test_fsck_does_not_call_an_older_blob_damage(tmp_path: Path) -> None:
+    """A blob an older trtbuild named by its sha256 is garbage for gc, not corruption: before,
+    `trtbuild fsck` on a cache that had been used by one reported each as "its content hashes to
+    blake3:..." (116 such findings, exit 1, on this machine's default cache)."""
+    from trtbuild.store.fsck import check_store
+
+    store = Store(tmp_path / "cache")
+    content = b"an old model.onnx"
+    sha = hashlib.sha256(content).hexdigest()
+    old = store.root / "cas" / sha[:2] / sha
+    old.parent.mkdir(parents=True)
+    old.write_bytes(content)
+    damaged = store.root / "cas" / ("ab" * 32)[:2] / ("ab" * 32)
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"neither hash")
+    check = check_store(store)
+    assert check.checked["blobs"] == 2
+    assert [finding.path for finding in check.findings] == [damaged]

@@ -88,3 +88,16 @@ def test_a_blob_or_output_that_is_a_fifo_is_unreadable_not_a_hang(store: Store, 
     fifo_at(output)
     with pytest.raises(OSError, match="not a regular file"):
         within(5, lambda: digest_file(output))
+
+
+def test_an_action_entry_that_is_a_directory_is_removed_and_written_again(store: Store) -> None:
+    """Before: the folder stayed ("removed" said the warning), and every run failed the task with
+    "StoreError: cannot record action ...: Is a directory"."""
+    store.put_action(KEY, ActionResult(outputs={}, meta={}))
+    entry = store.root / "ac" / KEY[:2] / f"{KEY}.json"
+    entry.unlink()
+    (entry / "inside").mkdir(parents=True)
+    assert store.get_action(KEY) is None
+    assert not entry.exists()
+    store.put_action(KEY, ActionResult(outputs={}, meta={"again": True}))
+    assert store.get_action(KEY) == ActionResult(outputs={}, meta={"again": True})

@@ -39,6 +39,15 @@ def unlink_quietly(path: Path) -> None:
         os.unlink(path)
 
 
+def remove_any(path: Path) -> None:
+    """Remove what is at `path`: a file, a symlink, a FIFO, or a directory planted where a file
+    belongs (an action entry made a folder stayed, failing its task on every run)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        rmtree_force(path)
+    else:
+        unlink_quietly(path)
+
+
 def rmtree_force(path: Path) -> None:
     """Remove a directory tree, even if a task left read-only directories or files in it."""
     import shutil  # a no-op removes nothing: its start-up skips shutil (and bz2, lzma)

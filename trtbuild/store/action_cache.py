@@ -30,7 +30,7 @@ from typing import Any
 
 from trtbuild.errors import StoreError
 from trtbuild.files import write_atomic
-from trtbuild.store._fsutil import FILE_MODE, read_regular, unlink_quietly
+from trtbuild.store._fsutil import FILE_MODE, read_regular, remove_any
 from trtbuild.store.cas import FileDigest
 from trtbuild.store.hashing import is_digest
 
@@ -174,4 +174,4 @@ class ActionCache:
             if not os.path.samestat(current, expected):
                 return
         with contextlib.suppress(OSError):
-            unlink_quietly(path)
+            remove_any(path)

@@ -12,13 +12,14 @@ misses it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trtbuild.store._fsutil import unlink_quietly
+from trtbuild.store._fsutil import open_regular, remove_any
 from trtbuild.store.action_cache import ActionCache, DamagedEntry
 from trtbuild.store.hashing import digest_file
 from trtbuild.store.store import Store
@@ -59,7 +60,7 @@ def check_store(store: Store, *, repair: bool = False) -> StoreCheck:
 def _repaired(finding: Finding) -> Finding:
     """Remove the bad file; a cache that cannot be written (a read-only mount) keeps it, and says so."""
     try:
-        unlink_quietly(finding.path)
+        remove_any(finding.path)
     except OSError as error:
         return Finding(finding.path, f"{finding.problem} (not removed: {error.strerror or error})", True)
     return finding
@@ -77,7 +78,24 @@ def _bad_blobs(store: Store) -> Checked:
         except OSError as error:
             yield Finding(path, f"unreadable: {error.strerror or error}")
             continue
-        yield None if actual == digest else Finding(path, f"its content hashes to {actual}")
+        if actual == digest or _older_blob(path):
+            yield None
+        else:
+            yield Finding(path, f"its content hashes to {actual}")
+
+
+def _older_blob(path: Path) -> bool:
+    """Whether the file is an older trtbuild's blob, named by the sha256 of its content: no entry
+    of this one names it (gc removes it), and it is not damage (cas.py). Hashed again only for a
+    blob that failed BLAKE3, so a healthy cache pays nothing for it."""
+    hasher = hashlib.sha256()
+    try:
+        with open(open_regular(path), "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                hasher.update(chunk)
+    except OSError:
+        return False
+    return hasher.hexdigest() == path.name
 
 
 def _bad_entries(store: Store) -> Checked:
