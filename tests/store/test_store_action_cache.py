@@ -43,11 +43,13 @@ def test_roundtrip_and_format(store: Store, tmp_path: Path) -> None:
     text = ac_file(store).read_text()
     doc = json.loads(text)
     body = {
-        "version": 2,
+        "version": 3,
         "outputs": {n: {"hash": d.hash, "size": d.size} for n, d in outputs.items()},
         "meta": meta,
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    # The digest covers the key the entry is filed under, too.
+    filed = {"key": KEY, "entry": body}
+    canonical = json.dumps(filed, sort_keys=True, separators=(",", ":")).encode()
     assert doc == {**body, "digest": "sha256:" + hashlib.sha256(canonical).hexdigest()}
     assert text == json.dumps(doc, sort_keys=True, indent=2) + "\n"
     assert list((store.root / "tmp").iterdir()) == []

@@ -1,17 +1,19 @@
 """The action cache: ``ac/<first 2>/<key>.json`` maps a task key to its output manifest and metadata.
 
-File format 2 (written with ``sort_keys``)::
+File format 3 (written with ``sort_keys``)::
 
-    {"version": 2, "digest": "sha256:<hex>",
+    {"version": 3, "digest": "sha256:<hex>",
      "outputs": {"model.onnx": {"hash": "blake3:<hex>", "size": 123}}, "meta": {...}}
 
-``digest`` is the sha256 of the entry's canonical content: every field but itself, as
-:func:`canonical` spells it. An entry checks itself on every read: one whose digest does not match
-(a flipped byte, a hand edit that leaves valid JSON, a write another tool cut short) is damaged,
-and the store counts it as a miss with a warning, never as a result. The digest is a checksum, not
-a signature: whoever can write entries can write a matching digest (the trust model of Bazel's
-action cache, docs/architecture.md). sha256, not BLAKE3: hashlib is loaded anyway for keys, and a
-fully cached run never imports blake3. Entries of format 1 (no digest) are a clean miss.
+``digest`` is the sha256 of the entry's canonical content: every field but itself, and the key the
+entry is filed under, as :func:`canonical` spells it (so an entry copied to another key's path, a
+valid entry of another task, is damaged too). An entry checks itself on every read: one whose digest
+does not match (a flipped byte, a hand edit that leaves valid JSON, a write another tool cut short)
+is damaged, and the store counts it as a miss with a warning, never as a result. The digest is a
+checksum, not a signature: whoever can write entries can write a matching digest (the trust model of
+Bazel's action cache, docs/architecture.md). sha256, not BLAKE3: hashlib is loaded anyway for keys,
+and a fully cached run never imports blake3. Entries of older formats (1: no digest; 2: a digest
+without the key) are a clean miss.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from trtbuild.store._fsutil import FILE_MODE, unlink_quietly
 from trtbuild.store.cas import FileDigest
 from trtbuild.store.hashing import is_digest
 
-AC_FORMAT_VERSION = 2
+AC_FORMAT_VERSION = 3
 ENTRY_DIGEST_PREFIX = "sha256:"
 _KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,199}")
 
@@ -59,30 +61,32 @@ class DamagedEntry(Exception):
     stat: os.stat_result | None = None
 
 
-def canonical(doc: dict[str, Any]) -> bytes:
-    """The bytes an entry's digest covers: the entry without its digest, in one spelling."""
+def canonical(doc: dict[str, Any], key: str) -> bytes:
+    """The bytes an entry's digest covers: the key it is filed under and the entry without its
+    digest, in one spelling."""
     body = {name: value for name, value in doc.items() if name != "digest"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    filed = {"key": key, "entry": body}
+    return json.dumps(filed, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
-def entry_digest(doc: dict[str, Any]) -> str:
-    return ENTRY_DIGEST_PREFIX + hashlib.sha256(canonical(doc)).hexdigest()
+def entry_digest(doc: dict[str, Any], key: str) -> str:
+    return ENTRY_DIGEST_PREFIX + hashlib.sha256(canonical(doc, key)).hexdigest()
 
 
-def encode(result: ActionResult) -> bytes:
+def encode(result: ActionResult, key: str) -> bytes:
     doc: dict[str, Any] = {
         "version": AC_FORMAT_VERSION,
         "outputs": {name: {"hash": d.hash, "size": d.size} for name, d in result.outputs.items()},
         "meta": result.meta,
     }
     try:
-        doc["digest"] = entry_digest(doc)
+        doc["digest"] = entry_digest(doc, key)
         return (json.dumps(doc, sort_keys=True, indent=2, allow_nan=False) + "\n").encode()
     except (TypeError, ValueError) as exc:
         raise StoreError(f"action result metadata is not JSON-serialisable: {exc}") from exc
 
 
-def decode(data: bytes) -> ActionResult | None:
+def decode(data: bytes, key: str) -> ActionResult | None:
     """Parse an action cache entry; None if it is of another format version (a clean miss: format 1
     had no digest).
     DamagedEntry if it is not what this trtbuild wrote: not JSON, a digest that does not match its
@@ -99,11 +103,11 @@ def decode(data: bytes) -> ActionResult | None:
             return None  # another trtbuild's format: a miss, rebuilt and rewritten in this one's
         raise DamagedEntry(f"format version {version!r}")
     try:
-        digest_ok = doc.get("digest") == entry_digest(doc)
+        digest_ok = doc.get("digest") == entry_digest(doc, key)
     except (TypeError, ValueError):
         digest_ok = False
     if not digest_ok:
-        raise DamagedEntry("its digest does not match its content")
+        raise DamagedEntry("its digest does not match its content and key")
     return _parsed(doc)
 
 
@@ -148,13 +152,13 @@ class ActionCache:
         except OSError as exc:
             raise DamagedEntry(f"unreadable: {exc.strerror or exc}") from None
         try:
-            return decode(data), st
+            return decode(data, key), st
         except DamagedEntry as damaged:
             damaged.stat = st
             raise
 
     def write(self, key: str, result: ActionResult) -> None:
-        data = encode(result)
+        data = encode(result, key)
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
