@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -136,6 +137,22 @@ def _validate_key(project: Project) -> str:
     document = json.loads(run(project, "--json", expect=1).stdout)
     (task,) = [t for t in document["tasks"] if t["kind"] == "validate"]
     return str(task["key"])
+
+
+def test_an_entry_copied_to_another_keys_path_is_damaged(built: Project, tmp_path: Path) -> None:
+    """An entry is only valid under the key it was written for: the passing gate's entry, copied
+    over the failing gate's (valid JSON, a matching digest of its own content, hash-checked blobs),
+    must not pass the failing cell."""
+    project = copy_of(built, tmp_path)
+    passing = entry_path(project, "tiny/fp32/validate")
+    project.config.write_text(FAILING)
+    failing = entry_path(project, "", key=_validate_key(project))
+    assert failing != passing
+    os.chmod(failing, 0o644)
+    shutil.copyfile(passing, failing)
+    completed = run(project, expect=1)
+    assert "tiny/fp32/validate: the cache's result cannot be trusted" in completed.stderr
+    assert "validation failed" in completed.stdout
 
 
 @pytest.mark.parametrize(

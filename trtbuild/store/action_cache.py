@@ -6,15 +6,14 @@ File format 3 (written with ``sort_keys``)::
      "outputs": {"model.onnx": {"hash": "blake3:<hex>", "size": 123}}, "meta": {...}}
 
 ``digest`` is the sha256 of the entry's canonical content: every field but itself, and the key the
-entry is filed under, as :func:`canonical` spells it. An entry checks itself on every read: one
-whose digest does not match (a flipped byte, a hand edit that leaves valid JSON, a write another
-tool cut short, another key's entry copied or swapped into this one's file: two cells' validate
-entries name the same output) is damaged, and the store counts it as a miss with a warning, never
-as a result. The digest is a checksum, not
-a signature: whoever can write entries can write a matching digest (the trust model of Bazel's
-action cache, docs/architecture.md). sha256, not BLAKE3: hashlib is loaded anyway for keys, and a
-fully cached run never imports blake3. Entries of formats 1 (no digest) and 2 (a digest that
-did not cover the key) are a clean miss.
+entry is filed under, as :func:`canonical` spells it (so an entry copied to another key's path, a
+valid entry of another task, is damaged too). An entry checks itself on every read: one whose digest
+does not match (a flipped byte, a hand edit that leaves valid JSON, a write another tool cut short)
+is damaged, and the store counts it as a miss with a warning, never as a result. The digest is a
+checksum, not a signature: whoever can write entries can write a matching digest (the trust model of
+Bazel's action cache, docs/architecture.md). sha256, not BLAKE3: hashlib is loaded anyway for keys,
+and a fully cached run never imports blake3. Entries of older formats (1: no digest; 2: a digest
+without the key) are a clean miss.
 """
 
 from __future__ import annotations
@@ -63,11 +62,11 @@ class DamagedEntry(Exception):
 
 
 def canonical(doc: dict[str, Any], key: str) -> bytes:
-    """The bytes an entry's digest covers: the entry without its digest, and the key it is filed
-    under (so that an entry is never another key's), in one spelling."""
+    """The bytes an entry's digest covers: the key it is filed under and the entry without its
+    digest, in one spelling."""
     body = {name: value for name, value in doc.items() if name != "digest"}
-    body["key"] = key
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    filed = {"key": key, "entry": body}
+    return json.dumps(filed, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def entry_digest(doc: dict[str, Any], key: str) -> str:
@@ -88,10 +87,10 @@ def encode(result: ActionResult, key: str) -> bytes:
 
 
 def decode(data: bytes, key: str) -> ActionResult | None:
-    """Parse the action cache entry filed under ``key``; None if it is of another format version (a
-    clean miss: format 1 had no digest, format 2's did not cover the key).
-    DamagedEntry if it is not what this trtbuild wrote for ``key``: not JSON, a digest that does not
-    match its content and key, or fields of the wrong shape."""
+    """Parse an action cache entry; None if it is of another format version (a clean miss: format 1
+    had no digest).
+    DamagedEntry if it is not what this trtbuild wrote: not JSON, a digest that does not match its
+    content, or fields of the wrong shape."""
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -108,7 +107,7 @@ def decode(data: bytes, key: str) -> ActionResult | None:
     except (TypeError, ValueError):
         digest_ok = False
     if not digest_ok:
-        raise DamagedEntry("its digest does not match its content")
+        raise DamagedEntry("its digest does not match its content and key")
     return _parsed(doc)
 
 
