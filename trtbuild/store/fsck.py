@@ -1,13 +1,13 @@
 """`trtbuild fsck`'s look at the cache: every file re-hashed or re-checked, nothing trusted.
 
 A run checks what it reads cheaply (action entries by their own digest, blobs through the stat
-cache's size, mtime, ctime, inode and device, and in full when it links them). What that cannot
-see, a change of content that left the metadata exactly as it was (bit rot, a tool that restores
-ctime too), is found here: each blob is hashed and compared with its name, each action entry with
-its digest and its blobs, each remembered config with its checksum line, each schema marker (an
-empty file) with its size. With ``repair`` a bad file is removed, so the next run rebuilds or
-re-parses what it held; a missing file is not corruption and is only counted by the run that
-misses it.
+cache's size, mtime, ctime, inode and device, and in full when it links them). What that cannot see,
+a change of content that left the metadata exactly as it was (bit rot, a tool that restores ctime
+too), is found here: each blob is hashed and compared with its name, each action entry with its
+digest and its blobs, each remembered config with its checksum line, each schema marker (an empty
+file) with its size, each copy of a tool that builds run (toolchains/) with its manifest. With
+``repair`` a bad file is removed, so the next run rebuilds or re-parses what it held; a missing file
+is not corruption and is only counted by the run that misses it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from trtbuild.store._fsutil import open_regular, remove_any
 from trtbuild.store.action_cache import ActionCache, DamagedEntry
 from trtbuild.store.hashing import digest_file
 from trtbuild.store.store import Store
+from trtbuild.store.toolchains import copy_damage, iter_copies
 from trtbuild.store.validated import CHECKSUM_PREFIX, ParsedConfigs
 
 
@@ -48,6 +49,7 @@ def check_store(store: Store, *, repair: bool = False) -> StoreCheck:
         ("blobs", _bad_blobs(store)),
         ("action entries", _bad_entries(store)),
         ("remembered configs", _bad_parsed_configs(store)),
+        ("tool copies", _bad_tool_copies(store)),
     ):
         each = list(findings)
         check.checked[what] = len(each)
@@ -118,6 +120,14 @@ def _bad_entries(store: Store) -> Checked:
                 problem = f"its output {name}'s blob has {size} bytes, the entry says {digest.size}"
                 break
         yield None if problem is None else Finding(path, problem)
+
+
+def _bad_tool_copies(store: Store) -> Checked:
+    """Copies of tools that builds run (toolchains/), re-hashed against their manifests; --repair
+    removes a bad one, and the next build makes it again."""
+    for copy in iter_copies(store.toolchains_dir):
+        damage = copy_damage(copy)
+        yield None if damage is None else Finding(copy, f"a copy of a tool builds run: {damage}")
 
 
 def _bad_parsed_configs(store: Store) -> Checked:

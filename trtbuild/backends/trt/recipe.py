@@ -40,6 +40,7 @@ import fcntl
 import functools
 import hashlib
 import importlib.util
+import logging
 import os
 import platform
 import shutil
@@ -54,7 +55,10 @@ from pathlib import Path
 from typing import IO
 
 from trtbuild.backends.trt import loader
+from trtbuild.store.toolchains import copy_damage, manifest_path, write_manifest
 from trtbuild.toolchain import interpreter_version
+
+_log = logging.getLogger(__name__)
 
 # The real path of the folder holding the packages is padded to exactly this many characters.
 FIXED_PATH_LENGTH = 200
@@ -152,9 +156,20 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
         )
     final = parent / ("p" * padding)
     if (final / SCRIPT).is_file():
-        with contextlib.suppress(OSError):  # in use: `trtbuild gc` spares it (store/gc.py)
-            os.utime(parent)
-        return final
+        damage = copy_damage(final)
+        if damage is None:
+            with contextlib.suppress(OSError):  # in use: `trtbuild gc` spares it (store/gc.py)
+                os.utime(parent)
+            return final
+        # The copy is run by every build and its engines are cached: one that changed is never used.
+        _log.warning("the build's copy of %s in %s is damaged (%s): made again", module, final, damage)
+        _set_aside(final)
+    _make_copy(dirs, parent, final)
+    return final
+
+
+def _make_copy(dirs: list[Path], parent: Path, final: Path) -> None:
+    """Stage the packages and the worker script, their manifest, then rename into place."""
     parent.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
     try:
@@ -167,6 +182,7 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
                 ignore=shutil.ignore_patterns("__pycache__"),
             )
         shutil.copyfile(loader.__file__, staging / SCRIPT)
+        write_manifest(staging, manifest_path(final))
         try:
             staging.rename(final)  # atomic: a reader sees no folder or a complete one
         except OSError:
@@ -174,7 +190,15 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return final
+
+
+def _set_aside(copy: Path) -> None:
+    """Move a damaged copy out of the way at once (a build running from it keeps its open files);
+    `trtbuild gc` removes staging folders a day old, and this one is removed here when it can be."""
+    aside = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=copy.parent))
+    with contextlib.suppress(OSError):
+        copy.rename(aside / copy.name)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _link_or_copy(source: str, destination: str) -> None:
