@@ -377,6 +377,10 @@ def fsck(
     the hash the config's lock records for it. Nothing is trusted: no stat cache, no entry's word.
     With `repair`, bad files are removed, so the next run rebuilds (or relinks) them."""
     store = Store(cache_dir or default_cache_dir())
+    if not store.root.is_dir():  # a mistyped --cache-dir checks nothing: not a clean bill
+        raise UsageError(
+            f"no cache at {store.root}: give the cache to check with --cache-dir or TRTBUILD_CACHE_DIR"
+        )
     result = FsckResult(check_store(store, repair=repair))
     configs = list(configs)
     if not configs:
