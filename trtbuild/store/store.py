@@ -200,9 +200,9 @@ class Store:
         if (key, why) not in self._warned:
             self._warned.add((key, why))
             who = task or f"action {key[:12]}"
-            log.warning(
-                "%s: the cache's result cannot be trusted, %s: removed, the task runs again", who, why
-            )
+            # A read-only cache keeps the entry (and the damaged blob): the task is not cached there.
+            done = "not used (the cache is read-only)" if self.read_only else "removed, the task runs again"
+            log.warning("%s: the cache's result cannot be trusted, %s: %s", who, why, done)
 
     def put_action(self, key: str, result: ActionResult) -> None:
         """Record an action result atomically; every output blob must already be in the CAS."""
