@@ -63,3 +63,15 @@ def test_fsck_rehashes_the_tool_copies_and_repair_removes_a_bad_one(tmp_path: Pa
     (finding,) = check_store(store, repair=True).findings
     assert finding.path == copy and f"{recipe.SCRIPT} changed" in finding.problem
     assert not copy.exists()
+
+
+def test_a_copy_an_older_trtbuild_made_is_made_again_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Copies made before manifests existed have none: made again on upgrade, without a warning."""
+    toolchains = tmp_path / "toolchains"
+    copy = recipe.packages_at_fixed_path("tensorrt_rtx", "test", toolchains)
+    recipe.manifest_path(copy).unlink()
+    with caplog.at_level(logging.WARNING):
+        assert recipe.packages_at_fixed_path("tensorrt_rtx", "test", toolchains) == copy
+    assert caplog.text == "" and recipe.copy_damage(copy) is None

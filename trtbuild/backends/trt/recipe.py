@@ -162,7 +162,13 @@ def packages_at_fixed_path(module: str, version: str, toolchains: Path) -> Path:
                 os.utime(parent)
             return final
         # The copy is run by every build and its engines are cached: one that changed is never used.
-        _log.warning("the build's copy of %s in %s is damaged (%s): made again", module, final, damage)
+        # One an older trtbuild made has no manifest: it is made again too, and that is no news.
+        upgraded = not manifest_path(final).exists()
+        _log.log(
+            logging.DEBUG if upgraded else logging.WARNING,
+            "the build's copy of %s in %s is damaged (%s): made again",
+            *(module, final, "made before copies had manifests" if upgraded else damage),
+        )
         _set_aside(final)
     _make_copy(dirs, parent, final)
     return final
