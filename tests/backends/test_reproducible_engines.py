@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import blake3
 import pytest
 
 from tests.conftest import REPO
@@ -102,11 +103,14 @@ def build_with(python: Path, request: str, **environment: str) -> dict[str, obje
 
 @pytest.fixture(scope="module")
 def second_virtualenv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv at another, longer path holding its own copy of TensorRT-RTX's packages (and
-    nothing else the worker needs: trtbuild comes from PYTHONPATH). Returns its interpreter."""
+    """A virtualenv at another, longer path holding its own copy of TensorRT-RTX's packages and of
+    blake3, which trtbuild needs to check the packages' copy in the cache before a build (nothing
+    else: trtbuild comes from PYTHONPATH). Returns its interpreter."""
     target = tmp_path_factory.mktemp("a-second-virtualenv-at-a-longer-path") / "venv"
     venv.EnvBuilder(with_pip=False).create(target)
     site = next((target / "lib").glob("python3*/site-packages"))
+    blake3_package = Path(blake3.__file__).parent
+    shutil.copytree(blake3_package, site / "blake3", ignore=shutil.ignore_patterns("__pycache__"))
     for package in recipe.package_dirs("tensorrt_rtx"):
         shutil.copytree(package, site / package.name, ignore=shutil.ignore_patterns("__pycache__"))
         for info in package.parent.glob("tensorrt_rtx*.dist-info"):
