@@ -21,7 +21,7 @@ import re
 import resource
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,7 +302,7 @@ def run_cli_in_process(args: list[str]) -> Outcome:
     baseline = _reset_peak_rss()
     out, err = io.StringIO(), io.StringIO()
     wall, cpu = time.perf_counter(), _cpu()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _logging_restored():
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(err)  # type: ignore[arg-type]
@@ -312,6 +312,30 @@ def run_cli_in_process(args: list[str]) -> Outcome:
             status = exit_.code if isinstance(exit_.code, int) else 2
     wall, cpu = time.perf_counter() - wall, _cpu() - cpu
     return Outcome(status, out.getvalue(), err.getvalue(), wall, cpu, max(_peak_rss_mb() - baseline, 0.0))
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """The CLI configures logging for its process (levels, formatters and filters on the root's
+    handlers, trtbuild's level): in this process, that would outlive the call and change what later
+    tests' `caplog` sees. Everything it may change is put back."""
+    root, ours = logging.getLogger(), logging.getLogger("trtbuild")
+    handlers = [(h, h.level, list(h.filters), h.formatter, getattr(h, "stream", None)) for h in root.handlers]
+    levels = (root.level, ours.level)
+    try:
+        yield
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in [saved[0] for saved in handlers]:
+                root.removeHandler(handler)
+        for handler, level, filters, formatter, stream in handlers:
+            handler.setLevel(level)
+            handler.filters[:] = filters
+            handler.setFormatter(formatter)
+            if stream is not None and isinstance(handler, logging.StreamHandler):
+                handler.setStream(stream)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
 
 
 def _cpu() -> float:
