@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import REPO, TINY_CONFIG, TINY_MODEL
+from tests.conftest import REPO, TINY_CONFIG, TINY_MODEL, session_processes
 
 
 def interrupt_at(root: Path, cache: Path, at: float) -> tuple[int, float, int, bool]:
@@ -41,21 +41,10 @@ def interrupt_at(root: Path, cache: Path, at: float) -> tuple[int, float, int, b
     _, stderr = run.communicate()
     wall = time.monotonic() - signalled
     time.sleep(0.5)  # a worker notices a dead parent within 0.5 s
-    left = len(_session(run.pid)) + len(list((cache / "tmp").glob("*")) if (cache / "tmp").is_dir() else [])
+    scratch = list((cache / "tmp").glob("*")) if (cache / "tmp").is_dir() else []
+    left = len(session_processes(run.pid)) + len(scratch)
     left += len(list(root.rglob("*.tmp")))
     return run.returncode, wall, left, "Traceback" in stderr
-
-
-def _session(session: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            found.append(int(stat.parent.name))
-    return found
 
 
 def main() -> int:

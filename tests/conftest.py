@@ -168,3 +168,18 @@ def ran_kinds(document: dict) -> Counter[str]:
 def states(document: dict) -> dict[str, str]:
     """Task id -> state from a `run --json` document."""
     return {task["id"]: task["state"] for task in document["tasks"]}
+
+
+def session_processes(session: int) -> dict[int, tuple[str, int, str]]:
+    """pid -> (state, parent pid, command line) of the live (not zombie) processes of `session`
+    (a run started with start_new_session=True: whatever it left running is in it)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found[int(stat.parent.name)] = (fields[0], int(fields[1]), command)
+    return found

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import REPO, Project
+from tests.conftest import REPO, Project, session_processes
 
 STAGES = ("export", "simplify", "probe", "reference", "precision", "build", "validate")
 
@@ -66,17 +66,6 @@ def _lock_keys(project: Project) -> dict[str, str]:
     return {task: entry["key"] for task, entry in lock["tasks"].items()}
 
 
-def _session_alive(session: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            return True
-    return False
-
-
 def kill_at(project: Project, point: Point, keys: dict[str, str]) -> None:
     _fresh(project)
     run = subprocess.Popen(
@@ -91,9 +80,9 @@ def kill_at(project: Project, point: Point, keys: dict[str, str]) -> None:
     run.send_signal(signal.SIGKILL)
     run.wait()
     deadline = time.monotonic() + 5
-    while _session_alive(run.pid) and time.monotonic() < deadline:
+    while session_processes(run.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    if _session_alive(run.pid):
+    if session_processes(run.pid):
         point.problems.append("a worker or builder outlived the killed run by 5 s")
     point.landed = _landed(project, keys)
 

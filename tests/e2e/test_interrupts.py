@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Project
+from tests.conftest import REPO, Project, session_processes
 
 pytestmark = pytest.mark.slow
 
@@ -45,23 +45,9 @@ def _wait_for(found: object, process: subprocess.Popen[str], what: str, timeout:
         time.sleep(0.005)
 
 
-def _processes(session: int) -> dict[int, tuple[str, int, str]]:
-    """pid -> (state, parent pid, command line) of the live (not zombie) processes of `session`."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            found[int(stat.parent.name)] = (fields[0], int(fields[1]), command)
-    return found
-
-
 def _gone(session: int, timeout: float) -> dict[int, tuple[str, int, str]]:
     deadline = time.monotonic() + timeout
-    while (left := _processes(session)) and time.monotonic() < deadline:
+    while (left := session_processes(session)) and time.monotonic() < deadline:
         time.sleep(0.01)
     return left
 
@@ -95,7 +81,7 @@ def test_the_builder_dies_with_its_worker(tiny_project: Project) -> None:
     def builder_started() -> bool:
         builders[:] = [
             (pid, parent)
-            for pid, (_, parent, cmd) in _processes(run.pid).items()
+            for pid, (_, parent, cmd) in session_processes(run.pid).items()
             if "build-request.json" in cmd
         ]
         return bool(builders)
@@ -107,9 +93,9 @@ def test_the_builder_dies_with_its_worker(tiny_project: Project) -> None:
     try:
         os.kill(worker, signal.SIGKILL)
         deadline = time.monotonic() + 2.0
-        while builder in _processes(run.pid) and time.monotonic() < deadline:
+        while builder in session_processes(run.pid) and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert builder not in _processes(run.pid), "the builder outlived its worker"
+        assert builder not in session_processes(run.pid), "the builder outlived its worker"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(builder, signal.SIGKILL)
