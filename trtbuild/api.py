@@ -24,6 +24,7 @@ from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
 from trtbuild.store import ActionResult, Store, default_cache_dir, digest_file
 from trtbuild.store.fsck import Finding, StoreCheck, check_store
+from trtbuild.store.remote.settings import RemoteSettings
 from trtbuild.store.roots import lock_root_name
 from trtbuild.store.scratch import remove_temp_files
 from trtbuild.tasks.code import CodeIdentity
@@ -71,10 +72,15 @@ def plan(
     only: Sequence[str] = (),
     use_cache: bool = True,
     pipeline: Pipeline = PIPELINE,
+    remote: RemoteSettings | None = None,
 ) -> Plan:
     """What would run and why, running nothing. `pipeline`: the stages to plan (a program may add
-    its own task kinds to the standard ones with `PIPELINE.with_stage`)."""
-    return make_plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
+    its own task kinds to the standard ones with `PIPELINE.with_stage`). With `remote`, a task the
+    local cache lacks is looked up in that shared cache, and a hit is downloaded (verified) into
+    the local one."""
+    return make_plan(
+        configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline, remote=remote
+    )
 
 
 def run(
@@ -90,13 +96,16 @@ def run(
     locked: bool = False,
     write_lock: bool = True,
     pipeline: Pipeline = PIPELINE,
+    remote: RemoteSettings | None = None,
 ) -> RunResult:
     """Build everything out of date. Config errors raise ConfigError before any task runs (as does
     an `out_dir/<model>/` that another config's runs own, or a lock of a newer format); with
     `locked`, a plan that differs from the lock raises LockMismatch, also before any task runs, what
     the run made is compared with the lock afterwards (`lock_differences`), and no lock is written."""
     configs = list(configs)
-    the_plan = plan(configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline)
+    the_plan = plan(
+        configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline, remote=remote
+    )
     notices = check_locked(the_plan) if locked else []
     read_only = the_plan.store.read_only  # a consumer's cache: only read, all must be cached
     if read_only:
@@ -107,14 +116,8 @@ def run(
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
     executor, events = _execute(the_plan, options, on_event)
     notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
-    gate_failures = _gate_failures(events)
-    # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
-    # the config had no others: planned again, without --only, those come from the cache.
-    every_cell = plan(configs, cache_dir=cache_dir, pipeline=pipeline) if only else the_plan
-    reports = write_reports(every_cell, events, Path(out_dir))
-    result = RunResult(the_plan, events, Path(out_dir), gate_failures, reports, notices=notices)
-    planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
-    result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
+    result = RunResult(the_plan, events, Path(out_dir), _gate_failures(events), notices=notices)
+    _write_reports(result, configs, pipeline, only)
     keys = sorted({key for key, _ in executor.materials.values()})
     if not read_only:  # its writer keeps what it needs
         the_plan.store.add_run_root(keys)
@@ -125,7 +128,20 @@ def run(
     elif result.exit_status == EXIT_OK and not only and write_lock:
         result.locks = write_locks(the_plan, executor)
     result.notices += _replaced(to_replace, result.locks)
+    result.notices += the_plan.store.notes()  # what a remote cache served and was given
     return result
+
+
+def _write_reports(
+    result: RunResult, configs: list[Path | str], pipeline: Pipeline, only: Sequence[str]
+) -> None:
+    # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
+    # the config had no others: planned again, without --only, those come from the cache.
+    the_plan = result.plan
+    every_cell = make_plan(configs, pipeline=pipeline, store=the_plan.store) if only else the_plan
+    result.reports = write_reports(every_cell, result.events, result.out_dir)
+    planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
+    result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
 
 
 def remove_leftovers(specs: list[Spec], out_dir: Path) -> None:

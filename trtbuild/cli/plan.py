@@ -9,6 +9,7 @@ from typing import Any
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
 from trtbuild.cli.console import output_console
+from trtbuild.cli.remote import add_remote_arguments, remote_settings
 from trtbuild.cli.terminal import Table, Terminal, escape
 from trtbuild.tasks.code import CodeIdentity
 
@@ -28,11 +29,18 @@ def add_parser(verbs: Any) -> None:
         help="compare every task's key (and the cached outputs' hashes) with the lock, on an empty "
         "cache too; exit 1 listing each difference, 0 when the plan agrees; never writes the lock",
     )
+    add_remote_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    the_plan = api.plan(args.configs, cache_dir=args.cache_dir, only=args.only, use_cache=not args.no_cache)
+    the_plan = api.plan(
+        args.configs,
+        cache_dir=args.cache_dir,
+        only=args.only,
+        use_cache=not args.no_cache,
+        remote=remote_settings(args),
+    )
     # The checks `run` makes before starting (a model factory that does not exist, a missing
     # backend): a plan that says "would run" must not hide what `run` refuses. Like run, it checks
     # only kinds with tasks to run, so a fully cached plan still imports no torch.

@@ -9,6 +9,7 @@ from typing import Any
 from trtbuild import api
 from trtbuild.cli.common import add_config_arguments
 from trtbuild.cli.console import error_console, output_console, stdout_reserved_for_json
+from trtbuild.cli.remote import add_remote_arguments, remote_settings
 from trtbuild.cli.report import print_comparisons
 from trtbuild.cli.terminal import Table, Terminal, escape
 from trtbuild.errors import LockMismatch, UsageError
@@ -39,6 +40,7 @@ def add_parser(verbs: Any) -> None:
         "the lock, and after the run if a task made another key or other bytes than the lock records "
         "(a notice for outputs marked not byte-reproducible); never writes the lock",
     )
+    add_remote_arguments(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -82,6 +84,7 @@ def _run(args: argparse.Namespace, progress: Terminal) -> api.RunResult:
         only=args.only,
         on_event=on_event,
         locked=args.locked,
+        remote=remote_settings(args),
     )
 
 

@@ -29,7 +29,7 @@ from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.plan import raise_problems
 from trtbuild.plan.status import node_key
 from trtbuild.spec.model import Spec
-from trtbuild.store import ActionResult, CorruptBlob, FileHasher, Store
+from trtbuild.store import ActionResult, CacheStore, CorruptBlob, FileHasher
 from trtbuild.store.scratch import remove_temp_files
 from trtbuild.tasks.base import DamagedGate, TaskContext, TaskKind, gate_verdict
 from trtbuild.tasks.output_capture import thread_routed_streams
@@ -54,7 +54,7 @@ class LocalExecutor:
     def __init__(
         self,
         graph: Graph,
-        store: Store,
+        store: CacheStore,
         hasher: FileHasher,
         options: RunOptions,
         on_event: Callable[[TaskEvent], None] | None = None,

@@ -25,7 +25,7 @@ def check_read_only(the_plan: Plan, *, use_cache: bool) -> list[str]:
             f"the cache {root} is read-only, and --no-cache would build every task into it: "
             "drop --no-cache, or pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
         )
-    if missing and not (root / "ac").is_dir():
+    if missing and not the_plan.store.has_entries():
         raise ReadOnlyCache(
             f"the cache {root} is read-only and empty: there is nothing to read. Pass --cache-dir DIR "
             "(or set TRTBUILD_CACHE_DIR) to the filled cache, or to a writable folder to build here",

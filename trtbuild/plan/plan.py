@@ -13,7 +13,8 @@ from trtbuild.plan.resolver import resolve
 from trtbuild.plan.status import NodeStatus, plan_status
 from trtbuild.spec.loader import load_specs
 from trtbuild.spec.model import Spec
-from trtbuild.store import FileHasher, Store, default_cache_dir
+from trtbuild.store import CacheStore, FileHasher, open_store
+from trtbuild.store.remote.settings import RemoteSettings
 from trtbuild.tasks.base import TaskKind
 from trtbuild.tasks.pipeline import PIPELINE, Pipeline
 
@@ -23,7 +24,7 @@ class Plan:
     specs: list[Spec]
     graph: Graph
     statuses: dict[str, NodeStatus]
-    store: Store
+    store: CacheStore
     hasher: FileHasher  # the user's files, by content (a stat cache under the cache dir)
 
     def to_run(self) -> list[str]:
@@ -69,9 +70,12 @@ def make_plan(
     only: Sequence[str] = (),
     use_cache: bool = True,
     pipeline: Pipeline = PIPELINE,
+    remote: RemoteSettings | None = None,
+    store: CacheStore | None = None,
 ) -> Plan:
-    """Load the configs, resolve their task graph and look every task up in the cache."""
-    store = Store(cache_dir or default_cache_dir())
+    """Load the configs, resolve their task graph and look every task up in the cache (``store``,
+    else the local cache at ``cache_dir`` behind ``remote``'s shared cache, if any)."""
+    store = store if store is not None else open_store(cache_dir, remote)
     # --no-cache trusts nothing from the cache: not even which configs passed the schema before.
     validated = store.validated_documents() if use_cache else None
     parsed = store.parsed_configs() if use_cache else None
@@ -84,5 +88,5 @@ def make_plan(
             f"cannot use {store.root} as the cache: {error.strerror or error}; "
             "pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
         ) from error
-    hasher = FileHasher(store.root)
+    hasher = store.file_hasher()
     return Plan(specs, graph, plan_status(graph, store, hasher, use_cache=use_cache), store, hasher)

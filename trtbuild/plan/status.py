@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.keys import key_material, task_key
-from trtbuild.store import ActionResult, FileHasher, Store
+from trtbuild.store import ActionResult, CacheStore, FileHasher
 
 State = Literal["cached", "run"]
 
@@ -54,7 +54,7 @@ def node_key(
 
 
 def plan_status(
-    graph: Graph, store: Store, hasher: FileHasher, *, use_cache: bool = True
+    graph: Graph, store: CacheStore, hasher: FileHasher, *, use_cache: bool = True
 ) -> dict[str, NodeStatus]:
     statuses: dict[str, NodeStatus] = {}
     results: dict[str, ActionResult] = {}

@@ -25,7 +25,7 @@ from trtbuild.plan.graph import CellPlan, TaskNode
 from trtbuild.plan.lock import REPRODUCIBILITY
 from trtbuild.plan.plan import Plan
 from trtbuild.spec.model import Cell
-from trtbuild.store import ActionResult, Store
+from trtbuild.store import ActionResult, CacheStore
 from trtbuild.tasks.base import DamagedGate, checked_gate
 from trtbuild.tasks.precision_record import RECORD
 
@@ -109,7 +109,7 @@ def _cell(
     nodes: list[TaskNode],
     results: Mapping[str, ActionResult],
     events: Mapping[str, TaskEvent],
-    store: Store,
+    store: CacheStore,
 ) -> Document:
     tasks = [_task(node, cell_plan.cell, results, events) for node in nodes]
     artifacts: dict[str, Any] = {}
@@ -187,7 +187,7 @@ def _task(
 
 
 def _read_json(
-    store: Store, results: Mapping[str, ActionResult], cell_plan: CellPlan, filename: str
+    store: CacheStore, results: Mapping[str, ActionResult], cell_plan: CellPlan, filename: str
 ) -> Document | None:
     for artifact in cell_plan.artifacts:
         if artifact.filename != filename:

@@ -41,7 +41,7 @@ from trtbuild.errors import StoreError
 from trtbuild.store._fsutil import rmtree_force, unlink_quietly
 from trtbuild.store.action_cache import ActionCache, ActionResult, DamagedEntry, check_key
 from trtbuild.store.cas import ContentStore, FileDigest, digest_of_blob_name
-from trtbuild.store.hashing import STAT_CACHE_NAME, StatCache, digest_hex
+from trtbuild.store.hashing import STAT_CACHE_NAME, FileHasher, StatCache, digest_hex
 from trtbuild.store.locking import file_lock
 from trtbuild.store.roots import Root, Roots
 from trtbuild.store.scratch import USERS, Swept, cannot_write, owned_dir, sweep
@@ -89,6 +89,15 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
+
+    def has_entries(self) -> bool:
+        return self._ac.ac_dir.is_dir()
+
+    def file_hasher(self) -> FileHasher:
+        return FileHasher(self.root)
+
+    def notes(self) -> list[str]:
+        return []  # the local cache has nothing to add to a run's summary
 
     @property
     def toolchains_dir(self) -> Path:

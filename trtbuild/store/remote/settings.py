@@ -1,0 +1,89 @@
+"""Which remote cache a run uses: a URL, and whether this machine may publish to it.
+
+Two kinds of URL, both through fsspec:
+
+- a shared folder: ``file:///mnt/team-cache`` (or the absolute path ``/mnt/team-cache``). The folder
+  must exist: a missing mount would otherwise fill a local folder of that name.
+- S3 or an S3-compatible server: ``s3://bucket/prefix``, with the endpoint from the standard
+  ``AWS_ENDPOINT_URL`` (or ``AWS_ENDPOINT_URL_S3``) and credentials from the standard AWS environment
+  (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, an instance role). Needs the
+  ``s3`` extra (s3fs).
+
+A URL never carries credentials: one with a user or password part is refused, so that no secret
+reaches a log, a lock, a report or a shell history through it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from trtbuild.errors import UsageError
+
+SCHEMES = ("file", "s3")
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    url: str  # normalised: file:///abs/path or s3://bucket/prefix, no trailing slash
+    read_only: bool = False
+    source: str = "--remote-cache"  # where the URL came from, for messages
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    @property
+    def path(self) -> str:
+        """The URL without its scheme: a folder (file) or ``bucket/prefix`` (s3)."""
+        return self.url.split("://", 1)[1]
+
+    def describe(self) -> str:
+        return f"remote cache {self.url}" + (" (read-only)" if self.read_only else "")
+
+
+def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> RemoteSettings:
+    """The settings for ``url``; UsageError naming ``source`` when it cannot be a remote cache."""
+    text = url.strip()
+    if text.startswith("/"):
+        text = "file://" + text
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise UsageError(
+            f"{source}: {_shown(url)} is not a remote cache URL this trtbuild reads; use "
+            "file:///path/to/shared/folder or s3://bucket/prefix"
+        )
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise UsageError(
+            f"{source}: the remote cache URL must not carry credentials; give them the standard AWS way "
+            "(AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or an instance role)"
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(f"{source}: the remote cache URL takes no query or fragment ('?' or '#')")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise UsageError(f"{source}: {_shown(url)}: a file URL names a local folder: file:///path")
+        folder = os.path.normpath(parts.path)
+        if not os.path.isabs(folder):
+            raise UsageError(f"{source}: {_shown(url)}: the shared folder must be an absolute path")
+        return RemoteSettings(f"file://{folder}", read_only, source)
+    bucket, prefix = parts.netloc, parts.path.strip("/")
+    if not bucket:
+        raise UsageError(f"{source}: {_shown(url)}: an S3 URL names a bucket: s3://bucket/prefix")
+    if importlib.util.find_spec("s3fs") is None:
+        raise UsageError(
+            f"{source}: an s3:// remote cache needs s3fs, which this installation lacks: "
+            "pip install 'trtbuild[s3]'"
+        )
+    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source)
+
+
+def _shown(url: str) -> str:
+    """The URL for a message, without anything that could be a secret (a user or password part)."""
+    parts = urlsplit(url.strip())
+    if "@" in parts.netloc:
+        return f"{parts.scheme}://…@{parts.netloc.rsplit('@', 1)[1]}{parts.path}"
+    return repr(url)
