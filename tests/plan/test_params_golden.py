@@ -59,6 +59,7 @@ EXPECTED = {
     | {f"calibration.inputs[].{f}" for f in TENSOR},
     "build": PROFILES | {"backend", "precision", "workspace", "optimization_level", "targets"},
     # validate v18: the samples, their origin and the PyTorch outputs are the reference task's
+    # (validate v19 changed its tools, not its params: the machine's GPUs)
     "reference": MODEL
     | PROFILES
     | {f"inputs[].{f}" for f in TENSOR}

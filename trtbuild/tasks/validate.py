@@ -59,8 +59,11 @@ class Validate(TaskKind[ValidateParams]):
     # 16: a Cast of float32's fill values (finfo.min) to -inf is no overflow; 17: the result
     # records the float environment (CPUs, CPU model, threads) its metrics were computed in;
     # 18: the samples and PyTorch outputs come from the reference task (its reference.npz); an
-    # fp16/bf16 cell's ONNX Runtime outputs come from the overflow scan's run unless it overflows
-    version = 18
+    # fp16/bf16 cell's ONNX Runtime outputs come from the overflow scan's run unless it overflows;
+    # 19: the machine's GPUs are key material (tools), since they decide whether and where the
+    # engine candidate runs: a result a GPU-less machine shares through a remote cache (engine
+    # skipped) must not stand for a GPU machine's, nor one GPU model's for another's
+    version = 19
     outputs = (OUTPUT,)
     gate = OUTPUT  # the run takes the verdict from validation.json, not the result's metadata
 
@@ -82,7 +85,7 @@ class Validate(TaskKind[ValidateParams]):
         return 12.0 if params.precision in AUTOCAST_PRECISIONS else 8.0  # the overflow scan
 
     def tools(self, params: ValidateParams) -> JsonDict:
-        return dict(toolchain.versions(("onnxruntime", "numpy")))
+        return {**toolchain.versions(("onnxruntime", "numpy")), "engine_gpus": list(toolchain.nvidia_gpus())}
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
         from trtbuild.tasks import metrics as M  # run-only helpers load with the task (a no-op skips them)
