@@ -73,13 +73,20 @@ def plan(
     use_cache: bool = True,
     pipeline: Pipeline = PIPELINE,
     remote: RemoteSettings | None = None,
+    fetch: bool = False,
 ) -> Plan:
     """What would run and why, running nothing. `pipeline`: the stages to plan (a program may add
     its own task kinds to the standard ones with `PIPELINE.with_stage`). With `remote`, a task the
-    local cache lacks is looked up in that shared cache, and a hit is downloaded (verified) into
-    the local one."""
+    local cache lacks is looked up in that shared cache: its checked entry makes it cached, and with
+    `fetch` its outputs are downloaded (verified) into the local cache, as a run needs them."""
     return make_plan(
-        configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline, remote=remote
+        configs,
+        cache_dir=cache_dir,
+        only=only,
+        use_cache=use_cache,
+        pipeline=pipeline,
+        remote=remote,
+        fetch=fetch,
     )
 
 
@@ -104,7 +111,13 @@ def run(
     the run made is compared with the lock afterwards (`lock_differences`), and no lock is written."""
     configs = list(configs)
     the_plan = plan(
-        configs, cache_dir=cache_dir, only=only, use_cache=use_cache, pipeline=pipeline, remote=remote
+        configs,
+        cache_dir=cache_dir,
+        only=only,
+        use_cache=use_cache,
+        pipeline=pipeline,
+        remote=remote,
+        fetch=True,
     )
     notices = check_locked(the_plan) if locked else []
     read_only = the_plan.store.read_only  # a consumer's cache: only read, all must be cached

@@ -76,6 +76,8 @@ def handle(args: argparse.Namespace) -> int:
     console.print(
         f"{count} of {len(the_plan.statuses)} tasks would run." if count else "Everything is cached."
     )
+    for note in the_plan.store.notes():  # what a remote cache holds
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if check is None:
         return 0
     print_lock_check(console, check)

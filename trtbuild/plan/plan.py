@@ -72,6 +72,7 @@ def make_plan(
     pipeline: Pipeline = PIPELINE,
     remote: RemoteSettings | None = None,
     store: CacheStore | None = None,
+    fetch: bool = True,
 ) -> Plan:
     """Load the configs, resolve their task graph and look every task up in the cache (``store``,
     else the local cache at ``cache_dir`` behind ``remote``'s shared cache, if any)."""
@@ -89,4 +90,6 @@ def make_plan(
             "pass --cache-dir DIR (or set TRTBUILD_CACHE_DIR) to a writable folder"
         ) from error
     hasher = store.file_hasher()
-    return Plan(specs, graph, plan_status(graph, store, hasher, use_cache=use_cache), store, hasher)
+    return Plan(
+        specs, graph, plan_status(graph, store, hasher, use_cache=use_cache, fetch=fetch), store, hasher
+    )

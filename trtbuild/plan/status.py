@@ -54,8 +54,10 @@ def node_key(
 
 
 def plan_status(
-    graph: Graph, store: CacheStore, hasher: FileHasher, *, use_cache: bool = True
+    graph: Graph, store: CacheStore, hasher: FileHasher, *, use_cache: bool = True, fetch: bool = True
 ) -> dict[str, NodeStatus]:
+    """Each node's status; ``fetch=False`` leaves a remote cache's hits where they are (a plan
+    that runs nothing downloads nothing)."""
     statuses: dict[str, NodeStatus] = {}
     results: dict[str, ActionResult] = {}
     for node in graph.nodes.values():
@@ -65,7 +67,9 @@ def plan_status(
             statuses[node.id] = NodeStatus(node.id, "run", f"after {', '.join(dict.fromkeys(waiting))}")
             continue
         key, material = keyed
-        result = store.get_action(key, outputs=node.task.outputs, task=node.id) if use_cache else None
+        result = (
+            store.get_action(key, outputs=node.task.outputs, task=node.id, fetch=fetch) if use_cache else None
+        )
         if result is None:
             reason = "not in cache" if use_cache else "--no-cache"
             statuses[node.id] = NodeStatus(node.id, "run", reason, key, material)

@@ -70,8 +70,11 @@ class CacheStore(Protocol):
 
     # -- action results
     def get_action(
-        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None
-    ) -> ActionResult | None: ...
+        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None, fetch: bool = True
+    ) -> ActionResult | None:
+        """The cached result, or None. With ``fetch=False`` (planning) a remote hit is returned as
+        its checked entry says, its blobs not downloaded: the caller must not read them."""
+        ...
 
     def put_action(self, key: str, result: ActionResult) -> None: ...
 

@@ -148,7 +148,7 @@ class Store:
 
     # -- actions ------------------------------------------------------------------------------------
     def get_action(
-        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None
+        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None, fetch: bool = True
     ) -> ActionResult | None:
         """The cached result, or None on a miss. An entry that fails its own digest, names other
         outputs than ``outputs`` (the kind's declared ones), or whose blobs are corrupt is a miss: it
@@ -156,7 +156,7 @@ class Store:
 
         Blobs are checked through the stat cache (size, mtime, ctime, inode, device), so an
         unchanged blob is not re-hashed: a content change with no change of metadata at all is
-        found by `trtbuild fsck`, which re-hashes everything."""
+        found by `trtbuild fsck`, which re-hashes everything. (``fetch`` is the remote layer's.)"""
         try:
             result, st = self._ac.read(key)
         except DamagedEntry as damaged:

@@ -57,19 +57,23 @@ class RemoteStore:
         self._republish: set[str] = set()  # digests of blobs the remote holds damaged
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
+        self._peeked = 0  # results found by a plan, not downloaded
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.local!r}, {self.settings.url!r})"
 
     # -- action results: where the remote comes in -------------------------------------------------
     def get_action(
-        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None
+        self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None, fetch: bool = True
     ) -> ActionResult | None:
         result = self.local.get_action(key, outputs=outputs, task=task)
         if result is not None or not self._usable():
             return result
+        who = task or f"action {key[:12]}"
         try:
-            fetched = self._fetch(key, outputs, task or f"action {key[:12]}")
+            if not fetch:
+                return self._peek(key, outputs, who)
+            fetched = self._fetch(key, outputs, who)
         except Exception as error:  # fsspec, aiohttp and botocore raise many types: all are faults here
             self._down(error)
             return None
@@ -77,19 +81,33 @@ class RemoteStore:
             return None
         return self.local.get_action(key, outputs=outputs, task=task)
 
-    def _fetch(self, key: str, outputs: Collection[str] | None, who: str) -> bool:
+    def _peek(self, key: str, outputs: Collection[str] | None, who: str) -> ActionResult | None:
+        """The remote's checked entry, nothing downloaded (planning)."""
+        result = self._remote_entry(key, outputs, who)
+        if result is not None:
+            with self._guard:
+                self._peeked += 1
+        return result
+
+    def _remote_entry(self, key: str, outputs: Collection[str] | None, who: str) -> ActionResult | None:
         data = self._files.read_entry(key)
         if data is None:
-            return False
+            return None
         try:
             result = decode(data, key)
         except DamagedEntry as damaged:
             self._warn(f"{who}: the remote cache's entry is damaged ({damaged}): not used, the task runs")
-            return False
+            return None
         if result is None:  # another trtbuild's entry format: a miss, republished in this one's
-            return False
+            return None
         if outputs is not None and set(result.outputs) != set(outputs):
             self._warn(f"{who}: the remote cache's entry names outputs {sorted(result.outputs)}: not used")
+            return None
+        return result
+
+    def _fetch(self, key: str, outputs: Collection[str] | None, who: str) -> bool:
+        result = self._remote_entry(key, outputs, who)
+        if result is None:
             return False
         fetched_bytes = 0
         for name, digest in result.outputs.items():
@@ -204,9 +222,11 @@ class RemoteStore:
     def notes(self) -> list[str]:
         fetched, fetched_bytes = self._fetched
         published, published_bytes = self._published
-        if not fetched and not published:
+        if not fetched and not published and not self._peeked:
             return []
         said = [f"{fetched} result(s) fetched ({_megabytes(fetched_bytes)})"] if fetched else []
+        if self._peeked:
+            said.append(f"{self._peeked} result(s) found, downloaded when a run needs them")
         if published:
             said.append(f"{published} published ({_megabytes(published_bytes)} uploaded)")
         return [f"{self.settings.describe()}: {', '.join(said)}"]
