@@ -119,13 +119,9 @@ def run(
         remote=remote,
         fetch=True,
     )
-    notices = check_locked(the_plan) if locked else []
+    notices = _checks_before_running(the_plan, locked=locked, use_cache=use_cache, out_dir=Path(out_dir))
     read_only = the_plan.store.read_only  # a consumer's cache: only read, all must be cached
-    if read_only:
-        notices += check_read_only(the_plan, use_cache=use_cache)
     to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
-    # Another config's build folder is a config error before anything runs (exec/owners.py).
-    notices += check_owners(the_plan.specs, Path(out_dir))
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
     executor, events = _execute(the_plan, options, on_event)
     notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
@@ -143,6 +139,15 @@ def run(
     result.notices += _replaced(to_replace, result.locks)
     result.notices += the_plan.store.notes()  # what a remote cache served and was given
     return result
+
+
+def _checks_before_running(the_plan: Plan, *, locked: bool, use_cache: bool, out_dir: Path) -> list[str]:
+    """What `run` refuses before anything runs (raised), and the notices its checks leave."""
+    notices = check_locked(the_plan) if locked else []
+    if the_plan.store.read_only:  # a consumer's cache: only read, all must be cached
+        notices += check_read_only(the_plan, use_cache=use_cache)
+    # Another config's build folder is a config error before anything runs (exec/owners.py).
+    return notices + check_owners(the_plan.specs, out_dir)
 
 
 def _write_reports(

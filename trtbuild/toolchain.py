@@ -132,6 +132,12 @@ def module_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _on_path(program: str) -> bool:
+    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    paths = (os.path.join(folder or ".", program) for folder in folders)
+    return any(os.path.isfile(path) and os.access(path, os.X_OK) for path in paths)
+
+
 @functools.cache
 def nvidia_gpus() -> tuple[dict[str, str], ...]:
     """The machine's NVIDIA GPUs as nvidia-smi reports them (name, compute capability, driver).
@@ -139,12 +145,12 @@ def nvidia_gpus() -> tuple[dict[str, str], ...]:
     Empty on a machine without a GPU or driver. Asked of nvidia-smi rather than CUDA so that
     planning stays free of heavy imports.
     """
-    # Imported here: only a machine that asks about its GPUs pays for subprocess (a no-op does not).
-    import shutil
+    # Validation's key asks on every run, a no-op's too: a machine without the driver's device node
+    # or nvidia-smi answers from two stats, without importing shutil (bz2, lzma) or subprocess.
+    if not (os.path.exists("/dev/nvidiactl") or _on_path("nvidia-smi")):
+        return ()
     import subprocess
 
-    if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
-        return ()
     try:
         completed = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version", "--format=csv,noheader"],

@@ -17,8 +17,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from trtbuild.errors import UsageError
 from trtbuild.store.remote.settings import RemoteSettings, parse_remote_url
 
@@ -80,6 +78,8 @@ def _project_settings(configs: list[Path]) -> tuple[Path, dict[str, Any]] | None
     path = find_project_file(Path(configs[0])) if configs else None
     if path is None:
         return None
+    import yaml  # only when the project has a settings file: a no-op run otherwise loads no YAML parser
+
     try:
         with open(path, "rb") as handle:
             text = handle.read(PROJECT_FILE_LIMIT + 1)
