@@ -194,6 +194,18 @@ def _parse(text: str, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
                 hint="the top level holds fields such as `model:`, `inputs:` and `outputs:`, one per line",
             )
         )
+    return _build(root, path)
+
+
+def parse_yaml(data: bytes, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
+    """`data`, the bytes of `path`, read as a config is (bounds, YAML 1.2 scalars, marks), for a
+    YAML file that is not a config (the project's `.trtbuild.yaml`): any top level, and an empty
+    document (nothing but comments) is None. ConfigError as load_yaml raises it."""
+    root = _compose(_text(data, path), path)
+    return (None, {}) if root is None else _build(root, path)
+
+
+def _build(root: Node, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
     builder = _Builder(path)
     value = builder.build(root, ())
     if builder.problems:

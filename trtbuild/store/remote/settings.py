@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from trtbuild.errors import UsageError
 
@@ -51,6 +51,11 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
         text = "file://" + text
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    if not scheme and "@" not in text:
+        raise UsageError(
+            f"{source}: {_shown(url)}: a shared folder is an absolute path, file:///path/to/folder "
+            "(a relative one would mean another folder in each checkout)"
+        )
     if scheme not in SCHEMES:
         raise UsageError(
             f"{source}: {_shown(url)} is not a remote cache URL this trtbuild reads; use "
@@ -66,7 +71,7 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"{source}: {_shown(url)}: a file URL names a local folder: file:///path")
-        folder = os.path.normpath(parts.path)
+        folder = os.path.normpath(unquote(parts.path))  # file:///mnt/team%20cache
         if not os.path.isabs(folder):
             raise UsageError(f"{source}: {_shown(url)}: the shared folder must be an absolute path")
         return RemoteSettings(f"file://{folder}", read_only, source)
@@ -82,8 +87,10 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
 
 
 def _shown(url: str) -> str:
-    """The URL for a message, without anything that could be a secret (a user or password part)."""
-    parts = urlsplit(url.strip())
-    if "@" in parts.netloc:
-        return f"{parts.scheme}://…@{parts.netloc.rsplit('@', 1)[1]}{parts.path}"
-    return repr(url)
+    """The URL for a message, without anything that could be a secret: whatever comes before an
+    '@' (a user or password part, also in a URL whose scheme is misspelt or missing)."""
+    text = url.strip()
+    if "@" in text:
+        scheme, _, rest = text.rpartition("://")
+        text = f"{scheme}://" * bool(scheme) + "…@" + rest.rsplit("@", 1)[1]
+    return repr(text)
