@@ -225,3 +225,23 @@ def test_an_s3_url_without_s3fs_names_the_extra(checkout: Checkout) -> None:
         [sys.executable, "-c", hide], cwd=checkout.root, env=checkout.env(), capture_output=True, text=True
     )
     refused(completed, "--remote-cache: ", "s3fs", "pip install 'trtbuild[s3]'")
+
+
+def test_an_unchanged_project_file_is_not_parsed_again(checkout: Checkout) -> None:
+    """Like a config, its parse is remembered in the local cache: a fully cached run in a project
+    with a `.trtbuild.yaml` imports no PyYAML (tests/e2e/test_noop.py pins that without one)."""
+    checkout.project_file(f"remote_cache:\n  url: {checkout.share('team')}\n")
+    probe = (
+        "import sys; from pathlib import Path; from trtbuild.cli.project_file import read_project_file; "
+        "from trtbuild.store import Store, default_cache_dir; "
+        "parsed = Store(default_cache_dir()).parsed_configs(); "
+        f"found = read_project_file([Path({str(checkout.config)!r})], parsed); "
+        "print(found.url, 'yaml' in sys.modules)"
+    )
+    said = [
+        subprocess.run(
+            [sys.executable, "-c", probe], env=checkout.env(), capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert said == [[checkout.share("team"), "True"], [checkout.share("team"), "False"]]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trtbuild.errors import ConfigError, Location, Problem
-from trtbuild.spec.yamlmarks import parse_yaml, problem_at
+from trtbuild.spec.yamlmarks import ParsedConfigs, parse_yaml, problem_at
 
 PROJECT_FILE = ".trtbuild.yaml"
 PROJECT_FILE_LIMIT = 64 * 1024  # bytes: a settings file, not a config
@@ -36,12 +36,13 @@ class ProjectSettings:
     read_only: bool | None = None
 
 
-def read_project_file(configs: list[Path]) -> ProjectSettings | None:
-    """The first config's project settings, checked; None when there is no file or no section."""
+def read_project_file(configs: list[Path], parsed: ParsedConfigs | None = None) -> ProjectSettings | None:
+    """The first config's project settings, checked; None when there is no file or no section.
+    `parsed`: the local cache's remembered parses, so an unchanged file imports no PyYAML."""
     path = find_project_file(Path(configs[0])) if configs else None
     if path is None:
         return None
-    document, marks = parse_yaml(_read(path), path)
+    document, marks = parse_yaml(_read(path), path, parsed)
     if document is None:
         return None  # nothing but comments: no settings
     if not isinstance(document, dict):

@@ -12,6 +12,7 @@ import os
 
 from trtbuild.cli.project_file import PROJECT_FILE, ProjectSettings, read_project_file
 from trtbuild.errors import UsageError
+from trtbuild.store import Store, default_cache_dir
 from trtbuild.store.remote.settings import RemoteSettings, parse_remote_url
 
 URL_VARIABLE = "TRTBUILD_REMOTE_CACHE"
@@ -43,7 +44,9 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
 def remote_settings(args: argparse.Namespace) -> RemoteSettings | None:
     if args.no_remote_cache:
         return None
-    project = read_project_file(args.configs)
+    # Remembered parses as the configs' (not with --no-cache, which trusts nothing cached).
+    parsed = None if args.no_cache else Store(args.cache_dir or default_cache_dir()).parsed_configs()
+    project = read_project_file(args.configs, parsed)
     read_only = _read_only(args, project)
     if args.remote_cache is not None:
         return parse_remote_url(args.remote_cache, source="--remote-cache", read_only=read_only)
