@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_CONFIG
+from tests.conftest import TINY_CONFIG, Project
 
 LIGHT_MODEL = 'def make():\n    raise RuntimeError("a settings test plans, never builds")\n'
 SECRET = "wJalrXUtnFEMIexampleSECRET"
@@ -245,3 +245,20 @@ def test_an_unchanged_project_file_is_not_parsed_again(checkout: Checkout) -> No
         for _ in range(2)
     ]
     assert said == [[checkout.share("team"), "True"], [checkout.share("team"), "False"]]
+
+
+@pytest.mark.slow
+def test_a_read_only_run_that_builds_says_what_it_did_not_publish(tiny_project: Project) -> None:
+    """Read-only from the project file applies to a URL from the flag too: a CI job meant to publish
+    that inherits it must see, in its summary, that it published nothing, and why."""
+    share = tiny_project.root.parent / "share"
+    share.mkdir()
+    settings = tiny_project.root / ".trtbuild.yaml"
+    settings.write_text("remote_cache:\n  url: /nowhere\n  read_only: true\n")
+    completed = tiny_project.trtbuild(
+        "run", str(tiny_project.config), "--out", str(tiny_project.out), "--remote-cache", str(share)
+    )
+    assert completed.returncode == 0, completed.stderr
+    said = f"remote cache file://{share} (read-only): 7 result(s) built here not published: read-only"
+    assert f"{said} ({settings}:3:14: remote_cache.read_only)" in completed.stdout, completed.stdout
+    assert not list(share.rglob("*.json"))  # no entry published

@@ -34,6 +34,7 @@ class ProjectSettings:
     url: str | None = None
     url_at: str = ""
     read_only: bool | None = None
+    read_only_at: str = ""
 
 
 def read_project_file(configs: list[Path], parsed: ParsedConfigs | None = None) -> ProjectSettings | None:
@@ -71,12 +72,12 @@ def _section(path: Path, section: Any, marks: dict[Any, Location]) -> ProjectSet
             raise ConfigError(
                 problem_at(marks, where, f"expected {FIELDS[name]}, found {value!r}", f"write {_FORM}")
             )
-    url_at = marks.get((SECTION, "url"))
     return ProjectSettings(
         path,
         url=section.get("url"),
-        url_at=f"{url_at or path}: {SECTION}.url",
+        url_at=f"{marks.get((SECTION, 'url')) or path}: {SECTION}.url",
         read_only=section.get("read_only"),
+        read_only_at=f"{marks.get((SECTION, 'read_only')) or path}: {SECTION}.read_only",
     )
 
 

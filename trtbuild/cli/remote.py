@@ -1,8 +1,9 @@
 """Which remote cache `run` and `plan` use: `--remote-cache URL`, else `$TRTBUILD_REMOTE_CACHE`, else
 the project's `.trtbuild.yaml` (cli/project_file.py). `--no-remote-cache` uses none and reads
 neither. Read-only (publish nothing): `--remote-read-only`, else `TRTBUILD_REMOTE_READ_ONLY` (1 or
-0), else the project file's `read_only`, whichever of them names the URL: so a project can make
-every checkout a reader, and CI publishes with `TRTBUILD_REMOTE_READ_ONLY=0`.
+0), else the project file's `read_only`, wherever the URL came from: so a project can make every
+checkout a reader, and CI publishes with `TRTBUILD_REMOTE_READ_ONLY=0`. A read-only run that built
+something says so in its summary, naming where read-only came from.
 """
 
 from __future__ import annotations
@@ -47,20 +48,30 @@ def remote_settings(args: argparse.Namespace) -> RemoteSettings | None:
     # Remembered parses as the configs' (not with --no-cache, which trusts nothing cached).
     parsed = None if args.no_cache else Store(args.cache_dir or default_cache_dir()).parsed_configs()
     project = read_project_file(args.configs, parsed)
-    read_only = _read_only(args, project)
+    read_only_from = _read_only_from(args, project)
+    chosen = _url(args, project)
+    if chosen is None:
+        return None
+    url, source = chosen
+    return parse_remote_url(url, source=source, read_only=bool(read_only_from), read_only_from=read_only_from)
+
+
+def _url(args: argparse.Namespace, project: ProjectSettings | None) -> tuple[str, str] | None:
+    """The URL and where it came from: the flag, else the variable, else the project file."""
     if args.remote_cache is not None:
-        return parse_remote_url(args.remote_cache, source="--remote-cache", read_only=read_only)
+        return args.remote_cache, "--remote-cache"
     from_environment = os.environ.get(URL_VARIABLE, "").strip()
     if from_environment:
-        return parse_remote_url(from_environment, source=f"${URL_VARIABLE}", read_only=read_only)
+        return from_environment, f"${URL_VARIABLE}"
     if project is not None and project.url is not None:
-        return parse_remote_url(project.url, source=project.url_at, read_only=read_only)
+        return project.url, project.url_at
     return None
 
 
-def _read_only(args: argparse.Namespace, project: ProjectSettings | None) -> bool:
+def _read_only_from(args: argparse.Namespace, project: ProjectSettings | None) -> str:
+    """Where read-only was asked for, or "" when this machine may publish."""
     if args.remote_read_only:
-        return True
+        return "--remote-read-only"
     value = os.environ.get(READ_ONLY_VARIABLE)
     if value is not None:
         if value.strip().lower() not in _TRUE + _FALSE:
@@ -69,5 +80,5 @@ def _read_only(args: argparse.Namespace, project: ProjectSettings | None) -> boo
                 "nothing) or 0 (publish what this machine builds); unset it to take the project "
                 "file's read_only"
             )
-        return value.strip().lower() in _TRUE
-    return bool(project is not None and project.read_only)
+        return f"${READ_ONLY_VARIABLE}={value.strip()}" if value.strip().lower() in _TRUE else ""
+    return project.read_only_at if project is not None and project.read_only else ""

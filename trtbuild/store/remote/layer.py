@@ -57,6 +57,7 @@ class RemoteStore:
         self._republish: set[str] = set()  # digests of blobs the remote holds damaged
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
+        self._withheld = 0  # results built here that a read-only remote was not given
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.local!r}, {self.settings.url!r})"
@@ -126,7 +127,11 @@ class RemoteStore:
 
     def put_action(self, key: str, result: ActionResult) -> None:
         self.local.put_action(key, result)
-        if self.settings.read_only or not self._usable():
+        if self.settings.read_only:
+            with self._guard:
+                self._withheld += 1  # said in notes(): a writer that is read-only by mistake sees it
+            return
+        if not self._usable():
             return
         try:
             published = self._publish(key, result)
@@ -204,12 +209,15 @@ class RemoteStore:
     def notes(self) -> list[str]:
         fetched, fetched_bytes = self._fetched
         published, published_bytes = self._published
-        if not fetched and not published:
-            return []
         said = [f"{fetched} result(s) fetched ({_megabytes(fetched_bytes)})"] if fetched else []
         if published:
             said.append(f"{published} published ({_megabytes(published_bytes)} uploaded)")
-        return [f"{self.settings.describe()}: {', '.join(said)}"]
+        if self._withheld:
+            said.append(
+                f"{self._withheld} result(s) built here not published: read-only"
+                + (f" ({self.settings.read_only_from})" if self.settings.read_only_from else "")
+            )
+        return [f"{self.settings.describe()}: {', '.join(said)}"] if said else []
 
     # -- everything else is the local cache's -----------------------------------------------------
     @property

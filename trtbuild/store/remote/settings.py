@@ -30,6 +30,7 @@ class RemoteSettings:
     url: str  # normalised: file:///abs/path or s3://bucket/prefix, no trailing slash
     read_only: bool = False
     source: str = "--remote-cache"  # where the URL came from, for messages
+    read_only_from: str = ""  # where read_only came from (a flag, a variable, the project file)
 
     @property
     def scheme(self) -> str:
@@ -44,7 +45,9 @@ class RemoteSettings:
         return f"remote cache {self.url}" + (" (read-only)" if self.read_only else "")
 
 
-def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> RemoteSettings:
+def parse_remote_url(
+    url: str, *, source: str, read_only: bool = False, read_only_from: str = ""
+) -> RemoteSettings:
     """The settings for ``url``; UsageError naming ``source`` when it cannot be a remote cache."""
     text = url.strip()
     if text.startswith("/"):
@@ -74,7 +77,7 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
         folder = os.path.normpath(unquote(parts.path))  # file:///mnt/team%20cache
         if not os.path.isabs(folder):
             raise UsageError(f"{source}: {_shown(url)}: the shared folder must be an absolute path")
-        return RemoteSettings(f"file://{folder}", read_only, source)
+        return RemoteSettings(f"file://{folder}", read_only, source, read_only_from)
     bucket, prefix = parts.netloc, parts.path.strip("/")
     if not bucket:
         raise UsageError(f"{source}: {_shown(url)}: an S3 URL names a bucket: s3://bucket/prefix")
@@ -83,7 +86,7 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
             f"{source}: an s3:// remote cache needs s3fs, which this installation lacks: "
             "pip install 'trtbuild[s3]'"
         )
-    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source)
+    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source, read_only_from)
 
 
 def _shown(url: str) -> str:
