@@ -32,7 +32,9 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: ${URL_VARIABLE}, else {PROJECT_FILE}'s remote_cache.url)",
     )
     chosen.add_argument(
-        "--no-remote-cache", action="store_true", help=f"use only the local cache (ignore {PROJECT_FILE})"
+        "--no-remote-cache",
+        action="store_true",
+        help=f"use only the local cache, whatever ${URL_VARIABLE} or {PROJECT_FILE} say",
     )
     group.add_argument(
         "--remote-read-only",
