@@ -131,13 +131,23 @@ def load_yaml(path: Path, parsed: ParsedConfigs | None = None) -> tuple[Any, dic
     keys, unsupported tags, an empty document or a top level that is not a mapping.
     """
     data = _read(path)
+    return _remembered(data, path, parsed, lambda: _parse(_text(data, path), path))
+
+
+def _remembered(
+    data: bytes,
+    path: Path,
+    parsed: ParsedConfigs | None,
+    parse: Callable[[], tuple[Any, dict[FieldPath, Location]]],
+) -> tuple[Any, dict[FieldPath, Location]]:
+    """`parse()`'s result for `data`, from `parsed` when these bytes were parsed before."""
     digest = _parse_digest(data) if parsed is not None else ""
     if parsed is not None:
         remembered = _decode(parsed.get(digest), path)
         if remembered is not None:
             return remembered
-    document, marks = _parse(_text(data, path), path)
-    if parsed is not None:
+    document, marks = parse()
+    if parsed is not None and document is not None:
         with contextlib.suppress(TypeError, ValueError):  # not plain JSON: parsed again next time
             parsed.put(digest, _encode(document, marks))
     return document, marks
@@ -194,6 +204,25 @@ def _parse(text: str, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
                 hint="the top level holds fields such as `model:`, `inputs:` and `outputs:`, one per line",
             )
         )
+    return _build(root, path)
+
+
+def parse_yaml(
+    data: bytes, path: Path, parsed: ParsedConfigs | None = None
+) -> tuple[Any, dict[FieldPath, Location]]:
+    """`data`, the bytes of `path`, read as a config is (bounds, YAML 1.2 scalars, marks; from
+    `parsed` when parsed before), for a YAML file that is not a config (the project's
+    `.trtbuild.yaml`): any top level, and an empty document (only comments) is None. ConfigError as
+    load_yaml raises it."""
+    return _remembered(data, path, parsed, lambda: _parse_any(_text(data, path), path))
+
+
+def _parse_any(text: str, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
+    root = _compose(text, path)
+    return (None, {}) if root is None else _build(root, path)
+
+
+def _build(root: Node, path: Path) -> tuple[Any, dict[FieldPath, Location]]:
     builder = _Builder(path)
     value = builder.build(root, ())
     if builder.problems:

@@ -58,6 +58,7 @@ class RemoteStore:
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
         self._peeked = 0  # results found by a plan, not downloaded
+        self._withheld = 0  # results built here that a read-only remote was not given
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.local!r}, {self.settings.url!r})"
@@ -144,7 +145,11 @@ class RemoteStore:
 
     def put_action(self, key: str, result: ActionResult) -> None:
         self.local.put_action(key, result)
-        if self.settings.read_only or not self._usable():
+        if self.settings.read_only:
+            with self._guard:
+                self._withheld += 1  # said in notes(): a writer that is read-only by mistake sees it
+            return
+        if not self._usable():
             return
         try:
             published = self._publish(key, result)
@@ -222,14 +227,17 @@ class RemoteStore:
     def notes(self) -> list[str]:
         fetched, fetched_bytes = self._fetched
         published, published_bytes = self._published
-        if not fetched and not published and not self._peeked:
-            return []
         said = [f"{fetched} result(s) fetched ({_megabytes(fetched_bytes)})"] if fetched else []
         if self._peeked:
             said.append(f"{self._peeked} result(s) found, downloaded when a run needs them")
         if published:
             said.append(f"{published} published ({_megabytes(published_bytes)} uploaded)")
-        return [f"{self.settings.describe()}: {', '.join(said)}"]
+        if self._withheld:
+            said.append(
+                f"{self._withheld} result(s) built here not published: read-only"
+                + (f" ({self.settings.read_only_from})" if self.settings.read_only_from else "")
+            )
+        return [f"{self.settings.describe()}: {', '.join(said)}"] if said else []
 
     # -- everything else is the local cache's -----------------------------------------------------
     @property

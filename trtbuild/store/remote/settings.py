@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from trtbuild.errors import UsageError
 
@@ -30,6 +30,7 @@ class RemoteSettings:
     url: str  # normalised: file:///abs/path or s3://bucket/prefix, no trailing slash
     read_only: bool = False
     source: str = "--remote-cache"  # where the URL came from, for messages
+    read_only_from: str = ""  # where read_only came from (a flag, a variable, the project file)
 
     @property
     def scheme(self) -> str:
@@ -44,13 +45,20 @@ class RemoteSettings:
         return f"remote cache {self.url}" + (" (read-only)" if self.read_only else "")
 
 
-def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> RemoteSettings:
+def parse_remote_url(
+    url: str, *, source: str, read_only: bool = False, read_only_from: str = ""
+) -> RemoteSettings:
     """The settings for ``url``; UsageError naming ``source`` when it cannot be a remote cache."""
     text = url.strip()
     if text.startswith("/"):
         text = "file://" + text
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
+    if not scheme and "@" not in text:
+        raise UsageError(
+            f"{source}: {_shown(url)}: a shared folder is an absolute path, file:///path/to/folder "
+            "(a relative one would mean another folder in each checkout)"
+        )
     if scheme not in SCHEMES:
         raise UsageError(
             f"{source}: {_shown(url)} is not a remote cache URL this trtbuild reads; use "
@@ -66,10 +74,10 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise UsageError(f"{source}: {_shown(url)}: a file URL names a local folder: file:///path")
-        folder = os.path.normpath(parts.path)
+        folder = os.path.normpath(unquote(parts.path))  # file:///mnt/team%20cache
         if not os.path.isabs(folder):
             raise UsageError(f"{source}: {_shown(url)}: the shared folder must be an absolute path")
-        return RemoteSettings(f"file://{folder}", read_only, source)
+        return RemoteSettings(f"file://{folder}", read_only, source, read_only_from)
     bucket, prefix = parts.netloc, parts.path.strip("/")
     if not bucket:
         raise UsageError(f"{source}: {_shown(url)}: an S3 URL names a bucket: s3://bucket/prefix")
@@ -78,12 +86,14 @@ def parse_remote_url(url: str, *, source: str, read_only: bool = False) -> Remot
             f"{source}: an s3:// remote cache needs s3fs, which this installation lacks: "
             "pip install 'trtbuild[s3]'"
         )
-    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source)
+    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source, read_only_from)
 
 
 def _shown(url: str) -> str:
-    """The URL for a message, without anything that could be a secret (a user or password part)."""
-    parts = urlsplit(url.strip())
-    if "@" in parts.netloc:
-        return f"{parts.scheme}://…@{parts.netloc.rsplit('@', 1)[1]}{parts.path}"
-    return repr(url)
+    """The URL for a message, without anything that could be a secret: whatever comes before an
+    '@' (a user or password part, also in a URL whose scheme is misspelt or missing)."""
+    text = url.strip()
+    if "@" in text:
+        scheme, _, rest = text.rpartition("://")
+        text = f"{scheme}://" * bool(scheme) + "…@" + rest.rsplit("@", 1)[1]
+    return repr(text)
