@@ -1,0 +1,136 @@
+"""Faults of a shared-folder (`file://`) remote cache (issue 14): each degrades to a local build with
+one warning, exit 0, and never hands a reader a wrong result.
+
+- the folder does not exist (an unmounted share): it is not created locally;
+- a damaged action entry (a flipped byte): a miss naming the task, which runs and republishes it;
+- an entry whose blob is missing: the same;
+- a folder this user cannot write (a read-only bind mount in a private mount namespace, as in
+  test_read_only_cache.py: chmod does not stop root): what it holds is still read, the task it
+  lacks is built here, and publishing it fails with one warning.
+
+One clone fills a remote once (`filled`); each test works on its own copy of it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.remote_folder import (
+    clone,
+    command,
+    environment,
+    lock_of,
+    remote_entries,
+    remote_leftovers,
+    remote_problems,
+    run,
+    states,
+    warnings,
+)
+from tests.e2e.test_read_only_cache import READ_ONLY, needs_mount
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A remote filled by one clone's cold run, and that run's key per task."""
+    base = tmp_path_factory.mktemp("filled")
+    remote = base / "shared"
+    remote.mkdir()
+    builder = clone(base, "builder")
+    completed = run(builder, remote)
+    assert completed.returncode == 0, completed.stderr
+    tasks: dict[str, dict[str, str]] = lock_of(builder)["tasks"]  # type: ignore[assignment]
+    keys = {task: entry["key"] for task, entry in tasks.items()}
+    assert remote_entries(remote) == set(keys.values())
+    return remote, keys
+
+
+def _copy(filled: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    remote, keys = filled
+    shutil.copytree(remote, tmp_path / "shared")
+    return tmp_path / "shared", keys
+
+
+def _entry(remote: Path, key: str) -> Path:
+    return remote / "ac" / key[:2] / f"{key}.json"
+
+
+def _only(completed: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    """Exit 0 and exactly one warning, which says all of `phrases`."""
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr, completed.stderr
+    said = warnings(completed)
+    assert len(said) == 1, completed.stderr
+    for phrase in phrases:
+        assert phrase in said[0], said[0]
+
+
+def test_a_missing_shared_folder_is_not_created_and_the_run_builds_locally(tmp_path: Path) -> None:
+    share = tmp_path / "mnt" / "team-cache"  # not mounted: neither it nor its parent exists
+    completed = run(clone(tmp_path, "user"), share)
+    _only(completed, f"remote cache file://{share} cannot be used", "does not exist (not mounted?)")
+    assert set(states(completed).values()) == {"ran"}
+    assert not share.exists() and not share.parent.exists()
+
+
+def test_a_damaged_remote_entry_is_a_miss_naming_the_task_and_is_republished(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    remote, keys = _copy(filled, tmp_path)
+    damaged = _entry(remote, keys["tiny/fp32/validate"])
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    assert remote_problems(remote) != []
+
+    completed = run(clone(tmp_path, "user"), remote)
+    _only(completed, "tiny/fp32/validate: the remote cache's entry is damaged", "the task runs")
+    ran = {task for task, state in states(completed).items() if state == "ran"}
+    assert ran == {"tiny/fp32/validate"}
+    assert remote_problems(remote) == []  # republished whole
+    assert remote_leftovers(remote) == []
+
+
+def test_a_remote_entry_whose_blob_is_missing_is_a_miss_and_is_republished(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    remote, keys = _copy(filled, tmp_path)
+    entry = _entry(remote, keys["tiny/simplify"])
+    for blob in remote.glob("cas/*/*"):
+        if blob.name in entry.read_text():
+            blob.unlink()
+    assert any("blob is missing" in problem for problem in remote_problems(remote))
+
+    completed = run(clone(tmp_path, "user"), remote)
+    _only(completed, "tiny/simplify: the remote cache's blob for", "is missing", "the task runs here")
+    ran = {task for task, state in states(completed).items() if state == "ran"}
+    assert ran == {"tiny/simplify"}  # its output is the same graph: what follows is served
+    assert remote_problems(remote) == []
+
+
+@needs_mount
+def test_a_read_only_shared_folder_is_read_and_the_rest_built_locally_with_one_warning(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    remote, keys = _copy(filled, tmp_path)
+    _entry(remote, keys["tiny/fp32/validate"]).unlink()
+    before = sorted(str(path) for path in remote.rglob("*"))
+    user = clone(tmp_path, "user")
+    mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY, str(remote)]
+    completed = subprocess.run(
+        [*mount, *command(user, remote)],
+        cwd=user.root,
+        env=environment(user),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    _only(completed, f"remote cache file://{remote} cannot be used", "Read-only file system")
+    ran = {task for task, state in states(completed).items() if state == "ran"}
+    assert ran == {"tiny/fp32/validate"}
+    assert sorted(str(path) for path in remote.rglob("*")) == before
