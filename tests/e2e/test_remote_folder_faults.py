@@ -134,3 +134,34 @@ def test_a_read_only_shared_folder_is_read_and_the_rest_built_locally_with_one_w
     ran = {task for task, state in states(completed).items() if state == "ran"}
     assert ran == {"tiny/fp32/validate"}
     assert sorted(str(path) for path in remote.rglob("*")) == before
+
+
+# A full share, for real: a 200 KiB tmpfs mounted on the remote folder in a private mount namespace
+# (the tiny engine is 290 KB, so its upload fails part-way); its contents are copied out beside it
+# before the namespace ends.
+FULL_SHARE = (
+    'mount -t tmpfs -o size=200k tmpfs "$0" || exit 97; "$@"; status=$?; '
+    'mkdir "$0.after" && cp -a "$0/." "$0.after/"; exit $status'
+)
+
+
+@needs_mount
+def test_a_full_shared_folder_leaves_no_partial_upload(tmp_path: Path) -> None:
+    remote = tmp_path / "shared"
+    remote.mkdir()
+    user = clone(tmp_path, "user")
+    mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", FULL_SHARE, str(remote)]
+    completed = subprocess.run(
+        [*mount, *command(user, remote)],
+        cwd=user.root,
+        env=environment(user),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    _only(completed, f"remote cache file://{remote} cannot be used", "No space left on device")
+    assert set(states(completed).values()) == {"ran"}
+    after = tmp_path / "shared.after"
+    assert remote_entries(after), "nothing was published before the share filled up"
+    assert remote_problems(after) == []
+    assert remote_leftovers(after) == []  # the partial upload is removed, not left in tmp/

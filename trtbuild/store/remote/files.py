@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,33 +96,27 @@ class RemoteFiles:
         self._put(str(source), self.blob_path(digest))
 
     def put_entry(self, key: str, data: bytes) -> None:
-        fs = self._filesystem()
         target = self.entry_path(key)
         if self.settings.scheme == "file":
-            temp = self._temp_name(target)
-            fs.makedirs(temp.rsplit("/", 1)[0], exist_ok=True)
-            fs.pipe_file(temp, data)
-            self._rename(temp, target)
+            self._write_whole(target, lambda temp: self._filesystem().pipe_file(temp, data))
         else:
-            fs.pipe_file(target, data)
+            self._filesystem().pipe_file(target, data)
 
     def _put(self, source: str, target: str) -> None:
-        fs = self._filesystem()
         if self.settings.scheme == "file":
-            temp = self._temp_name(target)
-            fs.makedirs(temp.rsplit("/", 1)[0], exist_ok=True)
-            fs.put_file(source, temp)
-            self._rename(temp, target)
+            self._write_whole(target, lambda temp: self._filesystem().put_file(source, temp))
         else:
-            fs.put_file(source, target)
+            self._filesystem().put_file(source, target)
 
-    def _temp_name(self, target: str) -> str:
-        name = target.rsplit("/", 1)[1]
-        return f"{self._root}/tmp/.{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-
-    def _rename(self, temp: str, target: str) -> None:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+    def _write_whole(self, target: str, write: Callable[[str], None]) -> None:
+        """Write a shared folder's file under tmp/ and rename it into place. A write that fails
+        part-way (the share is full, an I/O error, an interrupt) removes its temp file: tmp/ would
+        otherwise keep it for good, since no reader ever looks there."""
+        temp = f"{self._root}/tmp/.{target.rsplit('/', 1)[1]}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        os.makedirs(os.path.dirname(temp), exist_ok=True)
         try:
+            write(temp)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(temp, target)  # atomic within the shared folder's filesystem
         except BaseException:
             with contextlib.suppress(OSError):
