@@ -4,6 +4,8 @@ one warning, exit 0, and never hands a reader a wrong result.
 - the folder does not exist (an unmounted share): it is not created locally;
 - a damaged action entry (a flipped byte): a miss naming the task, which runs and republishes it;
 - an entry whose blob is missing: the same;
+- a blob that does not hash to its name (a flipped byte): detected, the task runs; a writer
+  republishes it, a read-only consumer (`--remote-read-only`) writes nothing;
 - a folder this user cannot write (a read-only bind mount in a private mount namespace, as in
   test_read_only_cache.py: chmod does not stop root): what it holds is still read, the task it
   lacks is built here, and publishing it fails with one warning.
@@ -82,10 +84,7 @@ def test_a_damaged_remote_entry_is_a_miss_naming_the_task_and_is_republished(
     filled: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     remote, keys = _copy(filled, tmp_path)
-    damaged = _entry(remote, keys["tiny/fp32/validate"])
-    data = bytearray(damaged.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    damaged.write_bytes(bytes(data))
+    _flip_a_byte(_entry(remote, keys["tiny/fp32/validate"]))
     assert remote_problems(remote) != []
 
     completed = run(clone(tmp_path, "user"), remote)
@@ -111,6 +110,42 @@ def test_a_remote_entry_whose_blob_is_missing_is_a_miss_and_is_republished(
     ran = {task for task, state in states(completed).items() if state == "ran"}
     assert ran == {"tiny/simplify"}  # its output is the same graph: what follows is served
     assert remote_problems(remote) == []
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `root`: its bytes and mtime, to show nothing was written."""
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["writer", "read-only"])
+def test_a_corrupt_remote_blob_is_detected_and_the_task_runs(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path, read_only: bool
+) -> None:
+    remote, keys = _copy(filled, tmp_path)
+    entry = _entry(remote, keys["tiny/simplify"])
+    [blob] = [blob for blob in remote.glob("cas/*/*") if blob.name in entry.read_text()]
+    _flip_a_byte(blob)
+    before = _snapshot(remote)
+
+    completed = run(clone(tmp_path, "user"), remote, *(["--remote-read-only"] if read_only else []))
+    _only(completed, "tiny/simplify: the remote cache's blob for", "does not hash to its name")
+    assert {task for task, state in states(completed).items() if state == "ran"} == {"tiny/simplify"}
+    if read_only:  # a consumer publishes nothing, not even the repair
+        assert "where a writer builds it" in completed.stderr
+        assert _snapshot(remote) == before
+    else:  # the writer's result replaces the damaged copy
+        assert remote_problems(remote) == []
+        assert remote_leftovers(remote) == []
 
 
 @needs_mount
