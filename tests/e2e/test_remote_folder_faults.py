@@ -5,7 +5,8 @@ one warning, exit 0, and never hands a reader a wrong result.
 - a damaged action entry (a flipped byte): a miss naming the task, which runs and republishes it;
 - an entry whose blob is missing: the same;
 - a blob that does not hash to its name (a flipped byte): detected, the task runs; a writer
-  republishes it, a read-only consumer (`--remote-read-only`) writes nothing;
+  republishes it (and removes temp files killed writers left in tmp/ over an hour ago), a read-only
+  consumer (`--remote-read-only`) writes nothing;
 - a folder this user cannot write (a read-only bind mount in a private mount namespace, as in
   test_read_only_cache.py: chmod does not stop root): what it holds is still read, the task it
   lacks is built here, and publishing it fails with one warning.
@@ -14,8 +15,10 @@ One clone fills a remote once (`filled`); each test works on its own copy of it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -135,6 +138,12 @@ def test_a_corrupt_remote_blob_is_detected_and_the_task_runs(
     entry = _entry(remote, keys["tiny/simplify"])
     [blob] = [blob for blob in remote.glob("cas/*/*") if blob.name in entry.read_text()]
     _flip_a_byte(blob)
+    # What killed writers left in tmp/: one two hours ago (abandoned), one just now (maybe in use).
+    (remote / "tmp").mkdir(exist_ok=True)
+    old, fresh = remote / "tmp" / ".x.1.aaaa.tmp", remote / "tmp" / ".y.2.bbbb.tmp"
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
     before = _snapshot(remote)
 
     completed = run(clone(tmp_path, "user"), remote, *(["--remote-read-only"] if read_only else []))
@@ -143,9 +152,9 @@ def test_a_corrupt_remote_blob_is_detected_and_the_task_runs(
     if read_only:  # a consumer publishes nothing, not even the repair
         assert "where a writer builds it" in completed.stderr
         assert _snapshot(remote) == before
-    else:  # the writer's result replaces the damaged copy
+    else:  # the writer's result replaces the damaged copy, and it clears tmp/ of abandoned files
         assert remote_problems(remote) == []
-        assert remote_leftovers(remote) == []
+        assert remote_leftovers(remote) == [fresh.name]
 
 
 @needs_mount

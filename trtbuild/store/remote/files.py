@@ -4,7 +4,8 @@ Layout under the URL::
 
     cas/<first 2 hex>/<hex>        blobs (digest blake3:<hex>)
     ac/<first 2>/<key>.json        action entries (action_cache.py's format, digest included)
-    tmp/                           a shared folder's temp files (renamed into place when complete)
+    tmp/                           a shared folder's temp files (renamed into place when complete;
+                                   a killed writer's are removed by a later writer after an hour)
 
 What a reader can see is always whole:
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,10 @@ from trtbuild.store.remote.settings import RemoteSettings
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 30
 ATTEMPTS = 2
+# A temp file in a shared folder's tmp/ untouched this long belongs to a writer that was killed (a
+# live upload changes its mtime with every write): any writer may remove it. An hour leaves room for
+# clock skew between the machines and the file server.
+STALE_TEMP_S = 3600
 
 
 class RemoteFiles:
@@ -122,6 +128,27 @@ class RemoteFiles:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+
+    def sweep_stale_temp(self) -> int:
+        """Remove the temp files killed writers left in a shared folder's tmp/ (STALE_TEMP_S ago or
+        more); how many. Best effort: a file another writer removed first, or one this user may not
+        remove, is passed over. S3 keeps no temp files (an unfinished upload is the bucket's)."""
+        if self.settings.scheme != "file":
+            return 0
+        removed, now = 0, time.time()
+        try:
+            entries = list(os.scandir(f"{self._root}/tmp"))
+        except OSError:
+            return 0
+        for entry in entries:
+            try:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
+                if stale and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def _filesystem(self) -> Any:
         if self._fs is None:

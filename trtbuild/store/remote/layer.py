@@ -55,6 +55,7 @@ class RemoteStore:
         self._state = "unchecked"  # -> "up" or "down" at first use
         self._warned: set[str] = set()
         self._republish: set[str] = set()  # digests of blobs the remote holds damaged
+        self._swept = False
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
 
@@ -139,6 +140,10 @@ class RemoteStore:
 
     def _publish(self, key: str, result: ActionResult) -> int:
         """Blobs first, the entry last (module doc); the bytes uploaded."""
+        with self._guard:
+            sweep, self._swept = not self._swept, True
+        if sweep:  # once a run, by writers only: what killed writers left in a shared folder's tmp/
+            self._files.sweep_stale_temp()
         uploaded = 0
         for digest in result.outputs.values():
             with self._guard:
