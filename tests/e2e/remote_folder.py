@@ -78,7 +78,7 @@ def run(project: Project, remote: Path, *args: str) -> subprocess.CompletedProce
         env=environment(project),
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=300,
     )
 
 

@@ -2,7 +2,8 @@
 one warning, exit 0, and never hands a reader a wrong result.
 
 - the folder does not exist (an unmounted share): it is not created locally;
-- a damaged action entry (a flipped byte): a miss naming the task, which runs and republishes it;
+- a damaged action entry (a flipped byte, or a FIFO in its place): a miss naming the task, which
+  runs and republishes it;
 - an entry whose blob is missing: the same;
 - a blob that does not hash to its name (a flipped byte): detected, the task runs; a writer
   republishes it (and removes temp files killed writers left in tmp/ over an hour ago), a read-only
@@ -113,6 +114,21 @@ def test_a_remote_entry_whose_blob_is_missing_is_a_miss_and_is_republished(
     ran = {task for task, state in states(completed).items() if state == "ran"}
     assert ran == {"tiny/simplify"}  # its output is the same graph: what follows is served
     assert remote_problems(remote) == []
+
+
+def test_a_fifo_planted_as_a_remote_entry_is_damage_not_a_hang(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Before: the run hung in open() until something wrote to the FIFO (the local store's entries
+    are opened without blocking; the remote's were not)."""
+    remote, keys = _copy(filled, tmp_path)
+    entry = _entry(remote, keys["tiny/fp32/validate"])
+    entry.unlink()
+    os.mkfifo(entry)
+    completed = run(clone(tmp_path, "user"), remote)
+    _only(completed, "tiny/fp32/validate: the remote cache's entry is damaged (not a regular file)")
+    assert {task for task, state in states(completed).items() if state == "ran"} == {"tiny/fp32/validate"}
+    assert remote_problems(remote) == [] and entry.is_file()  # republished over it
 
 
 def _flip_a_byte(path: Path) -> None:

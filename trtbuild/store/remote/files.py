@@ -22,13 +22,15 @@ fsspec (and s3fs) are imported when the remote is first used, never by a run the
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtbuild.store.action_cache import check_key
+from trtbuild.store._fsutil import read_regular
+from trtbuild.store.action_cache import DamagedEntry, check_key
 from trtbuild.store.cas import check_digest
 from trtbuild.store.hashing import digest_hex
 from trtbuild.store.remote.settings import RemoteSettings
@@ -75,10 +77,19 @@ class RemoteFiles:
         fs.ls(bucket, detail=False)  # raises if the bucket is missing, denied or the server is down
 
     def read_entry(self, key: str) -> bytes | None:
+        """The entry's bytes; None if there is none. DamagedEntry if a shared folder holds something
+        other than a file under its name: a FIFO would block open() until someone wrote to it."""
+        path = self.entry_path(key)
         try:
-            data: bytes = self._filesystem().cat_file(self.entry_path(key))
+            if self.settings.scheme == "file":
+                return read_regular(path)[0]
+            data: bytes = self._filesystem().cat_file(path)
         except FileNotFoundError:
             return None
+        except OSError as error:
+            if error.errno in (errno.EINVAL, errno.EISDIR):
+                raise DamagedEntry("not a regular file") from None
+            raise
         return data
 
     def fetch_blob(self, digest: str, dest: Path) -> bool:

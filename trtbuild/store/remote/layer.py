@@ -79,15 +79,13 @@ class RemoteStore:
         return self.local.get_action(key, outputs=outputs, task=task)
 
     def _fetch(self, key: str, outputs: Collection[str] | None, who: str) -> bool:
-        data = self._files.read_entry(key)
-        if data is None:
-            return False
         try:
-            result = decode(data, key)
+            data = self._files.read_entry(key)
+            result = decode(data, key) if data is not None else None
         except DamagedEntry as damaged:
             self._warn(f"{who}: the remote cache's entry is damaged ({damaged}): not used, the task runs")
             return False
-        if result is None:  # another trtbuild's entry format: a miss, republished in this one's
+        if result is None:  # none, or another trtbuild's format: a miss, republished in this one's
             return False
         if outputs is not None and set(result.outputs) != set(outputs):
             self._warn(f"{who}: the remote cache's entry names outputs {sorted(result.outputs)}: not used")
