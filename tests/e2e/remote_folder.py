@@ -82,6 +82,30 @@ def run(project: Project, remote: Path, *args: str) -> subprocess.CompletedProce
     )
 
 
+def run_watching(
+    project: Project, remote: Path, watched: tuple[str, ...]
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """`run` through the CLI's entry point in a new interpreter, and which of the `watched` modules
+    that process had imported by the end (its last line on stderr)."""
+    arguments = command(project, remote)[3:]  # after `python -m trtbuild`
+    probe = (
+        "import json, sys\nfrom trtbuild.cli import main\n"
+        f"status = main({arguments!r})\n"
+        f"print(json.dumps(sorted(m for m in {watched!r} if m in sys.modules)), file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=project.root,
+        env=environment(project),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    loaded = json.loads(completed.stderr.strip().splitlines()[-1]) if completed.returncode == 0 else []
+    return completed, loaded
+
+
 def lock_of(project: Project) -> dict[str, object]:
     loaded: dict[str, object] = json.loads(project.config.with_suffix(".lock").read_text())
     return loaded

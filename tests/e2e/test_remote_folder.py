@@ -3,7 +3,8 @@
 Two clones of the tiny project at different paths, each with its own local cache, are started
 together against one empty shared folder (the real CLI, `--json`): both succeed with equal locks,
 the folder is consistent afterwards (tests/e2e/remote_folder.py: remote_problems) with nothing left
-in its tmp/, and a third clone with an empty local cache is served entirely from it."""
+in its tmp/, and a third clone with an empty local cache is served entirely from it (hashes checked
+on download; its outputs hash to what the lock names), importing neither torch, onnx nor TensorRT."""
 
 from __future__ import annotations
 
@@ -18,20 +19,23 @@ from tests.e2e.remote_folder import (
     remote_entries,
     remote_leftovers,
     remote_problems,
-    run,
+    run_watching,
     start,
     states,
 )
+from trtbuild.store.hashing import digest_file
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_processes_share_a_folder_and_a_third_is_served_from_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["j1", "j2"])
+def test_two_processes_share_a_folder_and_a_third_is_served_from_it(tmp_path: Path, jobs: str) -> None:
     remote = tmp_path / "shared"
     remote.mkdir()
     first, second = clone(tmp_path, "first"), clone(tmp_path / "elsewhere", "second")
-    # One publishes from one slot, the other from two threads at once (-j 2): one test, both ways.
-    running = [start(first, remote, "-j", "1"), start(second, remote, "-j", "2")]
+    # Both at the same -j: a -j 2 run's reference outputs differ from a -j 1 run's in their last bits
+    # (validation.json's float environment), so their validate keys, and locks, would differ.
+    running = [start(project, remote, "-j", jobs) for project in (first, second)]
     outputs = [process.communicate(timeout=600) for process in running]
     for process, (_, stderr) in zip(running, outputs, strict=True):
         assert process.returncode == 0, stderr
@@ -43,9 +47,13 @@ def test_two_processes_share_a_folder_and_a_third_is_served_from_it(tmp_path: Pa
     assert remote_entries(remote) == keys  # every task published, and nothing else
 
     third = clone(tmp_path / "third-place", "third")
-    served = run(third, remote, "-j", "2")
+    served, loaded = run_watching(third, remote, ("torch", "onnx", "tensorrt_rtx", "fsspec"))
     assert served.returncode == 0, served.stderr
     assert set(states(served).values()) == {"cached"}, served.stdout
     notices = json.loads(served.stdout)["notices"]
     assert any(f"{len(keys)} result(s) fetched" in notice for notice in notices), notices
+    assert loaded == ["fsspec"]  # served without torch, onnx or TensorRT, as a local no-op
     assert lock_of(third) == lock_of(first)
+    recorded = {o["hash"] for e in lock_of(third)["tasks"].values() for o in e["outputs"].values()}  # type: ignore[attr-defined]
+    outputs = list((third.out / "tiny" / "fp32").iterdir())
+    assert len(outputs) == 5 and {digest_file(path) for path in outputs} <= recorded
