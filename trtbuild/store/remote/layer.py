@@ -10,7 +10,9 @@
 - **Write-through.** When a task's result is recorded locally, its blobs are uploaded first (those
   the remote lacks, or holds with another size, or held corrupt) and the entry last, so a reader
   that sees an entry finds its blobs. Uploads are whole or invisible (files.py).
-- **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing.
+- **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
+  remote that refuses a write (a read-only share, no permission) is used read-only from then on,
+  with one warning: reads go on.
 - **Faults degrade.** The first failure to reach or use the remote (unreachable, a timeout, a 5xx,
   denied) is said once, in a warning, and the rest of the run does without the remote: every task
   it would have served is built or found locally. What was built is kept.
@@ -22,6 +24,7 @@ Keep write access to trusted builders (CI) and give everyone else read-only acce
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -56,6 +59,7 @@ class RemoteStore:
         self._warned: set[str] = set()
         self._republish: set[str] = set()  # digests of blobs the remote holds damaged
         self._swept = False
+        self._unwritable = False  # a write was refused: read-only from then on, reads go on
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
 
@@ -125,12 +129,15 @@ class RemoteStore:
 
     def put_action(self, key: str, result: ActionResult) -> None:
         self.local.put_action(key, result)
-        if self.settings.read_only or not self._usable():
+        if self.settings.read_only or self._unwritable or not self._usable():
             return
         try:
             published = self._publish(key, result)
         except Exception as error:  # see get_action; the local result stands
-            self._down(error)
+            if _denied(error):
+                self._cannot_write(error)
+            else:
+                self._down(error)
             return
         with self._guard:
             self._published[0] += 1
@@ -187,6 +194,21 @@ class RemoteStore:
                 return
             self._state = "down"
             self._warn_locked(self._fault_message(error))
+
+    def _cannot_write(self, error: BaseException) -> None:
+        """A write refused (a read-only share, no permission): the remote still serves reads, so
+        only publishing stops, said once with what to pass next time."""
+        log.debug("remote cache write refused", exc_info=True)
+        with self._guard:
+            if self._unwritable:
+                return
+            self._unwritable = True
+            what = scrubbed(f"{type(error).__name__}: {error}".strip())
+            self._warn_locked(
+                f"{self.settings.describe()} cannot be written ({what}); it is still read, and this run "
+                "publishes nothing to it. On a machine that only reads, pass --remote-read-only "
+                "(or set TRTBUILD_REMOTE_READ_ONLY=1)"
+            )
 
     def _fault_message(self, error: BaseException) -> str:
         what = scrubbed(f"{type(error).__name__}: {error}".strip())
@@ -283,6 +305,13 @@ def scrubbed(text: str) -> str:
         if len(value) >= 4:
             text = text.replace(value, "***")
     return text
+
+
+def _denied(error: BaseException) -> bool:
+    """Whether a write failed because this user may not write there (not because it is down)."""
+    return isinstance(error, PermissionError) or (
+        isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    )
 
 
 def _megabytes(count: int) -> str:
