@@ -220,7 +220,7 @@ def test_a_full_shared_folder_leaves_no_partial_upload(tmp_path: Path) -> None:
         text=True,
         timeout=600,
     )
-    _only(completed, f"remote cache file://{remote} cannot be used", "No space left on device")
+    _only(completed, f"remote cache file://{remote} cannot be written", "No space left on device")
     assert set(states(completed).values()) == {"ran"}
     after = tmp_path / "shared.after"
     assert remote_entries(after), "nothing was published before the share filled up"

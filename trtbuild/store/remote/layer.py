@@ -11,7 +11,7 @@
   the remote lacks, or holds with another size, or held corrupt) and the entry last, so a reader
   that sees an entry finds its blobs. Uploads are whole or invisible (files.py).
 - **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
-  remote that refuses a write (a read-only share, no permission) is used read-only from then on,
+  remote that refuses a write (a read-only or full share, no permission) is used read-only from then on,
   with one warning: reads go on.
 - **Faults degrade.** The first failure to reach or use the remote (unreachable, a timeout, a 5xx,
   denied) is said once, in a warning, and the rest of the run does without the remote: every task
@@ -134,7 +134,7 @@ class RemoteStore:
         try:
             published = self._publish(key, result)
         except Exception as error:  # see get_action; the local result stands
-            if _denied(error):
+            if _write_refused(error):
                 self._cannot_write(error)
             else:
                 self._down(error)
@@ -196,7 +196,7 @@ class RemoteStore:
             self._warn_locked(self._fault_message(error))
 
     def _cannot_write(self, error: BaseException) -> None:
-        """A write refused (a read-only share, no permission): the remote still serves reads, so
+        """A write refused (a read-only or full share, no permission): the remote still serves reads, so
         only publishing stops, said once with what to pass next time."""
         log.debug("remote cache write refused", exc_info=True)
         with self._guard:
@@ -307,11 +307,13 @@ def scrubbed(text: str) -> str:
     return text
 
 
-def _denied(error: BaseException) -> bool:
-    """Whether a write failed because this user may not write there (not because it is down)."""
-    return isinstance(error, PermissionError) or (
-        isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
-    )
+# A remote that refuses writes (read-only, denied, full, over quota) can still serve reads.
+WRITE_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_refused(error: BaseException) -> bool:
+    """Whether a write failed because the remote takes no writes from us (not because it is down)."""
+    return isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in WRITE_REFUSED)
 
 
 def _megabytes(count: int) -> str:
