@@ -13,6 +13,8 @@ run's (tests/e2e/test_remote_folder.py runs -j 2 writers at once). Then:
 
 - right after the kill, no entry under ac/ may fail its digest check or name a blob that is
   missing, of another size or not hashing to its name (remote_folder.py: remote_problems);
+- every action entry the killed writer recorded in its local cache is on the remote too (that
+  clone's next run finds them locally, so it would never publish them);
 - a run of another clone with an empty local cache against that remote must exit 0 with the
   undisturbed run's keys, and leave the remote consistent too.
 
@@ -124,6 +126,9 @@ def kill_publisher(base: Path, config: str, keys: dict[str, str], trigger: Trigg
         time.sleep(0.01)
     kill.published, kill.leftovers = len(remote_entries(remote)), len(remote_leftovers(remote))
     kill.problems += [f"after the kill: {problem}" for problem in remote_problems(remote)]
+    unpublished = {entry.stem for entry in writer.cache.glob("ac/*/*.json")} - remote_entries(remote)
+    if unpublished:  # that clone's next run finds them locally, so it would never publish them
+        kill.problems.append(f"{len(unpublished)} entries recorded locally but not on the remote")
     reader = clone(base, "reader", config)
     completed = run(reader, remote)
     if completed.returncode != 0:

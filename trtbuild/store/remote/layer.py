@@ -7,9 +7,11 @@
   on, the result is as local as one built here. A damaged entry or a blob that does not hash to its
   name is not used (one warning naming the task), the task runs here, and its result is published
   over the bad copy.
-- **Write-through.** When a task's result is recorded locally, its blobs are uploaded first (those
-  the remote lacks, or holds with another size, or held corrupt) and the entry last, so a reader
-  that sees an entry finds its blobs. Uploads are whole or invisible (files.py).
+- **Write-through.** When a task's result is recorded, its blobs are uploaded first (those the
+  remote lacks, or holds with another size, or held corrupt), then its entry, so a reader that sees
+  an entry finds its blobs, and the local entry last, so a run killed while publishing leaves
+  nothing that its clone's next run would take as a local hit and never publish. Uploads are whole
+  or invisible (files.py).
 - **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
   remote that refuses a write (a read-only or full share, no permission) is used read-only from then on,
   with one warning: reads go on.
@@ -128,12 +130,17 @@ class RemoteStore:
         return None
 
     def put_action(self, key: str, result: ActionResult) -> None:
+        # The remote first (its blobs are already in the local cache), the local entry last: a run
+        # killed in between leaves a remote entry that the next run reads back, where the other order
+        # left a local entry that no later run of this clone would ever publish (a local hit).
+        if not (self.settings.read_only or self._unwritable) and self._usable():
+            self._try_publish(key, result)
         self.local.put_action(key, result)
-        if self.settings.read_only or self._unwritable or not self._usable():
-            return
+
+    def _try_publish(self, key: str, result: ActionResult) -> None:
         try:
             published = self._publish(key, result)
-        except Exception as error:  # see get_action; the local result stands
+        except Exception as error:  # see get_action; the local result is recorded all the same
             if _write_refused(error):
                 self._cannot_write(error)
             else:
