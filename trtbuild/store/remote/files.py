@@ -4,7 +4,8 @@ Layout under the URL::
 
     cas/<first 2 hex>/<hex>        blobs (digest blake3:<hex>)
     ac/<first 2>/<key>.json        action entries (action_cache.py's format, digest included)
-    tmp/                           a shared folder's temp files (renamed into place when complete)
+    tmp/                           a shared folder's temp files (renamed into place when complete;
+                                   a killed writer's are removed by a later writer after an hour)
 
 What a reader can see is always whole:
 
@@ -21,11 +22,15 @@ fsspec (and s3fs) are imported when the remote is first used, never by a run the
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtbuild.store.action_cache import check_key
+from trtbuild.store._fsutil import read_regular
+from trtbuild.store.action_cache import DamagedEntry, check_key
 from trtbuild.store.cas import check_digest
 from trtbuild.store.hashing import digest_hex
 from trtbuild.store.remote.settings import RemoteSettings
@@ -35,6 +40,10 @@ from trtbuild.store.remote.settings import RemoteSettings
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 30
 ATTEMPTS = 2
+# A temp file in a shared folder's tmp/ untouched this long belongs to a writer that was killed (a
+# live upload changes its mtime with every write): any writer may remove it. An hour leaves room for
+# clock skew between the machines and the file server.
+STALE_TEMP_S = 3600
 
 
 class RemoteFiles:
@@ -68,10 +77,19 @@ class RemoteFiles:
         fs.ls(bucket, detail=False)  # raises if the bucket is missing, denied or the server is down
 
     def read_entry(self, key: str) -> bytes | None:
+        """The entry's bytes; None if there is none. DamagedEntry if a shared folder holds something
+        other than a file under its name: a FIFO would block open() until someone wrote to it."""
+        path = self.entry_path(key)
         try:
-            data: bytes = self._filesystem().cat_file(self.entry_path(key))
+            if self.settings.scheme == "file":
+                return read_regular(path)[0]
+            data: bytes = self._filesystem().cat_file(path)
         except FileNotFoundError:
             return None
+        except OSError as error:
+            if error.errno in (errno.EINVAL, errno.EISDIR):
+                raise DamagedEntry("not a regular file") from None
+            raise
         return data
 
     def fetch_blob(self, digest: str, dest: Path) -> bool:
@@ -95,38 +113,53 @@ class RemoteFiles:
         self._put(str(source), self.blob_path(digest))
 
     def put_entry(self, key: str, data: bytes) -> None:
-        fs = self._filesystem()
         target = self.entry_path(key)
         if self.settings.scheme == "file":
-            temp = self._temp_name(target)
-            fs.makedirs(temp.rsplit("/", 1)[0], exist_ok=True)
-            fs.pipe_file(temp, data)
-            self._rename(temp, target)
+            self._write_whole(target, lambda temp: self._filesystem().pipe_file(temp, data))
         else:
-            fs.pipe_file(target, data)
+            self._filesystem().pipe_file(target, data)
 
     def _put(self, source: str, target: str) -> None:
-        fs = self._filesystem()
         if self.settings.scheme == "file":
-            temp = self._temp_name(target)
-            fs.makedirs(temp.rsplit("/", 1)[0], exist_ok=True)
-            fs.put_file(source, temp)
-            self._rename(temp, target)
+            self._write_whole(target, lambda temp: self._filesystem().put_file(source, temp))
         else:
-            fs.put_file(source, target)
+            self._filesystem().put_file(source, target)
 
-    def _temp_name(self, target: str) -> str:
-        name = target.rsplit("/", 1)[1]
-        return f"{self._root}/tmp/.{name}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-
-    def _rename(self, temp: str, target: str) -> None:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+    def _write_whole(self, target: str, write: Callable[[str], None]) -> None:
+        """Write a shared folder's file under tmp/ and rename it into place. A write that fails
+        part-way (the share is full, an I/O error, an interrupt) removes its temp file: tmp/ would
+        otherwise keep it for good, since no reader ever looks there."""
+        temp = f"{self._root}/tmp/.{target.rsplit('/', 1)[1]}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
+        os.makedirs(os.path.dirname(temp), exist_ok=True)
         try:
+            write(temp)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
             os.replace(temp, target)  # atomic within the shared folder's filesystem
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+
+    def sweep_stale_temp(self) -> int:
+        """Remove the temp files killed writers left in a shared folder's tmp/ (STALE_TEMP_S ago or
+        more); how many. Best effort: a file another writer removed first, or one this user may not
+        remove, is passed over. S3 keeps no temp files (an unfinished upload is the bucket's)."""
+        if self.settings.scheme != "file":
+            return 0
+        removed, now = 0, time.time()
+        try:
+            entries = list(os.scandir(f"{self._root}/tmp"))
+        except OSError:
+            return 0
+        for entry in entries:
+            try:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_S
+                if stale and entry.name.endswith(".tmp") and entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def _filesystem(self) -> Any:
         if self._fs is None:

@@ -7,10 +7,14 @@
   on, the result is as local as one built here. A damaged entry or a blob that does not hash to its
   name is not used (one warning naming the task), the task runs here, and its result is published
   over the bad copy.
-- **Write-through.** When a task's result is recorded locally, its blobs are uploaded first (those
-  the remote lacks, or holds with another size, or held corrupt) and the entry last, so a reader
-  that sees an entry finds its blobs. Uploads are whole or invisible (files.py).
-- **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing.
+- **Write-through.** When a task's result is recorded, its blobs are uploaded first (those the
+  remote lacks, or holds with another size, or held corrupt), then its entry, so a reader that sees
+  an entry finds its blobs, and the local entry last, so a run killed while publishing leaves
+  nothing that its clone's next run would take as a local hit and never publish. Uploads are whole
+  or invisible (files.py).
+- **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
+  remote that refuses a write (a read-only or full share, no permission) is used read-only from then on,
+  with one warning: reads go on.
 - **Faults degrade.** The first failure to reach or use the remote (unreachable, a timeout, a 5xx,
   denied) is said once, in a warning, and the rest of the run does without the remote: every task
   it would have served is built or found locally. What was built is kept.
@@ -22,6 +26,7 @@ Keep write access to trusted builders (CI) and give everyone else read-only acce
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -55,6 +60,8 @@ class RemoteStore:
         self._state = "unchecked"  # -> "up" or "down" at first use
         self._warned: set[str] = set()
         self._republish: set[str] = set()  # digests of blobs the remote holds damaged
+        self._swept = False
+        self._unwritable = False  # a write was refused: read-only from then on, reads go on
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
         self._peeked = 0  # results found by a plan, not downloaded
@@ -91,15 +98,13 @@ class RemoteStore:
         return result
 
     def _remote_entry(self, key: str, outputs: Collection[str] | None, who: str) -> ActionResult | None:
-        data = self._files.read_entry(key)
-        if data is None:
-            return None
         try:
-            result = decode(data, key)
+            data = self._files.read_entry(key)
+            result = decode(data, key) if data is not None else None
         except DamagedEntry as damaged:
             self._warn(f"{who}: the remote cache's entry is damaged ({damaged}): not used, the task runs")
             return None
-        if result is None:  # another trtbuild's entry format: a miss, republished in this one's
+        if result is None:  # none, or another trtbuild's format: a miss, republished in this one's
             return None
         if outputs is not None and set(result.outputs) != set(outputs):
             self._warn(f"{who}: the remote cache's entry names outputs {sorted(result.outputs)}: not used")
@@ -144,17 +149,24 @@ class RemoteStore:
         return None
 
     def put_action(self, key: str, result: ActionResult) -> None:
+        # The remote first (its blobs are already in the local cache), the local entry last: a run
+        # killed in between leaves a remote entry that the next run reads back, where the other order
+        # left a local entry that no later run of this clone would ever publish (a local hit).
+        if not (self.settings.read_only or self._unwritable) and self._usable():
+            self._try_publish(key, result)
         self.local.put_action(key, result)
         if self.settings.read_only:
             with self._guard:
                 self._withheld += 1  # said in notes(): a writer that is read-only by mistake sees it
-            return
-        if not self._usable():
-            return
+
+    def _try_publish(self, key: str, result: ActionResult) -> None:
         try:
             published = self._publish(key, result)
-        except Exception as error:  # see get_action; the local result stands
-            self._down(error)
+        except Exception as error:  # see get_action; the local result is recorded all the same
+            if _write_refused(error):
+                self._cannot_write(error)
+            else:
+                self._down(error)
             return
         with self._guard:
             self._published[0] += 1
@@ -162,6 +174,10 @@ class RemoteStore:
 
     def _publish(self, key: str, result: ActionResult) -> int:
         """Blobs first, the entry last (module doc); the bytes uploaded."""
+        with self._guard:
+            sweep, self._swept = not self._swept, True
+        if sweep:  # once a run, by writers only: what killed writers left in a shared folder's tmp/
+            self._files.sweep_stale_temp()
         uploaded = 0
         for digest in result.outputs.values():
             with self._guard:
@@ -207,6 +223,21 @@ class RemoteStore:
                 return
             self._state = "down"
             self._warn_locked(self._fault_message(error))
+
+    def _cannot_write(self, error: BaseException) -> None:
+        """A write refused (a read-only or full share, no permission): the remote still serves reads, so
+        only publishing stops, said once with what to pass next time."""
+        log.debug("remote cache write refused", exc_info=True)
+        with self._guard:
+            if self._unwritable:
+                return
+            self._unwritable = True
+            what = scrubbed(f"{type(error).__name__}: {error}".strip())
+            self._warn_locked(
+                f"{self.settings.describe()} cannot be written ({what}); it is still read, and this run "
+                "publishes nothing to it. On a machine that only reads, pass --remote-read-only "
+                "(or set TRTBUILD_REMOTE_READ_ONLY=1)"
+            )
 
     def _fault_message(self, error: BaseException) -> str:
         what = scrubbed(f"{type(error).__name__}: {error}".strip())
@@ -308,6 +339,15 @@ def scrubbed(text: str) -> str:
         if len(value) >= 4:
             text = text.replace(value, "***")
     return text
+
+
+# A remote that refuses writes (read-only, denied, full, over quota) can still serve reads.
+WRITE_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_refused(error: BaseException) -> bool:
+    """Whether a write failed because the remote takes no writes from us (not because it is down)."""
+    return isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in WRITE_REFUSED)
 
 
 def _megabytes(count: int) -> str:

@@ -1,0 +1,59 @@
+"""Done-when item 2 of issue 14: a `file://` remote shared by two trtbuild processes running at once.
+
+Two clones of the tiny project at different paths, each with its own local cache, are started
+together against one empty shared folder (the real CLI, `--json`): both succeed with equal locks,
+the folder is consistent afterwards (tests/e2e/remote_folder.py: remote_problems) with nothing left
+in its tmp/, and a third clone with an empty local cache is served entirely from it (hashes checked
+on download; its outputs hash to what the lock names), importing neither torch, onnx nor TensorRT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.remote_folder import (
+    clone,
+    lock_of,
+    remote_entries,
+    remote_leftovers,
+    remote_problems,
+    run_watching,
+    start,
+    states,
+)
+from trtbuild.store.hashing import digest_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["j1", "j2"])
+def test_two_processes_share_a_folder_and_a_third_is_served_from_it(tmp_path: Path, jobs: str) -> None:
+    remote = tmp_path / "shared"
+    remote.mkdir()
+    first, second = clone(tmp_path, "first"), clone(tmp_path / "elsewhere", "second")
+    # Both at the same -j: a -j 2 run's reference outputs differ from a -j 1 run's in their last bits
+    # (validation.json's float environment), so their validate keys, and locks, would differ.
+    running = [start(project, remote, "-j", jobs) for project in (first, second)]
+    outputs = [process.communicate(timeout=600) for process in running]
+    for process, (_, stderr) in zip(running, outputs, strict=True):
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr and "warning" not in stderr.lower(), stderr
+    assert lock_of(first) == lock_of(second)
+    assert remote_problems(remote) == []
+    assert remote_leftovers(remote) == []
+    keys = {entry["key"] for entry in lock_of(first)["tasks"].values()}  # type: ignore[attr-defined]
+    assert remote_entries(remote) == keys  # every task published, and nothing else
+
+    third = clone(tmp_path / "third-place", "third")
+    served, loaded = run_watching(third, remote, ("torch", "onnx", "tensorrt_rtx", "fsspec"))
+    assert served.returncode == 0, served.stderr
+    assert set(states(served).values()) == {"cached"}, served.stdout
+    notices = json.loads(served.stdout)["notices"]
+    assert any(f"{len(keys)} result(s) fetched" in notice for notice in notices), notices
+    assert loaded == ["fsspec"]  # served without torch, onnx or TensorRT, as a local no-op
+    assert lock_of(third) == lock_of(first)
+    recorded = {o["hash"] for e in lock_of(third)["tasks"].values() for o in e["outputs"].values()}  # type: ignore[attr-defined]
+    outputs = list((third.out / "tiny" / "fp32").iterdir())
+    assert len(outputs) == 5 and {digest_file(path) for path in outputs} <= recorded
