@@ -31,9 +31,11 @@ from trtbuild.store.hashing import digest_hex
 from trtbuild.store.remote.settings import RemoteSettings
 
 # Bounded waits, so that an unreachable or stalled server costs seconds, not minutes: a connection
-# gets CONNECT_TIMEOUT_S, a read READ_TIMEOUT_S between bytes; one retry of a 5xx or throttling.
+# gets CONNECT_TIMEOUT_S, a read READ_TIMEOUT_S between bytes, and a request ATTEMPTS tries in all
+# (one retry of a refused connection, a timeout, a 5xx or throttling). A server that accepts and
+# never answers costs ATTEMPTS * READ_TIMEOUT_S once; the run then goes on without it.
 CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 30
+READ_TIMEOUT_S = 10
 ATTEMPTS = 2
 
 
@@ -133,19 +135,23 @@ class RemoteFiles:
             import fsspec  # only when the remote is first used: a locally cached run never imports it
 
             if self.settings.scheme == "s3":
+                # s3fs takes its timeouts and retries as class attributes, not arguments (an unknown
+                # argument goes on to aiobotocore's session, which raises TypeError): botocore's
+                # Config bounds each request, and the instance's `retries` s3fs's own loop below.
                 self._fs = fsspec.filesystem(
                     "s3",
                     skip_instance_cache=True,
                     use_listings_cache=False,  # other machines write: a listing is stale at once
-                    retries=ATTEMPTS,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                    read_timeout=READ_TIMEOUT_S,
                     config_kwargs={
                         "connect_timeout": CONNECT_TIMEOUT_S,
                         "read_timeout": READ_TIMEOUT_S,
-                        "retries": {"max_attempts": ATTEMPTS, "mode": "standard"},
+                        # "max_attempts" would count retries (2 is 3 tries); "total_max_attempts" counts tries
+                        "retries": {"total_max_attempts": ATTEMPTS, "mode": "standard"},
                     },
                 )
+                # s3fs retries a timeout or a dropped connection 5 times (with sleeps) around
+                # botocore's own attempts: 1 here leaves the retrying to botocore alone.
+                self._fs.retries = 1
             else:
                 self._fs = fsspec.filesystem("file", skip_instance_cache=True)
         return self._fs

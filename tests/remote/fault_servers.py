@@ -1,0 +1,74 @@
+"""Small real servers on 127.0.0.1 that an S3 client finds broken: one answers 503 to every request,
+one accepts connections and never answers. Each runs in a thread and is stopped on leaving."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import socket
+import threading
+from collections.abc import Iterator
+
+from tests.remote.conftest import LOOPBACK
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    requests: list[str]  # set per server: what it was asked
+
+    def _answer(self) -> None:
+        self.requests.append(f"{self.command} {self.path}")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_response(503, "Service Unavailable")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # pytest shows a failing test's output: the requests are not news
+
+
+@contextlib.contextmanager
+def answering_503() -> Iterator[tuple[str, list[str]]]:
+    """An endpoint URL whose server answers every request with 503 Service Unavailable, and the
+    requests it got so far."""
+    handler = type("Unavailable", (_Unavailable,), {"requests": []})
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_address[1]}", handler.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def never_answering() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint URL whose server accepts connections, reads nothing and never answers, and the
+    connections it accepted so far."""
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(64)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{listener.getsockname()[1]}", accepted
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for connection in accepted:
+            connection.close()
+        listener.close()
