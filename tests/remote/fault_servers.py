@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 
-from tests.remote.conftest import LOOPBACK
+from tests.remote.s3 import LOOPBACK
 
 
 class _Unavailable(http.server.BaseHTTPRequestHandler):
@@ -34,12 +34,15 @@ class _Unavailable(http.server.BaseHTTPRequestHandler):
 def answering_503() -> Iterator[tuple[str, list[str]]]:
     """An endpoint URL whose server answers every request with 503 Service Unavailable, and the
     requests it got so far."""
-    handler = type("Unavailable", (_Unavailable,), {"requests": []})
-    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
+
+    class Handler(_Unavailable):
+        requests: list[str] = []  # noqa: RUF012 (this server's own list, read by the test)
+
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{LOOPBACK}:{server.server_address[1]}", handler.requests
+        yield f"http://{LOOPBACK}:{server.server_address[1]}", Handler.requests
     finally:
         server.shutdown()
         server.server_close()

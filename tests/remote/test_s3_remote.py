@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.remote.conftest import (
+from tests.remote.fault_servers import answering_503, never_answering
+from tests.remote.s3 import (
     ACCESS_KEY,
     LOOPBACK,
     SECRET_KEY,
@@ -25,7 +26,6 @@ from tests.remote.conftest import (
     make_clone,
     run_clone,
 )
-from tests.remote.fault_servers import answering_503, never_answering
 from trtbuild.store import digest_file
 from trtbuild.store.remote.files import ATTEMPTS, CONNECT_TIMEOUT_S, READ_TIMEOUT_S
 
