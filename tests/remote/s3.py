@@ -60,6 +60,11 @@ def aws_environment(endpoint: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class S3Server:
     endpoint: str  # http://127.0.0.1:PORT
+    log: Path  # the server's output: a line per request
+
+    def requests(self, name: str) -> list[str]:
+        """The request lines so far that name the object `name` (bucket/key)."""
+        return [line for line in self.log.read_text().splitlines() if f" /{name} HTTP" in line]
 
     def client(self) -> Any:
         import boto3
@@ -131,7 +136,7 @@ def moto_server(log: Path) -> Iterator[S3Server]:
     try:
         endpoint = f"http://{LOOPBACK}:{port}"
         _wait_until_answering(endpoint, server, log)
-        yield S3Server(endpoint)
+        yield S3Server(endpoint, log)
     finally:
         server.terminate()
         try:

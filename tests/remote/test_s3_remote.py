@@ -78,7 +78,8 @@ def test_a_second_clone_is_fully_cached_from_the_remote(published: Published, tm
 def test_b_a_corrupt_remote_blob_is_rebuilt_and_replaced(published: Published, tmp_path: Path) -> None:
     remote = published.remote.copy_of()
     engine = _lock_tasks(published.clone.lock)[f"{CELL}/build"]["outputs"]["model.engine"]["hash"]
-    remote.put(_blob_name(remote, engine), b"not the engine those bytes were named after")
+    damaged = _blob_name(remote, engine)
+    remote.put(damaged, b"not the engine those bytes were named after")
 
     reader = copy_clone(published.clone, tmp_path, "reader")
     run = run_clone(reader, remote.url, remote.environment())
@@ -89,6 +90,8 @@ def test_b_a_corrupt_remote_blob_is_rebuilt_and_replaced(published: Published, t
     assert f"{CELL}/build" in ran and ran <= {f"{CELL}/build", f"{CELL}/validate"}, ran
     _assert_outputs_match_lock(reader)
     _assert_no_credentials(run, reader)
+    downloads = [line for line in remote.server.requests(f"{remote.bucket}/{damaged}") if '"GET ' in line]
+    assert len(downloads) == 1, downloads  # planning found it damaged: the executor does not ask again
 
     # The remote's entry now names an engine that is whole: a fourth clone gets everything.
     rebuilt = _lock_tasks(reader.lock)[f"{CELL}/build"]["outputs"]["model.engine"]["hash"]
