@@ -1,5 +1,6 @@
 """Small real servers on 127.0.0.1 that an S3 client finds broken: one answers 503 to every request,
-one accepts connections and never answers. Each runs in a thread and is stopped on leaving."""
+one accepts connections and never answers, one closes each connection it accepts. Each runs in a
+thread and is stopped on leaving."""
 
 from __future__ import annotations
 
@@ -53,6 +54,20 @@ def answering_503() -> Iterator[tuple[str, list[str]]]:
 def never_answering() -> Iterator[tuple[str, list[socket.socket]]]:
     """An endpoint URL whose server accepts connections, reads nothing and never answers, and the
     connections it accepted so far."""
+    with _accepting(hang_up=False) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def hanging_up() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An endpoint URL whose server closes every connection as soon as it accepts it (a client sees
+    the connection closed before any answer), and the connections it accepted so far."""
+    with _accepting(hang_up=True) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def _accepting(*, hang_up: bool) -> Iterator[tuple[str, list[socket.socket]]]:
     listener = socket.socket()
     listener.bind((LOOPBACK, 0))
     listener.listen(64)
@@ -64,6 +79,8 @@ def never_answering() -> Iterator[tuple[str, list[socket.socket]]]:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 accepted.append(listener.accept()[0])
+                if hang_up:
+                    accepted[-1].close()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
