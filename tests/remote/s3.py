@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import shutil
 import socket
@@ -191,6 +192,19 @@ def copy_clone(clone: Clone, where: Path, name: str) -> Clone:
     return Clone(root, where / name / "cache")
 
 
+# `python -m trtbuild`, saying at exit which heavy libraries the process imported (a run fully
+# cached, from the remote too, must import none of them).
+HEAVY = ("torch", "onnx", "onnxruntime", "tensorrt", "tensorrt_rtx")
+HEAVY_SAID = "heavy modules imported:"
+WATCHED_TRTBUILD = f"""
+import atexit, json, runpy, sys
+atexit.register(
+    lambda: print({HEAVY_SAID!r}, json.dumps([m for m in {HEAVY!r} if m in sys.modules]), file=sys.stderr)
+)
+runpy.run_module("trtbuild", run_name="__main__", alter_sys=True)
+"""
+
+
 @dataclass(frozen=True)
 class Run:
     completed: subprocess.CompletedProcess[str]
@@ -200,6 +214,13 @@ class Run:
     def warnings(self) -> list[str]:
         return [line for line in self.completed.stderr.splitlines() if line.startswith("WARNING")]
 
+    @property
+    def heavy_modules(self) -> list[str]:
+        said = [line for line in self.completed.stderr.splitlines() if line.startswith(HEAVY_SAID)]
+        assert said, "the process did not say what it imported"
+        modules: list[str] = json.loads(said[-1].removeprefix(HEAVY_SAID))
+        return modules
+
 
 def run_clone(clone: Clone, url: str | None, env: dict[str, str], *extra: str) -> Run:
     """`trtbuild run --json` in the clone's folder with its cache and the remote cache `url` (None:
@@ -207,7 +228,7 @@ def run_clone(clone: Clone, url: str | None, env: dict[str, str], *extra: str) -
     everything it prints."""
     environment = {**env, "TRTBUILD_CACHE_DIR": str(clone.cache), "TRTBUILD_LOG": "debug"}
     environment.pop("TRTBUILD_DEBUG", None)
-    command = [sys.executable, "-m", "trtbuild", "run", str(clone.config), "--json"]
+    command = [sys.executable, "-c", WATCHED_TRTBUILD, "run", str(clone.config), "--json"]
     started = time.monotonic()
     completed = subprocess.run(
         [*command, *(("--remote-cache", url) if url else ()), *extra],

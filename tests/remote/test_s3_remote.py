@@ -53,6 +53,7 @@ def published(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> 
     assert run.completed.returncode == 0, run.completed.stderr
     assert set(_states(run).values()) == {"ran"}
     assert run.warnings == []
+    assert run.heavy_modules == []  # the tasks ran in worker processes
     assert any(name.startswith(f"{remote.prefix}/ac/") for name in remote.objects())
     return Published(clone, remote, run)
 
@@ -63,6 +64,7 @@ def test_a_second_clone_is_fully_cached_from_the_remote(published: Published, tm
     _assert_clean(run, second)
     assert set(_states(run).values()) == {"cached"}, _states(run)
     assert any("7 result(s) fetched" in notice for notice in _document(run)["notices"])
+    assert run.heavy_modules == []
     assert second.lock.read_bytes() == published.clone.lock.read_bytes()
     _assert_outputs_match_lock(second)
 
@@ -72,6 +74,7 @@ def test_a_second_clone_is_fully_cached_from_the_remote(published: Published, tm
     down = run_clone(third, published.remote.url, aws_environment(f"http://{LOOPBACK}:{free_port()}"))
     _assert_clean(down, third)
     assert set(_states(down).values()) == {"cached"}, _states(down)
+    assert down.heavy_modules == []
     _assert_outputs_match_lock(third)
 
 
