@@ -123,16 +123,16 @@ class S3Remote:
 
 
 @contextlib.contextmanager
-def moto_server(log: Path) -> Iterator[S3Server]:
+def moto_server(log: Path, **settings: str) -> Iterator[S3Server]:
     """moto's S3 server on 127.0.0.1 and a free port, its output in `log`; stopped (and waited for)
-    on leaving, also when the body raised."""
+    on leaving, also when the body raised. `settings`: moto's environment variables."""
     port = free_port()
     with open(log, "wb") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=aws_environment(f"http://{LOOPBACK}:{port}"),
+            env={**aws_environment(f"http://{LOOPBACK}:{port}"), **settings},
         )
     try:
         endpoint = f"http://{LOOPBACK}:{port}"
@@ -155,6 +155,8 @@ def _wait_until_answering(endpoint: str, server: subprocess.Popen[bytes], log: P
         try:
             with urllib.request.urlopen(endpoint, timeout=2):
                 return
+        except urllib.error.HTTPError:  # an answer: with auth enforced, moto refuses this request
+            return
         except (urllib.error.URLError, OSError):
             time.sleep(0.2)
     raise RuntimeError(f"moto's server did not answer within {START_TIMEOUT_S} s:\n{log.read_text()}")
