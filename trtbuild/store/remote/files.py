@@ -66,8 +66,11 @@ class RemoteFiles:
             if not os.path.isdir(self._root):
                 raise FileNotFoundError(f"the shared folder {self._root} does not exist (not mounted?)")
             return
-        bucket = self._root.split("/", 1)[0]
-        fs.ls(bucket, detail=False)  # raises if the bucket is missing, denied or the server is down
+        bucket, _, prefix = self._root.partition("/")
+        # One key of the cache's own prefix, not a listing of the bucket: a shared bucket's policy
+        # may let a team list only its prefix (an s3:prefix condition). Raises if the bucket is
+        # missing (FileNotFoundError), denied (PermissionError) or the server is down.
+        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
 
     def read_entry(self, key: str) -> bytes | None:
         try:
