@@ -36,9 +36,11 @@ from trtbuild.store.hashing import digest_hex
 from trtbuild.store.remote.settings import RemoteSettings
 
 # Bounded waits, so that an unreachable or stalled server costs seconds, not minutes: a connection
-# gets CONNECT_TIMEOUT_S, a read READ_TIMEOUT_S between bytes; one retry of a 5xx or throttling.
+# gets CONNECT_TIMEOUT_S, a read READ_TIMEOUT_S between bytes, and a request ATTEMPTS tries in all
+# (one retry of a refused connection, a timeout, a 5xx or throttling). A server that accepts and
+# never answers costs ATTEMPTS * READ_TIMEOUT_S once; the run then goes on without it.
 CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 30
+READ_TIMEOUT_S = 10
 ATTEMPTS = 2
 # A temp file in a shared folder's tmp/ untouched this long belongs to a writer that was killed (a
 # live upload changes its mtime with every write): any writer may remove it. An hour leaves room for
@@ -73,8 +75,11 @@ class RemoteFiles:
             if not os.path.isdir(self._root):
                 raise FileNotFoundError(f"the shared folder {self._root} does not exist (not mounted?)")
             return
-        bucket = self._root.split("/", 1)[0]
-        fs.ls(bucket, detail=False)  # raises if the bucket is missing, denied or the server is down
+        bucket, _, prefix = self._root.partition("/")
+        # One key of the cache's own prefix, not a listing of the bucket: a shared bucket's policy
+        # may let a team list only its prefix (an s3:prefix condition). Raises if the bucket is
+        # missing (FileNotFoundError), denied (PermissionError) or the server is down.
+        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
 
     def read_entry(self, key: str) -> bytes | None:
         """The entry's bytes; None if there is none. DamagedEntry if a shared folder holds something
@@ -166,19 +171,23 @@ class RemoteFiles:
             import fsspec  # only when the remote is first used: a locally cached run never imports it
 
             if self.settings.scheme == "s3":
+                # s3fs takes its timeouts and retries as class attributes, not arguments (an unknown
+                # argument goes on to aiobotocore's session, which raises TypeError): botocore's
+                # Config bounds each request, and the instance's `retries` s3fs's own loop below.
                 self._fs = fsspec.filesystem(
                     "s3",
                     skip_instance_cache=True,
                     use_listings_cache=False,  # other machines write: a listing is stale at once
-                    retries=ATTEMPTS,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                    read_timeout=READ_TIMEOUT_S,
                     config_kwargs={
                         "connect_timeout": CONNECT_TIMEOUT_S,
                         "read_timeout": READ_TIMEOUT_S,
-                        "retries": {"max_attempts": ATTEMPTS, "mode": "standard"},
+                        # "max_attempts" would count retries (2 is 3 tries); "total_max_attempts" counts tries
+                        "retries": {"total_max_attempts": ATTEMPTS, "mode": "standard"},
                     },
                 )
+                # s3fs retries a timeout or a dropped connection 5 times (with sleeps) around
+                # botocore's own attempts: 1 here leaves the retrying to botocore alone.
+                self._fs.retries = 1
             else:
                 self._fs = fsspec.filesystem("file", skip_instance_cache=True)
         return self._fs

@@ -62,6 +62,10 @@ class RemoteStore:
         self._republish: set[str] = set()  # digests of blobs the remote holds damaged
         self._swept = False
         self._unwritable = False  # a write was refused: read-only from then on, reads go on
+        # Keys whose remote copy was found unusable: not asked for again in this run (planning and
+        # the executor each look a key up, the executor twice around its lock: a damaged 100 MB
+        # engine was downloaded three times).
+        self._unusable: set[str] = set()
         self._fetched = [0, 0]  # results, bytes
         self._published = [0, 0]
         self._peeked = 0  # results found by a plan, not downloaded
@@ -75,7 +79,9 @@ class RemoteStore:
         self, key: str, *, outputs: Collection[str] | None = None, task: str | None = None, fetch: bool = True
     ) -> ActionResult | None:
         result = self.local.get_action(key, outputs=outputs, task=task)
-        if result is not None or not self._usable():
+        with self._guard:
+            unusable = key in self._unusable
+        if result is not None or unusable or not self._usable():
             return result
         who = task or f"action {key[:12]}"
         try:
@@ -102,12 +108,16 @@ class RemoteStore:
             data = self._files.read_entry(key)
             result = decode(data, key) if data is not None else None
         except DamagedEntry as damaged:
-            self._warn(f"{who}: the remote cache's entry is damaged ({damaged}): not used, the task runs")
+            self._set_aside(
+                key, f"{who}: the remote cache's entry is damaged ({damaged}): not used, the task runs"
+            )
             return None
         if result is None:  # none, or another trtbuild's format: a miss, republished in this one's
             return None
         if outputs is not None and set(result.outputs) != set(outputs):
-            self._warn(f"{who}: the remote cache's entry names outputs {sorted(result.outputs)}: not used")
+            self._set_aside(
+                key, f"{who}: the remote cache's entry names outputs {sorted(result.outputs)}: not used"
+            )
             return None
         return result
 
@@ -121,10 +131,11 @@ class RemoteStore:
                 continue
             problem = self._download(digest)
             if problem is not None:
-                self._warn(
+                self._set_aside(
+                    key,
                     f"{who}: the remote cache's blob for {name} {problem}: not used, the task runs here "
                     "and its result replaces the remote copy"
-                    + ("" if not self.settings.read_only else " where a writer builds it")
+                    + ("" if not self.settings.read_only else " where a writer builds it"),
                 )
                 return False
             fetched_bytes += digest.size
@@ -246,8 +257,10 @@ class RemoteStore:
             "this run does without it"
         )
 
-    def _warn(self, message: str) -> None:
+    def _set_aside(self, key: str, message: str) -> None:
+        """The remote's copy of `key` cannot be used: say so once, and do not ask for it again."""
         with self._guard:
+            self._unusable.add(key)
             self._warn_locked(message)
 
     def _warn_locked(self, message: str) -> None:
