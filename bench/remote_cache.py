@@ -19,21 +19,18 @@ Usage: python bench/remote_cache.py [--config PATH] [--no-s3]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 
 def timed_run(config: Path, cache: Path, env: dict[str, str], *extra: str) -> tuple[float, float, dict]:
@@ -62,45 +59,6 @@ def clone(source: Path, destination: Path) -> Path:
         source.parent, destination, ignore=shutil.ignore_patterns("build", "*.lock", "__pycache__")
     )
     return destination / source.name
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[dict[str, str]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        env = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        import boto3
-
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        ).create_bucket(Bucket="bench")
-        yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def ran(document: dict) -> int:
@@ -135,8 +93,11 @@ def main() -> None:
         size = sum(p.stat().st_size for p in (root / "shared").rglob("*") if p.is_file())
         s3 = not args.no_s3 and _have_moto()
         if s3:
-            with moto_server() as s3_env:
-                rows += remote_rows(config, root, "s3://bench/trtbuild", {**env, **s3_env}, "s3")
+            from tests.remote.s3 import moto_server  # the tests' server: 127.0.0.1 only, stopped after
+
+            with moto_server(root / "moto.log") as server:
+                bucket = server.new_bucket()
+                rows += remote_rows(config, root, bucket.url, bucket.environment(), "s3")
     cold_wall, cold_cpu = rows[0][1][0], rows[0][1][1]
     print(f"config: {config.relative_to(REPO) if config.is_relative_to(REPO) else config}")
     print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; .pyc files present: {pyc}")
