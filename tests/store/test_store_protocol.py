@@ -86,21 +86,3 @@ def test_both_caches_implement_every_member_with_its_signature(cache: object) ->
 
 def _spelled(parameters: Iterable[inspect.Parameter]) -> list[tuple[str, object, object]]:
     return [(p.name, p.kind, p.default) for p in parameters]
-
-
-def test_no_caller_builds_a_path_in_the_cache() -> None:
-    """`store.root` names the cache in messages; a path under it is the store's business."""
-    built = []
-    for top in CALLERS:
-        path = PACKAGE / top
-        for module in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            for node in ast.walk(ast.parse(module.read_text())):
-                if (
-                    isinstance(node, ast.BinOp)
-                    and isinstance(node.op, ast.Div)
-                    and isinstance(node.left, ast.Attribute)
-                    and node.left.attr == "root"
-                    and _is_store(node.left.value)
-                ):
-                    built.append(f"{module.relative_to(PACKAGE.parent)}:{node.lineno}")
-    assert not built
