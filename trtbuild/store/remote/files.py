@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtbuild.store._fsutil import read_regular
+from trtbuild.store._fsutil import open_regular, read_regular
 from trtbuild.store.action_cache import DamagedEntry, check_key
 from trtbuild.store.cas import check_digest
 from trtbuild.store.hashing import digest_hex
@@ -97,12 +97,46 @@ class RemoteFiles:
             raise
         return data
 
-    def fetch_blob(self, digest: str, dest: Path) -> bool:
-        """Download the blob to ``dest`` (a new file); False if the remote does not hold it."""
+    def fetch_blob(self, digest: str, dest: Path, size: int) -> bool:
+        """Download the blob to ``dest`` (a new file); False if the remote does not hold it. ``size``
+        is what the entry names: never more than ``size + 1`` bytes are written, so that a remote file
+        bigger than its entry says (a buggy writer's, a sparse file) cannot fill the local disk; the
+        caller's size check then refuses it. Something other than a file under the blob's name (a
+        folder, a FIFO) is written as an empty file, which the caller refuses the same way."""
+        path = self.blob_path(digest)
+        if self.settings.scheme == "file":
+            return self._copy_bounded(path, dest, size)
+        fs = self._filesystem()
         try:
-            self._filesystem().get_file(self.blob_path(digest), str(dest))
+            # The size first (a HEAD): an object bigger than named is not downloaded at all.
+            remote_size = fs.info(path).get("size")
         except FileNotFoundError:
             return False
+        if remote_size != size:
+            dest.write_bytes(b"")
+            return True
+        fs.get_file(path, str(dest))
+        return True
+
+    @staticmethod
+    def _copy_bounded(path: str, dest: Path, size: int) -> bool:
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.EISDIR):
+                raise
+            dest.write_bytes(b"")  # not a regular file: damage, refused by the caller's size check
+            return True
+        left = size + 1
+        with open(fd, "rb") as source, open(dest, "xb") as target:
+            while left > 0:
+                chunk = source.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                target.write(chunk)
+                left -= len(chunk)
         return True
 
     def blob_size(self, digest: str) -> int | None:
