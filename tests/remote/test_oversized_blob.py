@@ -91,3 +91,45 @@ def test_an_oversized_s3_blob_is_not_downloaded(
     assert not [line for line in s3_server.requests(f"{remote.bucket}/{name}") if '"GET ' in line]
     said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(said) == 1 and "does not hash" in said[0], said
+
+
+def test_an_oversized_entry_is_damage_and_never_read_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    share, _ = _share(tmp_path)
+    with open(share / "ac" / KEY[:2] / f"{KEY}.json", "r+b") as handle:
+        handle.truncate(HUGE)  # the entry, then a gigabyte of zeros
+    monkeypatch.setattr("trtbuild.store.remote.files.ENTRY_LIMIT", 1 << 16, raising=False)
+    settings = parse_remote_url(str(share), source="test")
+    files = RemoteFiles(settings)
+    store = RemoteStore(Store(tmp_path / "cache"), settings, files)
+    with caplog.at_level(logging.WARNING, logger="trtbuild.store"):
+        assert store.get_action(KEY, outputs={"model.engine"}, task="tiny/fp32/build") is None
+    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(said) == 1 and "tiny/fp32/build" in said[0] and "over" in said[0], said
+    assert store._state == "up"
+
+
+@pytest.mark.parametrize(
+    ("content", "said_why"), [(b"", "empty"), (b" " * (1 << 17), "over")], ids=["empty", "oversized"]
+)
+def test_an_empty_or_oversized_s3_entry_is_damage(
+    content: bytes,
+    said_why: str,
+    s3_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    remote = s3_server.new_bucket()
+    for name, value in remote.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("trtbuild.store.remote.files.ENTRY_LIMIT", 1 << 16, raising=False)
+    remote.put(f"{remote.prefix}/ac/{KEY[:2]}/{KEY}.json", content)
+    settings = parse_remote_url(remote.url, source="test")
+    store = RemoteStore(Store(tmp_path / "cache"), settings)
+    with caplog.at_level(logging.WARNING, logger="trtbuild.store"):
+        assert store.get_action(KEY, outputs={"model.engine"}, task="tiny/fp32/build") is None
+    said = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(said) == 1 and "entry is damaged" in said[0] and said_why in said[0], said
+    assert store._state == "up"
