@@ -123,6 +123,15 @@ def test_read_only_from_the_flag_the_variable_or_the_file(checkout: Checkout) ->
     assert chosen(checkout.plan(env={"TRTBUILD_REMOTE_READ_ONLY": "0"})) == share
 
 
+def test_an_empty_read_only_variable_leaves_the_files_read_only(checkout: Checkout) -> None:
+    """`TRTBUILD_REMOTE_READ_ONLY=` (a CI template whose value is unset) is no answer: it must not turn a
+    project's readers into writers; only an explicit 0 does (review of issue 14)."""
+    share = checkout.share("team")
+    checkout.project_file(f"remote_cache:\n  url: {share}\n  read_only: true\n")
+    for empty in ("", " "):
+        assert chosen(checkout.plan(env={"TRTBUILD_REMOTE_READ_ONLY": empty})) == f"{share} (read-only)"
+
+
 # -- bad input: exit 2, where the value came from, what to do, never a traceback ---------------------
 def refused(completed: subprocess.CompletedProcess[str], *words: str) -> str:
     assert completed.returncode == 2, (completed.returncode, completed.stderr)

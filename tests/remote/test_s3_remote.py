@@ -93,8 +93,9 @@ def test_b_a_corrupt_remote_blob_is_rebuilt_and_replaced(published: Published, t
     assert f"{CELL}/build" in ran and ran <= {f"{CELL}/build", f"{CELL}/validate"}, ran
     _assert_outputs_match_lock(reader)
     _assert_no_credentials(run, reader)
-    downloads = [line for line in remote.server.requests(f"{remote.bucket}/{damaged}") if '"GET ' in line]
-    assert len(downloads) == 1, downloads  # planning found it damaged: the executor does not ask again
+    asked = [line for line in remote.server.requests(f"{remote.bucket}/{damaged}") if '"PUT ' not in line]
+    assert len(asked) == 1, asked  # planning found it damaged: the executor does not ask again
+    assert '"HEAD ' in asked[0], asked  # its size is not the entry's: not downloaded at all
 
     # The remote's entry now names an engine that is whole: a fourth clone gets everything.
     rebuilt = _lock_tasks(reader.lock)[f"{CELL}/build"]["outputs"]["model.engine"]["hash"]

@@ -24,7 +24,7 @@ DIGEST = "blake3:" + "1" * 64
 REQUESTS: dict[str, Callable[[RemoteFiles, Path], object]] = {
     "check": lambda files, _: files.check_reachable(),
     "entry": lambda files, _: files.read_entry(KEY),
-    "blob": lambda files, folder: files.fetch_blob(DIGEST, folder / "blob"),
+    "blob": lambda files, folder: files.fetch_blob(DIGEST, folder / "blob", 1),
     "size": lambda files, _: files.blob_size(DIGEST),
     "publish": lambda files, _: files.put_entry(KEY, b"{}"),
 }

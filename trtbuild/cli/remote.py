@@ -18,7 +18,7 @@ from trtbuild.store.remote.settings import RemoteSettings, parse_remote_url
 
 URL_VARIABLE = "TRTBUILD_REMOTE_CACHE"
 READ_ONLY_VARIABLE = "TRTBUILD_REMOTE_READ_ONLY"
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,8 +74,8 @@ def _read_only_from(args: argparse.Namespace, project: ProjectSettings | None) -
     """Where read-only was asked for, or "" when this machine may publish."""
     if args.remote_read_only:
         return "--remote-read-only"
-    value = os.environ.get(READ_ONLY_VARIABLE)
-    if value is not None:
+    value = os.environ.get(READ_ONLY_VARIABLE, "")
+    if value.strip():  # an empty value (a CI template's unset variable) is no answer: only 0 publishes
         if value.strip().lower() not in _TRUE + _FALSE:
             raise UsageError(
                 f"${READ_ONLY_VARIABLE}={value!r}: expected 1 (read from the remote cache, publish "

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtbuild.store._fsutil import read_regular
+from trtbuild.store._fsutil import open_regular
 from trtbuild.store.action_cache import DamagedEntry, check_key
 from trtbuild.store.cas import check_digest
 from trtbuild.store.hashing import digest_hex
@@ -46,6 +46,8 @@ ATTEMPTS = 2
 # live upload changes its mtime with every write): any writer may remove it. An hour leaves room for
 # clock skew between the machines and the file server.
 STALE_TEMP_S = 3600
+# An action entry is a few kilobytes of JSON: a remote file under an entry's name is read up to this.
+ENTRY_LIMIT = 16 << 20
 
 
 class RemoteFiles:
@@ -83,26 +85,68 @@ class RemoteFiles:
 
     def read_entry(self, key: str) -> bytes | None:
         """The entry's bytes; None if there is none. DamagedEntry if a shared folder holds something
-        other than a file under its name: a FIFO would block open() until someone wrote to it."""
+        other than a file under its name (a FIFO would block open() until someone wrote to it), an S3
+        object is empty, or either is bigger than ENTRY_LIMIT: no more than that is ever read (a
+        2 GB file under an entry's name took 2.6 GB of memory and 12 s)."""
         path = self.entry_path(key)
         try:
             if self.settings.scheme == "file":
-                return read_regular(path)[0]
-            data: bytes = self._filesystem().cat_file(path)
+                with open(open_regular(path), "rb") as stream:
+                    data: bytes = stream.read(ENTRY_LIMIT + 1)
+            else:
+                data = self._filesystem().cat_file(path, start=0, end=ENTRY_LIMIT + 1)
         except FileNotFoundError:
             return None
         except OSError as error:
-            if error.errno in (errno.EINVAL, errno.EISDIR):
-                raise DamagedEntry("not a regular file") from None
+            if error.errno in (errno.EINVAL, errno.EISDIR):  # S3: an empty object has no byte range
+                raise DamagedEntry(
+                    "not a regular file" if self.settings.scheme == "file" else "empty"
+                ) from None
             raise
+        if len(data) > ENTRY_LIMIT:
+            raise DamagedEntry(f"over {ENTRY_LIMIT // (1 << 20)} MiB")
         return data
 
-    def fetch_blob(self, digest: str, dest: Path) -> bool:
-        """Download the blob to ``dest`` (a new file); False if the remote does not hold it."""
+    def fetch_blob(self, digest: str, dest: Path, size: int) -> bool:
+        """Download the blob to ``dest`` (a new file); False if the remote does not hold it. ``size``
+        is what the entry names: never more than ``size + 1`` bytes are written, so that a remote file
+        bigger than its entry says (a buggy writer's, a sparse file) cannot fill the local disk; the
+        caller's size check then refuses it. Something other than a file under the blob's name (a
+        folder, a FIFO) is written as an empty file, which the caller refuses the same way."""
+        path = self.blob_path(digest)
+        if self.settings.scheme == "file":
+            return self._copy_bounded(path, dest, size)
+        fs = self._filesystem()
         try:
-            self._filesystem().get_file(self.blob_path(digest), str(dest))
+            # The size first (a HEAD): an object bigger than named is not downloaded at all.
+            remote_size = fs.info(path).get("size")
         except FileNotFoundError:
             return False
+        if remote_size != size:
+            dest.write_bytes(b"")
+            return True
+        fs.get_file(path, str(dest))
+        return True
+
+    @staticmethod
+    def _copy_bounded(path: str, dest: Path, size: int) -> bool:
+        try:
+            fd = open_regular(path)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.EISDIR):
+                raise
+            dest.write_bytes(b"")  # not a regular file: damage, refused by the caller's size check
+            return True
+        left = size + 1
+        with open(fd, "rb") as source, open(dest, "xb") as target:
+            while left > 0:
+                chunk = source.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                target.write(chunk)
+                left -= len(chunk)
         return True
 
     def blob_size(self, digest: str) -> int | None:

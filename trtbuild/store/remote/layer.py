@@ -149,7 +149,7 @@ class RemoteStore:
         """Fetch a blob into the local cache, verified; what is wrong with the remote copy, or None."""
         with self.local.temp_dir("fetch-") as work:
             dest = work / "blob"
-            if not self._files.fetch_blob(digest.hash, dest):
+            if not self._files.fetch_blob(digest.hash, dest, digest.size):
                 return "is missing"
             size = os.stat(dest).st_size
             if size != digest.size or digest_file(dest) != digest.hash:
