@@ -131,10 +131,10 @@ def test_a_package_installed_on_pythonpath_is_not_hashed_and_the_users_helper_is
     (code,) = json.loads(explained.stdout)["code"]["net"]
     assert code["field"] == "model.source" and code["module"] == "models"
     assert code["files"] == ["helpers.py", "models.py"]
-    assert code["installed"]["fakelib"] == "fakelib-1.0.dist-info"
+    assert code["installed"]["fakelib"] == "fakelib==1.0"  # keyed by version (export v12)
     text = trtbuild(tiny_project, target, "plan", str(tiny_project.config), "--explain").stdout
     assert "net model.source: models: 2 files" in text and "helpers.py, models.py" in text
-    assert "not hashed, installed: fakelib (fakelib-1.0.dist-info)" in text
+    assert "installed, keyed by version, not hashed: fakelib (fakelib==1.0)" in text
 
 
 def test_a_walk_past_the_cap_is_a_config_error_naming_what_it_walked(

@@ -32,7 +32,7 @@ PROFILES = {
     "profiles[].shapes.input.opt",
     "profiles[].shapes.input.max",
 }
-MODEL = {"model.source", "model.kwargs.classes", "model.package"}
+MODEL = {"model.source", "model.kwargs.classes", "model.package", "model.imports"}  # export v12: imports
 OUTPUTS = {"outputs[].name", "outputs[].shape"}
 
 EXPECTED = {

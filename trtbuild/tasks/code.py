@@ -5,9 +5,11 @@ helper module beside it, a sibling package, a namespace package (a folder withou
 keyed by the content of each file the model can reach. The walk stops at installed code, which is
 not the user's: the standard library, site-packages, and a package with pip's metadata beside it
 wherever it lives (a `pip install --target` folder on PYTHONPATH, a folder a `.pth` file adds: see
-`spec.source`). An installed model module is keyed by its distribution's version; the packages a
-local model imports are keyed by the task's tool versions (torch, onnx), others not at all. Modules
-the config lists in `code.exclude` are not followed either. Dynamic imports
+`spec.source`). An installed model module is keyed by its distribution's version, and so is every
+installed package the user's code imports (`packages()`: "transformers==5.24.0"), so that upgrading
+a library the model is built with is a new key, here and on every machine a remote cache serves (a
+run that kept the old result was one of a model that no longer exists). Modules the config lists in
+`code.exclude` are not followed. Dynamic imports
 (`importlib.import_module(name)` with a computed name) are not seen.
 
 The walk is capped (`MAX_FILES`, `MAX_BYTES`): more code than that is someone else's library without
@@ -47,12 +49,18 @@ class CodeIdentity:
     files: Mapping[str, Path] = field(default_factory=dict)  # path relative to its search-path entry
     roots: tuple[Path, ...] = ()  # the search-path entries those files are under
     size: int = 0  # bytes
-    installed: Mapping[str, str] = field(default_factory=dict)  # top-level module not followed -> why
+    # Installed top-level modules the user's code imports -> their distribution, "name==version"
+    # ("name" when no version is found, "site-packages" when no distribution is).
+    installed: Mapping[str, str] = field(default_factory=dict)
     excluded: tuple[str, ...] = ()  # `code.exclude` entries the walk met
 
     def keyed(self, prefix: str) -> dict[str, Path]:
         """The files as a task's file inputs, `<prefix><relative path>` (no absolute path in a key)."""
         return {f"{prefix}{name}": path for name, path in self.files.items()}
+
+    def packages(self) -> tuple[str, ...]:
+        """The installed distributions the user's code imports, by version: key material."""
+        return tuple(sorted(set(self.installed.values())))
 
     def describe(self) -> list[str]:
         """What `plan --explain` says: the files hashed, where, and what the walk did not follow."""
@@ -61,7 +69,7 @@ class CodeIdentity:
         lines = [f"{self.module}: {_files_text(list(self.files), self.size, self.roots)}"]
         if self.installed:
             why = ", ".join(f"{name} ({reason})" for name, reason in sorted(self.installed.items()))
-            lines.append(f"not hashed, installed: {why}")
+            lines.append(f"installed, keyed by version, not hashed: {why}")
         if self.excluded:
             lines.append(f"not hashed, code.exclude: {', '.join(self.excluded)}")
         return lines
@@ -218,7 +226,7 @@ class _Walk:
             return False
         if found.installed:
             if found.top_level not in sys.stdlib_module_names:
-                self.installed[found.top_level] = found.metadata.name if found.metadata else "site-packages"
+                self.installed[found.top_level] = _distribution(found)
             return False
         for path in self._sources(found):
             self._add(found.top_level, path)
@@ -263,6 +271,18 @@ class _Walk:
             except ValueError:
                 continue
         return path.parent, path.name
+
+
+def _distribution(location: ModuleLocation) -> str:
+    """ "name==version" of the distribution providing an installed module (see `installed`)."""
+    version = location_version(location)
+    if location.metadata is not None:
+        name = location.metadata.name.split("-", 1)[0]  # "fakelib-2.0.dist-info" -> "fakelib"
+    elif version:
+        name = location.top_level
+    else:
+        return "site-packages"
+    return f"{name}=={version}" if version else name
 
 
 def _self_and_parents(module: str) -> list[str]:

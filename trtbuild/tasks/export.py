@@ -51,8 +51,9 @@ class Export(TaskKind[ExportParams]):
     # keyword-only parameters); 10: and so do the inputs of a forward with parameters beyond them,
     # whose defaults the exporter would append by position (transformers' BertModel refuses them);
     # 11: a graph ONNX's checker refuses fails here (the dynamo exporter converting down to opset 17
-    # wrote opset-18 attributes), not at validate
-    version = 11
+    # wrote opset-18 attributes), not at validate; 12: the installed distributions the model's local
+    # code imports are keyed by version (params.ModelParams.imports)
+    version = 12
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ExportParams]:

@@ -30,6 +30,8 @@ class ModelParams:
     source: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     package: str | None = None  # "name==version" when the model comes from an installed distribution
+    # The installed distributions its local code imports, by version (code.CodeIdentity.packages).
+    imports: tuple[str, ...] = ()
 
 
 def output_params(spec: Spec) -> tuple[OutputParams, ...]:
@@ -60,7 +62,7 @@ def model_params(spec: Spec) -> tuple[ModelParams, dict[str, Path]]:
     files = code.keyed("source:")
     if spec.model.checkpoint is not None:
         files["checkpoint"] = spec.model.checkpoint
-    return ModelParams(spec.model.source, dict(spec.model.kwargs), code.package), files
+    return ModelParams(spec.model.source, dict(spec.model.kwargs), code.package, code.packages()), files
 
 
 def user_code_context(spec: Spec) -> dict[str, Any]:

@@ -48,8 +48,9 @@ class Precision(TaskKind[PrecisionParams]):
     # 3: shape annotations dropped; 4: random calibration data from the `values` generators;
     # 5: an autocast.exclude_nodes pattern that matches no node fails the task; 6: precision.json
     # (nodes and weights per type, kept nodes) and AutoCast's thresholds; 7: ModelOpt's graph in
-    # canonical order (graph_order.py), so it no longer follows the hash seed
-    version = 7
+    # canonical order (graph_order.py), so it no longer follows the hash seed; 8: a calibration
+    # function's local code is keyed with the installed distributions it imports, by version
+    version = 8
     outputs = (GRAPH, RECORD)
 
     def cost(self, params: PrecisionParams) -> float:

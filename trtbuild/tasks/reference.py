@@ -69,7 +69,7 @@ class ReferenceData:
 
 class Reference(TaskKind[ReferenceParams]):
     name = NAME
-    version = 1
+    version = 2  # 2: the installed distributions the model's local code imports, by version
     outputs = (OUTPUT,)
 
     def derive(self, spec: Spec, cell: Cell) -> Derived[ReferenceParams]:

@@ -34,6 +34,7 @@ OUTPUT = "validation.json"
 class MetricParams:
     function: str  # "module:function" returning {name: number}
     package: str | None  # its distribution, when installed; local code is keyed by content
+    imports: tuple[str, ...] = ()  # the installed distributions local code imports, by version
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ class Validate(TaskKind[ValidateParams]):
     # fp16/bf16 cell's ONNX Runtime outputs come from the overflow scan's run unless it overflows;
     # 19: the machine's GPUs are key material (tools), since they decide whether and where the
     # engine candidate runs: a result a GPU-less machine shares through a remote cache (engine
-    # skipped) must not stand for a GPU machine's, nor one GPU model's for another's
-    version = 19
+    # skipped) must not stand for a GPU machine's, nor one GPU model's for another's; 20: a
+    # metric's local code is keyed with the installed distributions it imports, by version
+    version = 20
     outputs = (OUTPUT,)
     gate = OUTPUT  # the run takes the verdict from validation.json, not the result's metadata
 
@@ -137,7 +139,7 @@ def _metric(spec: Spec) -> tuple[MetricParams | None, dict[str, Path]]:
     if metric is None:
         return None, {}
     code = code_of(spec, ("validate", "metric"), metric.partition(":")[0])
-    return MetricParams(metric, code.package), code.keyed("metric:")
+    return MetricParams(metric, code.package, code.packages()), code.keyed("metric:")
 
 
 def _onnxruntime_and_scan(

@@ -34,6 +34,7 @@ class CallableCalibration(CalibrationSource):
     function: str  # "module.path:function"
     package: str | None
     samples: int | None
+    imports: tuple[str, ...] = ()  # the installed distributions local code imports, by version
     inputs: tuple[InputSignature, ...]
 
     fields: ClassVar[frozenset[str]] = frozenset({"function", "samples"})
@@ -72,7 +73,11 @@ class CallableCalibration(CalibrationSource):
         code = code_of(spec, ("calibration", "function"), module)
         inputs = tuple(InputSignature.of(t) for t in spec.inputs)
         return cls(
-            function=calibration.function, package=code.package, samples=calibration.samples, inputs=inputs
+            function=calibration.function,
+            package=code.package,
+            samples=calibration.samples,
+            inputs=inputs,
+            imports=code.packages(),
         ), code.keyed(CODE_PREFIX)
 
     def load(self, files: Mapping[str, Path], search_path: Sequence[str]) -> Arrays:
