@@ -7,11 +7,13 @@
   on, the result is as local as one built here. A damaged entry or a blob that does not hash to its
   name is not used (one warning naming the task), the task runs here, and its result is published
   over the bad copy.
-- **Write-through.** When a task's result is recorded, its blobs are uploaded first (those the
-  remote lacks, or holds with another size, or held corrupt), then its entry, so a reader that sees
-  an entry finds its blobs, and the local entry last, so a run killed while publishing leaves
-  nothing that its clone's next run would take as a local hit and never publish. Uploads are whole
-  or invisible (files.py).
+- **Write-through.** When a task's result is recorded (it was built here), its blobs are uploaded
+  first, every one, then its entry, so a reader that sees an entry finds its blobs, and the local
+  entry last, so a run killed while publishing leaves nothing that its clone's next run would take
+  as a local hit and never publish. A blob the remote already holds is uploaded again all the same:
+  its size says nothing of its bytes, and a damaged copy of the right size, skipped, would be named
+  by every new entry and cost every reader a rebuild; the writer has just made the bytes, so a
+  writer that builds a task repairs the remote. Uploads are whole or invisible (files.py).
 - **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
   remote that refuses a write (a read-only or full share, no permission) is used read-only from then on,
   with one warning: reads go on.
@@ -59,7 +61,6 @@ class RemoteStore:
         self._guard = threading.Lock()
         self._state = "unchecked"  # -> "up" or "down" at first use
         self._warned: set[str] = set()
-        self._republish: set[str] = set()  # digests of blobs the remote holds damaged
         self._swept = False
         self._unwritable = False  # a write was refused: read-only from then on, reads go on
         # Keys whose remote copy was found unusable: not asked for again in this run (planning and
@@ -153,8 +154,6 @@ class RemoteStore:
                 return "is missing"
             size = os.stat(dest).st_size
             if size != digest.size or digest_file(dest) != digest.hash:
-                with self._guard:
-                    self._republish.add(digest.hash)
                 return f"(blob {digest_hex(digest.hash)[:12]}) does not hash to its name"
             self.local.put_file(dest, move=True)
         return None
@@ -190,15 +189,9 @@ class RemoteStore:
         if sweep:  # once a run, by writers only: what killed writers left in a shared folder's tmp/
             self._files.sweep_stale_temp()
         uploaded = 0
-        for digest in result.outputs.values():
-            with self._guard:
-                damaged = digest.hash in self._republish
-            if not damaged and self._files.blob_size(digest.hash) == digest.size:
-                continue
+        for digest in result.outputs.values():  # all of them, even those it holds (module doc)
             self._files.put_blob(digest.hash, self.local.local_path(digest.hash))
             uploaded += digest.size
-            with self._guard:
-                self._republish.discard(digest.hash)
         self._files.put_entry(key, encode(result, key))
         return uploaded
 
