@@ -9,6 +9,7 @@ on download; its outputs hash to what the lock names), importing neither torch, 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ import pytest
 from tests.conftest import TINY_CONFIG
 from tests.e2e.remote_folder import (
     clone,
+    command,
+    environment,
     lock_of,
     remote_entries,
     remote_leftovers,
@@ -84,3 +87,25 @@ def test_run_only_one_cell_fetches_that_cell_and_reports_the_others_as_not_fetch
     assert cells["fp16"]["status"] == "not fetched" and cells["fp16"]["verdict"] == "not validated"
     assert {t["state"] for t in cells["fp16"]["tasks"] if "fp16" in t["id"]} == {"not fetched"}
     assert "in the remote cache, not fetched" in (user.out / "tiny" / "report.md").read_text()
+
+
+def test_an_engine_built_with_the_debug_log_is_not_published(tmp_path: Path) -> None:
+    """Before: a TRTBUILD_LOG=debug writer published its engine (other bytes than a normal build's,
+    marked not byte-reproducible) under the shared key, and every consumer was handed it."""
+    remote = tmp_path / "shared"
+    remote.mkdir()
+    writer = clone(tmp_path, "writer")
+    completed = subprocess.run(
+        command(writer, remote),
+        cwd=writer.root,
+        env={**environment(writer), "TRTBUILD_LOG": "debug"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    keys = {task: entry["key"] for task, entry in lock_of(writer)["tasks"].items()}  # type: ignore[attr-defined]
+    assert keys["tiny/fp32/build"] not in remote_entries(remote)
+    assert keys["tiny/export"] in remote_entries(remote)  # the rest is published as before
+    notices = json.loads(completed.stdout)["notices"]
+    assert any("1 result(s) not published: built with TRTBUILD_LOG=debug" in n for n in notices), notices

@@ -10,6 +10,7 @@ process of its own also keeps a crash or a leak inside the builder away from the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -96,6 +97,8 @@ def build_in_subprocess(
     )
     if why_not and reproducibility.byte_reproducible:
         reproducibility = Reproducibility(False, why_not, reproducibility.environment)
+    if fixed["verbose_log"]:  # the log level is not key material: this engine is this run's only
+        reproducibility = dataclasses.replace(reproducibility, not_shared="built with TRTBUILD_LOG=debug")
     os.replace(folder / FIXED_NAMES["engine"], request["engine"])
     return BuiltEngine(response["io"], reproducibility)
 

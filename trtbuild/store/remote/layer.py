@@ -14,6 +14,10 @@
   its size says nothing of its bytes, and a damaged copy of the right size, skipped, would be named
   by every new entry and cost every reader a rebuild; the writer has just made the bytes, so a
   writer that builds a task repairs the remote. Uploads are whole or invisible (files.py).
+- **Not shared.** A result whose meta says a choice of this run's that is not key material made
+  its bytes (``reproducibility.not_shared``: an engine built with TRTBUILD_LOG=debug) is kept
+  locally and not published: every other run of that key would be handed bytes its own build would
+  not make. The run's summary says how many and why.
 - **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
   remote that refuses a write (a read-only or full share, no permission) is used read-only from then on,
   with one warning: reads go on.
@@ -71,6 +75,7 @@ class RemoteStore:
         self._published = [0, 0]
         self._peeked = 0  # results found by a plan, not downloaded
         self._withheld = 0  # results built here that a read-only remote was not given
+        self._not_shared: dict[str, int] = {}  # why -> results built here kept from the remote
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.local!r}, {self.settings.url!r})"
@@ -162,10 +167,14 @@ class RemoteStore:
         # The remote first (its blobs are already in the local cache), the local entry last: a run
         # killed in between leaves a remote entry that the next run reads back, where the other order
         # left a local entry that no later run of this clone would ever publish (a local hit).
-        if not (self.settings.read_only or self._unwritable) and self._usable():
+        not_shared = _not_shared(result)
+        if not_shared is not None:
+            with self._guard:
+                self._not_shared[not_shared] = self._not_shared.get(not_shared, 0) + 1
+        elif not (self.settings.read_only or self._unwritable) and self._usable():
             self._try_publish(key, result)
         self.local.put_action(key, result)
-        if self.settings.read_only:
+        if self.settings.read_only and not_shared is None:
             with self._guard:
                 self._withheld += 1  # said in notes(): a writer that is read-only by mistake sees it
 
@@ -274,6 +283,7 @@ class RemoteStore:
                 f"{self._withheld} result(s) built here not published: read-only"
                 + (f" ({self.settings.read_only_from})" if self.settings.read_only_from else "")
             )
+        said += [f"{count} result(s) not published: {why}" for why, count in sorted(self._not_shared.items())]
         return [f"{self.settings.describe()}: {', '.join(said)}"] if said else []
 
     # -- everything else is the local cache's -----------------------------------------------------
@@ -354,6 +364,13 @@ WRITE_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQ
 def _write_refused(error: BaseException) -> bool:
     """Whether a write failed because the remote takes no writes from us (not because it is down)."""
     return isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in WRITE_REFUSED)
+
+
+def _not_shared(result: ActionResult) -> str | None:
+    """Why `result` must not go to a shared cache (module doc), or None."""
+    record = result.meta.get("reproducibility")
+    why = record.get("not_shared") if isinstance(record, dict) else None
+    return str(why) if why else None
 
 
 def _megabytes(count: int) -> str:
