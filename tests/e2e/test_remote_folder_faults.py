@@ -195,6 +195,25 @@ def test_a_writer_that_builds_a_task_replaces_its_damaged_blob_of_the_right_size
     assert set(states(reader).values()) == {"cached"}
 
 
+def test_a_folder_at_a_blobs_path_is_replaced_and_the_remote_stays_up(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Before: publishing over it failed (a file cannot be renamed onto a folder), which took the
+    remote down for the run: a second warning, and the tasks after it no longer served."""
+    remote, keys = _copy(filled, tmp_path)
+    entry = _entry(remote, keys["tiny/simplify"])
+    [blob] = [blob for blob in remote.glob("cas/*/*") if blob.name in entry.read_text()]
+    blob.unlink()
+    blob.mkdir()
+    (blob / "something").write_bytes(b"not a blob")
+
+    completed = run(clone(tmp_path, "user"), remote)
+    _only(completed, "tiny/simplify: the remote cache's blob for", "does not hash to its name")
+    assert {task for task, state in states(completed).items() if state == "ran"} == {"tiny/simplify"}
+    assert blob.is_file() and remote_problems(remote) == []
+    assert remote_leftovers(remote) == []
+
+
 @needs_mount
 def test_a_read_only_shared_folder_is_read_and_the_rest_built_locally_with_one_warning(
     filled: tuple[Path, dict[str, str]], tmp_path: Path

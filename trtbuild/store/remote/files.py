@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,6 +208,7 @@ class RemoteFiles:
         try:
             write(temp)
             os.makedirs(os.path.dirname(target), exist_ok=True)
+            _clear_folder_at(target, temp)
             os.replace(temp, target)  # atomic within the shared folder's filesystem
         except BaseException:
             with contextlib.suppress(OSError):
@@ -259,6 +261,20 @@ class RemoteFiles:
             else:
                 self._fs = fsspec.filesystem("file", skip_instance_cache=True)
         return self._fs
+
+
+def _clear_folder_at(target: str, temp: str) -> None:
+    """A folder where a blob or an entry belongs is damage (readers already refuse it): a file
+    cannot be renamed onto it, and that failure took the remote down for the run. It is renamed
+    into tmp/ beside `temp`, out of every reader's way at once, then removed (best effort)."""
+    if not os.path.isdir(target) or os.path.islink(target):
+        return
+    aside = f"{temp}.damaged"
+    try:
+        os.rename(target, aside)
+    except FileNotFoundError:  # another writer moved it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _limit(size: int) -> float:
