@@ -6,7 +6,11 @@ local cache, side by side in this one run:
 1. cold, no remote: the baseline build;
 2. cold, publishing to an empty remote (write-through): the builder's overhead;
 3. a second clone at another path with an empty local cache, served by that remote (read-through:
-   every blob downloaded and hashed): what a teammate or CI job pays instead of building.
+   every blob downloaded and hashed): what a teammate or CI job pays instead of building;
+4. (shared folder) a third clone, cold, publishing to that remote after its entries were removed
+   (its blobs kept): a writer that builds a task uploads every blob again, even those the remote
+   holds (a blob of the right size may be damaged): compare with 2, which uploads them to an empty
+   remote, and with 1.
 
 Remotes: a shared folder (file://), and S3 when moto is installed (its standalone server, started
 here on 127.0.0.1 and stopped after; loopback traffic only). Wall time and the CPU time of the
@@ -91,6 +95,15 @@ def main() -> None:
         (root / "shared").mkdir()
         rows += remote_rows(config, root, f"file://{root / 'shared'}", env, "file")
         size = sum(p.stat().st_size for p in (root / "shared").rglob("*") if p.is_file())
+        shutil.rmtree(root / "shared" / "ac")  # the blobs stay: a writer builds every task again
+        again = clone(config, root / "file-c")
+        url = f"file://{root / 'shared'}"
+        rows.append(
+            (
+                "file: cold, blobs already there",
+                timed_run(again, root / "cache-c", env, "--remote-cache", url),
+            )
+        )
         s3 = not args.no_s3 and _have_moto()
         if s3:
             from tests.remote.s3 import moto_server  # the tests' server: 127.0.0.1 only, stopped after

@@ -154,9 +154,13 @@ def _write_reports(
     result: RunResult, configs: list[Path | str], pipeline: Pipeline, only: Sequence[str]
 ) -> None:
     # A report covers every cell of its configs, so a run of some cells must not rewrite it as if
-    # the config had no others: planned again, without --only, those come from the cache.
+    # the config had no others: planned again, without --only, those come from the cache. Nothing
+    # is downloaded for them (fetch=False): a remote cache's results for cells the user left out
+    # stay there, and the report says so (report/collect.py).
     the_plan = result.plan
-    every_cell = make_plan(configs, pipeline=pipeline, store=the_plan.store) if only else the_plan
+    every_cell = (
+        make_plan(configs, pipeline=pipeline, store=the_plan.store, fetch=False) if only else the_plan
+    )
     result.reports = write_reports(every_cell, result.events, result.out_dir)
     planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
     result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]

@@ -103,6 +103,22 @@ def test_the_project_file_is_found_above_the_config_up_to_the_repository_root(ch
     assert chosen(checkout.plan()) == checkout.share("nearest")
 
 
+def test_the_project_file_is_the_same_whatever_path_names_the_config(checkout: Checkout) -> None:
+    """Before: `plan link/tiny.yaml` through a symlink to the repository's folder walked up the
+    link's parents and used no remote, silently, while `cd link && plan tiny.yaml` used the file."""
+    configs = checkout.root / "configs"
+    configs.mkdir()
+    checkout.config = checkout.config.rename(configs / "tiny.yaml")
+    (checkout.root / "lightnet.py").rename(configs / "lightnet.py")
+    checkout.project_file(f"remote_cache:\n  url: {checkout.share('repo')}\n")
+    link = checkout.top / "link"
+    link.symlink_to(configs)
+    env = checkout.env()
+    by_link = trtbuild(["plan", str(link / "tiny.yaml")], cwd=checkout.top, env=env)
+    inside_link = trtbuild(["plan", "tiny.yaml"], cwd=link, env=env)
+    assert chosen(by_link) == chosen(inside_link) == checkout.share("repo")
+
+
 def test_a_file_with_only_comments_or_no_section_names_no_remote(checkout: Checkout) -> None:
     checkout.project_file("# remote_cache: {url: s3://team/trtbuild}\n")
     assert chosen(checkout.plan()) is None

@@ -9,16 +9,21 @@ on download; its outputs hash to what the lock names), importing neither torch, 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import TINY_CONFIG
 from tests.e2e.remote_folder import (
     clone,
+    command,
+    environment,
     lock_of,
     remote_entries,
     remote_leftovers,
     remote_problems,
+    run,
     run_watching,
     start,
     states,
@@ -57,3 +62,50 @@ def test_two_processes_share_a_folder_and_a_third_is_served_from_it(tmp_path: Pa
     recorded = {o["hash"] for e in lock_of(third)["tasks"].values() for o in e["outputs"].values()}  # type: ignore[attr-defined]
     outputs = list((third.out / "tiny" / "fp32").iterdir())
     assert len(outputs) == 5 and {digest_file(path) for path in outputs} <= recorded
+
+
+def test_run_only_one_cell_fetches_that_cell_and_reports_the_others_as_not_fetched(tmp_path: Path) -> None:
+    """Before: the report of a `run --only` planned every cell again with fetch=True, so the cells
+    left out were downloaded too (all 10 results instead of fp32's 7)."""
+    remote = tmp_path / "shared"
+    remote.mkdir()
+    config = TINY_CONFIG.replace("build:\n  targets: [SM89]\n", "matrix:\n  precision: [fp32, fp16]\n")
+    config += "build: {targets: [SM89]}\n"
+    published = run(clone(tmp_path, "builder", config), remote)
+    assert published.returncode == 0, published.stderr
+
+    user = clone(tmp_path, "user", config)
+    completed = run(user, remote, "--only", "fp32")
+    assert completed.returncode == 0 and "Traceback" not in completed.stderr, completed.stderr
+    document = json.loads(completed.stdout)
+    assert set(states(completed).values()) == {"cached"}
+    fetched = f"{len(document['tasks'])} result(s) fetched"
+    assert any(notice.endswith(fetched) or f"{fetched} (" in notice for notice in document["notices"])
+    report = json.loads((user.out / "tiny" / "report.json").read_text())
+    cells = {cell["cell"]: cell for cell in report["cells"]}
+    assert cells["fp32"]["status"] == "built" and cells["fp32"]["verdict"] == "passed"
+    assert cells["fp16"]["status"] == "not fetched" and cells["fp16"]["verdict"] == "not validated"
+    assert {t["state"] for t in cells["fp16"]["tasks"] if "fp16" in t["id"]} == {"not fetched"}
+    assert "in the remote cache, not fetched" in (user.out / "tiny" / "report.md").read_text()
+
+
+def test_an_engine_built_with_the_debug_log_is_not_published(tmp_path: Path) -> None:
+    """Before: a TRTBUILD_LOG=debug writer published its engine (other bytes than a normal build's,
+    marked not byte-reproducible) under the shared key, and every consumer was handed it."""
+    remote = tmp_path / "shared"
+    remote.mkdir()
+    writer = clone(tmp_path, "writer")
+    completed = subprocess.run(
+        command(writer, remote),
+        cwd=writer.root,
+        env={**environment(writer), "TRTBUILD_LOG": "debug"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    keys = {task: entry["key"] for task, entry in lock_of(writer)["tasks"].items()}  # type: ignore[attr-defined]
+    assert keys["tiny/fp32/build"] not in remote_entries(remote)
+    assert keys["tiny/export"] in remote_entries(remote)  # the rest is published as before
+    notices = json.loads(completed.stdout)["notices"]
+    assert any("1 result(s) not published: built with TRTBUILD_LOG=debug" in n for n in notices), notices

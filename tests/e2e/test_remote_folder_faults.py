@@ -173,6 +173,47 @@ def test_a_corrupt_remote_blob_is_detected_and_the_task_runs(
         assert remote_leftovers(remote) == [fresh.name]
 
 
+def test_a_writer_that_builds_a_task_replaces_its_damaged_blob_of_the_right_size(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Before: the writer skipped uploading a blob the remote held with the right size, so its new
+    entry named the damaged copy, and every read-only reader with a fresh cache rebuilt the task."""
+    remote, keys = _copy(filled, tmp_path)
+    entry = _entry(remote, keys["tiny/simplify"])
+    [blob] = [blob for blob in remote.glob("cas/*/*") if blob.name in entry.read_text()]
+    _flip_a_byte(blob)  # its size unchanged
+    entry.unlink()  # so a writer builds the task (simplify: its bytes are the same each time)
+
+    writer = run(clone(tmp_path, "writer"), remote)
+    assert writer.returncode == 0 and warnings(writer) == [], writer.stderr
+    assert {task for task, state in states(writer).items() if state == "ran"} == {"tiny/simplify"}
+    assert entry.is_file() and blob.name in entry.read_text()  # the same blob, named again
+    assert remote_problems(remote) == []  # and its bytes replaced
+
+    reader = run(clone(tmp_path, "reader"), remote, "--remote-read-only")
+    assert reader.returncode == 0 and warnings(reader) == [], reader.stderr
+    assert set(states(reader).values()) == {"cached"}
+
+
+def test_a_folder_at_a_blobs_path_is_replaced_and_the_remote_stays_up(
+    filled: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Before: publishing over it failed (a file cannot be renamed onto a folder), which took the
+    remote down for the run: a second warning, and the tasks after it no longer served."""
+    remote, keys = _copy(filled, tmp_path)
+    entry = _entry(remote, keys["tiny/simplify"])
+    [blob] = [blob for blob in remote.glob("cas/*/*") if blob.name in entry.read_text()]
+    blob.unlink()
+    blob.mkdir()
+    (blob / "something").write_bytes(b"not a blob")
+
+    completed = run(clone(tmp_path, "user"), remote)
+    _only(completed, "tiny/simplify: the remote cache's blob for", "does not hash to its name")
+    assert {task for task, state in states(completed).items() if state == "ran"} == {"tiny/simplify"}
+    assert blob.is_file() and remote_problems(remote) == []
+    assert remote_leftovers(remote) == []
+
+
 @needs_mount
 def test_a_read_only_shared_folder_is_read_and_the_rest_built_locally_with_one_warning(
     filled: tuple[Path, dict[str, str]], tmp_path: Path

@@ -92,3 +92,45 @@ def _accepting(*, hang_up: bool) -> Iterator[tuple[str, list[socket.socket]]]:
         for connection in accepted:
             connection.close()
         listener.close()
+
+
+@contextlib.contextmanager
+def dripping(target: str, seconds_per_byte: float) -> Iterator[str]:
+    """An endpoint URL whose server relays each connection to `target` (``http://host:port``) and
+    sends the answers back one byte every `seconds_per_byte`: a server that is up, and slower than
+    any read timeout can see (each byte comes well within it)."""
+    host, port = target.removeprefix("http://").rsplit(":", 1)
+    stop = threading.Event()
+
+    def relay(source: socket.socket, sink: socket.socket, drip: bool) -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set() and (data := source.recv(65536)):
+                for start in range(0, len(data), 1 if drip else len(data)):
+                    if stop.wait(seconds_per_byte if drip else 0):
+                        return
+                    sink.sendall(data[start : start + 1] if drip else data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    with _accepting(hang_up=False) as (endpoint, accepted):
+        relays: list[threading.Thread] = []
+
+        def serve() -> None:
+            served = 0
+            while not stop.wait(0.05):
+                for client in accepted[served:]:
+                    upstream = socket.create_connection((host, int(port)), timeout=10)
+                    for pair in ((client, upstream, False), (upstream, client, True)):
+                        relays.append(threading.Thread(target=relay, args=pair, daemon=True))
+                        relays[-1].start()
+                    served += 1
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        try:
+            yield endpoint
+        finally:
+            stop.set()
+            server.join(timeout=10)
+            for thread in relays:
+                thread.join(timeout=10)

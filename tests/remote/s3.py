@@ -224,11 +224,11 @@ class Run:
         return modules
 
 
-def run_clone(clone: Clone, url: str | None, env: dict[str, str], *extra: str) -> Run:
+def run_clone(clone: Clone, url: str | None, env: dict[str, str], *extra: str, log: str = "info") -> Run:
     """`trtbuild run --json` in the clone's folder with its cache and the remote cache `url` (None:
-    no remote), at trtbuild's most verbose logging (TRTBUILD_LOG=debug), so that a test sees
-    everything it prints."""
-    environment = {**env, "TRTBUILD_CACHE_DIR": str(clone.cache), "TRTBUILD_LOG": "debug"}
+    no remote), at TRTBUILD_LOG=info, so that a test sees what it says; `log="debug"` shows
+    everything, but an engine built at debug level is not published (its bytes are that run's)."""
+    environment = {**env, "TRTBUILD_CACHE_DIR": str(clone.cache), "TRTBUILD_LOG": log}
     environment.pop("TRTBUILD_DEBUG", None)
     command = [sys.executable, "-c", WATCHED_TRTBUILD, "run", str(clone.config), "--json"]
     started = time.monotonic()

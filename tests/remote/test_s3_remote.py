@@ -139,11 +139,17 @@ def test_d_read_only_publishes_nothing(published: Published, s3_server: S3Server
     assert remote.objects() == before
 
 
-def test_e_credentials_appear_in_no_output(published: Published) -> None:
-    """The writer's run at debug level: what it printed and wrote. (Every other test checks its own
-    runs too, the remote-down and fault warnings included.)"""
+def test_e_credentials_appear_in_no_output(published: Published, s3_server: S3Server, tmp_path: Path) -> None:
+    """A writer's run at debug level: what it printed and wrote. (Every other test checks its own
+    runs too, the remote-down and fault warnings included.) It publishes all but its engine, which
+    the debug log made (README: Sharing a cache)."""
     _assert_no_credentials(published.run, published.clone)
-    assert (published.clone.root / "build" / "tiny" / "report.html").is_file()
+    clone, remote = make_clone(tmp_path, "debug"), s3_server.new_bucket()
+    run = run_clone(clone, remote.url, remote.environment(), log="debug")
+    _assert_clean(run, clone)
+    assert (clone.root / "build" / "tiny" / "report.html").is_file()
+    notices = json.loads(run.completed.stdout)["notices"]
+    assert any("1 result(s) not published: built with TRTBUILD_LOG=debug" in n for n in notices), notices
 
 
 @pytest.mark.parametrize("fault", ["503", "no answer"])

@@ -37,11 +37,17 @@ class Reproducibility:
     reason: str | None  # why not, when not: the same words on every machine (engine.json has it)
     environment: str  # an opaque fingerprint of the build environment (no path is recorded)
     detail: str | None = None  # this machine's particulars (the refusal's message, a path's length)
+    # Why a shared cache must not get this engine, if it must not: a choice of this run's that is
+    # not key material (the log level) made its bytes, so other machines' runs of the same key
+    # would be handed bytes their own build would not make (store/remote/layer.py reads it).
+    not_shared: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         found: dict[str, Any] = {"byte_reproducible": self.byte_reproducible, "environment": self.environment}
         if self.reason:
             found["reason"] = f"{self.reason} ({self.detail})" if self.detail else self.reason
+        if self.not_shared:
+            found["not_shared"] = self.not_shared
         return found
 
 

@@ -4,10 +4,11 @@
       url: s3://team-bucket/trtbuild     # or file:///mnt/team-cache
       read_only: true                    # laptops read; CI sets TRTBUILD_REMOTE_READ_ONLY=0 to publish
 
-It is found in the first config's folder or the nearest folder above it, never above the
-repository's root (the folder holding `.git`): a file in a home folder or a parent checkout is not
-this project's. It is read as a config is (spec/yamlmarks.py: bounds on aliases and nesting, YAML
-1.2 booleans, line marks), so every problem names file:line:col and the field.
+It is found in the first config's folder (its real path: symlinks resolved) or the nearest folder
+above it, never above the repository's root (the folder holding `.git`): a file in a home folder or
+a parent checkout is not this project's. It is read as a config is (spec/yamlmarks.py: bounds on
+aliases and nesting, YAML 1.2 booleans, line marks), so every problem names file:line:col and the
+field.
 """
 
 from __future__ import annotations
@@ -100,8 +101,11 @@ def _read(path: Path) -> bytes:
 
 def find_project_file(config: Path) -> Path | None:
     """`.trtbuild.yaml` in the config's folder or the nearest folder above it, not above the
-    repository's root (the folder holding `.git`)."""
-    folder = config.absolute().parent
+    repository's root (the folder holding `.git`). The folder's symlinks are resolved first, so
+    every path that names the config finds the same file: a relative path is already read from
+    the real current folder (the kernel's), and `link/tiny.yaml` must walk up from where `cd link`
+    would. The config's own name is not resolved, as `cd` into its folder would not."""
+    folder = config.absolute().parent.resolve()
     for candidate in (folder, *folder.parents):
         settings = candidate / PROJECT_FILE
         if settings.is_file():

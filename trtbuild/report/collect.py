@@ -6,7 +6,8 @@ run that only hits the cache writes the same bytes as the run that built everyth
 ("built", whether it ran now or earlier — "seconds" is always the time it took when it ran) and
 not this run's ran/cached, which the run's --json output and its closing table carry instead.
 The plan may cover more cells than the run did (`run --only`): a report lists every cell of its
-configs, and those the run left out are shown as the cache holds them.
+configs, and those the run left out are shown as the local cache holds them; a task whose result
+only a remote cache holds (planned without fetching) is "not fetched", never read.
 Artifact contents come from the store by hash, never from build/, which may hold files of an
 earlier run.
 """
@@ -34,8 +35,9 @@ from trtbuild.tasks.precision_record import RECORD
 # 2: the config by its absolute path, in report.md's header too; grouped notes; each cell's
 # low_precision (precision.json); 3: each cell's not_byte_reproducible tasks, with a note
 REPORT_FORMAT = 3
-# A task's result: built (now or in an earlier run), failed or skipped in this run, or not built.
-BUILT, FAILED, SKIPPED, NOT_BUILT = "built", "failed", "skipped", "not built"
+# A task's result: built (now or in an earlier run), failed or skipped in this run, or not built;
+# or held by a remote cache only, not downloaded (a cell `run --only` left out).
+BUILT, FAILED, SKIPPED, NOT_BUILT, NOT_FETCHED = "built", "failed", "skipped", "not built", "not fetched"
 
 Document = dict[str, Any]
 
@@ -46,6 +48,9 @@ def collect(plan: Plan, events: Sequence[TaskEvent] | None) -> dict[str, Documen
     names a shared task after the first of its cells that it planned."""
     by_id = _events_by_node(plan, events or ())
     results = _results(plan, by_id)
+    unfetched = _not_fetched(plan, by_id, results)
+    for node_id in unfetched:
+        del results[node_id]
     cells_of = {(str(spec.path), cell.name): cell for spec in plan.specs for cell in spec.cells}
     documents: dict[str, Document] = {}
     for cell_plan in plan.graph.cells:
@@ -57,7 +62,7 @@ def collect(plan: Plan, events: Sequence[TaskEvent] | None) -> dict[str, Documen
             if node.model == cell_plan.model and cell_plan.cell in node.cells
         ]
         nodes = _in_stage_order(nodes, [stage.name for stage in plan.graph.pipeline.stages])
-        record = _cell(cell_plan, spec_cell, nodes, results, by_id, plan.store)
+        record = _cell(cell_plan, spec_cell, nodes, results, (by_id, unfetched), plan.store)
         # Absolute: report.html is read from a browser, a CI artifact or another folder, where a
         # path relative to the current directory (or to the report) names nothing.
         record["config"] = os.path.abspath(cell_plan.config)
@@ -103,15 +108,29 @@ def _results(plan: Plan, events: Mapping[str, TaskEvent]) -> dict[str, ActionRes
     return results
 
 
+def _not_fetched(
+    plan: Plan, events: Mapping[str, TaskEvent], results: Mapping[str, ActionResult]
+) -> set[str]:
+    """The nodes this run did not run whose result's blobs are not in the local cache: a remote
+    cache's hit, planned without downloading. Their outputs cannot be read, so they are reported
+    as not fetched rather than as built with nothing to show (a false "not validated")."""
+    return {
+        node_id
+        for node_id, result in results.items()
+        if node_id not in events and not all(plan.store.has_blob(d.hash) for d in result.outputs.values())
+    }
+
+
 def _cell(
     cell_plan: CellPlan,
     spec_cell: Cell | None,
     nodes: list[TaskNode],
     results: Mapping[str, ActionResult],
-    events: Mapping[str, TaskEvent],
+    seen: tuple[Mapping[str, TaskEvent], set[str]],
     store: CacheStore,
 ) -> Document:
-    tasks = [_task(node, cell_plan.cell, results, events) for node in nodes]
+    events, unfetched = seen
+    tasks = [_task(node, cell_plan.cell, results, events, unfetched) for node in nodes]
     artifacts: dict[str, Any] = {}
     for artifact in cell_plan.artifacts:
         result = results.get(artifact.node_id)
@@ -124,11 +143,12 @@ def _cell(
     low_precision = _read_json(store, results, cell_plan, RECORD)
     built = all(task["state"] == BUILT for task in tasks)
     failed = any(task["state"] == FAILED for task in tasks)
+    remote = all(task["state"] in (BUILT, NOT_FETCHED) for task in tasks)  # and not all built
     return {
         "cell": cell_plan.cell,
         "precision": spec_cell.precision if spec_cell else None,
         "values": _clean(dict(spec_cell.values)) if spec_cell else {},
-        "status": BUILT if built else (FAILED if failed else NOT_BUILT),
+        "status": BUILT if built else (FAILED if failed else (NOT_FETCHED if remote else NOT_BUILT)),
         "verdict": _verdict(validation) if validation else "not validated",
         "validation": _validation(validation) if validation else None,
         "gate_failures": _clean(validation.get("failures", [])) if validation else [],
@@ -162,7 +182,11 @@ def _in_stage_order(nodes: list[TaskNode], stages: list[str]) -> list[TaskNode]:
 
 
 def _task(
-    node: TaskNode, cell: str, results: Mapping[str, ActionResult], events: Mapping[str, TaskEvent]
+    node: TaskNode,
+    cell: str,
+    results: Mapping[str, ActionResult],
+    events: Mapping[str, TaskEvent],
+    unfetched: set[str],
 ) -> Document:
     result = results.get(node.id)
     event = events.get(node.id)
@@ -182,7 +206,7 @@ def _task(
             reason=event.reason,
         )
     else:
-        record.update(state=NOT_BUILT, seconds=None)
+        record.update(state=NOT_FETCHED if node.id in unfetched else NOT_BUILT, seconds=None)
     return record
 
 

@@ -206,6 +206,11 @@ def _task_notes(tasks: list[dict[str, Any]]) -> list[tuple[str, Tone]]:
     missing = [task["kind"] for task in tasks if task["state"] == "not built"]
     if missing:
         found.append((f"not built yet ({', '.join(missing)}): run `trtbuild run` for it", "muted"))
+    remote = [task["kind"] for task in tasks if task["state"] == "not fetched"]
+    if remote:
+        found.append(
+            (f"in the remote cache, not fetched ({', '.join(remote)}): `trtbuild run` fetches it", "muted")
+        )
     return found
 
 

@@ -10,6 +10,7 @@ process of its own also keeps a crash or a leak inside the builder away from the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -90,14 +91,19 @@ def build_in_subprocess(
     replay_builder_log(response.get("log", []))
     if "failure" in response:
         raise from_response(request["module"], response)
-    # What only the build itself shows: the log it kept, the kind of graph it was.
-    why_not = (
-        VERBOSE_LOG if fixed["verbose_log"] else NOT_GUARANTEED_QDQ if response.get("quantized") else None
-    )
-    if why_not and reproducibility.byte_reproducible:
-        reproducibility = Reproducibility(False, why_not, reproducibility.environment)
     os.replace(folder / FIXED_NAMES["engine"], request["engine"])
-    return BuiltEngine(response["io"], reproducibility)
+    return BuiltEngine(response["io"], _as_built(reproducibility, fixed["verbose_log"], response))
+
+
+def _as_built(planned: Reproducibility, verbose_log: bool, response: Mapping[str, Any]) -> Reproducibility:
+    """What only the build itself shows: the log it kept, the kind of graph it was."""
+    why_not = VERBOSE_LOG if verbose_log else NOT_GUARANTEED_QDQ if response.get("quantized") else None
+    found = planned
+    if why_not and planned.byte_reproducible:
+        found = Reproducibility(False, why_not, planned.environment)
+    if verbose_log:  # the log level is not key material: this engine is this run's only
+        found = dataclasses.replace(found, not_shared="built with TRTBUILD_LOG=debug")
+    return found
 
 
 def _command(

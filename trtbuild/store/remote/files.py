@@ -24,8 +24,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ from trtbuild.store.remote.settings import RemoteSettings
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 10
 ATTEMPTS = 2
+# botocore's read timeout bounds the gap between two bytes, not a request: a server that drips one
+# byte every few seconds held a run for ever. So each S3 request (its retries included) has a total
+# limit, fsspec's own (its sync layer wraps the request's coroutine in asyncio.wait_for, which
+# cancels it): REQUEST_FLOOR_S, above what the bounded retries of a server that never answers cost,
+# plus the time its bytes take at MIN_RATE, so a large blob on a slow but working link still comes
+# through (a 100 MB engine gets 30 s + 400 s), while a slower link counts as down.
+REQUEST_FLOOR_S = 30.0
+MIN_RATE = 256 * 1024  # bytes per second: 2 Mbit/s
 # A temp file in a shared folder's tmp/ untouched this long belongs to a writer that was killed (a
 # live upload changes its mtime with every write): any writer may remove it. An hour leaves room for
 # clock skew between the machines and the file server.
@@ -81,7 +90,14 @@ class RemoteFiles:
         # One key of the cache's own prefix, not a listing of the bucket: a shared bucket's policy
         # may let a team list only its prefix (an s3:prefix condition). Raises if the bucket is
         # missing (FileNotFoundError), denied (PermissionError) or the server is down.
-        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+        with _bounded(limit := _limit(0)):
+            fs.call_s3(
+                "list_objects_v2",
+                Bucket=bucket,
+                Prefix=f"{prefix}/" if prefix else "",
+                MaxKeys=1,
+                timeout=limit,
+            )
 
     def read_entry(self, key: str) -> bytes | None:
         """The entry's bytes; None if there is none. DamagedEntry if a shared folder holds something
@@ -94,7 +110,8 @@ class RemoteFiles:
                 with open(open_regular(path), "rb") as stream:
                     data: bytes = stream.read(ENTRY_LIMIT + 1)
             else:
-                data = self._filesystem().cat_file(path, start=0, end=ENTRY_LIMIT + 1)
+                with _bounded(limit := _limit(0)):
+                    data = self._filesystem().cat_file(path, start=0, end=ENTRY_LIMIT + 1, timeout=limit)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -119,13 +136,15 @@ class RemoteFiles:
         fs = self._filesystem()
         try:
             # The size first (a HEAD): an object bigger than named is not downloaded at all.
-            remote_size = fs.info(path).get("size")
+            with _bounded(limit := _limit(0)):
+                remote_size = fs.info(path, timeout=limit).get("size")
         except FileNotFoundError:
             return False
         if remote_size != size:
             dest.write_bytes(b"")
             return True
-        fs.get_file(path, str(dest))
+        with _bounded(limit := _limit(size)):
+            fs.get_file(path, str(dest), timeout=limit)
         return True
 
     @staticmethod
@@ -151,7 +170,11 @@ class RemoteFiles:
 
     def blob_size(self, digest: str) -> int | None:
         try:
-            info = self._filesystem().info(self.blob_path(digest))
+            if self.settings.scheme == "file":
+                info = self._filesystem().info(self.blob_path(digest))
+            else:
+                with _bounded(limit := _limit(0)):
+                    info = self._filesystem().info(self.blob_path(digest), timeout=limit)
         except FileNotFoundError:
             return None
         size = info.get("size")
@@ -166,13 +189,15 @@ class RemoteFiles:
         if self.settings.scheme == "file":
             self._write_whole(target, lambda temp: self._filesystem().pipe_file(temp, data))
         else:
-            self._filesystem().pipe_file(target, data)
+            with _bounded(limit := _limit(len(data))):
+                self._filesystem().pipe_file(target, data, timeout=limit)
 
     def _put(self, source: str, target: str) -> None:
         if self.settings.scheme == "file":
             self._write_whole(target, lambda temp: self._filesystem().put_file(source, temp))
         else:
-            self._filesystem().put_file(source, target)
+            with _bounded(limit := _limit(os.path.getsize(source))):
+                self._filesystem().put_file(source, target, timeout=limit)
 
     def _write_whole(self, target: str, write: Callable[[str], None]) -> None:
         """Write a shared folder's file under tmp/ and rename it into place. A write that fails
@@ -183,6 +208,7 @@ class RemoteFiles:
         try:
             write(temp)
             os.makedirs(os.path.dirname(target), exist_ok=True)
+            _clear_folder_at(target, temp)
             os.replace(temp, target)  # atomic within the shared folder's filesystem
         except BaseException:
             with contextlib.suppress(OSError):
@@ -235,3 +261,34 @@ class RemoteFiles:
             else:
                 self._fs = fsspec.filesystem("file", skip_instance_cache=True)
         return self._fs
+
+
+def _clear_folder_at(target: str, temp: str) -> None:
+    """A folder where a blob or an entry belongs is damage (readers already refuse it): a file
+    cannot be renamed onto it, and that failure took the remote down for the run. It is renamed
+    into tmp/ beside `temp`, out of every reader's way at once, then removed (best effort)."""
+    if not os.path.isdir(target) or os.path.islink(target):
+        return
+    aside = f"{temp}.damaged"
+    try:
+        os.rename(target, aside)
+    except FileNotFoundError:  # another writer moved it first
+        return
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _limit(size: int) -> float:
+    """An S3 request's total time limit, for `size` bytes to move (see REQUEST_FLOOR_S)."""
+    return REQUEST_FLOOR_S + size / MIN_RATE
+
+
+@contextlib.contextmanager
+def _bounded(limit: float) -> Iterator[None]:
+    """fsspec's timeout says nothing (FSTimeoutError has no message): the warning says what it was."""
+    try:
+        yield
+    except TimeoutError as error:  # FSTimeoutError is one (asyncio.TimeoutError is TimeoutError)
+        raise TimeoutError(
+            f"no complete answer within {limit:.0f} s (a request may take {REQUEST_FLOOR_S:.0f} s, "
+            f"plus 1 s per {MIN_RATE // 1024} KiB it moves)"
+        ) from error

@@ -7,11 +7,17 @@
   on, the result is as local as one built here. A damaged entry or a blob that does not hash to its
   name is not used (one warning naming the task), the task runs here, and its result is published
   over the bad copy.
-- **Write-through.** When a task's result is recorded, its blobs are uploaded first (those the
-  remote lacks, or holds with another size, or held corrupt), then its entry, so a reader that sees
-  an entry finds its blobs, and the local entry last, so a run killed while publishing leaves
-  nothing that its clone's next run would take as a local hit and never publish. Uploads are whole
-  or invisible (files.py).
+- **Write-through.** When a task's result is recorded (it was built here), its blobs are uploaded
+  first, every one, then its entry, so a reader that sees an entry finds its blobs, and the local
+  entry last, so a run killed while publishing leaves nothing that its clone's next run would take
+  as a local hit and never publish. A blob the remote already holds is uploaded again all the same:
+  its size says nothing of its bytes, and a damaged copy of the right size, skipped, would be named
+  by every new entry and cost every reader a rebuild; the writer has just made the bytes, so a
+  writer that builds a task repairs the remote. Uploads are whole or invisible (files.py).
+- **Not shared.** A result whose meta says a choice of this run's that is not key material made
+  its bytes (``reproducibility.not_shared``: an engine built with TRTBUILD_LOG=debug) is kept
+  locally and not published: every other run of that key would be handed bytes its own build would
+  not make. The run's summary says how many and why.
 - **Read-only.** A consumer (a CI job that must not publish) reads through and uploads nothing. A
   remote that refuses a write (a read-only or full share, no permission) is used read-only from then on,
   with one warning: reads go on.
@@ -59,7 +65,6 @@ class RemoteStore:
         self._guard = threading.Lock()
         self._state = "unchecked"  # -> "up" or "down" at first use
         self._warned: set[str] = set()
-        self._republish: set[str] = set()  # digests of blobs the remote holds damaged
         self._swept = False
         self._unwritable = False  # a write was refused: read-only from then on, reads go on
         # Keys whose remote copy was found unusable: not asked for again in this run (planning and
@@ -70,6 +75,7 @@ class RemoteStore:
         self._published = [0, 0]
         self._peeked = 0  # results found by a plan, not downloaded
         self._withheld = 0  # results built here that a read-only remote was not given
+        self._not_shared: dict[str, int] = {}  # why -> results built here kept from the remote
 
     def __repr__(self) -> str:
         return f"RemoteStore({self.local!r}, {self.settings.url!r})"
@@ -153,8 +159,6 @@ class RemoteStore:
                 return "is missing"
             size = os.stat(dest).st_size
             if size != digest.size or digest_file(dest) != digest.hash:
-                with self._guard:
-                    self._republish.add(digest.hash)
                 return f"(blob {digest_hex(digest.hash)[:12]}) does not hash to its name"
             self.local.put_file(dest, move=True)
         return None
@@ -163,10 +167,14 @@ class RemoteStore:
         # The remote first (its blobs are already in the local cache), the local entry last: a run
         # killed in between leaves a remote entry that the next run reads back, where the other order
         # left a local entry that no later run of this clone would ever publish (a local hit).
-        if not (self.settings.read_only or self._unwritable) and self._usable():
+        not_shared = _not_shared(result)
+        if not_shared is not None:
+            with self._guard:
+                self._not_shared[not_shared] = self._not_shared.get(not_shared, 0) + 1
+        elif not (self.settings.read_only or self._unwritable) and self._usable():
             self._try_publish(key, result)
         self.local.put_action(key, result)
-        if self.settings.read_only:
+        if self.settings.read_only and not_shared is None:
             with self._guard:
                 self._withheld += 1  # said in notes(): a writer that is read-only by mistake sees it
 
@@ -190,15 +198,9 @@ class RemoteStore:
         if sweep:  # once a run, by writers only: what killed writers left in a shared folder's tmp/
             self._files.sweep_stale_temp()
         uploaded = 0
-        for digest in result.outputs.values():
-            with self._guard:
-                damaged = digest.hash in self._republish
-            if not damaged and self._files.blob_size(digest.hash) == digest.size:
-                continue
+        for digest in result.outputs.values():  # all of them, even those it holds (module doc)
             self._files.put_blob(digest.hash, self.local.local_path(digest.hash))
             uploaded += digest.size
-            with self._guard:
-                self._republish.discard(digest.hash)
         self._files.put_entry(key, encode(result, key))
         return uploaded
 
@@ -281,6 +283,7 @@ class RemoteStore:
                 f"{self._withheld} result(s) built here not published: read-only"
                 + (f" ({self.settings.read_only_from})" if self.settings.read_only_from else "")
             )
+        said += [f"{count} result(s) not published: {why}" for why, count in sorted(self._not_shared.items())]
         return [f"{self.settings.describe()}: {', '.join(said)}"] if said else []
 
     # -- everything else is the local cache's -----------------------------------------------------
@@ -361,6 +364,13 @@ WRITE_REFUSED = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQ
 def _write_refused(error: BaseException) -> bool:
     """Whether a write failed because the remote takes no writes from us (not because it is down)."""
     return isinstance(error, PermissionError) or (isinstance(error, OSError) and error.errno in WRITE_REFUSED)
+
+
+def _not_shared(result: ActionResult) -> str | None:
+    """Why `result` must not go to a shared cache (module doc), or None."""
+    record = result.meta.get("reproducibility")
+    why = record.get("not_shared") if isinstance(record, dict) else None
+    return str(why) if why else None
 
 
 def _megabytes(count: int) -> str:
