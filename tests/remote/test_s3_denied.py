@@ -12,7 +12,8 @@ import pytest
 
 from tests.remote.s3 import ACCESS_KEY, SECRET_KEY, S3Remote, aws_environment, moto_server
 from trtbuild.store import Store
-from trtbuild.store.remote import RemoteStore, parse_remote_url
+from trtbuild.store.remote.layer import RemoteStore
+from trtbuild.store.remote.settings import parse_remote_url
 
 
 def test_refused_credentials_are_one_warning_without_them(

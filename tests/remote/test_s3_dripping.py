@@ -16,7 +16,9 @@ import pytest
 from tests.remote.fault_servers import dripping
 from tests.remote.s3 import S3Server, aws_environment
 from trtbuild.store import Store
-from trtbuild.store.remote import RemoteStore, files, parse_remote_url
+from trtbuild.store.remote import files
+from trtbuild.store.remote.layer import RemoteStore
+from trtbuild.store.remote.settings import parse_remote_url
 
 pytestmark = pytest.mark.slow
 

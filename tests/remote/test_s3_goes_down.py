@@ -11,7 +11,8 @@ import pytest
 
 from tests.remote.s3 import aws_environment, moto_server
 from trtbuild.store import ActionResult, Store
-from trtbuild.store.remote import RemoteStore, parse_remote_url
+from trtbuild.store.remote.layer import RemoteStore
+from trtbuild.store.remote.settings import parse_remote_url
 
 
 def test_a_remote_stopped_mid_run_is_one_warning(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -274,6 +273,8 @@ def _clear_folder_at(target: str, temp: str) -> None:
         os.rename(target, aside)
     except FileNotFoundError:  # another writer moved it first
         return
+    import shutil  # here: shutil loads bz2 and lzma, which a run the local cache serves never needs
+
     shutil.rmtree(aside, ignore_errors=True)
 
 
