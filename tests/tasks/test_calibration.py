@@ -3,6 +3,7 @@ precision task gets. Fast: nothing here imports torch or runs ModelOpt."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import textwrap
 from pathlib import Path
 
@@ -253,6 +254,8 @@ def test_local_callable_is_keyed_by_its_package_code(tiny_project: Project) -> N
         "function": "calibpkg.data:batches",
         "package": None,
         "samples": 4,
+        # precision v8: the installed packages the function's code imports, by version
+        "imports": [f"numpy=={importlib.metadata.version('numpy')}"],
         "inputs": [{"name": "input", "shape": ["batch", 3, 16, 16], "dtype": "float32"}],
     }
     assert sorted(files) == [
