@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Project
 from tests.e2e.remote_folder import (
     clone,
     command,
@@ -222,8 +223,19 @@ def test_a_read_only_shared_folder_is_read_and_the_rest_built_locally_with_one_w
     _entry(remote, keys["tiny/probe"]).unlink()  # early: the tasks after it are still served
     before = sorted(str(path) for path in remote.rglob("*"))
     user = clone(tmp_path, "user")
-    mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", READ_ONLY, str(remote)]
-    completed = subprocess.run(
+    completed = _run_mounted(READ_ONLY, remote, user)
+    _only(completed, f"remote cache file://{remote} cannot be written", "Read-only file system")
+    assert "--remote-read-only" in completed.stderr  # what to say next time
+    ran = {task for task, state in states(completed).items() if state == "ran"}
+    assert ran == {"tiny/probe"}  # before: every task after it was built too, the remote dropped
+    assert sorted(str(path) for path in remote.rglob("*")) == before
+
+
+def _run_mounted(script: str, remote: Path, user: Project) -> subprocess.CompletedProcess[str]:
+    """The user's run, with `script` mounting something on the remote folder in a private mount
+    namespace first (so nothing is left mounted when it ends)."""
+    mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(remote)]
+    return subprocess.run(
         [*mount, *command(user, remote)],
         cwd=user.root,
         env=environment(user),
@@ -231,11 +243,6 @@ def test_a_read_only_shared_folder_is_read_and_the_rest_built_locally_with_one_w
         text=True,
         timeout=600,
     )
-    _only(completed, f"remote cache file://{remote} cannot be written", "Read-only file system")
-    assert "--remote-read-only" in completed.stderr  # what to say next time
-    ran = {task for task, state in states(completed).items() if state == "ran"}
-    assert ran == {"tiny/probe"}  # before: every task after it was built too, the remote dropped
-    assert sorted(str(path) for path in remote.rglob("*")) == before
 
 
 # A full share, for real: a 200 KiB tmpfs mounted on the remote folder in a private mount namespace
@@ -252,15 +259,7 @@ def test_a_full_shared_folder_leaves_no_partial_upload(tmp_path: Path) -> None:
     remote = tmp_path / "shared"
     remote.mkdir()
     user = clone(tmp_path, "user")
-    mount = ["unshare", "--mount", "--propagation", "private", "sh", "-c", FULL_SHARE, str(remote)]
-    completed = subprocess.run(
-        [*mount, *command(user, remote)],
-        cwd=user.root,
-        env=environment(user),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    completed = _run_mounted(FULL_SHARE, remote, user)
     _only(completed, f"remote cache file://{remote} cannot be written", "No space left on device")
     assert set(states(completed).values()) == {"ran"}
     after = tmp_path / "shared.after"
