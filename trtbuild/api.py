@@ -9,8 +9,10 @@ from typing import Any
 
 from trtbuild.errors import EXIT_FAILED, EXIT_OK, LockMismatch, UnreadableLock, UsageError
 from trtbuild.exec.events import TaskEvent
-from trtbuild.exec.local import LocalExecutor, RunOptions
+from trtbuild.exec.local import LocalExecutor
 from trtbuild.exec.owners import OWNER_FILE, check_owners, claim_owners
+from trtbuild.exec.protocol import Executor, RunOptions
+from trtbuild.exec.ray.cluster import RaySettings
 from trtbuild.exec.read_only import check_read_only
 from trtbuild.plan import lock as lockfile
 from trtbuild.plan import locked as lockcheck
@@ -104,12 +106,14 @@ def run(
     write_lock: bool = True,
     pipeline: Pipeline = PIPELINE,
     remote: RemoteSettings | None = None,
+    ray: RaySettings | None = None,
 ) -> RunResult:
-    """Build everything out of date. Config errors raise ConfigError before any task runs (as does
-    an `out_dir/<model>/` that another config's runs own, or a lock of a newer format); with
-    `locked`, a plan that differs from the lock raises LockMismatch, also before any task runs, what
-    the run made is compared with the lock afterwards (`lock_differences`), and no lock is written."""
-    configs = list(configs)
+    """Build everything out of date, in local worker processes or, with `ray`, on that cluster's
+    nodes. Config errors raise ConfigError before any task runs (as does an `out_dir/<model>/` that
+    another config's runs own, or a lock of a newer format); with `locked`, a plan that differs from
+    the lock raises LockMismatch before any task runs, the run is compared with the lock afterwards
+    (`lock_differences`), and no lock is written."""
+    configs, make_executor = list(configs), _executor_factory(ray, remote)  # refusals come first
     the_plan = plan(
         configs,
         cache_dir=cache_dir,
@@ -123,15 +127,14 @@ def run(
     read_only = the_plan.store.read_only  # a consumer's cache: only read, all must be cached
     to_replace = _locks_to_replace(the_plan) if write_lock and not locked else {}
     options = RunOptions(out_dir=Path(out_dir), jobs=jobs, keep_going=keep_going, use_cache=use_cache)
-    executor, events = _execute(the_plan, options, on_event)
+    executor, events = _execute(the_plan, options, on_event, make_executor)
     notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
     result = RunResult(the_plan, events, Path(out_dir), _gate_failures(events), notices=notices)
     _write_reports(result, configs, pipeline, only)
     keys = sorted({key for key, _ in executor.materials.values()})
     if not read_only:  # its writer keeps what it needs
         the_plan.store.add_run_root(keys)
-    result.materials = dict(executor.materials)
-    result.results = dict(executor.results)
+    result.materials, result.results = dict(executor.materials), dict(executor.results)
     if locked:
         _check_run_locked(result)
     elif result.exit_status == EXIT_OK and not only and write_lock:
@@ -174,13 +177,67 @@ def remove_leftovers(specs: list[Spec], out_dir: Path) -> None:
         remove_temp_files(out_dir / spec.model.name, [*REPORT_NAMES, OWNER_FILE])
 
 
+ExecutorFactory = Callable[..., Executor]
+
+
+def check_ray_settings(ray: RaySettings | None, remote: RemoteSettings | None) -> None:
+    """What the Ray executor cannot do, refused before anything is planned (exit 2)."""
+    if ray is None:
+        return
+    if ray.address is not None and remote is None:
+        raise UsageError(
+            f"--executor ray --ray-address {ray.address}: the nodes share results through a remote "
+            "cache, and none is set: add --remote-cache s3://bucket/prefix (or a shared folder every "
+            "node mounts at the same path), or TRTBUILD_REMOTE_CACHE, or remote_cache in .trtbuild.yaml"
+        )
+    if remote is not None and remote.read_only:
+        raise UsageError(
+            f"--executor ray with a read-only {remote.describe()} "
+            f"(from {remote.read_only_from or remote.source}): "
+            "the nodes publish what they build there for this machine to fetch; drop the read-only "
+            "setting, or run without --executor ray"
+        )
+
+
+def _executor_factory(ray: RaySettings | None, remote: RemoteSettings | None) -> ExecutorFactory:
+    check_ray_settings(ray, remote)
+    if ray is None:
+        return LocalExecutor
+    from trtbuild.exec.ray.cluster import RayCluster
+    from trtbuild.exec.ray.executor import RayExecutor
+
+    def make(graph: Any, store: Any, hasher: Any, options: Any, on_event: Any, cached: Any) -> Executor:
+        cluster = RayCluster(ray)
+        cluster.connect()
+        try:
+            return RayExecutor(
+                graph,
+                store,
+                hasher,
+                options,
+                on_event,
+                cached,
+                cluster=cluster,
+                cache_dir=store.root,
+                remote=remote,
+            )
+        except BaseException:
+            cluster.disconnect()
+            raise
+
+    return make
+
+
 def _execute(
-    the_plan: Plan, options: RunOptions, on_event: Callable[[TaskEvent], None] | None
-) -> tuple[LocalExecutor, list[TaskEvent]]:
+    the_plan: Plan,
+    options: RunOptions,
+    on_event: Callable[[TaskEvent], None] | None,
+    make_executor: ExecutorFactory = LocalExecutor,
+) -> tuple[Executor, list[TaskEvent]]:
     """Preflight (in a worker: it imports the model's libraries), claim the build folders, run."""
     cached = _cached_results(the_plan)
     graph, store, hasher = the_plan.graph, the_plan.store, the_plan.hasher
-    with LocalExecutor(graph, store, hasher, options, on_event, cached) as executor:
+    with make_executor(graph, store, hasher, options, on_event, cached) as executor:
         executor.preflight(preflight_checks(the_plan))
         claim_owners(the_plan.specs, options.out_dir)
         events = executor.run()
@@ -253,7 +310,7 @@ def _replaced(to_replace: dict[Path, str], written: list[Path]) -> list[str]:
     ]
 
 
-def write_locks(the_plan: Plan, executor: LocalExecutor) -> list[Path]:
+def write_locks(the_plan: Plan, executor: Executor) -> list[Path]:
     """Each config's lock, after a successful run of all its cells; registered as a GC root. A
     config's lock names its tasks as the config alone would, whatever else was planned with it."""
     written = []

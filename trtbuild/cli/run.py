@@ -14,6 +14,8 @@ from trtbuild.cli.report import print_comparisons
 from trtbuild.cli.terminal import Table, Terminal, escape
 from trtbuild.errors import LockMismatch, UsageError
 from trtbuild.exec.events import TaskEvent
+from trtbuild.exec.protocol import EXECUTORS
+from trtbuild.exec.ray.cluster import RaySettings
 from trtbuild.tasks.precision_record import MOSTLY, RECORD
 from trtbuild.units import human_bytes, human_seconds, human_share
 
@@ -25,7 +27,12 @@ def add_parser(verbs: Any) -> None:
     parser = verbs.add_parser("run", help="build everything out of date", description=__doc__)
     add_config_arguments(parser)
     parser.add_argument(
-        "-j", "--jobs", type=int, default=1, metavar="N", help="tasks run at once (default 1)"
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="tasks run at once (default 1; with --executor ray, at least the cluster's CPUs)",
     )
     parser.add_argument(
         "--keep-going", action="store_true", help="after a failure, run what does not depend on it"
@@ -40,8 +47,29 @@ def add_parser(verbs: Any) -> None:
         "the lock, and after the run if a task made another key or other bytes than the lock records "
         "(a notice for outputs marked not byte-reproducible); never writes the lock",
     )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where tasks run: worker processes on this machine (local, the default), or the nodes of "
+        "a Ray cluster (ray: needs the ray extra; see README, Running on a cluster)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="with --executor ray: the cluster's head node (its GCS address); default: start a Ray "
+        "instance on this machine for this run. A cluster needs a --remote-cache its nodes reach",
+    )
     add_remote_arguments(parser)
     parser.set_defaults(handler=handle)
+
+
+def ray_settings(args: argparse.Namespace) -> RaySettings | None:
+    if args.executor != "ray":
+        if args.ray_address:
+            raise UsageError("--ray-address is for --executor ray: add it, or drop --ray-address")
+        return None
+    return RaySettings(args.ray_address or None)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -85,6 +113,7 @@ def _run(args: argparse.Namespace, progress: Terminal) -> api.RunResult:
         on_event=on_event,
         locked=args.locked,
         remote=remote_settings(args),
+        ray=ray_settings(args),
     )
 
 

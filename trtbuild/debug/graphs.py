@@ -13,7 +13,8 @@ from pathlib import Path
 
 from trtbuild.errors import TaskError, UsageError
 from trtbuild.exec.events import TaskEvent
-from trtbuild.exec.local import LocalExecutor, RunOptions
+from trtbuild.exec.local import LocalExecutor
+from trtbuild.exec.protocol import RunOptions
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.plan import Plan, make_plan, preflight
 from trtbuild.spec.loader import load_specs

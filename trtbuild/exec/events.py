@@ -33,6 +33,7 @@ class TaskEvent:
     details: list[str] = field(default_factory=list)  # a failure's particulars (parser errors, ...)
     meta: dict[str, Any] = field(default_factory=dict)  # what the task recorded (gate results, sizes)
     peak_memory: int | None = None  # bytes: the worker's peak resident set while the task ran
+    node: str | None = None  # the Ray node that ran it (host and node id); None: this machine
 
     def __post_init__(self) -> None:
         # Every consumer (progress, --json, reports) reads these: clean them once, here.

@@ -18,12 +18,13 @@ import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import StoreError, TaskError
 from trtbuild.exec.events import TaskEvent, TaskState
+from trtbuild.exec.placement import this_machine, unplaceable
+from trtbuild.exec.protocol import RunOptions
 from trtbuild.exec.slots import Slots, available_memory, memory_note, plan_slots
 from trtbuild.plan.graph import Dep, Graph, TaskNode
 from trtbuild.plan.plan import raise_problems
@@ -40,14 +41,6 @@ if TYPE_CHECKING:  # the worker machinery (subprocess, multiprocessing) loads wh
 
 log = logging.getLogger("trtbuild.exec")
 Signature = tuple[int, int, int, int]  # inode, device, size, mtime: what an in-place write changes
-
-
-@dataclass
-class RunOptions:
-    out_dir: Path
-    jobs: int = 1
-    keep_going: bool = False
-    use_cache: bool = True
 
 
 class LocalExecutor:
@@ -100,8 +93,15 @@ class LocalExecutor:
 
     def preflight(self, checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]]) -> None:
         """The kinds' preflights (plan.preflight_checks) in a worker, which keeps what they import
-        (the model's factory, torch) for the first task; ConfigError as `plan.preflight` raises."""
+        (the model's factory, torch) for the first task, and whether this machine can take every
+        task that must run (a GPU of a datacenter build's type); ConfigError as `plan.preflight`
+        raises, all problems together."""
+        to_run = [node for node_id, node in self.graph.nodes.items() if node_id not in self.planned]
+        placement = (
+            unplaceable(to_run, [this_machine()], where="this machine", memory=False) if to_run else []
+        )
         if not checks:
+            raise_problems(placement)
             return
         from trtbuild.exec.worker import Done, PreflightRequest
         from trtbuild.exec.workers import NotPortable
@@ -116,7 +116,7 @@ class LocalExecutor:
             )
         if done.meta is None:
             raise TaskError(done.reason, done.details)
-        raise_problems(done.meta["problems"])
+        raise_problems([*done.meta["problems"], *placement])
 
     def run(self) -> list[TaskEvent]:
         self._sweep()

@@ -80,6 +80,11 @@ class CacheStore(Protocol):
 
     def drop_action(self, key: str, why: str, task: str | None = None) -> None: ...
 
+    def share(self, key: str, result: ActionResult) -> None:
+        """Make sure a result this cache holds is where other machines look (a remote cache): a
+        Ray node's local hit, which the driver fetches from there. Nothing for a local cache."""
+        ...
+
     # -- GC roots, scratch space, locks
     def add_root(self, name: str, keys: Iterable[str], *, lock_path: Path | None = None) -> None: ...
 

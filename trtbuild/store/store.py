@@ -99,6 +99,9 @@ class Store:
     def notes(self) -> list[str]:
         return []  # the local cache has nothing to add to a run's summary
 
+    def share(self, key: str, result: ActionResult) -> None:
+        pass  # nobody else looks in a local cache through this one
+
     @property
     def toolchains_dir(self) -> Path:
         """Where tasks keep copies of their tools across runs (created by the task that needs it)."""

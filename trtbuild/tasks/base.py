@@ -139,6 +139,21 @@ class TaskContext(Generic[P]):
         self.logger.info("%s: %s", self.task_id, message)
 
 
+ANY_GPU = "any"  # Resources.gpu: any NVIDIA GPU will do
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one task needs of the machine it runs on: the Ray executor places it by these
+    (exec/ray/placement.py); the local executor starts a task beside others only if `memory` is
+    available. Not in the key: they change no output."""
+
+    cpus: float = 1.0
+    memory: int = 3 << 30  # bytes, estimated for a ResNet-50-sized model
+    # A GPU of this compute capability ("SM89"), ANY_GPU for any NVIDIA GPU, None for no GPU.
+    gpu: str | None = None
+
+
 class TaskKind(ABC, Generic[P]):
     """One kind of task. Subclasses set the class attributes and implement the methods."""
 
@@ -151,6 +166,10 @@ class TaskKind(ABC, Generic[P]):
     # Peak memory of one task, estimated for a ResNet-50-sized model: a task starts beside others
     # only if this much is available (exec/slots.py). Not in the key: it changes no output.
     memory: int = 3 << 30
+
+    def resources(self, params: P) -> Resources:
+        """What one task of this kind needs to run (CPUs, memory, a GPU and its type)."""
+        return Resources(memory=self.memory)
 
     def cost(self, params: P) -> float:
         """The task's work relative to other tasks', for ordering only: with several slots, the tasks

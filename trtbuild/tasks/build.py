@@ -11,7 +11,16 @@ from trtbuild.backends.registry import get_backend, resolve
 from trtbuild.errors import ConfigError, Problem
 from trtbuild.spec.model import Cell, ProfileSpec, Spec
 from trtbuild.store.hashing import digest_bytes, digest_file
-from trtbuild.tasks.base import Derived, JsonDict, Planned, TaskContext, TaskKind, params_json
+from trtbuild.tasks.base import (
+    ANY_GPU,
+    Derived,
+    JsonDict,
+    Planned,
+    Resources,
+    TaskContext,
+    TaskKind,
+    params_json,
+)
 
 NAME = "build"
 GRAPH = "model.onnx"  # its input
@@ -54,6 +63,9 @@ class Build(TaskKind[BuildParams]):
 
     def tools(self, params: BuildParams) -> JsonDict:
         return get_backend(params.backend).tool_facts()
+
+    def resources(self, params: BuildParams) -> Resources:
+        return Resources(memory=self.memory, gpu=build_gpu(params.backend, params.targets))
 
     def preflight(self, spec: Spec, tasks: Sequence[Planned[BuildParams]]) -> list[Problem]:
         return [
@@ -109,16 +121,26 @@ class Build(TaskKind[BuildParams]):
 def backend_of(spec: Spec) -> str:
     """The backend the spec asks for, `auto` resolved; targets need one that builds ahead of time."""
     name = resolve(spec.build.backend, spec.build.targets)
-    if spec.build.targets and not get_backend(name).builds_ahead_of_time:
+    if len(spec.build.targets) > 1 and not get_backend(name).builds_ahead_of_time:
         raise ConfigError(
             Problem(
-                f"build.targets is set but build.backend is {name}, which builds for the local GPU only",
+                f"build.targets names {len(spec.build.targets)} GPU types but build.backend is {name}, "
+                "which builds one engine on one GPU, for that GPU",
                 location=spec.location(("build", "targets")),
                 field_path="build.targets",
-                hint="remove build.targets, or use backend: tensorrt-rtx to build ahead of time for them",
+                hint="give one target per cell (a matrix axis: `build.targets: [[SM80], [SM89]]`), or use "
+                "backend: tensorrt-rtx to build one engine ahead of time for several",
             )
         )
     return name
+
+
+def build_gpu(backend: str, targets: Sequence[str]) -> str | None:
+    """The GPU a cell's engine is built on and runs on: none for an ahead-of-time backend (built on
+    any machine's CPU); else the one target's type, or any GPU when the spec names none."""
+    if get_backend(backend).builds_ahead_of_time:
+        return None
+    return targets[0] if targets else ANY_GPU
 
 
 KIND = Build()

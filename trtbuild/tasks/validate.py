@@ -18,7 +18,7 @@ from trtbuild.backends.registry import get_backend
 from trtbuild.errors import TaskError
 from trtbuild.spec.model import AUTOCAST_PRECISIONS, Cell, Spec, Tolerance
 from trtbuild.tasks import build
-from trtbuild.tasks.base import Derived, JsonDict, TaskContext, TaskKind
+from trtbuild.tasks.base import Derived, JsonDict, Resources, TaskContext, TaskKind
 from trtbuild.tasks.code import code_of
 from trtbuild.tasks.importing import import_attribute
 from trtbuild.tasks.params import OutputParams, output_params, user_code_context
@@ -88,6 +88,12 @@ class Validate(TaskKind[ValidateParams]):
 
     def tools(self, params: ValidateParams) -> JsonDict:
         return {**toolchain.versions(("onnxruntime", "numpy")), "engine_gpus": list(toolchain.nvidia_gpus())}
+
+    def resources(self, params: ValidateParams) -> Resources:
+        # A datacenter engine runs only on the GPU type it was built on; TensorRT-RTX engines run on
+        # any machine's GPU of their targets, and the ONNX candidates anywhere: a CPU task (its
+        # engine candidate is compared where a GPU happens to be, and said skipped elsewhere).
+        return Resources(memory=self.memory, gpu=build.build_gpu(params.backend, params.targets))
 
     def run(self, ctx: TaskContext[ValidateParams]) -> JsonDict:
         from trtbuild.tasks import metrics as M  # run-only helpers load with the task (a no-op skips them)

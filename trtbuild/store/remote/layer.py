@@ -207,6 +207,24 @@ class RemoteStore:
     def drop_action(self, key: str, why: str, task: str | None = None) -> None:
         self.local.drop_action(key, why, task)
 
+    def share(self, key: str, result: ActionResult) -> None:
+        """Publish a local result the remote lacks (built while the remote was down or another one
+        was set), as put_action would have; nothing when it is there or this machine may not write."""
+        if (
+            self.settings.read_only
+            or self._unwritable
+            or _not_shared(result) is not None
+            or not self._usable()
+        ):
+            return
+        try:
+            there = self._files.read_entry(key) is not None
+        except Exception as error:  # see get_action
+            self._down(error)
+            return
+        if not there:
+            self._try_publish(key, result)
+
     # -- faults --------------------------------------------------------------------------------------
     def _usable(self) -> bool:
         """Whether to ask the remote; its reachability is checked once, at first use."""

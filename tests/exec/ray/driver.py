@@ -1,0 +1,44 @@
+"""A driver process for the Ray executor's tests:
+`python driver.py PIPELINE CONFIG OUT CACHE [ADDRESS REMOTE]` runs a fixture pipeline (kinds.py)
+through trtbuild.api, on the Ray cluster at ADDRESS if given (else locally), and prints one JSON
+document: the exit status, events and notices, or the config error."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import ray.cloudpickle
+
+from tests.exec.ray import kinds
+from trtbuild import api
+from trtbuild.errors import TrtbuildError
+from trtbuild.exec.ray.cluster import RaySettings
+from trtbuild.store.remote.settings import parse_remote_url
+
+# The nodes cannot import the tests' modules: the kinds travel by value.
+ray.cloudpickle.register_pickle_by_value(kinds)
+
+
+def main(pipeline: str, config: str, out: str, cache: str, address: str = "", remote: str = "") -> None:
+    try:
+        result = api.run(
+            [config],
+            cache_dir=Path(cache),
+            out_dir=Path(out),
+            pipeline=getattr(kinds, pipeline),
+            ray=RaySettings(address) if address else None,
+            remote=parse_remote_url(remote, source="test") if remote else None,
+        )
+    except TrtbuildError as error:
+        print(json.dumps({"error": str(error), "exit": error.exit_status}))
+        return
+    events = [event.to_json() for event in result.events]
+    print(json.dumps({"exit": result.exit_status, "events": events, "notices": result.notices}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,206 @@
+"""The Ray executor: the local executor's schedule, with each task that must run sent to a node.
+
+Everything the local executor decides stays here, on the driver, with the same code
+(exec/local.py): dependency order, keys, cache hits, keep-going, skipped dependents, events, the
+lock. What changes is where a task that is not cached runs: as a Ray task placed by its kind's
+declared resources (a GPU of the target type for a datacenter build), which fetches its inputs from
+the remote cache and publishes its outputs there (exec/ray/node.py). The driver downloads only what
+the output folder and the run's verdict need: the cells' artifacts and the gate documents.
+
+A node that dies mid-task: Ray runs the task again elsewhere (up to MAX_RETRIES times); the dead
+node published nothing, since a result is published only once it is whole. A task that no live node
+can take fails the run before anything starts (exec/placement.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtbuild.errors import TaskError
+from trtbuild.exec.events import TaskEvent, TaskState
+from trtbuild.exec.local import LocalExecutor
+from trtbuild.exec.placement import unplaceable
+from trtbuild.exec.protocol import RunOptions
+from trtbuild.exec.ray.cluster import RayCluster, ray_options
+from trtbuild.exec.ray.node import NodeDone, NodeRequest, Upstream, run_on_node
+from trtbuild.exec.slots import Slots
+from trtbuild.plan.graph import Graph, TaskNode
+from trtbuild.plan.plan import raise_problems
+from trtbuild.plan.status import node_key
+from trtbuild.store import ActionResult, CacheStore, FileHasher
+from trtbuild.store.remote.settings import RemoteSettings
+
+if TYPE_CHECKING:
+    from trtbuild.spec.model import Spec
+    from trtbuild.tasks.base import TaskKind
+
+log = logging.getLogger("trtbuild.exec")
+MAX_RETRIES = 3  # runs of a task after its node (or worker process) died
+
+
+class RayExecutor(LocalExecutor):
+    def __init__(
+        self,
+        graph: Graph,
+        store: CacheStore,
+        hasher: FileHasher,
+        options: RunOptions,
+        on_event: Callable[[TaskEvent], None] | None = None,
+        planned: Mapping[str, tuple[str, ActionResult]] | None = None,
+        *,
+        cluster: RayCluster,
+        cache_dir: Path | None,
+        remote: RemoteSettings | None,
+    ) -> None:
+        super().__init__(graph, store, hasher, options, on_event, planned)
+        self.cluster = cluster
+        # A local instance's nodes are this machine: they share its cache. A cluster's nodes each
+        # use their own (TRTBUILD_CACHE_DIR there), over the remote cache that joins them.
+        self.node_cache = cache_dir if cluster.settings.local else None
+        self.remote = remote
+        # Tasks in flight: every ready task, up to the cluster's CPUs (or -j, if more); Ray queues
+        # each by its resources. `-j`'s clamp to this machine's CPUs does not apply.
+        self.slots = Slots(max(options.jobs, cluster.cpus(), 1), 0)
+        self.notices = []
+        self._in_flight: set[Any] = set()
+
+    def close(self, *, kill: bool = False) -> None:
+        if kill:
+            import ray
+
+            for ref in list(self._in_flight):
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+        self.cluster.disconnect()
+
+    def preflight(self, checks: list[tuple[TaskKind[Any], Spec, list[TaskNode]]]) -> None:
+        """The kinds' checks on a node (the nodes run the tasks, and need their libraries), and
+        whether a live node can take each task that must run; all problems together."""
+        to_run = [node for node_id, node in self.graph.nodes.items() if node_id not in self.planned]
+        placement = unplaceable(to_run, self.cluster.offers(), where="the cluster") if to_run else []
+        problems = []
+        if checks:
+            import ray
+
+            from trtbuild.exec.ray.node import preflight_on_node
+
+            done = ray.get(ray.remote(preflight_on_node).options(num_cpus=1, memory=0).remote(checks))
+            if done.meta is None:
+                raise TaskError(done.reason, done.details)
+            problems = done.meta["problems"]
+        raise_problems([*problems, *placement])
+
+    def _memory_for(self, node: TaskNode) -> bool:
+        return True  # Ray places each task on a node with the memory it declares
+
+    def _execute(self, node: TaskNode) -> TaskEvent:
+        keyed = node_key(node, self.hasher, self.results)
+        assert keyed is not None, "dependencies finished before their dependents start"
+        key, material = keyed
+        self.materials[node.id] = (key, material)
+        if self.options.use_cache:
+            cached = self._trusted(node, key, self._planned_result(node.id, key) or self._lookup(node, key))
+            if cached is not None:
+                return self._done(node, "cached", "cached", key, cached, 0.0)
+        return self._adopt(node, self._on_a_node(node, key, material))
+
+    def _on_a_node(self, node: TaskNode, key: str, material: dict[str, Any]) -> NodeDone:
+        import ray
+
+        request = NodeRequest(
+            kind=node.task,
+            task_id=node.id,
+            params=node.params,
+            context=dict(node.context),
+            key=key,
+            material=material,
+            upstreams={
+                name: Upstream(dep.node_id, self.materials[dep.node_id][0], dep.output, self._digest_of(dep))
+                for name, dep in node.deps.items()
+            },
+            files={name: (path, material["inputs"][name]) for name, path in node.files.items()},
+            cache_dir=self.node_cache,
+            remote=self.remote,
+            use_cache=self.options.use_cache,
+            threads=max(1, int(node.task.resources(node.params).cpus)),
+        )
+        options = ray_options(node.task.resources(node.params))
+        remote = ray.remote(run_on_node).options(max_retries=MAX_RETRIES, retry_exceptions=False, **options)
+        ref = remote.remote(request)
+        self._in_flight.add(ref)
+        try:
+            done: NodeDone = ray.get(ref)
+        except ray.exceptions.RayError as error:  # retries exhausted, cancelled, not loadable there
+            return NodeDone("failed", key, material, reason=_ray_failure(error))
+        finally:
+            self._in_flight.discard(ref)
+        return done
+
+    def _digest_of(self, dep: Any) -> Any:
+        return self.results[dep.node_id].outputs[dep.output]
+
+    def _adopt(self, node: TaskNode, done: NodeDone) -> TaskEvent:
+        """The node's answer as this run's: its logged warnings printed here, its key recorded,
+        and the outputs this run shows (artifacts, gate documents) fetched and checked."""
+        for record in done.records:
+            logging.getLogger(record.name).handle(record)
+        where = done.node or "a node"
+        if done.differing_tools:
+            self.notices.append(
+                f"{node.id} ran on {where}, whose {', '.join(done.differing_tools)} differ(s) from this "
+                "machine's: its key and the lock hold the node's"
+            )
+        if done.state == "failed" or done.result is None:
+            reason = f"{done.reason} (on {where})"
+            return self._event(
+                node, "failed", reason, key=done.key, details=done.details, seconds=done.seconds
+            )
+        self.materials[node.id] = (done.key, done.material)
+        problem = self._fetched(node, done.key, done.result)
+        if problem is not None:
+            return self._event(
+                node, "failed", f"{problem} (built on {where})", key=done.key, seconds=done.seconds
+            )
+        state: TaskState = "ran" if done.state == "ran" else "cached"
+        reason = (
+            ("not in cache" if self.options.use_cache else "--no-cache")
+            if state == "ran"
+            else f"cached on {where}"
+        )
+        event = self._done(node, state, reason, done.key, done.result, done.seconds)
+        event.node = where
+        return event
+
+    def _fetched(self, node: TaskNode, key: str, result: ActionResult) -> str | None:
+        """Fetch a result this run must read or place (a cell's artifact, a gate document) into
+        the local cache, checked; None, or why it cannot be had."""
+        shown = node.task.gate is not None or any(
+            artifact.node_id == node.id for cell in self.graph.cells for artifact in cell.artifacts
+        )
+        if not shown:
+            return None
+        local = self.store.get_action(key, outputs=node.task.outputs, task=node.id)
+        if local is None or local.outputs != result.outputs:
+            return (
+                "its result is not in the remote cache: the node could not publish it (see the warnings "
+                "above); run again"
+            )
+        if self._trusted(node, key, local) is None:
+            return "its result is damaged in the remote cache (see the warning above); run again"
+        return None
+
+
+def _ray_failure(error: Exception) -> str:
+    import ray
+
+    if isinstance(error, ray.exceptions.TaskCancelledError):
+        return "cancelled"
+    if isinstance(error, ray.exceptions.RayTaskError):  # the request did not load on the node
+        return f"the task could not be loaded on a Ray node: {error.cause!r}"
+    if isinstance(error, ray.exceptions.WorkerCrashedError | ray.exceptions.NodeDiedError):
+        return f"its Ray worker or node died {MAX_RETRIES + 1} times running it: {error}"
+    return f"Ray failed to run it: {type(error).__name__}: {error}"
