@@ -207,23 +207,18 @@ def _executor_factory(ray: RaySettings | None, remote: RemoteSettings | None) ->
     from trtbuild.exec.ray.executor import RayExecutor
 
     def make(graph: Any, store: Any, hasher: Any, options: Any, on_event: Any, cached: Any) -> Executor:
-        cluster = RayCluster(ray)
-        cluster.connect()
-        try:
-            return RayExecutor(
-                graph,
-                store,
-                hasher,
-                options,
-                on_event,
-                cached,
-                cluster=cluster,
-                cache_dir=store.root,
-                remote=remote,
-            )
-        except BaseException:
-            cluster.disconnect()
-            raise
+        cluster = RayCluster(ray)  # connected when a task must run (RayExecutor.preflight)
+        return RayExecutor(
+            graph,
+            store,
+            hasher,
+            options,
+            on_event,
+            cached,
+            cluster=cluster,
+            cache_dir=store.root,
+            remote=remote,
+        )
 
     return make
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,14 +63,21 @@ class RayExecutor(LocalExecutor):
         # use their own (TRTBUILD_CACHE_DIR there), over the remote cache that joins them.
         self.node_cache = cache_dir if cluster.settings.local else None
         self.remote = remote
-        # Tasks in flight: every ready task, up to the cluster's CPUs (or -j, if more); Ray queues
-        # each by its resources. `-j`'s clamp to this machine's CPUs does not apply.
-        self.slots = Slots(max(options.jobs, cluster.cpus(), 1), 0)
-        self.notices = []
+        self.notices = []  # -j's clamp to this machine's CPUs does not apply
         self._in_flight: set[Any] = set()
+        self._connecting = threading.Lock()
+
+    def _connect(self) -> None:
+        """Connect (start a local instance) when a task must run: a run that finds everything
+        cached starts no Ray. Tasks in flight: every ready task, up to the cluster's CPUs (or -j,
+        if more); Ray queues each until a node has its resources."""
+        with self._connecting:
+            if not self.cluster.connected:
+                self.cluster.connect()
+                self.slots = Slots(max(self.options.jobs, self.cluster.cpus(), 1), 0)
 
     def close(self, *, kill: bool = False) -> None:
-        if kill:
+        if kill and self.cluster.connected:
             import ray
 
             for ref in list(self._in_flight):
@@ -81,7 +89,10 @@ class RayExecutor(LocalExecutor):
         """The kinds' checks on a node (the nodes run the tasks, and need their libraries), and
         whether a live node can take each task that must run; all problems together."""
         to_run = [node for node_id, node in self.graph.nodes.items() if node_id not in self.planned]
-        placement = unplaceable(to_run, self.cluster.offers(), where="the cluster") if to_run else []
+        if not to_run:
+            return
+        self._connect()
+        placement = unplaceable(to_run, self.cluster.offers(), where="the cluster")
         problems = []
         if checks:
             import ray
@@ -109,6 +120,7 @@ class RayExecutor(LocalExecutor):
         return self._adopt(node, self._on_a_node(node, key, material))
 
     def _on_a_node(self, node: TaskNode, key: str, material: dict[str, Any]) -> NodeDone:
+        self._connect()  # a cached result found damaged in a run that connected to nothing
         import ray
 
         request = NodeRequest(

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import ray.cloudpickle
 
-from tests.exec.ray import kinds
+from tests.exec.ray_cluster import kinds
 from trtbuild import api
 from trtbuild.errors import TrtbuildError
 from trtbuild.exec.ray.cluster import RaySettings

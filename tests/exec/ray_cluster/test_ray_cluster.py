@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import TINY_MODEL
 from tests.e2e.remote_folder import remote_leftovers, remote_problems
-from tests.exec.ray.conftest import RayTestCluster
-from tests.exec.ray.kinds import HOLD
+from tests.exec.ray_cluster.conftest import RayTestCluster
+from tests.exec.ray_cluster.kinds import HOLD
 
 pytestmark = pytest.mark.slow
 DRIVER = Path(__file__).with_name("driver.py")

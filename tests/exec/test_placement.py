@@ -1,0 +1,59 @@
+"""Placement (trtbuild/exec/placement.py): a task's declared resources against what machines offer.
+The local executor asks this machine; a task it cannot take fails the run before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Project
+from tests.exec.ray_cluster import kinds
+from trtbuild import api, toolchain
+from trtbuild.errors import ConfigError
+from trtbuild.exec.placement import Offer, gpu_resource, needs, this_machine
+from trtbuild.tasks.base import ANY_GPU, Resources
+
+
+def test_needs_are_ray_resources() -> None:
+    assert needs(Resources(cpus=2, memory=1 << 30)) == {"CPU": 2.0, "memory": float(1 << 30)}
+    typed = needs(Resources(memory=1, gpu="SM89"), memory=False)
+    assert typed == {"CPU": 1.0, "GPU": 1.0, "trtbuild-gpu-sm89": 1.0}
+    assert needs(Resources(gpu=ANY_GPU), memory=False) == {"CPU": 1.0, "GPU": 1.0}
+    assert gpu_resource("SM120") == "trtbuild-gpu-sm120"
+
+
+def test_an_offer_takes_a_task_only_with_every_resource_in_quantity() -> None:
+    node = Offer("n", {"CPU": 4, "memory": 8 << 30, "GPU": 1, "trtbuild-gpu-sm89": 1})
+    assert node.takes(needs(Resources(cpus=4, memory=8 << 30, gpu="SM89")))
+    assert not node.takes(needs(Resources(cpus=5, memory=1)))
+    assert not node.takes(needs(Resources(memory=9 << 30)))
+    assert not node.takes(needs(Resources(memory=1, gpu="SM80")))
+
+
+def test_this_machine_offers_its_cpus_and_no_gpu_type_it_lacks() -> None:
+    offer = this_machine()
+    assert offer.resources["CPU"] == toolchain.usable_cpus()
+    if not toolchain.nvidia_gpus():
+        assert "GPU" not in offer.resources
+
+
+@pytest.mark.skipif(bool(toolchain.nvidia_gpus()), reason="this machine has a GPU: it may take SM89 tasks")
+def test_a_gpu_task_this_machine_cannot_take_fails_before_anything_runs(
+    tiny_project: Project, tmp_path: Path
+) -> None:
+    tiny_project.write_config(
+        tiny_project.config.read_text().replace("build:\n  targets: [SM89]\n", "")
+        + "matrix:\n  build.targets: [[SM89]]\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        api.run(
+            [tiny_project.config],
+            cache_dir=tiny_project.cache,
+            out_dir=tiny_project.out,
+            pipeline=kinds.PLACED,
+        )
+    message = str(raised.value)
+    assert "tiny/SM89/placed" in message and "a GPU of type SM89" in message
+    assert "which nothing in this machine offers" in message and "this machine: CPU" in message
+    assert not tiny_project.out.exists() or not any(tiny_project.out.rglob("*.json"))  # nothing ran
