@@ -146,3 +146,38 @@ def test_the_next_run_removes_dead_processes_work_dirs_and_keeps_live_ones(tiny_
         live.wait()
     tiny_project.run_json()  # alone now: everything in tmp/ is a leftover
     assert _temp_files(tiny_project) == []
+
+
+def _ray_session_processes(driver: int) -> list[str]:
+    """Processes of the Ray instance a run started (its session folder is named after the driver's pid)."""
+    marker = f"_{driver}/sockets"
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode()
+            if marker in command:
+                found.append(command[:120])
+    return found
+
+
+def test_sigint_on_the_ray_executor_exits_130_and_stops_its_ray_instance(tiny_project: Project) -> None:
+    pytest.importorskip("ray", reason="the Ray executor needs the ray extra")
+    env = {**os.environ, "TRTBUILD_CACHE_DIR": str(tiny_project.cache), "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "trtbuild", "run", str(tiny_project.config), "--executor", "ray"]
+    run = subprocess.Popen(
+        command, cwd=tiny_project.root, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    # With a local instance the node shares this cache: the build's work dir appears in its tmp/.
+    _wait_for(lambda: any((tiny_project.cache / "tmp").glob("build-*")), run, "the build's start on the node")
+    signalled = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    assert time.monotonic() - signalled < 10, "the run waited for its tasks"
+    deadline = time.monotonic() + 15
+    while (left := _ray_session_processes(run.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert left == [], "the run's Ray instance outlived it"
+    rerun = tiny_project.run_json()
+    assert {task["state"] for task in rerun["tasks"]} <= {"cached", "ran"}
