@@ -6,6 +6,7 @@ document: the exit status, events and notices, or the config error."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from trtbuild.errors import TrtbuildError
 from trtbuild.exec.ray.cluster import RaySettings
 from trtbuild.store.remote.settings import parse_remote_url
 
+KEEP_GOING = "TRTBUILD_TEST_KEEP_GOING"  # "1": the run keeps going after a failure
 # The nodes cannot import the tests' modules: the kinds travel by value.
 ray.cloudpickle.register_pickle_by_value(kinds)
 
@@ -32,6 +34,7 @@ def main(pipeline: str, config: str, out: str, cache: str, address: str = "", re
             pipeline=getattr(kinds, pipeline),
             ray=RaySettings(address) if address else None,
             remote=parse_remote_url(remote, source="test") if remote else None,
+            keep_going=os.environ.get(KEEP_GOING) == "1",
         )
     except TrtbuildError as error:
         print(json.dumps({"error": str(error), "exit": error.exit_status}))

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trtbuild.errors import TaskError
 from trtbuild.spec.model import Cell, Spec
 from trtbuild.tasks.base import Derived, JsonDict, Resources, TaskContext, TaskKind
 from trtbuild.tasks.pipeline import From, Pipeline, Stage
@@ -80,6 +81,45 @@ class Placed(TaskKind[PlacedParams]):
         return {}
 
 
+@dataclass(frozen=True)
+class FragileParams:
+    target: str
+
+
+class Fragile(TaskKind[FragileParams]):
+    """A CPU task per cell that fails for the SM86 cell, with a message (as a task's TaskError)."""
+
+    name = "fragile"
+    version = 1
+    outputs = ("fragile.json",)
+
+    def derive(self, spec: Spec, cell: Cell) -> Derived[FragileParams]:
+        return Derived(FragileParams(spec.build.targets[0]))
+
+    def tools(self, params: FragileParams) -> JsonDict:
+        return {}
+
+    def resources(self, params: FragileParams) -> Resources:
+        return Resources(cpus=1, memory=SMALL)
+
+    def run(self, ctx: TaskContext[FragileParams]) -> JsonDict:
+        if ctx.params.target == "SM86":
+            raise TaskError("this fixture task fails for SM86", ["by design"])
+        ctx.output("fragile.json").write_text(json.dumps({"target": ctx.params.target}) + "\n")
+        return {}
+
+
+class After(Fragile):
+    """A CPU task per cell after Fragile: skipped where Fragile failed."""
+
+    name = "after"
+    outputs = ("after.json",)
+
+    def run(self, ctx: TaskContext[FragileParams]) -> JsonDict:
+        ctx.output("after.json").write_text(Path(ctx.inputs["fragile.json"]).read_text())
+        return {}
+
+
 def _hold(folder: Path) -> None:
     """Say this attempt started (with the Ray node it runs on), then wait for `release`."""
     import ray
@@ -92,6 +132,13 @@ def _hold(folder: Path) -> None:
         time.sleep(0.05)
 
 
+FRAGILE = Pipeline(
+    (
+        Stage(Seed(), shared=True),
+        Stage(Fragile(), {"seed.json": From(("seed",), "seed.json")}),
+        Stage(After(), {"fragile.json": From(("fragile",), "fragile.json")}, artifacts=("after.json",)),
+    )
+)
 SEED_ONLY = Pipeline((Stage(Seed(), shared=True, artifacts=("seed.json",)),))
 PLACED = Pipeline(
     (

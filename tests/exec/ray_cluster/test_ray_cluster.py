@@ -38,6 +38,7 @@ matrix:
 def project(tmp_path: Path, targets: str, name: str = "tiny") -> Path:
     """A config whose model `name` keys its tasks apart from other tests' (the nodes' caches live
     as long as the cluster)."""
+    tmp_path.mkdir(exist_ok=True)
     tmp_path.joinpath("tinynet.py").write_text(TINY_MODEL)
     config = tmp_path / "tiny.yaml"
     config.write_text(CONFIG.format(targets=targets, name=name))
@@ -104,6 +105,43 @@ def test_a_target_no_node_offers_fails_before_anything_runs(
     # Nothing ran: not the SM89 cell, not the shared task, nothing published.
     assert not (tmp_path / "build").exists() or not any((tmp_path / "build").rglob("*.json"))
     assert not any((tmp_path / "shared").rglob("ac/*/*"))
+
+
+def outcome(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(task, state, the reason of a skip) per event."""
+    return [(e["id"], e["state"], e["reason"] if e["state"] == "skipped" else "") for e in document["events"]]
+
+
+def test_keep_going_on_a_node_failure_is_a_local_runs(tmp_path: Path, ray_cluster: RayTestCluster) -> None:
+    """--keep-going: what runs, what is skipped and why, and the exit status are a local run's."""
+    flag = {"TRTBUILD_TEST_KEEP_GOING": "1"}
+    on_ray = drive("FRAGILE", project(tmp_path / "ray", "[SM86], [SM89]", name="kept"), ray_cluster, env=flag)
+    local = drive("FRAGILE", project(tmp_path / "local", "[SM86], [SM89]", name="kept"), None, env=flag)
+    assert on_ray["exit"] == local["exit"] == 1
+    assert outcome(on_ray) == outcome(local)
+    failed = [e for e in on_ray["events"] if e["state"] == "failed"]
+    assert [e["id"] for e in failed] == ["kept/SM86/fragile"]
+    assert "this fixture task fails for SM86" in failed[0]["reason"] and failed[0]["details"] == ["by design"]
+    assert ("kept/SM86/after", "skipped", "kept/SM86/fragile failed") in outcome(on_ray)
+    assert ("kept/SM89/after", "ran", "") in outcome(on_ray)
+
+
+def test_without_keep_going_nothing_starts_after_a_node_failure(
+    tmp_path: Path, ray_cluster: RayTestCluster
+) -> None:
+    """Which tasks had started when the failure came back depends on timing (as at local -j 2);
+    what must hold: the failure's dependent is skipped naming it, nothing else fails, and every
+    task that did not run says it was not started after the failure."""
+    on_ray = drive("FRAGILE", project(tmp_path, "[SM86], [SM89]", name="stopped"), ray_cluster)
+    assert on_ray["exit"] == 1
+    stopped = "not started after stopped/SM86/fragile failed (--keep-going runs what does not depend on it)"
+    for task, state, reason in outcome(on_ray):
+        if task == "stopped/SM86/fragile":
+            assert state == "failed"
+        elif task == "stopped/SM86/after":
+            assert (state, reason) == ("skipped", "stopped/SM86/fragile failed")
+        else:
+            assert state == "ran" or (state, reason) == ("skipped", stopped), (task, state, reason)
 
 
 def test_a_node_killed_mid_task_costs_a_retry_elsewhere(tmp_path: Path, ray_cluster: RayTestCluster) -> None:
