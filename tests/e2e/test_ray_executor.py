@@ -73,3 +73,4 @@ def test_executor_ray_builds_the_tiny_model_with_a_local_runs_lock(tmp_path: Pat
     )
     assert {task["state"] for task in again["tasks"]} == {"cached"}
     assert loaded == []
+    assert "every task was cached: no Ray instance was started" in again["notices"]

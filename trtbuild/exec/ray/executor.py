@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trtbuild.errors import TaskError
+from trtbuild.errors import TaskError, TrtbuildError
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.exec.local import LocalExecutor
 from trtbuild.exec.placement import unplaceable
@@ -89,7 +89,8 @@ class RayExecutor(LocalExecutor):
         """The kinds' checks on a node (the nodes run the tasks, and need their libraries), and
         whether a live node can take each task that must run; all problems together."""
         to_run = [node for node_id, node in self.graph.nodes.items() if node_id not in self.planned]
-        if not to_run:
+        if not to_run:  # Ray's start-up costs seconds, such a run a fraction of one (bench/RESULTS.md §9)
+            self.notices.append(f"every task was cached: {_not_started(self.cluster)}")
             return
         self._connect()
         placement = unplaceable(to_run, self.cluster.offers(), where="the cluster")
@@ -117,10 +118,29 @@ class RayExecutor(LocalExecutor):
             cached = self._trusted(node, key, self._planned_result(node.id, key) or self._lookup(node, key))
             if cached is not None:
                 return self._done(node, "cached", "cached", key, cached, 0.0)
+        if not self.cluster.connected:
+            return self._without_cluster(node)
         return self._adopt(node, self._on_a_node(node, key, material))
 
+    def _without_cluster(self, node: TaskNode) -> TaskEvent:
+        """A task that must run though the plan found every task cached, so nothing was connected:
+        its cached result was found damaged since. A cluster is connected to now, from this thread;
+        a local instance cannot be started off the main thread (Ray sets signal handlers there), so
+        the task runs in a local worker process, on the machine that instance would have used, and
+        the run says so."""
+        if self.cluster.settings.local:
+            self.notices.append(
+                f"{node.id} ran in a local worker process: its cached result was found damaged after "
+                f"planning, and since every task was cached then, {_not_started(self.cluster)}"
+            )
+            return super()._execute(node)
+        try:
+            self._connect()
+        except TrtbuildError as error:
+            return self._event(node, "failed", str(error))
+        return self._execute(node)
+
     def _on_a_node(self, node: TaskNode, key: str, material: dict[str, Any]) -> NodeDone:
-        self._connect()  # a cached result found damaged in a run that connected to nothing
         import ray
 
         request = NodeRequest(
@@ -204,6 +224,12 @@ class RayExecutor(LocalExecutor):
         if self._trusted(node, key, local) is None:
             return "its result is damaged in the remote cache (see the warning above); run again"
         return None
+
+
+def _not_started(cluster: RayCluster) -> str:
+    if cluster.settings.local:
+        return "no Ray instance was started"
+    return f"{cluster.settings.describe()} was not contacted"
 
 
 def _ray_failure(error: Exception) -> str:
