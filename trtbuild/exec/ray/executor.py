@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trtbuild.errors import TaskError
+from trtbuild.errors import Problem, TaskError
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.exec.local import LocalExecutor
-from trtbuild.exec.placement import unplaceable
+from trtbuild.exec.placement import Offer, unplaceable
 from trtbuild.exec.protocol import RunOptions
 from trtbuild.exec.ray.cluster import RayCluster, ray_options
 from trtbuild.exec.ray.node import NodeDone, NodeRequest, Upstream, run_on_node
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trtbuild.exec")
 MAX_RETRIES = 3  # runs of a task after its node (or worker process) died
+PREFLIGHT_NEEDS = {"CPU": 1.0}  # the kinds' checks, one Ray task (preflight)
 
 
 class RayExecutor(LocalExecutor):
@@ -92,14 +93,20 @@ class RayExecutor(LocalExecutor):
         if not to_run:
             return
         self._connect()
-        placement = unplaceable(to_run, self.cluster.offers(), where="the cluster")
+        offers = self.cluster.offers()
+        placement = unplaceable(to_run, offers, where="the cluster")
         problems = []
+        # The checks run as a Ray task of one CPU: with no live node that has one (a head-only
+        # cluster, its workers not up yet), it would wait forever. The placement problems say why.
+        if checks and not any(offer.takes(PREFLIGHT_NEEDS) for offer in offers):
+            raise_problems(placement or [_no_preflight_node(offers)])
         if checks:
             import ray
 
             from trtbuild.exec.ray.node import preflight_on_node
 
-            done = ray.get(ray.remote(preflight_on_node).options(num_cpus=1, memory=0).remote(checks))
+            options = {"num_cpus": PREFLIGHT_NEEDS["CPU"], "memory": 0}
+            done = ray.get(ray.remote(preflight_on_node).options(**options).remote(checks))
             if done.meta is None:
                 raise TaskError(done.reason, done.details)
             problems = done.meta["problems"]
@@ -204,6 +211,14 @@ class RayExecutor(LocalExecutor):
         if self._trusted(node, key, local) is None:
             return "its result is damaged in the remote cache (see the warning above); run again"
         return None
+
+
+def _no_preflight_node(offers: list[Offer]) -> Problem:
+    machines = "; ".join(offer.describe() for offer in offers) or "no live node"
+    return Problem(
+        f"no live node of the cluster has a CPU to run the tasks' checks on; the cluster has: {machines}",
+        hint="start the cluster's worker nodes (or wait until they have joined) and run again",
+    )
 
 
 def _ray_failure(error: Exception) -> str:
