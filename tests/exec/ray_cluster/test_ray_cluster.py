@@ -90,6 +90,20 @@ def test_each_task_runs_on_a_node_of_its_gpu_type(tmp_path: Path, ray_cluster: R
     assert any(ray_cluster.caches["w80"].rglob("ac/*/*")), "w80 kept nothing"
 
 
+def test_the_driver_fetches_only_the_cells_artifacts(tmp_path: Path, ray_cluster: RayTestCluster) -> None:
+    """The seed is no cell's artifact: its result stays in the remote cache. Writing the report read
+    every result of the run from the store, and so downloaded each into the driver's cache."""
+    config = project(tmp_path, "[SM89]", name="shown")
+    document = drive("SEED_NOT_SHOWN", config, ray_cluster)
+    assert document["exit"] == 0, document
+    assert {event["state"] for event in document["events"]} == {"ran"}
+    entries = sorted(path.name for path in (tmp_path / "driver-cache").rglob("ac/*/*"))
+    placed = next(event["key"] for event in document["events"] if event["kind"] == "placed")
+    assert entries == [f"{placed}.json"], entries
+    report = json.loads((tmp_path / "build/shown/report.json").read_text())
+    assert {task["state"] for cell in report["cells"] for task in cell["tasks"]} == {"built"}
+
+
 def test_a_target_no_node_offers_fails_before_anything_runs(
     tmp_path: Path, ray_cluster: RayTestCluster
 ) -> None:
