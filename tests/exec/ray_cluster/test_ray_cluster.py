@@ -175,3 +175,46 @@ def _wait_for(path: Path, driver: subprocess.Popen[str], seconds: float = 120) -
         assert time.monotonic() < deadline, f"{path.name} did not appear"
         time.sleep(0.05)
     return path.read_text()
+
+
+def test_a_task_whose_only_node_died_fails_instead_of_waiting_forever(
+    tmp_path: Path, ray_cluster: RayTestCluster
+) -> None:
+    """The only node of a GPU type leaves while the task's upstream runs: Ray kept the task pending
+    for a node that never comes, and the run waited forever. Now it fails, naming what it needs."""
+    config = project(tmp_path, "[SM75]", name="orphaned")
+    hold = tmp_path / HOLD
+    hold.mkdir()
+    only = ray_cluster.cluster.add_node(
+        node_ip_address="127.0.0.1",
+        object_store_memory=80 << 20,
+        num_cpus=1,
+        num_gpus=1,
+        resources={"trtbuild-gpu-sm75": 1.0},
+        env_vars={"TRTBUILD_CACHE_DIR": str(tmp_path / "sm75-cache")},
+    )
+    ray_cluster.cluster.wait_for_nodes()
+    root = config.parent
+    args = ["PLACED", str(config), str(root / "build"), str(root / "driver-cache")]
+    driver = subprocess.Popen(
+        [sys.executable, str(DRIVER), *args, ray_cluster.address, f"file://{root / 'shared'}"],
+        cwd=root,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(hold / "started-1", driver)
+        ray_cluster.cluster.remove_node(only, allow_graceful=False)
+        (hold / "release").touch()
+        out, err = driver.communicate(timeout=150)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, err
+    document = json.loads(out.splitlines()[-1])
+    assert document["exit"] == 1, document
+    placed = next(event for event in document["events"] if event["id"] == "orphaned/SM75/placed")
+    assert placed["state"] == "failed", placed
+    assert "no live node can take it any more" in placed["reason"], placed
+    assert "trtbuild-gpu-sm75" in placed["reason"], placed

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trtbuild.exec")
 MAX_RETRIES = 3  # runs of a task after its node (or worker process) died
+# A task in flight is checked against the live nodes this often; it fails once none could take it
+# for NODES_GONE_S (a node restarting, or joining late, is not a node gone).
+PLACEMENT_CHECK_S = 5.0
+NODES_GONE_S = 20.0
 PREFLIGHT_NEEDS = {"CPU": 1.0}  # the kinds' checks, one Ray task (preflight)
 
 
@@ -67,6 +72,8 @@ class RayExecutor(LocalExecutor):
         self.notices = []  # -j's clamp to this machine's CPUs does not apply
         self._in_flight: set[Any] = set()
         self._connecting = threading.Lock()
+        self._offers_lock = threading.Lock()
+        self._offers: tuple[float, list[Offer]] | None = None  # when asked, what the live nodes had
 
     def _connect(self) -> None:
         """Connect (start a local instance) when a task must run: a run that finds everything
@@ -152,12 +159,42 @@ class RayExecutor(LocalExecutor):
         ref = remote.remote(request)
         self._in_flight.add(ref)
         try:
+            gone = self._wait_placeable(ref, node)
+            if gone is not None:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+                return NodeDone("failed", key, material, reason=gone)
             done: NodeDone = ray.get(ref)
         except ray.exceptions.RayError as error:  # retries exhausted, cancelled, not loadable there
             return NodeDone("failed", key, material, reason=_ray_failure(error))
         finally:
             self._in_flight.discard(ref)
         return done
+
+    def _wait_placeable(self, ref: Any, node: TaskNode) -> str | None:
+        """Wait for the task; None once it has finished, or why it never will: no live node can take
+        it any more (the only node of its GPU type died), for NODES_GONE_S. Ray would keep it
+        pending, and the run would wait forever."""
+        import ray
+
+        since: float | None = None
+        while not ray.wait([ref], timeout=PLACEMENT_CHECK_S)[0]:
+            problems = unplaceable([node], self._live_offers(), where="the cluster")
+            if not problems:
+                since = None
+                continue
+            since = since if since is not None else time.monotonic()
+            if time.monotonic() - since >= NODES_GONE_S:
+                return f"no live node can take it any more (a node left the cluster): {problems[0].message}"
+        return None
+
+    def _live_offers(self) -> list[Offer]:
+        """The cluster's live nodes, asked at most once per PLACEMENT_CHECK_S for all tasks."""
+        with self._offers_lock:
+            now = time.monotonic()
+            if self._offers is None or now - self._offers[0] >= PLACEMENT_CHECK_S:
+                self._offers = (now, self.cluster.offers())
+            return self._offers[1]
 
     def _digest_of(self, dep: Any) -> Any:
         return self.results[dep.node_id].outputs[dep.output]
