@@ -85,3 +85,20 @@ def test_a_cluster_without_a_cpu_node_fails_before_anything_runs_instead_of_wait
         )
     message = str(raised.value)
     assert "which nothing in the cluster offers" in message and "node 0a1b2c3d" in message
+
+
+def test_a_task_that_failed_on_a_ray_node_says_which_node_in_its_event(tiny_project: Project) -> None:
+    """README: --json says on which node each task ran. A failed one had `node` null, the node
+    only in its reason's text."""
+    from trtbuild.exec.ray.executor import RayExecutor
+    from trtbuild.exec.ray.node import NodeDone
+
+    the_plan = api.plan([tiny_project.config], cache_dir=tiny_project.cache)
+    node = the_plan.graph.nodes["tiny/export"]
+    executor = RayExecutor.__new__(RayExecutor)  # _adopt reads nothing but the answer and notices
+    executor.notices = []
+    event = executor._adopt(
+        node, NodeDone("failed", "k" * 64, {}, reason="boom", node="gpu-7 (node 0a1b2c3d)")
+    )
+    assert event.state == "failed" and event.node == "gpu-7 (node 0a1b2c3d)", event
+    assert event.to_json()["node"] == "gpu-7 (node 0a1b2c3d)"

@@ -212,15 +212,19 @@ class RayExecutor(LocalExecutor):
             )
         if done.state == "failed" or done.result is None:
             reason = f"{done.reason} (on {where})"
-            return self._event(
+            failed = self._event(
                 node, "failed", reason, key=done.key, details=done.details, seconds=done.seconds
             )
+            failed.node = done.node or None  # --json says where each task ran, a failed one too
+            return failed
         self.materials[node.id] = (done.key, done.material)
         problem = self._fetched(node, done.key, done.result)
         if problem is not None:
-            return self._event(
+            unfetched = self._event(
                 node, "failed", f"{problem} (built on {where})", key=done.key, seconds=done.seconds
             )
+            unfetched.node = done.node or None
+            return unfetched
         state: TaskState = "ran" if done.state == "ran" else "cached"
         reason = (
             ("not in cache" if self.options.use_cache else "--no-cache")
