@@ -130,11 +130,11 @@ def run(
     executor, events = _execute(the_plan, options, on_event, make_executor)
     notices += executor.notices  # -j clamped to the CPUs, tasks waiting for memory
     result = RunResult(the_plan, events, Path(out_dir), _gate_failures(events), notices=notices)
+    result.materials, result.results = dict(executor.materials), dict(executor.results)
     _write_reports(result, configs, pipeline, only)
     keys = sorted({key for key, _ in executor.materials.values()})
     if not read_only:  # its writer keeps what it needs
         the_plan.store.add_run_root(keys)
-    result.materials, result.results = dict(executor.materials), dict(executor.results)
     if locked:
         _check_run_locked(result)
     elif result.exit_status == EXIT_OK and not only and write_lock:
@@ -164,7 +164,7 @@ def _write_reports(
     every_cell = (
         make_plan(configs, pipeline=pipeline, store=the_plan.store, fetch=False) if only else the_plan
     )
-    result.reports = write_reports(every_cell, result.events, result.out_dir)
+    result.reports = write_reports(every_cell, result.events, result.out_dir, result.results)
     planned = {(cell.model, cell.cell) for cell in the_plan.graph.cells}
     result.cells_not_run = [c for c in every_cell.graph.cells if (c.model, c.cell) not in planned]
 

@@ -57,3 +57,48 @@ def test_a_gpu_task_this_machine_cannot_take_fails_before_anything_runs(
     assert "tiny/SM89/placed" in message and "a GPU of type SM89" in message
     assert "which nothing in this machine offers" in message and "this machine: CPU" in message
     assert not tiny_project.out.exists() or not any(tiny_project.out.rglob("*.json"))  # nothing ran
+
+
+def test_a_cluster_without_a_cpu_node_fails_before_anything_runs_instead_of_waiting(
+    tiny_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A head-only cluster (0 CPUs, its workers not up): the kinds' checks, a Ray task of one CPU,
+    waited for a node forever (the run hung); now the placement problems fail it, exit 2."""
+    import sys
+
+    from trtbuild.exec.ray.cluster import RayCluster, RaySettings
+
+    def connect(cluster: RayCluster) -> None:
+        cluster.connected = True
+
+    head = Offer("node 0a1b2c3d (127.0.0.1)", {"CPU": 0.0, "memory": float(8 << 30)})
+    monkeypatch.setattr(RayCluster, "connect", connect)
+    monkeypatch.setattr(RayCluster, "disconnect", lambda cluster: None)
+    monkeypatch.setattr(RayCluster, "offers", lambda cluster: [head])
+    monkeypatch.setitem(sys.modules, "ray", None)  # nothing may be sent to the cluster
+    with pytest.raises(ConfigError) as raised:
+        api.run(
+            [tiny_project.config],
+            cache_dir=tiny_project.cache,
+            out_dir=tiny_project.out,
+            ray=RaySettings(),
+        )
+    message = str(raised.value)
+    assert "which nothing in the cluster offers" in message and "node 0a1b2c3d" in message
+
+
+def test_a_task_that_failed_on_a_ray_node_says_which_node_in_its_event(tiny_project: Project) -> None:
+    """README: --json says on which node each task ran. A failed one had `node` null, the node
+    only in its reason's text."""
+    from trtbuild.exec.ray.executor import RayExecutor
+    from trtbuild.exec.ray.node import NodeDone
+
+    the_plan = api.plan([tiny_project.config], cache_dir=tiny_project.cache)
+    node = the_plan.graph.nodes["tiny/export"]
+    executor = RayExecutor.__new__(RayExecutor)  # _adopt reads nothing but the answer and notices
+    executor.notices = []
+    event = executor._adopt(
+        node, NodeDone("failed", "k" * 64, {}, reason="boom", node="gpu-7 (node 0a1b2c3d)")
+    )
+    assert event.state == "failed" and event.node == "gpu-7 (node 0a1b2c3d)", event
+    assert event.to_json()["node"] == "gpu-7 (node 0a1b2c3d)"

@@ -42,12 +42,17 @@ BUILT, FAILED, SKIPPED, NOT_BUILT, NOT_FETCHED = "built", "failed", "skipped", "
 Document = dict[str, Any]
 
 
-def collect(plan: Plan, events: Sequence[TaskEvent] | None) -> dict[str, Document]:
+def collect(
+    plan: Plan, events: Sequence[TaskEvent] | None, known: Mapping[str, ActionResult] | None = None
+) -> dict[str, Document]:
     """Model name -> its report document. `events` None (`trtbuild report`): what the cache holds.
     Events are matched to the plan's tasks by model, kind and cell, not by id: a run of some cells
-    names a shared task after the first of its cells that it planned."""
+    names a shared task after the first of its cells that it planned. `known`: the run's results
+    by its task ids (the executor's), used as they are: a Ray run's nodes published the results of
+    tasks whose outputs the driver does not need, and reading them from the store downloaded every
+    one of them from the remote cache."""
     by_id = _events_by_node(plan, events or ())
-    results = _results(plan, by_id)
+    results = _results(plan, by_id, known or {})
     unfetched = _not_fetched(plan, by_id, results)
     for node_id in unfetched:
         del results[node_id]
@@ -88,7 +93,9 @@ def _events_by_node(plan: Plan, events: Sequence[TaskEvent]) -> dict[str, TaskEv
     return found
 
 
-def _results(plan: Plan, events: Mapping[str, TaskEvent]) -> dict[str, ActionResult]:
+def _results(
+    plan: Plan, events: Mapping[str, TaskEvent], known: Mapping[str, ActionResult]
+) -> dict[str, ActionResult]:
     """Node id -> its action result, for every node whose output exists now. A task this run did
     not finish has none, whatever the cache held when planning; one it did not plan (a cell left
     out by --only) has what the cache holds."""
@@ -102,7 +109,9 @@ def _results(plan: Plan, events: Mapping[str, TaskEvent]) -> dict[str, ActionRes
         elif event is not None and event.key is not None:
             # Ran in this run, or hit the cache only once an upstream reproduced its old output.
             outputs = plan.graph.nodes[node_id].task.outputs
-            result = plan.store.get_action(event.key, outputs=outputs, task=node_id)
+            result = known.get(event.id)
+            if result is None:
+                result = plan.store.get_action(event.key, outputs=outputs, task=node_id)
             if result is not None:
                 results[node_id] = result
     return results

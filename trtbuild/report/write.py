@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +12,22 @@ from trtbuild.files import write_atomic
 from trtbuild.plan.plan import Plan
 from trtbuild.report.collect import collect
 from trtbuild.report.marks import NO_PLOTS_MARK
+from trtbuild.store import ActionResult
 
 NAMES = ("report.json", "report.md", "report.html")
 
 
-def write_reports(plan: Plan, events: Sequence[TaskEvent] | None, out_dir: Path | str) -> list[Path]:
-    """Each model's report files under `out_dir`/<model>/; `events` None reports what the cache holds.
-    Returns every model's report paths (json, md, html), whether rewritten or already current."""
+def write_reports(
+    plan: Plan,
+    events: Sequence[TaskEvent] | None,
+    out_dir: Path | str,
+    results: Mapping[str, ActionResult] | None = None,
+) -> list[Path]:
+    """Each model's report files under `out_dir`/<model>/; `events` None reports what the cache holds;
+    `results`: the run's, by task id (report/collect.py: collect). Returns every model's report
+    paths (json, md, html), whether rewritten or already current."""
     paths: list[Path] = []
-    for model, document in collect(plan, events).items():
+    for model, document in collect(plan, events, results).items():
         paths += write_model_report(document, Path(out_dir) / model)
     return paths
 

@@ -146,3 +146,10 @@ PLACED = Pipeline(
         Stage(Placed(), {"seed.json": From(("seed",), "seed.json")}, artifacts=("placed.json",)),
     )
 )
+# The seed as an intermediate: its result is no cell's artifact, so the driver never needs it.
+SEED_NOT_SHOWN = Pipeline(
+    (
+        Stage(Seed(), shared=True),
+        Stage(Placed(), {"seed.json": From(("seed",), "seed.json")}, artifacts=("placed.json",)),
+    )
+)

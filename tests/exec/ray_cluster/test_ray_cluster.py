@@ -91,6 +91,20 @@ def test_each_task_runs_on_a_node_of_its_gpu_type(tmp_path: Path, ray_cluster: R
     assert any(ray_cluster.caches["w80"].rglob("ac/*/*")), "w80 kept nothing"
 
 
+def test_the_driver_fetches_only_the_cells_artifacts(tmp_path: Path, ray_cluster: RayTestCluster) -> None:
+    """The seed is no cell's artifact: its result stays in the remote cache. Writing the report read
+    every result of the run from the store, and so downloaded each into the driver's cache."""
+    config = project(tmp_path, "[SM89]", name="shown")
+    document = drive("SEED_NOT_SHOWN", config, ray_cluster)
+    assert document["exit"] == 0, document
+    assert {event["state"] for event in document["events"]} == {"ran"}
+    entries = sorted(path.name for path in (tmp_path / "driver-cache").rglob("ac/*/*"))
+    placed = next(event["key"] for event in document["events"] if event["kind"] == "placed")
+    assert entries == [f"{placed}.json"], entries
+    report = json.loads((tmp_path / "build/shown/report.json").read_text())
+    assert {task["state"] for cell in report["cells"] for task in cell["tasks"]} == {"built"}
+
+
 def test_a_target_no_node_offers_fails_before_anything_runs(
     tmp_path: Path, ray_cluster: RayTestCluster
 ) -> None:
@@ -199,3 +213,46 @@ def _wait_for(path: Path, driver: subprocess.Popen[str], seconds: float = 120) -
         assert time.monotonic() < deadline, f"{path.name} did not appear"
         time.sleep(0.05)
     return path.read_text()
+
+
+def test_a_task_whose_only_node_died_fails_instead_of_waiting_forever(
+    tmp_path: Path, ray_cluster: RayTestCluster
+) -> None:
+    """The only node of a GPU type leaves while the task's upstream runs: Ray kept the task pending
+    for a node that never comes, and the run waited forever. Now it fails, naming what it needs."""
+    config = project(tmp_path, "[SM75]", name="orphaned")
+    hold = tmp_path / HOLD
+    hold.mkdir()
+    only = ray_cluster.cluster.add_node(
+        node_ip_address="127.0.0.1",
+        object_store_memory=80 << 20,
+        num_cpus=1,
+        num_gpus=1,
+        resources={"trtbuild-gpu-sm75": 1.0},
+        env_vars={"TRTBUILD_CACHE_DIR": str(tmp_path / "sm75-cache")},
+    )
+    ray_cluster.cluster.wait_for_nodes()
+    root = config.parent
+    args = ["PLACED", str(config), str(root / "build"), str(root / "driver-cache")]
+    driver = subprocess.Popen(
+        [sys.executable, str(DRIVER), *args, ray_cluster.address, f"file://{root / 'shared'}"],
+        cwd=root,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(hold / "started-1", driver)
+        ray_cluster.cluster.remove_node(only, allow_graceful=False)
+        (hold / "release").touch()
+        out, err = driver.communicate(timeout=150)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, err
+    document = json.loads(out.splitlines()[-1])
+    assert document["exit"] == 1, document
+    placed = next(event for event in document["events"] if event["id"] == "orphaned/SM75/placed")
+    assert placed["state"] == "failed", placed
+    assert "no live node can take it any more" in placed["reason"], placed
+    assert "trtbuild-gpu-sm75" in placed["reason"], placed

@@ -17,14 +17,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trtbuild.errors import TaskError, TrtbuildError
+from trtbuild.errors import Problem, TaskError, TrtbuildError
 from trtbuild.exec.events import TaskEvent, TaskState
 from trtbuild.exec.local import LocalExecutor
-from trtbuild.exec.placement import unplaceable
+from trtbuild.exec.placement import Offer, unplaceable
 from trtbuild.exec.protocol import RunOptions
 from trtbuild.exec.ray.cluster import RayCluster, ray_options
 from trtbuild.exec.ray.node import NodeDone, NodeRequest, Upstream, run_on_node
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trtbuild.exec")
 MAX_RETRIES = 3  # runs of a task after its node (or worker process) died
+# A task in flight is checked against the live nodes this often; it fails once none could take it
+# for NODES_GONE_S (a node restarting, or joining late, is not a node gone).
+PLACEMENT_CHECK_S = 5.0
+NODES_GONE_S = 20.0
+PREFLIGHT_NEEDS = {"CPU": 1.0}  # the kinds' checks, one Ray task (preflight)
 
 
 class RayExecutor(LocalExecutor):
@@ -66,6 +72,8 @@ class RayExecutor(LocalExecutor):
         self.notices = []  # -j's clamp to this machine's CPUs does not apply
         self._in_flight: set[Any] = set()
         self._connecting = threading.Lock()
+        self._offers_lock = threading.Lock()
+        self._offers: tuple[float, list[Offer]] | None = None  # when asked, what the live nodes had
 
     def _connect(self) -> None:
         """Connect (start a local instance) when a task must run: a run that finds everything
@@ -93,14 +101,20 @@ class RayExecutor(LocalExecutor):
             self.notices.append(f"every task was cached: {_not_started(self.cluster)}")
             return
         self._connect()
-        placement = unplaceable(to_run, self.cluster.offers(), where="the cluster")
+        offers = self.cluster.offers()
+        placement = unplaceable(to_run, offers, where="the cluster")
         problems = []
+        # The checks run as a Ray task of one CPU: with no live node that has one (a head-only
+        # cluster, its workers not up yet), it would wait forever. The placement problems say why.
+        if checks and not any(offer.takes(PREFLIGHT_NEEDS) for offer in offers):
+            raise_problems(placement or [_no_preflight_node(offers)])
         if checks:
             import ray
 
             from trtbuild.exec.ray.node import preflight_on_node
 
-            done = ray.get(ray.remote(preflight_on_node).options(num_cpus=1, memory=0).remote(checks))
+            options = {"num_cpus": PREFLIGHT_NEEDS["CPU"], "memory": 0}
+            done = ray.get(ray.remote(preflight_on_node).options(**options).remote(checks))
             if done.meta is None:
                 raise TaskError(done.reason, done.details)
             problems = done.meta["problems"]
@@ -165,12 +179,42 @@ class RayExecutor(LocalExecutor):
         ref = remote.remote(request)
         self._in_flight.add(ref)
         try:
+            gone = self._wait_placeable(ref, node)
+            if gone is not None:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+                return NodeDone("failed", key, material, reason=gone)
             done: NodeDone = ray.get(ref)
         except ray.exceptions.RayError as error:  # retries exhausted, cancelled, not loadable there
             return NodeDone("failed", key, material, reason=_ray_failure(error))
         finally:
             self._in_flight.discard(ref)
         return done
+
+    def _wait_placeable(self, ref: Any, node: TaskNode) -> str | None:
+        """Wait for the task; None once it has finished, or why it never will: no live node can take
+        it any more (the only node of its GPU type died), for NODES_GONE_S. Ray would keep it
+        pending, and the run would wait forever."""
+        import ray
+
+        since: float | None = None
+        while not ray.wait([ref], timeout=PLACEMENT_CHECK_S)[0]:
+            problems = unplaceable([node], self._live_offers(), where="the cluster")
+            if not problems:
+                since = None
+                continue
+            since = since if since is not None else time.monotonic()
+            if time.monotonic() - since >= NODES_GONE_S:
+                return f"no live node can take it any more (a node left the cluster): {problems[0].message}"
+        return None
+
+    def _live_offers(self) -> list[Offer]:
+        """The cluster's live nodes, asked at most once per PLACEMENT_CHECK_S for all tasks."""
+        with self._offers_lock:
+            now = time.monotonic()
+            if self._offers is None or now - self._offers[0] >= PLACEMENT_CHECK_S:
+                self._offers = (now, self.cluster.offers())
+            return self._offers[1]
 
     def _digest_of(self, dep: Any) -> Any:
         return self.results[dep.node_id].outputs[dep.output]
@@ -188,15 +232,19 @@ class RayExecutor(LocalExecutor):
             )
         if done.state == "failed" or done.result is None:
             reason = f"{done.reason} (on {where})"
-            return self._event(
+            failed = self._event(
                 node, "failed", reason, key=done.key, details=done.details, seconds=done.seconds
             )
+            failed.node = done.node or None  # --json says where each task ran, a failed one too
+            return failed
         self.materials[node.id] = (done.key, done.material)
         problem = self._fetched(node, done.key, done.result)
         if problem is not None:
-            return self._event(
+            unfetched = self._event(
                 node, "failed", f"{problem} (built on {where})", key=done.key, seconds=done.seconds
             )
+            unfetched.node = done.node or None
+            return unfetched
         state: TaskState = "ran" if done.state == "ran" else "cached"
         reason = (
             ("not in cache" if self.options.use_cache else "--no-cache")
@@ -230,6 +278,14 @@ def _not_started(cluster: RayCluster) -> str:
     if cluster.settings.local:
         return "no Ray instance was started"
     return f"{cluster.settings.describe()} was not contacted"
+
+
+def _no_preflight_node(offers: list[Offer]) -> Problem:
+    machines = "; ".join(offer.describe() for offer in offers) or "no live node"
+    return Problem(
+        f"no live node of the cluster has a CPU to run the tasks' checks on; the cluster has: {machines}",
+        hint="start the cluster's worker nodes (or wait until they have joined) and run again",
+    )
 
 
 def _ray_failure(error: Exception) -> str:
