@@ -80,9 +80,11 @@ class CacheStore(Protocol):
 
     def drop_action(self, key: str, why: str, task: str | None = None) -> None: ...
 
-    def share(self, key: str, result: ActionResult) -> None:
+    def share(self, key: str, result: ActionResult, *, again: bool = False) -> None:
         """Make sure a result this cache holds is where other machines look (a remote cache): a
-        Ray node's local hit, which the driver fetches from there. Nothing for a local cache."""
+        Ray node's local hit, which the driver fetches from there; with `again`, its blobs are
+        uploaded even if the remote has the entry (a node found a blob of it damaged there).
+        Nothing for a local cache."""
         ...
 
     # -- GC roots, scratch space, locks

@@ -99,7 +99,7 @@ class Store:
     def notes(self) -> list[str]:
         return []  # the local cache has nothing to add to a run's summary
 
-    def share(self, key: str, result: ActionResult) -> None:
+    def share(self, key: str, result: ActionResult, *, again: bool = False) -> None:
         pass  # nobody else looks in a local cache through this one
 
     @property

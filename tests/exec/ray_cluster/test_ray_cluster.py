@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -103,6 +104,29 @@ def test_the_driver_fetches_only_the_cells_artifacts(tmp_path: Path, ray_cluster
     assert entries == [f"{placed}.json"], entries
     report = json.loads((tmp_path / "build/shown/report.json").read_text())
     assert {task["state"] for cell in report["cells"] for task in cell["tasks"]} == {"built"}
+
+
+def test_an_input_damaged_in_the_remote_is_published_again_from_the_drivers_cache(
+    tmp_path: Path, ray_cluster: RayTestCluster
+) -> None:
+    """The driver holds an upstream result (cached locally, checked), whose blob in the remote cache
+    is damaged and which no node holds: the node cannot get its input. No run would ever rebuild
+    the upstream (it is cached here), so every run failed the same way; the driver now publishes
+    its copy again and the task is retried once."""
+    first = project(tmp_path, "[SM80]", name="mended")
+    assert drive("PLACED", first, ray_cluster)["exit"] == 0
+    seed = json.loads(first.with_suffix(".lock").read_text())["tasks"]["mended/seed"]
+    blob = tmp_path / "shared" / "cas" / seed["outputs"]["seed.json"]["hash"].split(":")[1][:2]
+    damaged = blob / seed["outputs"]["seed.json"]["hash"].split(":")[1]
+    damaged.write_bytes(b"X" + damaged.read_bytes()[1:])  # same size, other bytes
+    for cache in ray_cluster.caches.values():  # no node holds the seed any more
+        shutil.rmtree(cache, ignore_errors=True)
+
+    first.write_text(first.read_text().replace("[[SM80]]", "[[SM89]]"))
+    document = drive("PLACED", first, ray_cluster)
+    assert document["exit"] == 0, document
+    assert any("mended/seed's result was published again" in notice for notice in document["notices"])
+    assert remote_problems(tmp_path / "shared") == []
 
 
 def test_a_target_no_node_offers_fails_before_anything_runs(
@@ -237,7 +261,7 @@ def test_a_task_whose_only_node_died_fails_instead_of_waiting_forever(
     driver = subprocess.Popen(
         [sys.executable, str(DRIVER), *args, ray_cluster.address, f"file://{root / 'shared'}"],
         cwd=root,
-        env=dict(os.environ),
+        env={**os.environ, "TRTBUILD_TEST_NODES_GONE_S": "4"},  # 20 s in use: the behaviour, sooner
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

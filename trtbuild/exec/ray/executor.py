@@ -134,7 +134,26 @@ class RayExecutor(LocalExecutor):
                 return self._done(node, "cached", "cached", key, cached, 0.0)
         if not self.cluster.connected:
             return self._without_cluster(node)
-        return self._adopt(node, self._on_a_node(node, key, material))
+        done = self._on_a_node(node, key, material)
+        if done.missing_input is not None and self._publish_again(done.missing_input, node):
+            done = self._on_a_node(node, key, material)  # once: the input is on the remote now
+        return self._adopt(node, done)
+
+    def _publish_again(self, task_id: str, node: TaskNode) -> bool:
+        """Publish an upstream result this machine holds, checked, over its remote copy, which a
+        node could not use (a damaged blob, an entry without its blobs): this machine found it
+        cached locally, so no run would ever rebuild and republish it. False if this machine lacks
+        a blob of it too (then the node's failure stands, and the next run rebuilds it)."""
+        key, result = self.materials[task_id][0], self.results[task_id]
+        blobs = [digest.hash for digest in result.outputs.values()]
+        if not all(self.store.has_blob(blob) and self.store.verify_blob(blob) for blob in blobs):
+            return False
+        self.store.share(key, result, again=True)
+        self.notices.append(
+            f"{task_id}'s result was published again from this machine's cache: a node running {node.id} "
+            "could not get it from the remote cache (missing or damaged there)"
+        )
+        return True
 
     def _without_cluster(self, node: TaskNode) -> TaskEvent:
         """A task that must run though the plan found every task cached, so nothing was connected:

@@ -65,6 +65,14 @@ class NodeRequest:
     threads: int = 1  # the task's CPUs: its libraries' intra-op threads
 
 
+class MissingInput(TaskError):
+    """An upstream output this node could get from no cache: the driver may publish it again."""
+
+    def __init__(self, message: str, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
 @dataclass
 class NodeDone:
     state: NodeState
@@ -78,6 +86,7 @@ class NodeDone:
     seconds: float = 0.0
     differing_tools: list[str] = field(default_factory=list)  # facts keyed as the node has them
     records: list[logging.LogRecord] = field(default_factory=list)  # what the node logged (warnings)
+    missing_input: str | None = None  # the upstream task whose output no cache had (MissingInput)
 
 
 def run_on_node(request: NodeRequest) -> NodeDone:
@@ -88,6 +97,7 @@ def run_on_node(request: NodeRequest) -> NodeDone:
             done = _run(request)
         except TaskError as error:
             done = NodeDone("failed", request.key, request.material, reason=str(error), details=error.details)
+            done.missing_input = error.task_id if isinstance(error, MissingInput) else None
         except Exception as error:  # a bug, or a library failure no task turned into a message
             log.debug("%s failed on its node", request.task_id, exc_info=True)
             reason = f"{type(error).__name__}: {error}"
@@ -197,10 +207,10 @@ def _inputs(store: CacheStore, request: NodeRequest, input_dir: Path) -> dict[st
         if not (store.has_blob(digest) and store.verify_blob(digest)):
             store.get_action(upstream.key, task=upstream.task_id)  # downloads its outputs, checked
         if not store.has_blob(digest):
-            raise TaskError(
+            raise MissingInput(
                 f"its input {name} ({upstream.task_id}'s {upstream.output}) is in neither this node's "
-                "cache nor the remote cache: the node that made it could not publish it (see its "
-                "warnings); run again"
+                "cache nor the remote cache (missing or damaged there, see the warnings)",
+                upstream.task_id,
             )
         store.materialize(digest, input_dir / name)
         inputs[name] = input_dir / name

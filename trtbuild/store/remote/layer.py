@@ -207,9 +207,10 @@ class RemoteStore:
     def drop_action(self, key: str, why: str, task: str | None = None) -> None:
         self.local.drop_action(key, why, task)
 
-    def share(self, key: str, result: ActionResult) -> None:
+    def share(self, key: str, result: ActionResult, *, again: bool = False) -> None:
         """Publish a local result the remote lacks (built while the remote was down or another one
-        was set), as put_action would have; nothing when it is there or this machine may not write."""
+        was set), as put_action would have, or, `again`, over a remote copy found damaged (every
+        blob is uploaded); nothing when this machine may not write."""
         if (
             self.settings.read_only
             or self._unwritable
@@ -218,11 +219,13 @@ class RemoteStore:
         ):
             return
         try:
-            there = self._files.read_entry(key) is not None
+            there = not again and self._files.read_entry(key) is not None
         except Exception as error:  # see get_action
             self._down(error)
             return
         if not there:
+            with self._guard:
+                self._unusable.discard(key)  # a copy set aside as damaged is replaced
             self._try_publish(key, result)
 
     # -- faults --------------------------------------------------------------------------------------
