@@ -273,6 +273,10 @@ class LocalExecutor:
             cached = self._trusted(node, key, self._planned_result(node.id, key) or self._lookup(node, key))
             if cached is not None:
                 return self._done(node, "cached", "cached", key, cached, 0.0)
+        return self._build(node, key)
+
+    def _build(self, node: TaskNode, key: str) -> TaskEvent:
+        """Run a task the cache does not have, under its key's lock, and publish what it made."""
         with self.store.lock(key):
             # Another trtbuild process may have built it while we waited for the lock.
             cached = self._trusted(node, key, self._lookup(node, key)) if self.options.use_cache else None

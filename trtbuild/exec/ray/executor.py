@@ -32,7 +32,6 @@ from trtbuild.exec.ray.node import NodeDone, NodeRequest, Upstream, run_on_node
 from trtbuild.exec.slots import Slots
 from trtbuild.plan.graph import Graph, TaskNode
 from trtbuild.plan.plan import raise_problems
-from trtbuild.plan.status import node_key
 from trtbuild.store import ActionResult, CacheStore, FileHasher
 from trtbuild.store.remote.settings import RemoteSettings
 
@@ -123,17 +122,11 @@ class RayExecutor(LocalExecutor):
     def _memory_for(self, node: TaskNode) -> bool:
         return True  # Ray places each task on a node with the memory it declares
 
-    def _execute(self, node: TaskNode) -> TaskEvent:
-        keyed = node_key(node, self.hasher, self.results)
-        assert keyed is not None, "dependencies finished before their dependents start"
-        key, material = keyed
-        self.materials[node.id] = (key, material)
-        if self.options.use_cache:
-            cached = self._trusted(node, key, self._planned_result(node.id, key) or self._lookup(node, key))
-            if cached is not None:
-                return self._done(node, "cached", "cached", key, cached, 0.0)
+    def _build(self, node: TaskNode, key: str) -> TaskEvent:
+        """The task on a node (the local executor's key, cache and events around it)."""
         if not self.cluster.connected:
-            return self._without_cluster(node)
+            return self._without_cluster(node, key)
+        material = self.materials[node.id][1]
         done = self._on_a_node(node, key, material)
         if done.missing_input is not None and self._publish_again(done.missing_input, node):
             done = self._on_a_node(node, key, material)  # once: the input is on the remote now
@@ -155,7 +148,7 @@ class RayExecutor(LocalExecutor):
         )
         return True
 
-    def _without_cluster(self, node: TaskNode) -> TaskEvent:
+    def _without_cluster(self, node: TaskNode, key: str) -> TaskEvent:
         """A task that must run though the plan found every task cached, so nothing was connected:
         its cached result was found damaged since. A cluster is connected to now, from this thread;
         a local instance cannot be started off the main thread (Ray sets signal handlers there), so
@@ -166,12 +159,12 @@ class RayExecutor(LocalExecutor):
                 f"{node.id} ran in a local worker process: its cached result was found damaged after "
                 f"planning, and since every task was cached then, {_not_started(self.cluster)}"
             )
-            return super()._execute(node)
+            return super()._build(node, key)
         try:
             self._connect()
         except TrtbuildError as error:
             return self._event(node, "failed", str(error))
-        return self._execute(node)
+        return self._build(node, key)
 
     def _on_a_node(self, node: TaskNode, key: str, material: dict[str, Any]) -> NodeDone:
         import ray
