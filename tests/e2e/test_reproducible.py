@@ -31,28 +31,28 @@ def test_lock_is_written_sorted_and_byte_identical_when_nothing_changed(tiny_pro
     assert lock_of(tiny_project) == first
 
 
-def test_locked_run_fails_on_a_changed_opset_and_explain_says_why(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    assert tiny_project.trtbuild("run", str(tiny_project.config), "--locked").returncode == 0
-    tiny_project.edit_config("opset: 17", "opset: 18")
-    locked = tiny_project.trtbuild(
-        "run", str(tiny_project.config), "--locked", "--out", str(tiny_project.out)
+def test_locked_run_fails_on_a_changed_opset_and_explain_says_why(warm_project: Project) -> None:
+    warm_project.run_json()
+    assert warm_project.trtbuild("run", str(warm_project.config), "--locked").returncode == 0
+    warm_project.edit_config("opset: 17", "opset: 18")
+    locked = warm_project.trtbuild(
+        "run", str(warm_project.config), "--locked", "--out", str(warm_project.out)
     )
     assert locked.returncode == 1
     assert "tiny/export: export.opset: 17 -> 18" in locked.stderr
     assert "nothing ran" in locked.stderr
-    explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", "--json", check=True)
+    explained = warm_project.trtbuild("plan", str(warm_project.config), "--explain", "--json", check=True)
     reasons = {task["id"]: task["reasons"] for task in json.loads(explained.stdout)["tasks"]}
     assert reasons["tiny/export"] == ["export.opset: 17 -> 18"]
     for task_id in ("tiny/simplify", "tiny/fp32/precision", "tiny/fp32/build", "tiny/fp32/validate"):
         assert any("which runs" in reason for reason in reasons[task_id]), reasons[task_id]
 
 
-def test_explain_names_a_changed_model_file(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    module = tiny_project.root / "tinynet.py"
+def test_explain_names_a_changed_model_file(warm_project: Project) -> None:
+    warm_project.run_json()
+    module = warm_project.root / "tinynet.py"
     module.write_text(module.read_text() + "\n# edited\n")
-    explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", "--json", check=True)
+    explained = warm_project.trtbuild("plan", str(warm_project.config), "--explain", "--json", check=True)
     reasons = {task["id"]: task["reasons"] for task in json.loads(explained.stdout)["tasks"]}
     assert "input changed: tinynet.py" in reasons["tiny/export"]
 
