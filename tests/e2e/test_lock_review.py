@@ -26,6 +26,7 @@ import pytest
 
 from tests.conftest import TINY_CONFIG, Project
 from tests.e2e.test_locked import edit_lock, fingerprint, lock_file
+from tests.faults.config_fuzz import run_cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -120,19 +121,26 @@ MALFORMED = [
 ]
 
 
-def test_a_malformed_lock_entry_is_an_unreadable_lock_for_every_command(warm_project: Project) -> None:
+def test_a_malformed_lock_entry_is_an_unreadable_lock_for_every_command(
+    warm_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     warm_project.run_json()
     good = lock_file(warm_project).read_text()
     # A key that differs too: on 64a0d54 comparing the material is what crashed.
     with (warm_project.root / "tinynet.py").open("a") as source:
         source.write("# edited\n")
+    # The 12 commands go through the CLI's entry point in this process (as the fuzz tests do), not
+    # 12 interpreters: each stops at the lock, before any task, and says so on stderr.
+    monkeypatch.chdir(warm_project.root)
+    monkeypatch.setenv("TRTBUILD_CACHE_DIR", str(warm_project.cache))
+    monkeypatch.delenv("TRTBUILD_DEBUG", raising=False)
     for task, field, value, what in MALFORMED:
         document = json.loads(good)
         document["tasks"][task][field] = value
         lock_file(warm_project).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         for command in (("plan", "--locked"), ("run", "--locked"), ("plan", "--explain"), ("verify",)):
-            completed = warm_project.trtbuild(command[0], str(warm_project.config), *command[1:])
-            assert completed.returncode == 2, (task, command, completed.stdout, completed.stderr)
+            completed = run_cli_in_process([command[0], str(warm_project.config), *command[1:]])
+            assert completed.status == 2, (task, command, completed.stdout, completed.stderr)
             assert f"the lock is unreadable: task {task}: {what}" in completed.stderr, (
                 command,
                 completed.stderr,
