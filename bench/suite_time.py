@@ -113,12 +113,12 @@ def main() -> int:
                     if "failed" in last or "error" in last or "passed" not in last:
                         print(f"  {side} {module}: {last}")
                 flip = not flip
-            row = [
+            means = [
                 sum(m[i] for m in measured[side]) / args.rounds
                 for side in ("before", "after")
                 for i in (0, 1)
             ]
-            cpu_b, wall_b, cpu_a, wall_a = row
+            cpu_b, wall_b, cpu_a, wall_a = means
             totals = [t + v for t, v in zip(totals, (cpu_b, cpu_a, wall_b, wall_a), strict=True)]
             print(row(module, cpu_b, cpu_a, wall_b, wall_a))
         cpu_b, cpu_a, wall_b, wall_a = totals
