@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_CONFIG, Project
+from tests.faults.config_fuzz import run_cli_in_process
 from trtbuild.cli import build_parser
 from trtbuild.cli.remote import remote_settings
 from trtbuild.store.remote.files import RemoteFiles
@@ -202,10 +203,22 @@ def test_a_read_only_variable_that_is_not_a_boolean(checkout: Checkout) -> None:
     refused(checkout.plan(env=env), "$TRTBUILD_REMOTE_READ_ONLY='maybe'", "expected 1", "or 0")
 
 
-@pytest.mark.parametrize("value", ["ten", "0", "-3", "nan", "inf", "7200"])
-def test_a_timeout_variable_that_is_not_seconds(checkout: Checkout, value: str) -> None:
-    env = {"TRTBUILD_REMOTE_CACHE": checkout.share("team"), "TRTBUILD_REMOTE_TIMEOUT": value}
-    refused(checkout.plan(env=env), f"$TRTBUILD_REMOTE_TIMEOUT={value!r}", "seconds", "above 0", "3600")
+def test_a_timeout_variable_that_is_not_seconds(checkout: Checkout, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"TRTBUILD_REMOTE_CACHE": checkout.share("team"), "TRTBUILD_REMOTE_TIMEOUT": "ten"}
+    refused(checkout.plan(env=env), "$TRTBUILD_REMOTE_TIMEOUT='ten'", "seconds", "above 0", "3600")
+    # The other values through the CLI's entry point in this process, not an interpreter each.
+    for name in [name for name in os.environ if name.startswith("TRTBUILD_REMOTE")]:
+        monkeypatch.delenv(name)
+    for name, value in {**checkout.env(), **env}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TRTBUILD_DEBUG", raising=False)
+    monkeypatch.chdir(checkout.root)
+    for value in ("0", "-3", "nan", "inf", "7200"):
+        monkeypatch.setenv("TRTBUILD_REMOTE_TIMEOUT", value)
+        outcome = run_cli_in_process(["plan", str(checkout.config)])
+        assert (outcome.status, outcome.stdout) == (2, ""), (value, outcome.stderr)
+        assert f"$TRTBUILD_REMOTE_TIMEOUT={value!r}: expected how many seconds" in outcome.stderr
+        assert "above 0 and up to 3600" in outcome.stderr and "Traceback" not in outcome.stderr
 
 
 @pytest.mark.parametrize(
