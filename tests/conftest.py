@@ -183,10 +183,11 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def warm_project(tmp_path: Path, tiny_results: Path) -> Project:
-    """tiny_project with every task of TINY_CONFIG already in its cache, for a test whose first step
-    is a run it only needs the outputs and the lock of: that run is then a fully cached one (which
-    writes build/, the lock and the GC roots at this project's paths, as the cold run did) instead
-    of a cold build of ~6 CPU s. A test about the cold run itself keeps tiny_project."""
+    """tiny_project with every task of TINY_CONFIG already in its cache, for a test that needs
+    TINY_CONFIG's results but not their cold build (most: a first run it only needs the outputs
+    and the lock of). That run is then a fully cached one, which writes build/, the lock and the GC
+    roots at this project's paths as the cold run did, instead of a cold build of ~6 CPU s. A test
+    about the cold run itself keeps tiny_project."""
     project = new_tiny_project(tmp_path)
     for part in WARM_PARTS:
         shutil.copytree(tiny_results / part, project.cache / part)

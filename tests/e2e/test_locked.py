@@ -197,26 +197,26 @@ def test_verify_says_different_for_an_altered_hash_and_exits_1(warm_project: Pro
 
 
 def test_keys_and_locks_are_the_same_in_two_folders_at_different_paths(
-    tiny_project: Project, tmp_path: Path
+    warm_project: Project, tmp_path: Path
 ) -> None:
     """The same project at a short and a long path, run from inside it and from a parent folder
     with a relative config path, each with its own cache: the same keys and byte-identical locks."""
     other = tmp_path / "a-much-longer-folder-name" / "nested" / "project"
     other.mkdir(parents=True)
     for name in ("tinynet.py", "tiny.yaml"):
-        (other / name).write_text((tiny_project.root / name).read_text())
+        (other / name).write_text((warm_project.root / name).read_text())
     second = Project(
         root=tmp_path, config=other / "tiny.yaml", cache=tmp_path / "cache-2", out=other / "build"
     )
-    tiny_project.run_json()
+    warm_project.run_json()
     relative = os.path.relpath(second.config, tmp_path)
     completed = second.trtbuild("run", relative, "--out", str(second.out), check=True)
     assert completed.returncode == 0
-    assert lock_file(tiny_project).read_bytes() == lock_file(second).read_bytes()
-    first_keys = plan_keys(tiny_project, str(tiny_project.config))
+    assert lock_file(warm_project).read_bytes() == lock_file(second).read_bytes()
+    first_keys = plan_keys(warm_project, str(warm_project.config))
     assert first_keys == plan_keys(second, relative)
     assert all(first_keys.values())
-    text = lock_file(tiny_project).read_text()
+    text = lock_file(warm_project).read_text()
     host = os.uname().nodename
     for private in (str(tmp_path), str(Path.home()), *([host] if len(host) > 3 else [])):
         assert private not in text

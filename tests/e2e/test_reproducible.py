@@ -76,16 +76,16 @@ def test_graph_formats(tiny_project: Project) -> None:
     assert dot.startswith("digraph trtbuild {") and "t0 -> t1;" in dot
 
 
-def test_gc_keeps_what_the_lock_needs_and_frees_the_rest(tiny_project: Project) -> None:
-    tiny_project.edit_config("opset: 17", "opset: 18")
-    tiny_project.run_json()  # an older build: not in the lock once the config changes back
-    tiny_project.edit_config("opset: 18", "opset: 17")
-    tiny_project.run_json()
-    gc = tiny_project.trtbuild(
+def test_gc_keeps_what_the_lock_needs_and_frees_the_rest(warm_project: Project) -> None:
+    warm_project.edit_config("opset: 17", "opset: 18")
+    warm_project.run_json()  # an older build: not in the lock once the config changes back
+    warm_project.edit_config("opset: 18", "opset: 17")
+    warm_project.run_json()
+    gc = warm_project.trtbuild(
         "gc", "--keep-last", "0", "--max-age", "0", "--grace", "0", "--json", check=True
     )
     report = json.loads(gc.stdout)
     assert report["actions_removed"] >= 5 and report["blobs_removed"] >= 1
     # Everything the lock names is still cached: a run finds nothing to do.
-    document = tiny_project.run_json()
+    document = warm_project.run_json()
     assert {task["state"] for task in document["tasks"]} == {"cached"}
