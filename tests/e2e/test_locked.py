@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Project, in_fresh_interpreter
 from tests.e2e.test_run_cli import HEAVY_MODULES
+from tests.faults.config_fuzz import run_cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def test_plan_locked_checks_every_key_on_an_empty_cache(warm_project: Project, t
 
 
 def test_an_unreadable_lock_is_an_error_with_its_line_and_a_plain_run_replaces_it_loudly(
-    warm_project: Project,
+    warm_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     warm_project.run_json()
     lines = lock_file(warm_project).read_text().splitlines(keepends=True)
@@ -112,9 +113,14 @@ def test_an_unreadable_lock_is_an_error_with_its_line_and_a_plain_run_replaces_i
     theirs = lines[at].replace('"key": "', '"key": "ab')
     lines[at : at + 1] = ["<<<<<<< HEAD\n", lines[at], "=======\n", theirs, ">>>>>>> other-branch\n"]
     lock_file(warm_project).write_text("".join(lines))
+    # Through the CLI's entry point in this process (run_cli_in_process), not an interpreter each:
+    # every command stops at the lock, before any task.
+    monkeypatch.chdir(warm_project.root)
+    monkeypatch.setenv("TRTBUILD_CACHE_DIR", str(warm_project.cache))
+    monkeypatch.delenv("TRTBUILD_DEBUG", raising=False)
     for command in (("plan", "--locked"), ("plan", "--explain"), ("run", "--locked"), ("verify",)):
-        completed = warm_project.trtbuild(command[0], str(warm_project.config), *command[1:])
-        assert completed.returncode == 2, (command, completed.stderr)
+        completed = run_cli_in_process([command[0], str(warm_project.config), *command[1:]])
+        assert completed.status == 2, (command, completed.stderr)
         message = f"{lock_file(warm_project)}:{at + 1}:1: the lock is unreadable: git merge-conflict marker"
         assert message in completed.stderr, (command, completed.stderr)
         assert "Traceback" not in completed.stderr
