@@ -50,7 +50,8 @@ from tests.remote.s3 import (  # noqa: E402
     moto_server,
     run_clone,
 )
-from trtbuild.store.remote.files import ATTEMPTS, READ_TIMEOUT_S  # noqa: E402
+from trtbuild.store.remote.files import ATTEMPTS  # noqa: E402
+from trtbuild.store.remote.settings import READ_TIMEOUT_S  # noqa: E402
 
 Endpoint = Callable[[], contextlib.AbstractContextManager[str]]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -150,14 +151,47 @@ def run_in_fresh_interpreter(
     return json.loads(completed.stderr.strip().splitlines()[-1]), completed
 
 
-@pytest.fixture
-def tiny_project(tmp_path: Path) -> Project:
-    root = tmp_path / "project"
+def new_tiny_project(top: Path) -> Project:
+    """The tiny model and TINY_CONFIG in `top`/project, its cache `top`/cache (nothing built yet)."""
+    root = top / "project"
     root.mkdir()
     (root / "tinynet.py").write_text(TINY_MODEL)
     config = root / "tiny.yaml"
     config.write_text(TINY_CONFIG)
-    return Project(root=root, config=config, cache=tmp_path / "cache", out=root / "build")
+    return Project(root=root, config=config, cache=top / "cache", out=root / "build")
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Project:
+    return new_tiny_project(tmp_path)
+
+
+# What a warm start copies from the template's cache: its blobs and action entries, the results
+# themselves. Not what names the template's paths (GC roots, remembered configs, the stat cache), nor
+# its TensorRT-RTX copy (padded to a length that depends on the cache's path; a build makes its own).
+WARM_PARTS = ("cas", "ac")
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache holding every result of TINY_CONFIG: one cold run for the whole session."""
+    template = new_tiny_project(tmp_path_factory.mktemp("tiny-results"))
+    document = template.run_json()
+    assert document["exit_status"] == 0 and set(states(document).values()) == {"ran"}, document
+    return template.cache
+
+
+@pytest.fixture
+def warm_project(tmp_path: Path, tiny_results: Path) -> Project:
+    """tiny_project with every task of TINY_CONFIG already in its cache, for a test that needs
+    TINY_CONFIG's results but not their cold build (most: a first run it only needs the outputs
+    and the lock of). That run is then a fully cached one, which writes build/, the lock and the GC
+    roots at this project's paths as the cold run did, instead of a cold build of ~6 CPU s. A test
+    about the cold run itself keeps tiny_project."""
+    project = new_tiny_project(tmp_path)
+    for part in WARM_PARTS:
+        shutil.copytree(tiny_results / part, project.cache / part)
+    return project
 
 
 def ran_kinds(document: dict) -> Counter[str]:

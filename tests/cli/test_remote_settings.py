@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TINY_CONFIG, Project
+from tests.faults.config_fuzz import run_cli_in_process
+from trtbuild.cli import build_parser
+from trtbuild.cli.remote import remote_settings
+from trtbuild.store.remote.files import RemoteFiles
 
 LIGHT_MODEL = 'def make():\n    raise RuntimeError("a settings test plans, never builds")\n'
 SECRET = "wJalrXUtnFEMIexampleSECRET"
@@ -197,6 +201,43 @@ def test_credentials_in_a_url_are_refused_and_never_echoed(checkout: Checkout, u
 def test_a_read_only_variable_that_is_not_a_boolean(checkout: Checkout) -> None:
     env = {"TRTBUILD_REMOTE_CACHE": checkout.share("team"), "TRTBUILD_REMOTE_READ_ONLY": "maybe"}
     refused(checkout.plan(env=env), "$TRTBUILD_REMOTE_READ_ONLY='maybe'", "expected 1", "or 0")
+
+
+def test_a_timeout_variable_that_is_not_seconds(checkout: Checkout, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"TRTBUILD_REMOTE_CACHE": checkout.share("team"), "TRTBUILD_REMOTE_TIMEOUT": "ten"}
+    refused(checkout.plan(env=env), "$TRTBUILD_REMOTE_TIMEOUT='ten'", "seconds", "above 0", "3600")
+    # The other values through the CLI's entry point in this process, not an interpreter each.
+    for name in [name for name in os.environ if name.startswith("TRTBUILD_REMOTE")]:
+        monkeypatch.delenv(name)
+    for name, value in {**checkout.env(), **env}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TRTBUILD_DEBUG", raising=False)
+    monkeypatch.chdir(checkout.root)
+    for value in ("0", "-3", "nan", "inf", "7200"):
+        monkeypatch.setenv("TRTBUILD_REMOTE_TIMEOUT", value)
+        outcome = run_cli_in_process(["plan", str(checkout.config)])
+        assert (outcome.status, outcome.stdout) == (2, ""), (value, outcome.stderr)
+        assert f"$TRTBUILD_REMOTE_TIMEOUT={value!r}: expected how many seconds" in outcome.stderr
+        assert "above 0 and up to 3600" in outcome.stderr and "Traceback" not in outcome.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "read", "connect", "limit"), [("", 10, 5, 30), ("2.5", 2.5, 2.5, 30), ("60", 60, 5, 130)]
+)
+def test_the_timeout_variable_bounds_each_s3_request(
+    monkeypatch: pytest.MonkeyPatch, value: str, read: float, connect: float, limit: float
+) -> None:
+    """What s3fs is given: the read timeout, the connect timeout (5 s at most), and a request's total
+    limit, which stays above ATTEMPTS tries of a silent server (30 s, or 2 x 60 + 10 s)."""
+    monkeypatch.setenv("TRTBUILD_REMOTE_TIMEOUT", value)
+    monkeypatch.delenv("TRTBUILD_REMOTE_CACHE", raising=False)
+    args = build_parser(["run"]).parse_args(["run", "tiny.yaml", "--remote-cache", "s3://bucket/prefix"])
+    settings = remote_settings(args)
+    assert settings is not None and settings.timeout_s == read
+    files = RemoteFiles(settings)
+    config = files._filesystem().config_kwargs
+    assert (config["read_timeout"], config["connect_timeout"]) == (read, connect)
+    assert files._limit(0) == limit
 
 
 def alias_bomb() -> str:

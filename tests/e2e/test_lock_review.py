@@ -26,6 +26,7 @@ import pytest
 
 from tests.conftest import TINY_CONFIG, Project
 from tests.e2e.test_locked import edit_lock, fingerprint, lock_file
+from tests.faults.config_fuzz import run_cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +85,10 @@ def test_each_configs_lock_holds_all_its_tasks_whatever_else_is_on_the_command_l
 
 
 def test_a_run_locked_that_agrees_makes_gc_keep_what_the_lock_needs(
-    tiny_project: Project, tmp_path: Path
+    warm_project: Project, tmp_path: Path
 ) -> None:
-    tiny_project.run_json()  # writes the lock, as the one who commits it does
-    fresh = Project(tiny_project.root, tiny_project.config, tmp_path / "fresh-cache", tiny_project.out)
+    warm_project.run_json()  # writes the lock, as the one who commits it does
+    fresh = Project(warm_project.root, warm_project.config, tmp_path / "fresh-cache", warm_project.out)
     fresh.trtbuild("run", str(fresh.config), "--locked", "--out", str(fresh.out), check=True)
     collected = fresh.trtbuild(
         "gc", "--keep-last", "0", "--max-age", "0", "--grace", "0", "--json", check=True
@@ -99,18 +100,18 @@ def test_a_run_locked_that_agrees_makes_gc_keep_what_the_lock_needs(
     assert "Everything is cached." in planned.stdout
 
 
-def test_verify_checks_the_keys_before_rebuilding_and_exits_1_on_a_difference(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    before = fingerprint(lock_file(tiny_project))
-    with (tiny_project.root / "tinynet.py").open("a") as source:
+def test_verify_checks_the_keys_before_rebuilding_and_exits_1_on_a_difference(warm_project: Project) -> None:
+    warm_project.run_json()
+    before = fingerprint(lock_file(warm_project))
+    with (warm_project.root / "tinynet.py").open("a") as source:
         source.write("# a comment: the exported graph is the same, the key is not\n")
-    completed = tiny_project.trtbuild("verify", str(tiny_project.config), "--json")
+    completed = warm_project.trtbuild("verify", str(warm_project.config), "--json")
     assert completed.returncode == 1, completed.stderr
     document = json.loads(completed.stdout)
     assert "tiny/export: input changed: tinynet.py" in document["key_differences"]
     # The verdicts stay about bytes: the rebuild made the lock's bytes.
     assert {a["verdict"] for a in document["artifacts"]} == {"identical"}
-    assert fingerprint(lock_file(tiny_project)) == before
+    assert fingerprint(lock_file(warm_project)) == before
 
 
 MALFORMED = [
@@ -120,37 +121,44 @@ MALFORMED = [
 ]
 
 
-def test_a_malformed_lock_entry_is_an_unreadable_lock_for_every_command(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    good = lock_file(tiny_project).read_text()
+def test_a_malformed_lock_entry_is_an_unreadable_lock_for_every_command(
+    warm_project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warm_project.run_json()
+    good = lock_file(warm_project).read_text()
     # A key that differs too: on 64a0d54 comparing the material is what crashed.
-    with (tiny_project.root / "tinynet.py").open("a") as source:
+    with (warm_project.root / "tinynet.py").open("a") as source:
         source.write("# edited\n")
+    # The 12 commands go through the CLI's entry point in this process (as the fuzz tests do), not
+    # 12 interpreters: each stops at the lock, before any task, and says so on stderr.
+    monkeypatch.chdir(warm_project.root)
+    monkeypatch.setenv("TRTBUILD_CACHE_DIR", str(warm_project.cache))
+    monkeypatch.delenv("TRTBUILD_DEBUG", raising=False)
     for task, field, value, what in MALFORMED:
         document = json.loads(good)
         document["tasks"][task][field] = value
-        lock_file(tiny_project).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        lock_file(warm_project).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         for command in (("plan", "--locked"), ("run", "--locked"), ("plan", "--explain"), ("verify",)):
-            completed = tiny_project.trtbuild(command[0], str(tiny_project.config), *command[1:])
-            assert completed.returncode == 2, (task, command, completed.stdout, completed.stderr)
+            completed = run_cli_in_process([command[0], str(warm_project.config), *command[1:]])
+            assert completed.status == 2, (task, command, completed.stdout, completed.stderr)
             assert f"the lock is unreadable: task {task}: {what}" in completed.stderr, (
                 command,
                 completed.stderr,
             )
-            assert f"{lock_file(tiny_project)}:" in completed.stderr
+            assert f"{lock_file(warm_project)}:" in completed.stderr
             assert "internal error" not in completed.stderr and "Traceback" not in completed.stderr
 
 
-def test_locked_rejects_a_lock_whose_material_does_not_hash_to_its_key(tiny_project: Project) -> None:
-    tiny_project.run_json()
+def test_locked_rejects_a_lock_whose_material_does_not_hash_to_its_key(warm_project: Project) -> None:
+    warm_project.run_json()
 
     def edited(document: dict[str, Any]) -> None:
         document["tasks"]["tiny/export"]["params"]["opset"] = 18
         document["tasks"]["tiny/simplify"]["tools"]["onnxsim"] = "0.9.9"
 
-    edit_lock(tiny_project, edited)
-    before = fingerprint(lock_file(tiny_project))
-    planned = tiny_project.trtbuild("plan", str(tiny_project.config), "--locked")
+    edit_lock(warm_project, edited)
+    before = fingerprint(lock_file(warm_project))
+    planned = warm_project.trtbuild("plan", str(warm_project.config), "--locked")
     assert planned.returncode == 1, planned.stdout
     for task in ("tiny/export", "tiny/simplify"):
         assert (
@@ -158,7 +166,7 @@ def test_locked_rejects_a_lock_whose_material_does_not_hash_to_its_key(tiny_proj
             and "does not match its own material (edited?)" in (planned.stdout)
         )
     # run --locked --json: the differences are the one JSON document on stdout, and nothing ran.
-    locked = tiny_project.trtbuild("run", str(tiny_project.config), "--locked", "--json")
+    locked = warm_project.trtbuild("run", str(warm_project.config), "--locked", "--json")
     assert locked.returncode == 1
     document = json.loads(locked.stdout)
     assert document["tasks"] == [] and document["exit_status"] == 1
@@ -166,19 +174,19 @@ def test_locked_rejects_a_lock_whose_material_does_not_hash_to_its_key(tiny_proj
         "tiny/export",
         "tiny/simplify",
     ]
-    assert fingerprint(lock_file(tiny_project)) == before
+    assert fingerprint(lock_file(warm_project)) == before
 
 
-def test_a_key_the_lock_cannot_give_is_a_difference_naming_why(tiny_project: Project, tmp_path: Path) -> None:
-    tiny_project.run_json()
+def test_a_key_the_lock_cannot_give_is_a_difference_naming_why(warm_project: Project, tmp_path: Path) -> None:
+    warm_project.run_json()
 
     def renamed(document: dict[str, Any]) -> None:
         outputs = document["tasks"]["tiny/export"]["outputs"]
         outputs["renamed.onnx"] = outputs.pop("model.onnx")
 
-    edit_lock(tiny_project, renamed)
-    planned = tiny_project.trtbuild(
-        "plan", str(tiny_project.config), "--locked", "--json", "--cache-dir", str(tmp_path / "empty")
+    edit_lock(warm_project, renamed)
+    planned = warm_project.trtbuild(
+        "plan", str(warm_project.config), "--locked", "--json", "--cache-dir", str(tmp_path / "empty")
     )
     assert planned.returncode == 1, planned.stdout
     assert json.loads(planned.stdout)["lock"]["differences"] == [
@@ -186,15 +194,15 @@ def test_a_key_the_lock_cannot_give_is_a_difference_naming_why(tiny_project: Pro
     ]
 
 
-def test_a_lock_difference_after_the_run_says_what_to_do_about_the_lock(tiny_project: Project) -> None:
-    tiny_project.run_json()
+def test_a_lock_difference_after_the_run_says_what_to_do_about_the_lock(warm_project: Project) -> None:
+    warm_project.run_json()
 
     def altered(document: dict[str, Any]) -> None:  # the last task: nothing downstream keys on it
         document["tasks"]["tiny/fp32/validate"]["outputs"]["validation.json"]["hash"] = "blake3:" + "0" * 64
 
-    edit_lock(tiny_project, altered)
-    completed = tiny_project.trtbuild(
-        "run", str(tiny_project.config), "--locked", "--no-cache", "--out", str(tiny_project.out)
+    edit_lock(warm_project, altered)
+    completed = warm_project.trtbuild(
+        "run", str(warm_project.config), "--locked", "--no-cache", "--out", str(warm_project.out)
     )
     assert completed.returncode == 1, completed.stderr
     assert "The run differs from the lock (1):" in completed.stdout

@@ -63,9 +63,9 @@ def test_a_noop_run_writes_nothing_and_imports_no_start_up_weight(tiny_project: 
     assert report == {"status": 0, "loaded": []}
 
 
-def test_a_noop_run_prints_the_summary_table_without_rich(tiny_project: Project) -> None:
-    tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out), check=True)
-    completed = tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out))
+def test_a_noop_run_prints_the_summary_table_without_rich(warm_project: Project) -> None:
+    warm_project.trtbuild("run", str(warm_project.config), "--out", str(warm_project.out), check=True)
+    completed = warm_project.trtbuild("run", str(warm_project.config), "--out", str(warm_project.out))
     assert completed.returncode == 0, completed.stderr
     lines = completed.stdout.splitlines()
     header = next(line for line in lines if line.startswith("cell "))
@@ -76,14 +76,14 @@ def test_a_noop_run_prints_the_summary_table_without_rich(tiny_project: Project)
     assert max(len(line) for line in lines if "│" not in line and not line.startswith("tiny/")) <= 150
 
 
-def test_a_reader_that_goes_away_ends_the_run_quietly(tiny_project: Project) -> None:
+def test_a_reader_that_goes_away_ends_the_run_quietly(warm_project: Project) -> None:
     """`trtbuild run CONFIG | head -1`: the summary's writes meet a closed pipe. That was "internal
     error: BrokenPipeError ... This is a bug in trtbuild" with exit 1; now it is what a shell says
     of a process ended by SIGPIPE, and nothing else."""
-    tiny_project.run_json()
+    warm_project.run_json()
     read_end, write_end = os.pipe()
     os.close(read_end)  # every write to stdout fails, whatever the timing
-    env = {**os.environ, "TRTBUILD_CACHE_DIR": str(tiny_project.cache)}
+    env = {**os.environ, "TRTBUILD_CACHE_DIR": str(warm_project.cache)}
     try:
         completed = subprocess.run(
             [
@@ -91,11 +91,11 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(tiny_project: Project) -> 
                 "-m",
                 "trtbuild",
                 "run",
-                str(tiny_project.config),
+                str(warm_project.config),
                 "--out",
-                str(tiny_project.out),
+                str(warm_project.out),
             ],
-            cwd=tiny_project.root,
+            cwd=warm_project.root,
             env=env,
             stdout=write_end,
             stderr=subprocess.PIPE,

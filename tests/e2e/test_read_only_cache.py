@@ -67,12 +67,12 @@ def test_an_empty_read_only_cache_is_a_clear_error(tiny_project: Project) -> Non
 
 
 @needs_mount
-def test_a_filled_read_only_cache_serves_a_run_and_is_not_written(tiny_project: Project) -> None:
-    tiny_project.run_json()  # the trusted builder fills the cache
+def test_a_filled_read_only_cache_serves_a_run_and_is_not_written(warm_project: Project) -> None:
+    warm_project.run_json()  # the trusted builder fills the cache
     # Its GC roots name its own runs (it ran more configs): this run's keys have none yet.
-    shutil.rmtree(tiny_project.cache / "roots")
-    before = _tree(tiny_project.cache)
-    completed = _run_read_only(tiny_project)
+    shutil.rmtree(warm_project.cache / "roots")
+    before = _tree(warm_project.cache)
+    completed = _run_read_only(warm_project)
     assert completed.returncode == 0, completed.stderr
     assert (
         "is read-only: every task was cached; nothing was written to it"
@@ -80,26 +80,26 @@ def test_a_filled_read_only_cache_serves_a_run_and_is_not_written(tiny_project: 
     )
     # The stat cache is read as it is (immutable), not reported unusable on every run.
     assert "stat cache" not in completed.stderr, completed.stderr
-    assert sorted(p.name for p in (tiny_project.out / "tiny" / "fp32").iterdir()) == [
+    assert sorted(p.name for p in (warm_project.out / "tiny" / "fp32").iterdir()) == [
         "engine.json",
         "model.engine",
         "model.onnx",
         "precision.json",
         "validation.json",
     ]
-    assert _tree(tiny_project.cache) == before
+    assert _tree(warm_project.cache) == before
 
 
 @needs_mount
-def test_a_read_only_cache_without_a_task_names_it(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    tiny_project.edit_config("atol: 1.0e-4", "atol: 2.0e-4")  # the validate task's key changes
-    before = _tree(tiny_project.cache)
-    completed = _run_read_only(tiny_project)
+def test_a_read_only_cache_without_a_task_names_it(warm_project: Project) -> None:
+    warm_project.run_json()
+    warm_project.edit_config("atol: 1.0e-4", "atol: 2.0e-4")  # the validate task's key changes
+    before = _tree(warm_project.cache)
+    completed = _run_read_only(warm_project)
     assert completed.returncode == 1, completed.stderr
     assert "internal error" not in completed.stderr
     assert "is read-only; cannot build tiny/fp32/validate (1 task(s) not in it)" in completed.stderr
-    assert _tree(tiny_project.cache) == before
+    assert _tree(warm_project.cache) == before
 
 
 @needs_mount
@@ -115,13 +115,13 @@ def test_gc_on_a_read_only_cache_says_so(tiny_project: Project, args: tuple[str,
 
 
 @needs_mount
-def test_fsck_repair_on_a_read_only_cache_names_what_it_could_not_remove(tiny_project: Project) -> None:
+def test_fsck_repair_on_a_read_only_cache_names_what_it_could_not_remove(warm_project: Project) -> None:
     """Before: "internal error: OSError: [Errno 30] Read-only file system: '.../cas/..'"."""
-    tiny_project.run_json()
-    blob = next(p for p in (tiny_project.cache / "cas").glob("*/*") if p.stat().st_size < 4096)
+    warm_project.run_json()
+    blob = next(p for p in (warm_project.cache / "cas").glob("*/*") if p.stat().st_size < 4096)
     blob.chmod(0o644)
     blob.write_bytes(blob.read_bytes() + b" ")
-    completed = _read_only(tiny_project, "fsck", "--repair")
+    completed = _read_only(warm_project, "fsck", "--repair")
     assert completed.returncode == 1, completed.stderr
     assert "internal error" not in completed.stderr and "Traceback" not in completed.stderr
     assert f"bad: {blob}: " in completed.stderr and "(not removed: Read-only file system)" in completed.stderr

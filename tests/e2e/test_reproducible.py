@@ -31,28 +31,28 @@ def test_lock_is_written_sorted_and_byte_identical_when_nothing_changed(tiny_pro
     assert lock_of(tiny_project) == first
 
 
-def test_locked_run_fails_on_a_changed_opset_and_explain_says_why(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    assert tiny_project.trtbuild("run", str(tiny_project.config), "--locked").returncode == 0
-    tiny_project.edit_config("opset: 17", "opset: 18")
-    locked = tiny_project.trtbuild(
-        "run", str(tiny_project.config), "--locked", "--out", str(tiny_project.out)
+def test_locked_run_fails_on_a_changed_opset_and_explain_says_why(warm_project: Project) -> None:
+    warm_project.run_json()
+    assert warm_project.trtbuild("run", str(warm_project.config), "--locked").returncode == 0
+    warm_project.edit_config("opset: 17", "opset: 18")
+    locked = warm_project.trtbuild(
+        "run", str(warm_project.config), "--locked", "--out", str(warm_project.out)
     )
     assert locked.returncode == 1
     assert "tiny/export: export.opset: 17 -> 18" in locked.stderr
     assert "nothing ran" in locked.stderr
-    explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", "--json", check=True)
+    explained = warm_project.trtbuild("plan", str(warm_project.config), "--explain", "--json", check=True)
     reasons = {task["id"]: task["reasons"] for task in json.loads(explained.stdout)["tasks"]}
     assert reasons["tiny/export"] == ["export.opset: 17 -> 18"]
     for task_id in ("tiny/simplify", "tiny/fp32/precision", "tiny/fp32/build", "tiny/fp32/validate"):
         assert any("which runs" in reason for reason in reasons[task_id]), reasons[task_id]
 
 
-def test_explain_names_a_changed_model_file(tiny_project: Project) -> None:
-    tiny_project.run_json()
-    module = tiny_project.root / "tinynet.py"
+def test_explain_names_a_changed_model_file(warm_project: Project) -> None:
+    warm_project.run_json()
+    module = warm_project.root / "tinynet.py"
     module.write_text(module.read_text() + "\n# edited\n")
-    explained = tiny_project.trtbuild("plan", str(tiny_project.config), "--explain", "--json", check=True)
+    explained = warm_project.trtbuild("plan", str(warm_project.config), "--explain", "--json", check=True)
     reasons = {task["id"]: task["reasons"] for task in json.loads(explained.stdout)["tasks"]}
     assert "input changed: tinynet.py" in reasons["tiny/export"]
 
@@ -76,16 +76,16 @@ def test_graph_formats(tiny_project: Project) -> None:
     assert dot.startswith("digraph trtbuild {") and "t0 -> t1;" in dot
 
 
-def test_gc_keeps_what_the_lock_needs_and_frees_the_rest(tiny_project: Project) -> None:
-    tiny_project.edit_config("opset: 17", "opset: 18")
-    tiny_project.run_json()  # an older build: not in the lock once the config changes back
-    tiny_project.edit_config("opset: 18", "opset: 17")
-    tiny_project.run_json()
-    gc = tiny_project.trtbuild(
+def test_gc_keeps_what_the_lock_needs_and_frees_the_rest(warm_project: Project) -> None:
+    warm_project.edit_config("opset: 17", "opset: 18")
+    warm_project.run_json()  # an older build: not in the lock once the config changes back
+    warm_project.edit_config("opset: 18", "opset: 17")
+    warm_project.run_json()
+    gc = warm_project.trtbuild(
         "gc", "--keep-last", "0", "--max-age", "0", "--grace", "0", "--json", check=True
     )
     report = json.loads(gc.stdout)
     assert report["actions_removed"] >= 5 and report["blobs_removed"] >= 1
     # Everything the lock names is still cached: a run finds nothing to do.
-    document = tiny_project.run_json()
+    document = warm_project.run_json()
     assert {task["state"] for task in document["tasks"]} == {"cached"}

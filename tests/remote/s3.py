@@ -46,6 +46,7 @@ def aws_environment(endpoint: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     env.pop("TRTBUILD_REMOTE_CACHE", None)
     env.pop("TRTBUILD_REMOTE_READ_ONLY", None)
+    env.pop("TRTBUILD_REMOTE_TIMEOUT", None)
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=ACCESS_KEY,

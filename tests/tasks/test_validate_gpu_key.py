@@ -31,15 +31,15 @@ def test_validate_tools_name_the_gpus_that_would_run_the_engine(
 
 @pytest.mark.slow
 def test_a_gpu_machine_does_not_take_a_gpu_less_machines_validation(
-    tiny_project: Project, monkeypatch: pytest.MonkeyPatch
+    warm_project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tiny_project.trtbuild("run", str(tiny_project.config), "--out", str(tiny_project.out), check=True)
+    warm_project.trtbuild("run", str(warm_project.config), "--out", str(warm_project.out), check=True)
     monkeypatch.setattr(toolchain, "nvidia_gpus", lambda: ())
-    here = api.plan([tiny_project.config], cache_dir=tiny_project.cache).statuses
+    here = api.plan([warm_project.config], cache_dir=warm_project.cache).statuses
     assert {status.state for status in here.values()} == {"cached"}
     # The same cache (as a remote would serve it) seen from a machine with an L4: TensorRT-RTX
     # builds for declared targets, so everything up to the engine is shared; validation is not.
     monkeypatch.setattr(toolchain, "nvidia_gpus", lambda: (L4,))
-    there = api.plan([tiny_project.config], cache_dir=tiny_project.cache).statuses
+    there = api.plan([warm_project.config], cache_dir=warm_project.cache).statuses
     to_run = {node_id for node_id, status in there.items() if status.state == "run"}
     assert to_run == {"tiny/fp32/validate"}

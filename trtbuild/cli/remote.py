@@ -3,21 +3,26 @@ the project's `.trtbuild.yaml` (cli/project_file.py). `--no-remote-cache` uses n
 neither. Read-only (publish nothing): `--remote-read-only`, else `TRTBUILD_REMOTE_READ_ONLY` (1 or
 0), else the project file's `read_only`, wherever the URL came from: so a project can make every
 checkout a reader, and CI publishes with `TRTBUILD_REMOTE_READ_ONLY=0`. A read-only run that built
-something says so in its summary, naming where read-only came from.
+something says so in its summary, naming where read-only came from. `TRTBUILD_REMOTE_TIMEOUT`
+(seconds) sets how long an S3 request waits for the server (store/remote/settings.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from trtbuild.cli.project_file import PROJECT_FILE, ProjectSettings, read_project_file
 from trtbuild.errors import UsageError
 from trtbuild.store import Store, default_cache_dir
-from trtbuild.store.remote.settings import RemoteSettings, parse_remote_url
+from trtbuild.store.remote.settings import READ_TIMEOUT_S, RemoteSettings, parse_remote_url
 
 URL_VARIABLE = "TRTBUILD_REMOTE_CACHE"
 READ_ONLY_VARIABLE = "TRTBUILD_REMOTE_READ_ONLY"
+TIMEOUT_VARIABLE = "TRTBUILD_REMOTE_TIMEOUT"
+# An hour: beyond it a silent server would hold a run for hours (ATTEMPTS tries), never a choice.
+_LONGEST_TIMEOUT_S = 3600.0
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -55,7 +60,32 @@ def remote_settings(args: argparse.Namespace) -> RemoteSettings | None:
     if chosen is None:
         return None
     url, source = chosen
-    return parse_remote_url(url, source=source, read_only=bool(read_only_from), read_only_from=read_only_from)
+    return parse_remote_url(
+        url,
+        source=source,
+        read_only=bool(read_only_from),
+        read_only_from=read_only_from,
+        timeout_s=_timeout_s(),
+    )
+
+
+def _timeout_s() -> float:
+    """$TRTBUILD_REMOTE_TIMEOUT in seconds, else READ_TIMEOUT_S; UsageError for anything else than
+    a number of seconds above 0 and up to an hour."""
+    value = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not value:  # unset or empty (a CI template's unset variable): the default
+        return READ_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= _LONGEST_TIMEOUT_S:  # NaN fails this too
+        raise UsageError(
+            f"${TIMEOUT_VARIABLE}={value!r}: expected how many seconds an S3 request may wait for the "
+            f"server, a number above 0 and up to {_LONGEST_TIMEOUT_S:.0f} (default {READ_TIMEOUT_S:.0f}); "
+            "unset it for the default"
+        )
+    return seconds
 
 
 def _url(args: argparse.Namespace, project: ProjectSettings | None) -> tuple[str, str] | None:

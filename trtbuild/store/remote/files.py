@@ -33,19 +33,21 @@ from trtbuild.store._fsutil import open_regular
 from trtbuild.store.action_cache import DamagedEntry, check_key
 from trtbuild.store.cas import check_digest
 from trtbuild.store.hashing import digest_hex
-from trtbuild.store.remote.settings import RemoteSettings
+from trtbuild.store.remote.settings import READ_TIMEOUT_S, RemoteSettings
 
 # Bounded waits, so that an unreachable or stalled server costs seconds, not minutes: a connection
-# gets CONNECT_TIMEOUT_S, a read READ_TIMEOUT_S between bytes, and a request ATTEMPTS tries in all
-# (one retry of a refused connection, a timeout, a 5xx or throttling). A server that accepts and
-# never answers costs ATTEMPTS * READ_TIMEOUT_S once; the run then goes on without it.
-CONNECT_TIMEOUT_S = 5
-READ_TIMEOUT_S = 10
+# gets CONNECT_TIMEOUT_S (or the settings' timeout_s if lower), a read the settings' timeout_s
+# between bytes (READ_TIMEOUT_S unless TRTBUILD_REMOTE_TIMEOUT says otherwise), and a request
+# ATTEMPTS tries in all (one retry of a refused connection, a timeout, a 5xx or throttling). A
+# server that accepts and never answers costs ATTEMPTS * timeout_s once; the run then goes on
+# without it.
+CONNECT_TIMEOUT_S = 5.0
 ATTEMPTS = 2
 # botocore's read timeout bounds the gap between two bytes, not a request: a server that drips one
 # byte every few seconds held a run for ever. So each S3 request (its retries included) has a total
 # limit, fsspec's own (its sync layer wraps the request's coroutine in asyncio.wait_for, which
-# cancels it): REQUEST_FLOOR_S, above what the bounded retries of a server that never answers cost,
+# cancels it): REQUEST_FLOOR_S, above what the bounded retries of a server that never answers cost
+# (raised with a longer timeout_s: a total limit below it would cut the user's timeout short),
 # plus the time its bytes take at MIN_RATE, so a large blob on a slow but working link still comes
 # through (a 100 MB engine gets 30 s + 400 s), while a slower link counts as down.
 REQUEST_FLOOR_S = 30.0
@@ -89,7 +91,7 @@ class RemoteFiles:
         # One key of the cache's own prefix, not a listing of the bucket: a shared bucket's policy
         # may let a team list only its prefix (an s3:prefix condition). Raises if the bucket is
         # missing (FileNotFoundError), denied (PermissionError) or the server is down.
-        with _bounded(limit := _limit(0)):
+        with _bounded(limit := self._limit(0)):
             fs.call_s3(
                 "list_objects_v2",
                 Bucket=bucket,
@@ -109,7 +111,7 @@ class RemoteFiles:
                 with open(open_regular(path), "rb") as stream:
                     data: bytes = stream.read(ENTRY_LIMIT + 1)
             else:
-                with _bounded(limit := _limit(0)):
+                with _bounded(limit := self._limit(0)):
                     data = self._filesystem().cat_file(path, start=0, end=ENTRY_LIMIT + 1, timeout=limit)
         except FileNotFoundError:
             return None
@@ -135,14 +137,14 @@ class RemoteFiles:
         fs = self._filesystem()
         try:
             # The size first (a HEAD): an object bigger than named is not downloaded at all.
-            with _bounded(limit := _limit(0)):
+            with _bounded(limit := self._limit(0)):
                 remote_size = fs.info(path, timeout=limit).get("size")
         except FileNotFoundError:
             return False
         if remote_size != size:
             dest.write_bytes(b"")
             return True
-        with _bounded(limit := _limit(size)):
+        with _bounded(limit := self._limit(size)):
             fs.get_file(path, str(dest), timeout=limit)
         return True
 
@@ -172,7 +174,7 @@ class RemoteFiles:
             if self.settings.scheme == "file":
                 info = self._filesystem().info(self.blob_path(digest))
             else:
-                with _bounded(limit := _limit(0)):
+                with _bounded(limit := self._limit(0)):
                     info = self._filesystem().info(self.blob_path(digest), timeout=limit)
         except FileNotFoundError:
             return None
@@ -188,14 +190,14 @@ class RemoteFiles:
         if self.settings.scheme == "file":
             self._write_whole(target, lambda temp: self._filesystem().pipe_file(temp, data))
         else:
-            with _bounded(limit := _limit(len(data))):
+            with _bounded(limit := self._limit(len(data))):
                 self._filesystem().pipe_file(target, data, timeout=limit)
 
     def _put(self, source: str, target: str) -> None:
         if self.settings.scheme == "file":
             self._write_whole(target, lambda temp: self._filesystem().put_file(source, temp))
         else:
-            with _bounded(limit := _limit(os.path.getsize(source))):
+            with _bounded(limit := self._limit(os.path.getsize(source))):
                 self._filesystem().put_file(source, target, timeout=limit)
 
     def _write_whole(self, target: str, write: Callable[[str], None]) -> None:
@@ -235,6 +237,10 @@ class RemoteFiles:
                 continue
         return removed
 
+    def _limit(self, size: int) -> float:
+        """An S3 request's total time limit, for `size` bytes to move (see REQUEST_FLOOR_S)."""
+        return _floor(self.settings.timeout_s) + size / MIN_RATE
+
     def _filesystem(self) -> Any:
         if self._fs is None:
             import fsspec  # only when the remote is first used: a locally cached run never imports it
@@ -248,8 +254,8 @@ class RemoteFiles:
                     skip_instance_cache=True,
                     use_listings_cache=False,  # other machines write: a listing is stale at once
                     config_kwargs={
-                        "connect_timeout": CONNECT_TIMEOUT_S,
-                        "read_timeout": READ_TIMEOUT_S,
+                        "connect_timeout": min(CONNECT_TIMEOUT_S, self.settings.timeout_s),
+                        "read_timeout": self.settings.timeout_s,
                         # "max_attempts" would count retries (2 is 3 tries); "total_max_attempts" counts tries
                         "retries": {"total_max_attempts": ATTEMPTS, "mode": "standard"},
                     },
@@ -278,9 +284,9 @@ def _clear_folder_at(target: str, temp: str) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
-def _limit(size: int) -> float:
-    """An S3 request's total time limit, for `size` bytes to move (see REQUEST_FLOOR_S)."""
-    return REQUEST_FLOOR_S + size / MIN_RATE
+def _floor(timeout_s: float) -> float:
+    """REQUEST_FLOOR_S, raised by what a timeout longer than the default adds to ATTEMPTS tries."""
+    return REQUEST_FLOOR_S + ATTEMPTS * max(0.0, timeout_s - READ_TIMEOUT_S)
 
 
 @contextlib.contextmanager
@@ -290,6 +296,7 @@ def _bounded(limit: float) -> Iterator[None]:
         yield
     except TimeoutError as error:  # FSTimeoutError is one (asyncio.TimeoutError is TimeoutError)
         raise TimeoutError(
-            f"no complete answer within {limit:.0f} s (a request may take {REQUEST_FLOOR_S:.0f} s, "
-            f"plus 1 s per {MIN_RATE // 1024} KiB it moves)"
+            f"no complete answer within {limit:.0f} s (a request may take {REQUEST_FLOOR_S:.0f} s, more "
+            f"with a TRTBUILD_REMOTE_TIMEOUT over {READ_TIMEOUT_S:.0f} s, plus 1 s per "
+            f"{MIN_RATE // 1024} KiB it moves)"
         ) from error

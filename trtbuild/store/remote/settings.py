@@ -23,6 +23,10 @@ from urllib.parse import unquote, urlsplit
 from trtbuild.errors import UsageError
 
 SCHEMES = ("file", "s3")
+# How long an S3 request waits for the server, to connect (at most CONNECT_TIMEOUT_S in files.py)
+# and between two bytes of an answer; `TRTBUILD_REMOTE_TIMEOUT` sets it (cli/remote.py). A server
+# that never answers costs ATTEMPTS (files.py) times this, once per run.
+READ_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class RemoteSettings:
     read_only: bool = False
     source: str = "--remote-cache"  # where the URL came from, for messages
     read_only_from: str = ""  # where read_only came from (a flag, a variable, the project file)
+    timeout_s: float = READ_TIMEOUT_S  # S3 only: a shared folder's reads are the mount's
 
     @property
     def scheme(self) -> str:
@@ -46,7 +51,12 @@ class RemoteSettings:
 
 
 def parse_remote_url(
-    url: str, *, source: str, read_only: bool = False, read_only_from: str = ""
+    url: str,
+    *,
+    source: str,
+    read_only: bool = False,
+    read_only_from: str = "",
+    timeout_s: float = READ_TIMEOUT_S,
 ) -> RemoteSettings:
     """The settings for ``url``; UsageError naming ``source`` when it cannot be a remote cache."""
     text = url.strip()
@@ -77,7 +87,7 @@ def parse_remote_url(
         folder = os.path.normpath(unquote(parts.path))  # file:///mnt/team%20cache
         if not os.path.isabs(folder):
             raise UsageError(f"{source}: {_shown(url)}: the shared folder must be an absolute path")
-        return RemoteSettings(f"file://{folder}", read_only, source, read_only_from)
+        return RemoteSettings(f"file://{folder}", read_only, source, read_only_from, timeout_s)
     bucket, prefix = parts.netloc, parts.path.strip("/")
     if not bucket:
         raise UsageError(f"{source}: {_shown(url)}: an S3 URL names a bucket: s3://bucket/prefix")
@@ -86,7 +96,7 @@ def parse_remote_url(
             f"{source}: an s3:// remote cache needs s3fs, which this installation lacks: "
             "pip install 'trtbuild[s3]'"
         )
-    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source, read_only_from)
+    return RemoteSettings(f"s3://{bucket}/{prefix}".rstrip("/"), read_only, source, read_only_from, timeout_s)
 
 
 def _shown(url: str) -> str:
