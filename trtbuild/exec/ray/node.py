@@ -141,7 +141,7 @@ def _run(request: NodeRequest) -> NodeDone:
 
 def _node_key(request: NodeRequest) -> tuple[str, dict[str, Any], list[str]]:
     """The driver's key, or this node's when its tool facts differ (module doc); and which differ.
-    A node with another trtbuild (the kind's version) refuses: its output would not be the
+    A node whose trtbuild has another version of the kind refuses: its output would not be the
     driver's kind's."""
     kind, material = request.kind, request.material
     if kind.version != material["version"]:
